@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from turngym.types import Conversation, Episode, Group, TokenTrace, Turn
+
+
+def _turn(i: int, trace: TokenTrace | None = None) -> Turn:
+    return Turn(i, "agent", f"obs{i}", f"act{i}", 0.5, False, False, f"k{i}", True, {"x": 1}, trace)
+
+
+def test_records_roundtrip_json():
+    trace = TokenTrace((1, 2), (3, 4), (-0.1, -0.2))
+    ep = Episode(
+        "e",
+        "turngym/X-v0",
+        "t",
+        3,
+        "test",
+        (_turn(0, trace), _turn(1)),
+        1.0,
+        True,
+        {"gold": "a"},
+        {"m": 2},
+    )
+    assert Episode.from_dict(json.loads(json.dumps(ep.to_dict()))) == ep
+    assert ep.total_reward == 1.0 and ep.num_turns == 2 and not ep.truncated
+
+
+def test_token_trace_validates_lengths():
+    with pytest.raises(ValueError, match="one logprob per completion token"):
+        TokenTrace((1,), (2, 3), (-1.0,))
+
+
+def test_group_rejects_foreign_episodes():
+    a = Episode("a", "e", "t1", 0, "test", (), 0.0, False)
+    b = Episode("b", "e", "t2", 0, "test", (), 0.0, False)
+    with pytest.raises(ValueError, match="other tasks"):
+        Group("t1@0", "t1", (a, b))
+
+
+def test_conversation_messages_and_window():
+    conv = Conversation("sys", (("o1", "a1"), ("o2", "a2")), "o3")
+    assert [m["role"] for m in conv.messages()] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+    ]
+    assert conv.last(1).turns == (("o2", "a2"),) and conv.last(0).turns == ()

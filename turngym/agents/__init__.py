@@ -1,0 +1,72 @@
+"""Agents: the batched protocol, reference agents, and the name registry.
+
+Agents are resolved from strings such as ``"random"``, ``"oracle"`` or
+``"replay:runs/episodes.jsonl"``: the part before the first colon names a factory in
+:data:`agent_registry`, the rest is its argument. Third-party packages add factories through
+the ``turngym.agents`` entry-point group (value: a function ``(arg, *, seed) -> Agent``).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from turngym.agents.base import ActionResult, Agent, BaseAgent, EnvAwareAgent
+from turngym.agents.scripted import OracleAgent, RandomAgent, ReplayAgent, ScriptedAgent
+from turngym.registry import Registry
+
+__all__ = [
+    "ActionResult",
+    "Agent",
+    "BaseAgent",
+    "EnvAwareAgent",
+    "AgentFactory",
+    "OracleAgent",
+    "RandomAgent",
+    "ReplayAgent",
+    "ScriptedAgent",
+    "agent_registry",
+    "make_agent",
+]
+
+
+class AgentFactory(Protocol):
+    """Builds an agent from the argument after the colon (``None`` if there was none)."""
+
+    def __call__(self, arg: str | None, *, seed: int) -> Agent | EnvAwareAgent:  # noqa: D102
+        ...
+
+
+def _random(arg: str | None, *, seed: int) -> RandomAgent:
+    return RandomAgent(seed=seed)
+
+
+def _oracle(arg: str | None, *, seed: int) -> OracleAgent:
+    return OracleAgent()
+
+
+def _replay(arg: str | None, *, seed: int) -> ReplayAgent:
+    if not arg:
+        raise ValueError("replay needs a file: use 'replay:path/to/episodes.jsonl'.")
+    return ReplayAgent(arg)
+
+
+agent_registry: Registry[AgentFactory] = Registry("agent", group="turngym.agents")
+"""Agent factories by name."""
+agent_registry.register("random", _random)
+agent_registry.register("oracle", _oracle)
+agent_registry.register("replay", _replay)
+
+
+def make_agent(spec: str, *, seed: int = 0) -> Agent | EnvAwareAgent:
+    """Build an agent from a spec string ``"name"`` or ``"name:argument"``.
+
+    Raises:
+        turngym.registry.UnknownNameError: No factory has that name (with suggestions).
+
+    Example:
+        >>> type(make_agent("random", seed=1)).__name__
+        'RandomAgent'
+    """
+    name, sep, arg = spec.partition(":")
+    factory = agent_registry.get(name)
+    return factory(arg if sep else None, seed=seed)

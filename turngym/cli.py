@@ -1,0 +1,313 @@
+"""The ``turngym`` command line: ``list``, ``check``, ``play`` and ``rollout``.
+
+``main(argv)`` returns the exit code, so every subcommand is testable in-process. Exit codes
+are stable: 0 success, 1 a check or run failed, 2 bad usage (unknown names, bad options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import turngym
+from turngym.agents import EnvAwareAgent, agent_registry, make_agent
+from turngym.core import INSTRUCTIONS, PRIVILEGED
+from turngym.registry import UnknownNameError, env_registry
+from turngym.rollout import collect
+from turngym.testing import CHECKS, check_env
+from turngym.trainers.credit import estimator_registry
+from turngym.types import Conversation, Group
+
+__all__ = ["main", "summarize"]
+
+_REGISTRIES = {"envs": env_registry, "estimators": estimator_registry, "agents": agent_registry}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="turngym",
+        description="Multi-turn text envs, credit assignment and benchmarks for LLM agents.",
+    )
+    parser.add_argument("--version", action="version", version=f"turngym {turngym.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list registered envs, estimators, agents or plugins")
+    p.add_argument("what", nargs="?", default="envs", choices=[*_REGISTRIES, "plugins"])
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    p = sub.add_parser("check", help="run the conformance checks on envs (exit 1 on failure)")
+    p.add_argument("env_ids", nargs="*", help="env ids (default with --all: every registered env)")
+    p.add_argument("--all", action="store_true", help="check every registered env")
+    p.add_argument("--split", default="test")
+    p.add_argument("--fuzz-examples", type=int, default=100, help="fuzzed actions per env")
+    p.add_argument("--only", nargs="+", choices=list(CHECKS), help="run only these checks")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("play", help="play an env interactively (for debugging envs)")
+    p.add_argument("env_id")
+    _task_options(p)
+    p.add_argument("--agent", default="human", help="'human' (type actions) or an agent name")
+
+    p = sub.add_parser("rollout", help="collect groups of episodes and write them as JSONL")
+    p.add_argument("env_id")
+    _task_options(p)
+    p.add_argument("--agent", default="random", help="agent spec: random, oracle, replay:FILE")
+    p.add_argument("--tasks", type=int, default=10, help="number of tasks (seeds seed..seed+N-1)")
+    p.add_argument("--group-size", type=int, default=1, help="episodes per task (G)")
+    p.add_argument("--max-turns", type=int, default=None, help="turn cap (default: env spec)")
+    p.add_argument("--agent-seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None, help="write episodes here (JSONL)")
+    p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    return parser
+
+
+def _task_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    p.add_argument("--seed", type=int, default=0, help="first task seed")
+    p.add_argument("--level", type=int, default=None, help="difficulty preset")
+    p.add_argument(
+        "--difficulty",
+        type=json.loads,
+        default=None,
+        help="knob overrides as JSON, e.g. '{\"size\": 5}'",
+    )
+
+
+def _reset_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if args.level is not None:
+        options["level"] = args.level
+    if args.difficulty:
+        options["difficulty"] = args.difficulty
+    return options
+
+
+# --- list -------------------------------------------------------------------------------------
+def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
+    for registry in _REGISTRIES.values():
+        registry.load_plugins()
+    if args.what == "plugins":
+        rows = [
+            {"group": s.group, "name": s.name, "value": s.value, "ok": s.ok, "error": s.error}
+            for registry in _REGISTRIES.values()
+            for s in registry.plugin_status
+        ]
+        if args.json:
+            print(json.dumps(rows, indent=2), file=out)
+        for row in [] if args.json else rows:
+            status = "ok" if row["ok"] else f"FAILED ({row['error']})"
+            print(f"{row['group']:20} {row['name']:20} {row['value']:40} {status}", file=out)
+        if not rows and not args.json:
+            print("(no plugins installed)", file=out)
+        return 0
+    names = _REGISTRIES[args.what].names()
+    print(json.dumps(names) if args.json else "\n".join(names) or "(none registered)", file=out)
+    return 0
+
+
+# --- check ------------------------------------------------------------------------------------
+def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
+    env_ids = args.env_ids or (env_registry.names() if args.all else [])
+    if not env_ids:
+        print("turngym check: name env ids or pass --all", file=sys.stderr)
+        return 2
+    for env_id in env_ids:
+        env_registry.get(env_id)  # unknown ids: usage error with suggestions, before any work
+    reports = [
+        check_env(e, split=args.split, fuzz_examples=args.fuzz_examples, only=args.only)
+        for e in env_ids
+    ]
+    if args.json:
+        data = [
+            {"env_id": r.env_id, "ok": r.ok, "checks": [vars_of(c) for c in r.results]}
+            for r in reports
+        ]
+        print(json.dumps(data, indent=2), file=out)
+    else:
+        for report in reports:
+            print(f"{report.env_id}: {'PASS' if report.ok else 'FAIL'}", file=out)
+            for result in report.results:
+                mark = "ok  " if result.ok else "FAIL"
+                print(
+                    f"  {mark} {result.name}{'  ' + result.message if result.message else ''}",
+                    file=out,
+                )
+    return 0 if all(r.ok for r in reports) else 1
+
+
+def vars_of(result: Any) -> dict[str, Any]:
+    """Return a slotted dataclass's fields as a dict."""
+    return {name: getattr(result, name) for name in result.__slots__}
+
+
+# --- play -------------------------------------------------------------------------------------
+_PLAY_HELP = (
+    "Type an action (plain words are wrapped in the env's tag), or :reset, :privileged, :quit."
+)
+
+
+def _cmd_play(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
+    env = turngym.make(args.env_id)
+    tag = getattr(env.unwrapped, "action_tag", "action")
+    agent = None if args.agent == "human" else make_agent(args.agent, seed=args.seed)
+    options = {"split": args.split, **_reset_options(args)}
+    obs, info = env.reset(seed=args.seed, options=options)
+    print(info.get(INSTRUCTIONS, ""), f"\n{_PLAY_HELP}\n\n{obs}", sep="", file=out)
+    privileged = info.get(PRIVILEGED, {})
+    instructions, history = str(info.get(INSTRUCTIONS, "")), ()
+    turn, total = 0, 0.0
+    while True:
+        if agent is None:
+            print("> ", end="", file=out, flush=True)
+            line = stdin.readline()
+            if not line or line.strip() in {":q", ":quit"}:
+                return 0
+            line = line.rstrip("\n")
+            if line == ":reset":
+                obs, info = env.reset(seed=args.seed, options=options)
+                turn, total, history = 0, 0.0, ()
+                print(obs, file=out)
+                continue
+            if line == ":privileged":
+                print(json.dumps(privileged, indent=2, default=str), file=out)
+                continue
+            action = line if "<" in line else f"<{tag}>{line}</{tag}>"
+        else:
+            conversation = Conversation(instructions, history, obs, episode_id=f"play/{args.seed}")
+            action = _agent_action(agent, env, conversation)
+            print(f"> {action}", file=out)
+        history = (*history, (obs, action))
+        obs, reward, terminated, truncated, info = env.step(action)
+        privileged = info.get(PRIVILEGED, privileged)
+        turn, total = turn + 1, total + float(reward)
+        status = " [terminated]" if terminated else " [truncated]" if truncated else ""
+        print(
+            f"{obs}\n(turn {turn}, reward {float(reward):+.2f}, return {total:+.2f}){status}",
+            file=out,
+        )
+        if (terminated or truncated) and (agent is not None or not _ask_again(out, stdin)):
+            return 0
+        if terminated or truncated:
+            obs, info = env.reset(seed=args.seed, options=options)
+            turn, total, history = 0, 0.0, ()
+            print(obs, file=out)
+
+
+def _agent_action(agent: Any, env: Any, conversation: Conversation) -> str:
+    if isinstance(agent, EnvAwareAgent):
+        return agent.act_batch_with_envs([conversation], [env])[0].text
+    return agent.act_batch([conversation])[0].text
+
+
+def _ask_again(out: TextIO, stdin: TextIO) -> bool:
+    print("Episode over. Play again? [y/N] ", end="", file=out, flush=True)
+    return stdin.readline().strip().lower() in {"y", "yes"}
+
+
+# --- rollout ----------------------------------------------------------------------------------
+def summarize(groups: Sequence[Group]) -> dict[str, Any]:
+    """Aggregate groups: success rate with a Wilson 95% interval, mean outcome, turns, errors."""
+    episodes = [ep for g in groups for ep in g.episodes]
+    n = len(episodes)
+    successes = sum(ep.success for ep in episodes)
+    turns = [t for ep in episodes for t in ep.turns]
+    low, high = wilson_interval(successes, n)
+    return {
+        "episodes": n,
+        "success_rate": successes / n if n else 0.0,
+        "success_ci95": [low, high],
+        "mean_outcome": sum(ep.outcome for ep in episodes) / n if n else 0.0,
+        "mean_return": sum(ep.total_reward for ep in episodes) / n if n else 0.0,
+        "mean_turns": len(turns) / n if n else 0.0,
+        "invalid_action_rate": sum(not t.action_valid for t in turns) / len(turns)
+        if turns
+        else 0.0,
+        "errors": sum(ep.error is not None for ep in episodes),
+    }
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (exact-coverage-ish at small n)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def _cmd_rollout(args: argparse.Namespace, out: TextIO) -> int:
+    if args.tasks < 1 or args.group_size < 1:
+        print("turngym rollout: --tasks and --group-size must be >= 1", file=sys.stderr)
+        return 2
+    env_registry.get(args.env_id)
+    agent = make_agent(args.agent, seed=args.agent_seed)
+    groups = collect(
+        args.env_id,
+        agent,
+        tasks=list(range(args.seed, args.seed + args.tasks)),
+        group_size=args.group_size,
+        split=args.split,
+        options=_reset_options(args),
+        max_turns=args.max_turns,
+        progress=args.progress,
+    )
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with args.out.open("w") as fh:
+            for group in groups:
+                for episode in group.episodes:
+                    fh.write(json.dumps(episode.to_dict()) + "\n")
+    summary = {"env_id": args.env_id, "agent": args.agent, "split": args.split, **summarize(groups)}
+    if args.json:
+        print(json.dumps(summary, indent=2), file=out)
+    else:
+        low, high = summary["success_ci95"]
+        s = summary
+        print(
+            f"{args.env_id} | agent {args.agent} | split {args.split} | {s['episodes']} episodes",
+            f"  success      {s['success_rate']:.3f}  (95% CI {low:.3f}-{high:.3f})",
+            f"  mean outcome {s['mean_outcome']:.3f}   mean return {s['mean_return']:.3f}",
+            f"  mean turns   {s['mean_turns']:.2f}   invalid actions "
+            f"{s['invalid_action_rate']:.3f}   errors {s['errors']}",
+            sep="\n",
+            file=out,
+        )
+        if args.out is not None:
+            print(f"  episodes written to {args.out}", file=out)
+    return 0 if summary["errors"] == 0 else 1
+
+
+def main(
+    argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stdin: TextIO | None = None
+) -> int:
+    """Run the CLI and return its exit code (0 ok, 1 failure, 2 usage error)."""
+    out = stdout or sys.stdout
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exit_:  # argparse exits 2 on usage errors and 0 on --help
+        return int(exit_.code or 0)
+    try:
+        if args.command == "list":
+            return _cmd_list(args, out)
+        if args.command == "check":
+            return _cmd_check(args, out)
+        if args.command == "play":
+            return _cmd_play(args, out, stdin or sys.stdin)
+        return _cmd_rollout(args, out)
+    except UnknownNameError as err:
+        print(f"turngym {args.command}: {err}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as err:
+        print(f"turngym {args.command}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

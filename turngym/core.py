@@ -1,0 +1,533 @@
+"""The text-environment contract: :class:`TextEnv`, :class:`TextSpace`, info keys, action tags.
+
+A :class:`TextEnv` *is* a ``gymnasium.Env[str, str]`` (STYLE.md 10.1): observations and actions
+are strings, ``reset`` and ``step`` have Gymnasium's signatures, and every env passes
+``gymnasium.utils.env_checker.check_env``. What turngym adds is a per-turn record in ``info``
+(the reserved keys below), tasks and splits (:mod:`turngym.tasks`), snapshot/restore, an
+oracle, and a leak check.
+
+Writing an env means subclassing :class:`TextEnv` and filling in the "set by subclasses"
+hooks; the base class does the bookkeeping that must be identical everywhere (option parsing,
+task selection, action-tag parsing, invalid actions, the info dict, snapshots).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import pickle
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, SupportsFloat
+
+import gymnasium
+import numpy as np
+
+from turngym.tasks import (
+    SPLITS,
+    canonical_json,
+    draw_task,
+    load_tasks_file,
+    resolve_difficulty,
+    task_id_of,
+)
+
+__all__ = [
+    "TASK_ID",
+    "INSTRUCTIONS",
+    "STATE_KEY",
+    "ACTION_VALID",
+    "REWARD_COMPONENTS",
+    "SUCCESS",
+    "SCORE",
+    "PRIVILEGED",
+    "METRICS",
+    "RESERVED_INFO_KEYS",
+    "TextSpace",
+    "ParsedAction",
+    "parse_action",
+    "Transition",
+    "TextEnv",
+    "InvalidActionPenalty",
+    "clear_task_cache",
+]
+
+# --- Reserved info keys (DESIGN.md section 2) ------------------------------------------------
+TASK_ID = "task_id"
+"""Stable id of the current task (reset and every step)."""
+INSTRUCTIONS = "instructions"
+"""System text: the task, the action grammar and one example (reset only)."""
+STATE_KEY = "state_key"
+"""Canonical, hashable key of the env state (not of the text history)."""
+ACTION_VALID = "action_valid"
+"""Whether the last action parsed and applied (step only)."""
+REWARD_COMPONENTS = "reward_components"
+"""Dict naming the parts that add up to the step reward."""
+SUCCESS = "success"
+"""Whether the task is solved in the current state."""
+SCORE = "score"
+"""Task score in [0, 1] of the current state; the final one is the episode outcome."""
+PRIVILEGED = "privileged"
+"""Ground truth for trainers/evaluators; stripped by the rollout engine before agents see it."""
+METRICS = "metrics"
+"""Env-specific numbers (e.g. the optimal plan length)."""
+
+RESERVED_INFO_KEYS: tuple[str, ...] = (
+    TASK_ID,
+    INSTRUCTIONS,
+    STATE_KEY,
+    ACTION_VALID,
+    REWARD_COMPONENTS,
+    SUCCESS,
+    SCORE,
+    PRIVILEGED,
+    METRICS,
+)
+
+_RESET_OPTION_KEYS = frozenset({"split", "task", "difficulty", "level"})
+
+# Drawn tasks by (env class, split, seed, difficulty JSON) -> task JSON. Sound because
+# generate_task must depend on nothing but its rng and difficulty (see its docstring).
+_TASK_CACHE: dict[tuple[type, str, int, str], str] = {}
+_TASK_CACHE_SIZE = 4096
+
+
+def clear_task_cache() -> None:
+    """Forget every cached task draw (the checker does, to test generators themselves)."""
+    _TASK_CACHE.clear()
+
+
+class TextSpace(gymnasium.spaces.Space[str]):
+    """Any string of at most ``max_chars`` characters.
+
+    ``sample()`` draws one of ``examples`` (valid-looking actions), so random agents and
+    Gymnasium's checker exercise real moves rather than noise.
+
+    Example:
+        >>> space = TextSpace(max_chars=10, examples=("<action>up</action>",))
+        >>> space.contains("hello"), space.contains("x" * 11)
+        (True, False)
+    """
+
+    def __init__(
+        self, max_chars: int = 32_768, examples: Sequence[str] = (), seed: int | None = None
+    ) -> None:
+        """Create the space.
+
+        Args:
+            max_chars: Longest accepted string.
+            examples: Strings that ``sample()`` chooses from (``""`` if empty).
+            seed: Seed for ``sample()``.
+        """
+        super().__init__(shape=None, dtype=None, seed=seed)
+        self.max_chars = int(max_chars)
+        self.examples = tuple(examples)
+
+    def sample(self, mask: Any = None, probability: Any = None) -> str:
+        """Return one of the examples, uniformly at random."""
+        if not self.examples:
+            return ""
+        return self.examples[int(self.np_random.integers(len(self.examples)))]
+
+    def contains(self, x: Any) -> bool:
+        """Whether ``x`` is a string of at most ``max_chars`` characters."""
+        return isinstance(x, str) and len(x) <= self.max_chars
+
+    @property
+    def is_np_flattenable(self) -> bool:
+        """Text cannot be flattened into a fixed-size array."""
+        return False
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, TextSpace)
+            and other.max_chars == self.max_chars
+            and other.examples == self.examples
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.max_chars, self.examples))
+
+    def __repr__(self) -> str:
+        return f"TextSpace(max_chars={self.max_chars}, examples={len(self.examples)})"
+
+
+# --- Action tags ------------------------------------------------------------------------------
+_THINK = re.compile(r"<think>.*?</think>", re.IGNORECASE | re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedAction:
+    """Result of :func:`parse_action`: the tag content, or why there is none."""
+
+    content: str | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether a well-formed tag was found."""
+        return self.content is not None
+
+
+@functools.lru_cache(maxsize=64)
+def _tag_pattern(tag: str) -> re.Pattern[str]:
+    # The content may not contain another opening tag, so for nested or repeated tags the
+    # innermost well-formed pair wins; we then keep the LAST such pair.
+    t = re.escape(tag)
+    return re.compile(rf"<{t}>((?:(?!<{t}>).)*?)</{t}>", re.IGNORECASE | re.DOTALL)
+
+
+def parse_action(text: str, tag: str = "action", *, max_chars: int = 32_768) -> ParsedAction:
+    """Extract the content of the last well-formed ``<tag>...</tag>`` in ``text``.
+
+    ``<think>...</think>`` blocks are removed first, so reasoning may mention tags freely.
+    Never raises on any string.
+
+    Example:
+        >>> parse_action("<think>left? <action>no</action></think><action> up </action>").content
+        'up'
+        >>> parse_action("up").error
+        'no <action>...</action> tag found'
+    """
+    if not isinstance(text, str):
+        return ParsedAction(None, f"action must be a string, got {type(text).__name__}")
+    if len(text) > max_chars:
+        return ParsedAction(None, f"action is {len(text)} characters long (limit {max_chars})")
+    stripped = _THINK.sub(" ", text) if "think>" in text.lower() else text
+    matches = _tag_pattern(tag).findall(stripped)
+    if not matches:
+        return ParsedAction(None, f"no <{tag}>...</{tag}> tag found")
+    content = matches[-1].strip()
+    if not content:
+        return ParsedAction(None, f"the <{tag}> tag is empty")
+    return ParsedAction(content)
+
+
+# --- The env base class -----------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """What a subclass's :meth:`TextEnv.apply` returns for one parsed command.
+
+    Attributes:
+        reward: Immediate reward.
+        terminated: The task ended (solved or failed for good).
+        valid: Whether the command was legal; an illegal one changes nothing.
+        message: Feedback shown above the rendered state (e.g. why it was illegal).
+        reward_components: Named parts of ``reward`` (they must add up to it).
+        effective: Whether the state changed (RAGEN's ``action_is_effective``).
+    """
+
+    reward: float = 0.0
+    terminated: bool = False
+    valid: bool = True
+    message: str = ""
+    reward_components: Mapping[str, float] = field(default_factory=dict)
+    effective: bool = True
+
+
+class TextEnv(gymnasium.Env[str, str]):
+    """Base class of every turngym env: a Gymnasium env whose spaces are text.
+
+    ``reset(options=...)`` accepts ``split`` (``"train"``/``"validation"``/``"test"``,
+    default ``"train"``), ``task`` (a task dict, bypassing generation), ``difficulty`` (knob
+    overrides) and ``level`` (a preset). The seed selects the task within the split.
+
+    Info after reset and after every step holds the reserved keys of this module;
+    ``instructions`` only after reset, ``action_valid`` only after a step.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
+
+    # --- Set by subclasses ---
+    family: ClassVar[str] = "text"
+    """Short lowercase name, used in task ids and RNG streams. Never change it once released."""
+    action_tag: ClassVar[str] = "action"
+    """The tag that wraps an action."""
+    example_actions: ClassVar[tuple[str, ...]] = ()
+    """Valid-looking tagged actions for ``action_space.sample()`` and random agents."""
+    difficulty_defaults: ClassVar[Mapping[str, Any]] = {}
+    """Every difficulty knob and its default value."""
+    levels: ClassVar[Mapping[int, Mapping[str, Any]]] = {}
+    """Named presets of knobs, ``level -> overrides``."""
+
+    def __init__(
+        self,
+        *,
+        render_mode: str | None = None,
+        level: int | None = None,
+        tasks_file: str | Path | None = None,
+        **difficulty: Any,
+    ) -> None:
+        """Create the env.
+
+        Args:
+            render_mode: ``None`` or ``"ansi"`` (``render()`` returns the current text).
+            level: A difficulty preset from :attr:`levels`.
+            tasks_file: JSONL of task dicts to draw from instead of the generator.
+            **difficulty: Knob overrides (see :attr:`difficulty_defaults`).
+
+        Raises:
+            ValueError: An unknown render mode, level or knob, or an invalid knob value.
+        """
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode={render_mode!r} is not supported; use one of "
+                f"{self.metadata['render_modes']} or None."
+            )
+        self.render_mode = render_mode
+        self.difficulty = resolve_difficulty(
+            self.difficulty_defaults, self.levels, level=level, overrides=difficulty
+        )
+        self.check_difficulty(self.difficulty)
+        self._tasks_file = None if tasks_file is None else load_tasks_file(tasks_file)
+        self.observation_space = TextSpace()
+        self.action_space = TextSpace(examples=self.example_actions)
+        self.episode_difficulty: dict[str, Any] = dict(self.difficulty)
+        """The knobs of the current episode: ``difficulty`` plus the reset's level/overrides.
+        Envs read knobs that act during play (rewards, moves per turn) from here."""
+        self.task: dict[str, Any] = {}
+        self.task_id = ""
+        self.split = "train"
+        self.turn = 0
+        self._last_obs = ""
+
+    # --- Hooks for subclasses -----------------------------------------------------------------
+    def check_difficulty(self, difficulty: Mapping[str, Any]) -> None:
+        """Raise ``ValueError`` with an actionable message if a knob value is invalid."""
+
+    def generate_task(self, rng: np.random.Generator, difficulty: Mapping[str, Any]) -> dict:
+        """Return a new JSON-serialisable task dict drawn with ``rng`` only.
+
+        It must depend on nothing but ``rng`` and ``difficulty`` (not on instance state):
+        that is what makes tasks identical across machines, and drawn tasks cacheable.
+        """
+        raise NotImplementedError
+
+    def load_task(self, task: Mapping[str, Any]) -> None:
+        """Set up the episode state from a task dict; raise ``ValueError`` if it is malformed."""
+        raise NotImplementedError
+
+    def instructions(self) -> str:
+        """Return the system text: the task, the action grammar and one short example."""
+        raise NotImplementedError
+
+    def render_text(self) -> str:
+        """Return the observation text of the current state."""
+        raise NotImplementedError
+
+    def apply(self, command: str) -> Transition:
+        """Apply the content of the action tag and return what happened (never raise)."""
+        raise NotImplementedError
+
+    def state_key(self) -> str:
+        """Return the canonical key of the current env state."""
+        raise NotImplementedError
+
+    def score(self) -> float:
+        """Return the task score of the current state, in [0, 1]."""
+        raise NotImplementedError
+
+    def privileged(self) -> dict[str, Any]:
+        """Return ground truth for trainers; never shown to the agent."""
+        return {}
+
+    def metrics(self) -> dict[str, Any]:
+        """Return env-specific numbers for the info dict."""
+        return {}
+
+    def oracle_action(self) -> str:
+        """Return the (tagged) action an optimal player takes now."""
+        raise NotImplementedError(f"{type(self).__name__} has no oracle")
+
+    def leak_check(self, text: str) -> list[str]:
+        """Return problems if ``text`` (shown to the agent) reveals privileged information.
+
+        The default flags any privileged string value of 8+ characters appearing verbatim.
+        Envs override this to state their own, stricter check.
+        """
+        problems = []
+        for key, value in sorted(self.privileged().items()):
+            if isinstance(value, str) and len(value) >= 8 and value in text:
+                problems.append(f"privileged[{key!r}] appears verbatim in the text")
+        return problems
+
+    # --- Gymnasium API ------------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """Start an episode on the task selected by ``(options["split"], seed)``.
+
+        Raises:
+            ValueError: Unknown option keys, split, level or knobs, or a malformed task.
+        """
+        super().reset(seed=seed)
+        options = dict(options or {})
+        self.validate_options(options)
+        self.split = options.get("split", "train")
+        self.episode_difficulty = self._difficulty_for(options)
+        if seed is None:
+            seed = int(self.np_random.integers(2**31 - 1))
+        self.task = self._select_task(seed, options)
+        self.task_id = task_id_of(self.family, self.task)
+        self.turn = 0
+        self.load_task(self.task)
+        self._last_obs = self.render_text()
+        info = self._info()
+        info[INSTRUCTIONS] = self.instructions()
+        return self._last_obs, info
+
+    def validate_options(self, options: Mapping[str, Any]) -> None:
+        """Check reset options without resetting, so a bad config fails before any work.
+
+        Raises:
+            ValueError: Unknown option keys, split, level or knobs, or an invalid knob value.
+        """
+        unknown = sorted(set(options) - _RESET_OPTION_KEYS)
+        if unknown:
+            raise ValueError(
+                f"Unknown reset option(s) {unknown}; known: {sorted(_RESET_OPTION_KEYS)}."
+            )
+        split = options.get("split", "train")
+        if split not in SPLITS:
+            raise ValueError(f"Unknown split {split!r}; expected one of {list(SPLITS)}.")
+        self._difficulty_for(options)
+
+    def _difficulty_for(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        difficulty = resolve_difficulty(
+            self.difficulty_defaults,
+            self.levels,
+            level=options.get("level"),
+            overrides=options.get("difficulty"),
+            base=self.difficulty,
+        )
+        self.check_difficulty(difficulty)
+        return difficulty
+
+    def _select_task(self, seed: int, options: Mapping[str, Any]) -> dict[str, Any]:
+        if "task" in options:
+            task = options["task"]
+            if not isinstance(task, Mapping):
+                raise ValueError(f"options['task'] must be a task dict, got {type(task).__name__}.")
+            try:
+                return json.loads(canonical_json(task))  # a deep copy that load_task may keep
+            except TypeError as err:
+                raise ValueError(f"options['task'] must be JSON-serialisable: {err}") from err
+        if self._tasks_file is not None:
+            pool = self._tasks_file[self.split]
+            if not pool:
+                raise ValueError(f"The tasks file has no task in split {self.split!r}.")
+            return dict(pool[seed % len(pool)])
+        difficulty = self.episode_difficulty
+        # The G envs of a group reset to the same task, and drawing one can take several
+        # candidates (split rejection) plus a solver run; remember recent draws per class.
+        key = (type(self), self.split, seed, canonical_json(difficulty))
+        cached = _TASK_CACHE.get(key)
+        if cached is None:
+            task = draw_task(
+                lambda rng: self.generate_task(rng, difficulty),
+                family=self.family,
+                split=self.split,
+                seed=seed,
+            )
+            cached = _TASK_CACHE[key] = canonical_json(task)
+            if len(_TASK_CACHE) > _TASK_CACHE_SIZE:
+                del _TASK_CACHE[next(iter(_TASK_CACHE))]  # oldest first (dicts keep order)
+        return json.loads(cached)  # a fresh copy: load_task may keep references into it
+
+    def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Apply one tagged action. Malformed or illegal actions never raise.
+
+        An invalid action leaves the state unchanged, gives reward 0, sets
+        ``info["action_valid"] = False``, counts as a turn, and the observation says what was
+        wrong.
+        """
+        self.turn += 1
+        parsed = parse_action(action, self.action_tag, max_chars=self.action_space.max_chars)
+        if parsed.ok:
+            outcome = self.apply(parsed.content)  # type: ignore[arg-type]
+        else:
+            example = self.example_actions[0] if self.example_actions else ""
+            outcome = Transition(
+                valid=False,
+                effective=False,
+                message=f"Invalid action: {parsed.error}. Answer like {example}",
+            )
+        body = self.render_text()
+        self._last_obs = f"{outcome.message}\n\n{body}" if outcome.message else body
+        info = self._info()
+        info[ACTION_VALID] = outcome.valid
+        info[REWARD_COMPONENTS] = dict(outcome.reward_components)
+        info[METRICS] = {**info[METRICS], "action_effective": outcome.effective}
+        return self._last_obs, float(outcome.reward), bool(outcome.terminated), False, info
+
+    def _info(self) -> dict[str, Any]:
+        score = float(self.score())
+        return {
+            TASK_ID: self.task_id,
+            STATE_KEY: self.state_key(),
+            SUCCESS: score >= 1.0,
+            SCORE: score,
+            PRIVILEGED: self.privileged(),
+            METRICS: self.metrics(),
+        }
+
+    def render(self) -> str | None:  # type: ignore[override]
+        """Return the current observation text in ``"ansi"`` mode, else ``None``."""
+        return self._last_obs if self.render_mode == "ansi" else None
+
+    # --- Snapshot / restore -------------------------------------------------------------------
+    def get_state(self) -> bytes:
+        """Snapshot everything that determines the future of the episode.
+
+        The default pickles the instance ``__dict__`` minus the spaces, so subclasses that keep
+        their episode state in plain attributes need not override it.
+        """
+        state = {k: v for k, v in self.__dict__.items() if k not in _NOT_SNAPSHOTTED}
+        state["_np_random_state"] = self.np_random.bit_generator.state
+        return pickle.dumps(state)
+
+    def set_state(self, state: bytes) -> None:
+        """Restore a snapshot from :meth:`get_state` (of an env of the same class)."""
+        data = pickle.loads(state)
+        rng_state = data.pop("_np_random_state")
+        self.__dict__.update(data)
+        self.np_random.bit_generator.state = rng_state
+
+
+_NOT_SNAPSHOTTED = frozenset(
+    {"observation_space", "action_space", "_np_random", "_np_random_seed", "spec", "_tasks_file"}
+)
+
+
+class InvalidActionPenalty(gymnasium.Wrapper[str, str, str, str]):
+    """Add ``penalty`` to the reward of every invalid action (``info["action_valid"]`` False).
+
+    verl-agent subtracts 0.1 per invalid step and RAGEN uses a format penalty of -0.1; the
+    penalty is also recorded in ``info["reward_components"]["invalid_action"]``.
+
+    Example:
+        >>> import turngym
+        >>> env = InvalidActionPenalty(turngym.make("turngym/FrozenLake-v0"), penalty=-0.1)
+        >>> _ = env.reset(seed=0)
+        >>> env.step("no tags")[1]
+        -0.1
+    """
+
+    def __init__(self, env: gymnasium.Env[str, str], penalty: float = -0.1) -> None:
+        """Wrap ``env``; ``penalty`` is added (so pass a negative number)."""
+        super().__init__(env)
+        self.penalty = float(penalty)
+
+    def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Step the env and add the penalty when the action was invalid."""
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if not info.get(ACTION_VALID, True):
+            reward = float(reward) + self.penalty
+            info = dict(info)
+            info[REWARD_COMPONENTS] = {
+                **info.get(REWARD_COMPONENTS, {}),
+                "invalid_action": self.penalty,
+            }
+        return obs, reward, terminated, truncated, info

@@ -1,0 +1,1 @@
+"""Single-player puzzle games (ENVIRONMENTS.md section 5)."""

@@ -1,0 +1,1 @@
+"""Trainers: credit-assignment estimators (``credit/``), and later losses and the trainer loop."""
