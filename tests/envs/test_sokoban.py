@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import turngym.envs  # noqa: F401  (registers the built-in ids)
-from turngym.envs.games.sokoban import (
+from turngym.envs.games.sokoban import Sokoban
+from turngym.envs.games.sokoban_levels import (
     MOVES,
     Level,
-    Sokoban,
     dead_squares,
     generate_level,
     solve,

@@ -1,0 +1,494 @@
+"""Sokoban levels: parsing, rendering, an exact solver and a reverse-play generator.
+
+Levels come from *reverse play*, gym-sokoban's idea (the code here is our own): carve a random
+room, put every box on a target, then play backwards, where a move either walks or walks
+while pulling the box behind the player. Each reverse move undoes a forward move, so every
+position reached is solvable. gym-sokoban searches the reverse moves depth-first and keeps the
+position with the largest box displacement; we search them breadth-first from all solved
+positions at once, so the depth at which a position is first reached *is* its optimal plan
+length, and we keep one of the deepest positions with no box on a target. The forward solver
+then checks the level and supplies the plan that :meth:`Sokoban.privileged` and the oracle use.
+
+The solver is a breadth-first search over (player cell, sorted box cells) with one move per
+edge, so its plans are optimal in moves (not only in pushes). Boxes pushed onto *dead squares*
+(non-target cells from which no sequence of pushes can reach any target) are pruned.
+
+Example:
+    >>> level = Level.from_rows(["#####", "#PXO#", "#####"])
+    >>> solve_level(level)
+    ['right']
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "MOVES",
+    "DEFAULT_MAX_STATES",
+    "Cell",
+    "Level",
+    "dead_squares",
+    "solve",
+    "solve_level",
+    "generate_level",
+]
+
+Cell = tuple[int, int]
+"""A grid cell as ``(row, col)``, ``(0, 0)`` being the top-left corner."""
+
+MOVES: tuple[str, ...] = ("up", "down", "left", "right")
+"""The four moves; the solver tries them in this order, which fixes ties between plans."""
+
+_DELTAS: tuple[Cell, ...] = ((-1, 0), (1, 0), (0, -1), (0, 1))
+
+# RAGEN's grid vocabulary (ragen/env/sokoban/config.py) is what we render. Parsing also accepts
+# the usual XSB level notation so that classic level files can be loaded as tasks unchanged.
+_WALL, _FLOOR, _TARGET, _BOX_ON, _BOX, _PLAYER, _PLAYER_ON = "#", "_", "O", "√", "X", "P", "S"
+_PARSE: Mapping[str, tuple[bool, bool, bool, bool]] = {
+    # symbol: (wall, target, box, player)
+    "#": (True, False, False, False),
+    "_": (False, False, False, False),
+    " ": (False, False, False, False),
+    "-": (False, False, False, False),
+    "O": (False, True, False, False),
+    ".": (False, True, False, False),
+    "X": (False, False, True, False),
+    "$": (False, False, True, False),
+    "√": (False, True, True, False),
+    "*": (False, True, True, False),
+    "P": (False, False, False, True),
+    "@": (False, False, False, True),
+    "S": (False, True, False, True),
+    "+": (False, True, False, True),
+}
+
+DEFAULT_MAX_STATES = 1_000_000
+"""Solver budget: distinct states visited before giving up (at worst ~5 s and ~300 MB)."""
+_REVERSE_BUDGET = 200_000  # states the generator's reverse search may visit
+_MIN_PLAN_LENGTH = 3  # shorter levels are near-trivial, and leak_check cannot tell them apart
+
+
+# --- Levels -----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Level:
+    """A Sokoban level. Cells outside ``height`` x ``width`` count as walls.
+
+    Attributes:
+        height: Number of rows.
+        width: Number of columns.
+        walls: Wall cells.
+        targets: Target cells (as many as boxes).
+        boxes: Box cells, sorted.
+        player: The player's cell.
+    """
+
+    height: int
+    width: int
+    walls: frozenset[Cell]
+    targets: frozenset[Cell]
+    boxes: tuple[Cell, ...]
+    player: Cell
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[str]) -> Level:
+        """Parse rows in RAGEN symbols (``# _ O √ X P S``) or XSB symbols (``# - . * $ @ +``).
+
+        Short rows are padded with walls.
+
+        Raises:
+            ValueError: An unknown symbol, not exactly one player, no box, or a different
+                number of boxes and targets.
+        """
+        if isinstance(rows, str) or not rows or not all(isinstance(r, str) for r in rows):
+            raise ValueError("A Sokoban task needs 'rows': a non-empty list of strings.")
+        walls, targets, boxes, players = set(), set(), [], []
+        width = max(len(r) for r in rows)
+        for r, row in enumerate(rows):
+            for c, symbol in enumerate(row.ljust(width, _WALL)):
+                if symbol not in _PARSE:
+                    raise ValueError(
+                        f"Unknown symbol {symbol!r} at row {r}, column {c}; use "
+                        f"{''.join(sorted(_PARSE))!r} (RAGEN or XSB notation)."
+                    )
+                wall, target, box, player = _PARSE[symbol]
+                for flag, bucket in ((wall, walls), (target, targets)):
+                    if flag:
+                        bucket.add((r, c))
+                if box:
+                    boxes.append((r, c))
+                if player:
+                    players.append((r, c))
+        if len(players) != 1:
+            raise ValueError(f"A level needs exactly one player (P or S); found {len(players)}.")
+        if not boxes or len(boxes) != len(targets):
+            raise ValueError(
+                f"A level needs at least one box and as many targets as boxes; found "
+                f"{len(boxes)} box(es) and {len(targets)} target(s)."
+            )
+        return cls(
+            len(rows), width, frozenset(walls), frozenset(targets), tuple(sorted(boxes)), players[0]
+        )
+
+    def to_rows(self, boxes: Iterable[Cell] | None = None, player: Cell | None = None) -> list[str]:
+        """Render in RAGEN symbols, optionally with other box and player cells."""
+        box_set = set(self.boxes if boxes is None else boxes)
+        player = self.player if player is None else player
+        rows = []
+        for r in range(self.height):
+            row = []
+            for c in range(self.width):
+                cell, on = (r, c), (r, c) in self.targets
+                if cell in self.walls:
+                    row.append(_WALL)
+                elif cell == player:
+                    row.append(_PLAYER_ON if on else _PLAYER)
+                elif cell in box_set:
+                    row.append(_BOX_ON if on else _BOX)
+                else:
+                    row.append(_TARGET if on else _FLOOR)
+            rows.append("".join(row))
+        return rows
+
+    def is_free(self, cell: Cell) -> bool:
+        """Whether ``cell`` is inside the grid and not a wall."""
+        r, c = cell
+        return 0 <= r < self.height and 0 <= c < self.width and cell not in self.walls
+
+
+# --- Solver -----------------------------------------------------------------------------------
+class _Board:
+    """Flat-index view of a level's static part (cell ``i = row * width + col``)."""
+
+    __slots__ = ("width", "nbr", "targets", "dead")
+
+    def __init__(self, level: Level) -> None:
+        w, n = level.width, level.height * level.width
+        self.width = w
+        # nbr[d][i]: the cell one step from i in direction d, or -1 for a wall or the edge.
+        self.nbr = [
+            [
+                (i // w + dr) * w + i % w + dc if level.is_free((i // w + dr, i % w + dc)) else -1
+                for i in range(n)
+            ]
+            for dr, dc in _DELTAS
+        ]
+        self.targets = tuple(sorted(r * w + c for r, c in level.targets))
+        self.dead = self._dead_cells(level, n)
+
+    def _dead_cells(self, level: Level, n: int) -> list[bool]:
+        # A box at p pushed in direction d goes to nbr[d][p] and needs the player at the cell
+        # opposite, nbr[d^1][p]. Search backwards from the targets to find every cell from
+        # which some target is reachable by pushes, ignoring the other boxes.
+        live = [False] * n
+        stack = list(self.targets)
+        for t in stack:
+            live[t] = True
+        while stack:
+            q = stack.pop()
+            for d in range(4):
+                p = self.nbr[d ^ 1][q]  # the box came from p, pushed in direction d
+                if p >= 0 and not live[p] and self.nbr[d ^ 1][p] >= 0:
+                    live[p] = True
+                    stack.append(p)
+        return [not live[i] and level.is_free(divmod(i, self.width)) for i in range(n)]
+
+
+def dead_squares(level: Level) -> frozenset[Cell]:
+    """Free cells from which a box can never be pushed onto any target.
+
+    Example:
+        >>> sorted(dead_squares(Level.from_rows(["#####", "#PXO#", "#___#", "#####"])))
+        [(1, 1), (2, 1), (2, 2), (2, 3)]
+    """
+    board = _Board(level)
+    return frozenset(divmod(i, board.width) for i, dead in enumerate(board.dead) if dead)
+
+
+@functools.lru_cache(maxsize=512)
+def _solve_cached(level: Level, max_states: int) -> tuple[str, ...] | None:
+    # Cached because generation solves a level and load_task solves the same one right after.
+    board = _Board(level)
+    w, nbr, dead, goal = board.width, board.nbr, board.dead, board.targets
+    n = level.height * w
+    boxes = tuple(sorted(r * w + c for r, c in level.boxes))
+    if boxes == goal:
+        return ()
+    if any(dead[b] for b in boxes):
+        return None
+
+    def boxes_code(bs: tuple[int, ...]) -> int:
+        code, scale = 0, n
+        for b in bs:
+            code += b * scale
+            scale *= n
+        return code
+
+    player = level.player[0] * w + level.player[1]
+    start_bc = boxes_code(boxes)
+    # parent[state code] = previous state code * 4 + move; the start maps to -1.
+    parent = {player + start_bc: -1}
+    frontier = [(player, boxes, start_bc)]
+    while frontier:
+        next_frontier = []
+        for p, bs, bc in frontier:
+            code = p + bc
+            for d in range(4):
+                q = nbr[d][p]
+                if q < 0:
+                    continue
+                nbs, nbc = bs, bc
+                if q in bs:
+                    r = nbr[d][q]
+                    if r < 0 or r in bs or dead[r]:
+                        continue
+                    nbs = tuple(sorted(r if b == q else b for b in bs))
+                    nbc = boxes_code(nbs)
+                new = q + nbc
+                if new in parent:
+                    continue
+                parent[new] = code * 4 + d
+                if nbs == goal:
+                    return _backtrack(parent, new)
+                next_frontier.append((q, nbs, nbc))
+        if len(parent) > max_states:
+            return None
+        frontier = next_frontier
+    return None
+
+
+def _backtrack(parent: dict[int, int], code: int) -> tuple[str, ...]:
+    moves = []
+    while parent[code] >= 0:
+        code, d = divmod(parent[code], 4)
+        moves.append(MOVES[d])
+    return tuple(reversed(moves))
+
+
+def solve_level(level: Level, max_states: int = DEFAULT_MAX_STATES) -> list[str] | None:
+    """Return a move-optimal plan for ``level``, or ``None``.
+
+    Args:
+        level: The level to solve.
+        max_states: Give up after visiting about this many states.
+
+    Returns:
+        Moves from :data:`MOVES`; ``[]`` if already solved; ``None`` if unsolvable or the
+        budget ran out. Results are cached per ``(level, max_states)``.
+
+    Example:
+        >>> solve_level(Level.from_rows(["######", "#PX_O#", "######"]))
+        ['right', 'right']
+    """
+    plan = _solve_cached(level, int(max_states))
+    return None if plan is None else list(plan)
+
+
+def solve(
+    walls: Iterable[Cell],
+    targets: Iterable[Cell],
+    boxes: Iterable[Cell],
+    player: Cell,
+    *,
+    shape: tuple[int, int] | None = None,
+    max_states: int = DEFAULT_MAX_STATES,
+) -> list[str] | None:
+    """Return a shortest move sequence that puts every box on a target, or ``None``.
+
+    Args:
+        walls: Wall cells ``(row, col)``.
+        targets: Target cells (as many as boxes).
+        boxes: Box cells.
+        player: The player's cell.
+        shape: ``(height, width)`` of the grid; cells outside it are walls. Defaults to the
+            smallest grid holding every given cell.
+        max_states: Give up (return ``None``) after visiting this many states.
+
+    Returns:
+        Moves from :data:`MOVES`, optimal in the number of moves; ``[]`` if already solved.
+
+    Example:
+        >>> solve(walls=[(0, 0), (0, 4)], targets=[(0, 3)], boxes=[(0, 2)], player=(0, 1))
+        ['right']
+    """
+    walls, targets = frozenset(map(tuple, walls)), frozenset(map(tuple, targets))
+    boxes, player = tuple(sorted(map(tuple, boxes))), tuple(player)
+    if shape is None:
+        cells = [*walls, *targets, *boxes, player]
+        shape = (max(r for r, _ in cells) + 1, max(c for _, c in cells) + 1)
+    if len(boxes) != len(targets):
+        raise ValueError(f"Need as many targets as boxes, got {len(targets)} and {len(boxes)}.")
+    level = Level(shape[0], shape[1], walls, targets, boxes, player)  # type: ignore[arg-type]
+    return solve_level(level, max_states)
+
+
+# --- Generator --------------------------------------------------------------------------------
+# Brushes stamped along the random walk: single cells, pairs, triples, a 2x2 block and a plus.
+_BRUSHES: tuple[tuple[Cell, ...], ...] = (
+    ((0, 0),),
+    ((0, 0), (0, 1)),
+    ((0, 0), (1, 0)),
+    ((0, 0), (0, -1), (0, 1)),
+    ((0, 0), (-1, 0), (1, 0)),
+    ((0, 0), (0, 1), (1, 0), (1, 1)),
+    ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)),
+)
+
+
+def _carve_room(rng: np.random.Generator, size: int, wall_density: float) -> list[Cell]:
+    """Carve a connected floor inside a ``size`` x ``size`` box of walls; return it sorted."""
+    lo, hi = 1, size - 2
+    pos = (int(rng.integers(lo, hi + 1)), int(rng.integers(lo, hi + 1)))
+    direction = _DELTAS[int(rng.integers(4))]
+    floor: set[Cell] = set()
+    # About as many stamps as gym-sokoban's 1.7 * (width + height) walk steps.
+    for _ in range(round(3.4 * size)):
+        if rng.random() < 0.35:
+            direction = _DELTAS[int(rng.integers(4))]
+        for dr, dc in _BRUSHES[int(rng.integers(len(_BRUSHES)))]:
+            r, c = pos[0] + dr, pos[1] + dc
+            if lo <= r <= hi and lo <= c <= hi:
+                floor.add((r, c))
+        # Clamping keeps each stamp adjacent to the previous one, so the floor stays connected.
+        pos = (min(hi, max(lo, pos[0] + direction[0])), min(hi, max(lo, pos[1] + direction[1])))
+    if wall_density > 0:
+        for cell in _shuffled(rng, sorted(floor)):
+            if rng.random() < wall_density and _connected(floor - {cell}):
+                floor.discard(cell)
+    return sorted(floor)
+
+
+def _shuffled(rng: np.random.Generator, items: list[Cell]) -> list[Cell]:
+    # Our own Fisher-Yates on rng.integers, so levels do not hinge on numpy's shuffle code.
+    items = list(items)
+    for i in range(len(items) - 1, 0, -1):
+        j = int(rng.integers(i + 1))
+        items[i], items[j] = items[j], items[i]
+    return items
+
+
+def _connected(cells: set[Cell]) -> bool:
+    if not cells:
+        return False
+    start = min(cells)
+    seen, stack = {start}, [start]
+    while stack:
+        r, c = stack.pop()
+        for dr, dc in _DELTAS:
+            nxt = (r + dr, c + dc)
+            if nxt in cells and nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return len(seen) == len(cells)
+
+
+def _reverse_search(
+    board: _Board, floor: Sequence[int], max_depth: int, max_states: int
+) -> tuple[int, list[tuple[int, tuple[int, ...]]]]:
+    """Play backwards from every solved position; return the deepest unsolved layer.
+
+    The search is breadth-first over reverse moves (walk, or walk while pulling the box
+    behind you) starting from all solved positions at once, so a position found at depth
+    ``k`` needs exactly ``k`` moves to solve. Returns ``(k, positions)`` for the largest
+    ``k <= max_depth`` whose layer holds positions with no box on a target; ``(0, [])`` if none.
+    """
+    nbr, goal = board.nbr, board.targets
+    on_target = set(goal)
+    seen = {(p, goal) for p in floor if p not in on_target}
+    layer = sorted(seen)
+    best: tuple[int, list[tuple[int, tuple[int, ...]]]] = (0, [])
+    for depth in range(1, max_depth + 1):
+        found = []
+        for p, bs in layer:
+            for d in range(4):
+                ahead = nbr[d][p]
+                if ahead < 0 or ahead in bs:
+                    continue
+                nexts = [(ahead, bs)]
+                behind = nbr[d ^ 1][p]
+                if behind in bs:  # -1 is never a box
+                    nexts.append((ahead, tuple(sorted(p if b == behind else b for b in bs))))
+                for state in nexts:
+                    if state not in seen:
+                        seen.add(state)
+                        found.append(state)
+        if not found:
+            break
+        unsolved = [s for s in found if on_target.isdisjoint(s[1])]
+        if unsolved:
+            best = (depth, unsolved)
+        layer = found
+        if len(seen) > max_states:
+            break
+    return best
+
+
+def generate_level(
+    rng: np.random.Generator,
+    *,
+    size: int = 6,
+    boxes: int = 1,
+    wall_density: float = 0.0,
+    reverse_steps: int = 25,
+    max_tries: int = 200,
+) -> tuple[Level, list[str]]:
+    """Draw a solvable, unsolved level and its optimal plan, using ``rng`` only.
+
+    Args:
+        rng: The only source of randomness.
+        size: Grid side, border walls included.
+        boxes: Number of boxes (and targets).
+        wall_density: Chance that each carved floor cell is walled up again.
+        reverse_steps: Depth of the reverse search, so the longest plan a level may need.
+        max_tries: Rooms to try before giving up.
+
+    Returns:
+        The level and its move-optimal plan (at least 3 moves).
+
+    Carves a room, puts the boxes on random targets, and plays backwards (see
+    :func:`_reverse_search`) up to ``reverse_steps`` moves deep; one of the deepest unsolved
+    positions, drawn with ``rng``, becomes the level, so its optimal plan has exactly that
+    many moves. The forward solver then checks it; a room with no unsolved position is
+    thrown away and drawn again from the same ``rng``.
+
+    Raises:
+        RuntimeError: No acceptable level in ``max_tries`` rooms.
+    """
+    for _ in range(max_tries):
+        floor = _carve_room(rng, size, wall_density)
+        if len(floor) < 2 * boxes + 2:
+            continue
+        targets = frozenset(_shuffled(rng, floor)[:boxes])
+        floor_set = set(floor)
+        walls = frozenset(
+            (r, c) for r in range(size) for c in range(size) if (r, c) not in floor_set
+        )
+        board = _Board(Level(size, size, walls, targets, tuple(sorted(targets)), floor[0]))
+        depth, positions = _reverse_search(
+            board, [r * size + c for r, c in floor], reverse_steps, _REVERSE_BUDGET
+        )
+        if depth < _MIN_PLAN_LENGTH:  # too easy (or nothing to push): try another room
+            continue
+        player, box_cells = positions[int(rng.integers(len(positions)))]
+        level = Level(
+            size,
+            size,
+            walls,
+            targets,
+            tuple(divmod(b, size) for b in box_cells),
+            divmod(player, size),
+        )
+        plan = solve_level(level)
+        if plan is None:  # only when the solver's state budget ran out
+            continue
+        if len(plan) != depth:
+            raise AssertionError(f"solver found {len(plan)} moves, reverse search {depth}")
+        return level, plan
+    raise RuntimeError(
+        f"No Sokoban level with size={size}, boxes={boxes} and wall_density={wall_density} "
+        f"in {max_tries} tries; raise size or lower boxes or wall_density."
+    )
