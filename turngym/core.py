@@ -195,6 +195,10 @@ def parse_action(text: str, tag: str = "action", *, max_chars: int = 32_768) -> 
         return ParsedAction(None, f"action must be a string, got {type(text).__name__}")
     if len(text) > max_chars:
         return ParsedAction(None, f"action is {len(text)} characters long (limit {max_chars})")
+    open_tag, close_tag = f"<{tag}>", f"</{tag}>"
+    if text.startswith(open_tag) and text.endswith(close_tag) and text.count("<") == 2:
+        content = text[len(open_tag) : -len(close_tag)].strip()  # the common case, no regex
+        return ParsedAction(content) if content else ParsedAction(None, f"the <{tag}> tag is empty")
     stripped = _THINK.sub(" ", text) if "think>" in text.lower() else text
     matches = _tag_pattern(tag).findall(stripped)
     if not matches:
@@ -281,6 +285,7 @@ class TextEnv(gymnasium.Env[str, str]):
             self.difficulty_defaults, self.levels, level=level, overrides=difficulty
         )
         self.check_difficulty(self.difficulty)
+        self._difficulty_json = canonical_json(self.difficulty)
         self._tasks_file = None if tasks_file is None else load_tasks_file(tasks_file)
         self.observation_space = TextSpace()
         self.action_space = TextSpace(examples=self.example_actions)
@@ -363,10 +368,9 @@ class TextEnv(gymnasium.Env[str, str]):
             ValueError: Unknown option keys, split, level or knobs, or a malformed task.
         """
         super().reset(seed=seed)
-        options = dict(options or {})
-        self.validate_options(options)
+        options = options or {}
+        self.episode_difficulty = self._validated_difficulty(options)
         self.split = options.get("split", "train")
-        self.episode_difficulty = self._difficulty_for(options)
         if seed is None:
             seed = int(self.np_random.integers(2**31 - 1))
         self.task = self._select_task(seed, options)
@@ -384,17 +388,20 @@ class TextEnv(gymnasium.Env[str, str]):
         Raises:
             ValueError: Unknown option keys, split, level or knobs, or an invalid knob value.
         """
-        unknown = sorted(set(options) - _RESET_OPTION_KEYS)
-        if unknown:
+        self._validated_difficulty(options)
+
+    def _validated_difficulty(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Check the options and return the episode's difficulty knobs."""
+        if not options.keys() <= _RESET_OPTION_KEYS:
+            unknown = sorted(set(options) - _RESET_OPTION_KEYS)
             raise ValueError(
                 f"Unknown reset option(s) {unknown}; known: {sorted(_RESET_OPTION_KEYS)}."
             )
         split = options.get("split", "train")
         if split not in SPLITS:
             raise ValueError(f"Unknown split {split!r}; expected one of {list(SPLITS)}.")
-        self._difficulty_for(options)
-
-    def _difficulty_for(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        if options.get("level") is None and not options.get("difficulty"):
+            return self.difficulty  # checked once in __init__; the common, fast case
         difficulty = resolve_difficulty(
             self.difficulty_defaults,
             self.levels,
@@ -422,7 +429,11 @@ class TextEnv(gymnasium.Env[str, str]):
         difficulty = self.episode_difficulty
         # The G envs of a group reset to the same task, and drawing one can take several
         # candidates (split rejection) plus a solver run; remember recent draws per class.
-        key = (type(self), self.split, seed, canonical_json(difficulty))
+        if difficulty is self.difficulty:
+            difficulty_json = self._difficulty_json
+        else:
+            difficulty_json = canonical_json(difficulty)
+        key = (type(self), self.split, seed, difficulty_json)
         cached = _TASK_CACHE.get(key)
         if cached is None:
             task = draw_task(

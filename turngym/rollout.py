@@ -35,10 +35,15 @@ from turngym.core import INSTRUCTIONS, PRIVILEGED, SCORE, STATE_KEY, SUCCESS, TA
 from turngym.registry import make
 from turngym.types import Conversation, Episode, Group, Turn
 
-__all__ = ["collect", "acollect", "DEFAULT_MAX_TURNS"]
+__all__ = ["collect", "acollect", "DEFAULT_MAX_TURNS", "DEFAULT_MAX_CONCURRENT"]
 
 DEFAULT_MAX_TURNS = 100
 """Turn cap for envs whose spec sets no ``max_episode_steps``."""
+
+DEFAULT_MAX_CONCURRENT = 512
+"""Live episodes (and env instances) at once unless ``max_concurrent`` says otherwise: a
+batch this large already saturates a local model, and finished episodes hand their env to
+queued ones instead of every episode building its own."""
 
 EnvSource = str | Callable[[], gymnasium.Env]
 
@@ -71,7 +76,10 @@ class _Slot:
 
 def _public(info: dict[str, Any]) -> dict[str, Any]:
     """Drop what the agent must not see (privileged) and what is stored elsewhere."""
-    return {k: v for k, v in info.items() if k != PRIVILEGED and k != INSTRUCTIONS}
+    public = info.copy()  # a C-level copy, then two pops: cheaper than a filtering comprehension
+    public.pop(PRIVILEGED, None)
+    public.pop(INSTRUCTIONS, None)
+    return public
 
 
 class _Collector:
@@ -119,7 +127,7 @@ class _Collector:
         if isinstance(first.unwrapped, TextEnv):  # a bad config fails here, before any episode
             first.unwrapped.validate_options(self.reset_options)
         self.free_envs.append(first)
-        self.concurrency = min(max_concurrent or self.total, self.total) or 1
+        self.concurrency = min(max_concurrent or DEFAULT_MAX_CONCURRENT, self.total) or 1
 
     @staticmethod
     def _env_factory(env: EnvSource, env_kwargs: dict[str, Any]) -> Callable[[], gymnasium.Env]:
@@ -355,7 +363,8 @@ def collect(
         options: Extra reset options (``level``, ``difficulty``, ``task``).
         env_kwargs: Keyword arguments for ``turngym.make`` (env ids only).
         max_turns: Turn cap; defaults to the spec's ``max_episode_steps``.
-        max_concurrent: At most this many live episodes (and envs); default all.
+        max_concurrent: At most this many live episodes (and envs); default
+            :data:`DEFAULT_MAX_CONCURRENT`.
         episode_timeout: Wall-clock seconds per episode; past it the episode is cut and
             recorded with an error.
         workers: Step envs in a thread pool of this size (0: inline, unless the env

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import warnings
 
 import gymnasium
@@ -95,10 +96,13 @@ def test_slippery_map_prefers_the_safe_wall_hugging_move():
 
 
 def _reference_value_iteration(rows, slip):
-    """Plain value iteration, written independently of the env's policy iteration."""
+    """Plain value iteration, written independently of the env's policy iteration.
+
+    Returns the success probability per cell and, on cells with a way to the goal, the move
+    that attains it with the fewest expected moves (earliest move on ties).
+    """
     flat = "".join(rows)
     n_rows, n_cols = len(rows), len(rows[0])
-    n = len(flat)
     end = [ch in "OG" for ch in flat]
 
     def outcomes(s, a):
@@ -111,27 +115,46 @@ def _reference_value_iteration(rows, slip):
             result.append((rr * n_cols + cc if inside else s, prob))
         return result
 
-    table = [[outcomes(s, a) for a in range(4)] for s in range(n)]
-    v = [1.0 if ch == "G" else 0.0 for ch in flat]
-    for _ in range(100_000):
-        new = [
-            v[s] if end[s] else max(sum(p * v[t] for t, p in o) for o in table[s]) for s in range(n)
-        ]
-        if max(abs(a - b) for a, b in zip(new, v, strict=True)) < 1e-15:
-            break
-        v = new
-    return v
+    table = [[outcomes(s, a) for a in range(4)] for s in range(len(flat))]
+
+    def sweep(x, pick, fixed):
+        return [x[s] if fixed[s] else pick(s, x) for s in range(len(flat))]
+
+    def solve(x, pick, fixed):
+        for _ in range(100_000):
+            new = sweep(x, pick, fixed)
+            if max(abs(a - b) for a, b in zip(new, x, strict=True)) < 1e-13:
+                return new
+            x = new
+        raise AssertionError("value iteration did not converge")
+
+    def q(s, a, x):
+        return sum(p * x[t] for t, p in table[s][a])
+
+    v = solve(
+        [float(ch == "G") for ch in flat], lambda s, x: max(q(s, a, x) for a in range(4)), end
+    )
+    allowed = [[a for a in range(4) if q(s, a, v) >= v[s] - 1e-9] for s in range(len(flat))]
+    stop = [e or v[s] < 1e-9 for s, e in enumerate(end)]
+    h = solve([0.0] * len(flat), lambda s, x: min(1 + q(s, a, x) for a in allowed[s]), stop)
+    policy = {}
+    for s in range(len(flat)):
+        if not stop[s]:
+            costs = [1 + q(s, a, h) if a in allowed[s] else math.inf for a in range(4)]
+            policy[s] = next(a for a in range(4) if costs[a] <= min(costs) + 1e-9)
+    return v, policy
 
 
 @pytest.mark.parametrize("slip", [0.0, 0.3, 2 / 3, 1.0])
 def test_exact_solver_matches_value_iteration(slip):
     env = FrozenLake(size=4, hole_prob=0.3, slip_prob=slip)
     rng = np.random.default_rng(7)
-    for _ in range(15):
+    for _ in range(12):
         task = env.generate_task(rng, env.difficulty)
         env.reset(options={"task": task})
-        reference = _reference_value_iteration(task["rows"], slip)
-        assert list(env._board.value) == pytest.approx(reference, abs=1e-9)
+        values, policy = _reference_value_iteration(task["rows"], slip)
+        assert list(env._board.value) == pytest.approx(values, abs=1e-9)
+        assert {s: env._board.policy[s] for s in policy} == policy
 
 
 # --- Dynamics ---------------------------------------------------------------------------------
@@ -147,6 +170,17 @@ def test_hole_ends_the_episode_with_nothing():
     obs, reward, terminated, _, info = env.step(act("right"))
     assert (reward, terminated, info["state_key"]) == (0.0, True, "p=1,0")
     assert info["metrics"]["action_effective"] is False
+
+
+def test_episode_difficulty_fills_in_hand_written_tasks():
+    env = make()
+    _, info = env.reset(options={"task": {"rows": ["S_", "OG"]}, "level": 3})
+    assert "slippery" in info["instructions"]
+    assert info["privileged"]["optimal_policy"] == ("UR", "HG")  # slip 2/3: right beats down
+    _, info = env.reset(options={"task": {"rows": ["S_", "OG"], "slip_prob": 0.0}, "level": 3})
+    assert "slippery" not in info["instructions"]
+    _, info = env.reset(seed=0, options={"difficulty": {"goal_reward": 3.0}})
+    assert "reward 3 " in info["instructions"] and "goal_reward" not in env.unwrapped.task
 
 
 def test_goal_pays_goal_reward():
@@ -371,6 +405,7 @@ def test_bad_knobs_raise_actionable_errors(knobs, match):
         ({"rows": ["S_", "__"]}, "one S and one G"),
         ({"rows": ["SX", "_G"]}, "contain"),
         ({"rows": "S_G"}, "list of strings"),
+        ({"rows": ["S" + "_" * 20, "_" * 20 + "G"]}, "at most 20x20"),
         ({"rows": ["S_", "_G"], "slip": 0.1}, "unknown key"),
         ({"rows": ["S_", "_G"], "slip_prob": 2}, "slip_prob"),
     ],

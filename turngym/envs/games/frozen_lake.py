@@ -24,9 +24,13 @@ Example:
     OG
     >>> _ = env.step("<action>right</action>")
     >>> obs, reward, terminated, truncated, info = env.step("<action>down</action>")
-    >>> print(obs.splitlines()[-1]), reward, terminated, info["success"]
+    >>> print(obs)
+    You reached the goal!
+    <BLANKLINE>
+    __
     O√
-    (None, 1.0, True, True)
+    >>> reward, terminated, info["success"]
+    (1.0, True, True)
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ _MOVE_INDEX = {name: index for index, name in enumerate(MOVES)}
 _DELTAS = ((0, -1), (1, 0), (0, 1), (-1, 0))
 _POLICY_LETTERS = "LDRU"
 _FROZEN, _HOLE, _GOAL = 0, 1, 2
-_TASK_KEYS = frozenset({"rows", "slip_prob", "fog", "goal_reward"})
+_TASK_KEYS = frozenset({"rows", "slip_prob", "fog"})
 _RANGES = {  # knob: (low, high, what to do instead)
     "hole_prob": (0.0, 0.6, "use a fraction from 0 to 0.6 (denser maps rarely have a path)."),
     "slip_prob": (0.0, 1.0, "use 0 (deterministic) to 1; Gymnasium's slippery ice is 2/3."),
@@ -64,6 +68,7 @@ _UNREACHED = 1e12
 # Q-values this close to the best count as ties, then broken by expected moves, then by order.
 _TIE_TOL = 1e-9
 _MAX_DRAWS = 10_000
+_MAX_SIDE = 20
 
 # Every move word is followed by a compass word, so no two move words are ever adjacent in our
 # own texts and the leak check (runs of move words) cannot fire on the legend itself.
@@ -319,6 +324,9 @@ def _check_rows(rows: Any) -> tuple[str, ...]:
         raise ValueError(f"FrozenLake task 'rows' must hold non-empty strings, {example}.")
     if len({len(row) for row in rows}) != 1:
         raise ValueError(f"FrozenLake task rows must all have the same length, {example}.")
+    if len(rows) > _MAX_SIDE or len(rows[0]) > _MAX_SIDE:
+        # The exact solver builds a dense cells x moves x cells transition array.
+        raise ValueError(f"FrozenLake task maps may be at most {_MAX_SIDE}x{_MAX_SIDE} cells.")
     flat = "".join(rows)
     bad = sorted(set(flat) - set("S_OG"))
     if bad:
@@ -342,11 +350,12 @@ class FrozenLake(TextEnv):
       directions instead (each equally likely). 0 is deterministic; 2/3 is Gymnasium's
       ``is_slippery=True``.
     * ``fog``: if true, only the 3x3 neighbourhood of the player is visible (``?`` elsewhere).
-    * ``goal_reward``: reward for reaching the goal (> 0).
+    * ``goal_reward``: reward for reaching the goal (> 0); a reward scale, not part of the task.
 
-    A task is ``{"rows": [...], "slip_prob": p, "fog": f, "goal_reward": r}`` with rows over
-    ``S`` (start), ``_`` (ice), ``O`` (hole) and ``G`` (goal). Hand-written tasks may give only
-    ``rows``; the other keys then come from the env's difficulty.
+    A task is ``{"rows": [...], "slip_prob": p, "fog": f}`` with rows over ``S`` (start),
+    ``_`` (ice), ``O`` (hole) and ``G`` (goal). Hand-written tasks may give only ``rows``; the
+    other keys then come from the episode's difficulty (so ``reset(options={"task": t,
+    "level": 3})`` plays ``t`` on slippery ice).
 
     Privileged info: ``optimal_policy`` (rows of ``L``/``D``/``R``/``U``, ``H`` hole, ``G`` goal,
     ``.`` no way to the goal), ``optimal_success_prob`` (from the start),
@@ -409,6 +418,14 @@ class FrozenLake(TextEnv):
         Start, goal and holes are redrawn together until BFS finds a path, so on dense maps
         start and goal tend to be closer than on sparse ones.
 
+        Args:
+            rng: The only source of randomness.
+            difficulty: Resolved knobs (``size``, ``hole_prob``, and ``slip_prob`` and ``fog``,
+                which are copied into the task because they change the puzzle).
+
+        Returns:
+            ``{"rows": [...], "slip_prob": p, "fog": f}``.
+
         Raises:
             RuntimeError: No solvable map in 10,000 draws (only with extreme knob values).
         """
@@ -431,7 +448,6 @@ class FrozenLake(TextEnv):
                     "rows": [flat[r * size : (r + 1) * size] for r in range(size)],
                     "slip_prob": float(difficulty["slip_prob"]),
                     "fog": bool(difficulty["fog"]),
-                    "goal_reward": float(difficulty["goal_reward"]),
                 }
         raise RuntimeError(
             f"FrozenLake: no solvable {size}x{size} map with {n_holes} holes in {_MAX_DRAWS} "
@@ -446,8 +462,11 @@ class FrozenLake(TextEnv):
                 f"FrozenLake task has unknown key(s) {unknown}; known: {sorted(_TASK_KEYS)}."
             )
         rows = _check_rows(task.get("rows"))
-        knobs = {k: task.get(k, self.difficulty[k]) for k in ("slip_prob", "fog", "goal_reward")}
-        self.check_difficulty({**self.difficulty, **knobs})
+        knobs = {
+            **self.episode_difficulty,
+            **{k: task[k] for k in ("slip_prob", "fog") if k in task},
+        }
+        self.check_difficulty(knobs)
         self.slip_prob = float(knobs["slip_prob"])
         self.fog = knobs["fog"]
         self.goal_reward = float(knobs["goal_reward"])
@@ -576,8 +595,6 @@ class FrozenLake(TextEnv):
             )
         if self.fog:
             lines.append("Fog: you only see the cells around you; hidden cells are shown as ?.")
-        if self.spec is not None and self.spec.max_episode_steps:
-            lines.append(f"You have at most {self.spec.max_episode_steps} moves.")
         lines.append(
             "Think if you like, then answer with exactly one move in action tags, for example: "
             "<action>left</action>"
