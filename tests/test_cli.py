@@ -17,7 +17,7 @@ def run(argv, stdin: str = "") -> tuple[int, str]:
 def test_list_envs_agents_estimators_plugins():
     code, out = run(["list", "envs", "--json"])
     assert code == 0 and {"turngym/Sokoban-v0", "turngym/FrozenLake-v0"} <= set(json.loads(out))
-    assert run(["list", "agents"])[1].split() == ["oracle", "random", "replay"]
+    assert {"oracle", "random", "replay"} <= set(run(["list", "agents"])[1].split())
     assert run(["list", "estimators", "--json"])[0] == 0
     assert run(["list", "plugins"])[0] == 0
 

@@ -1,4 +1,4 @@
-"""The ``turngym`` command line: ``list``, ``check``, ``play`` and ``rollout``.
+"""The ``turngym`` command line: ``list``, ``check``, ``play``, ``rollout`` and ``train``.
 
 ``main(argv)`` returns the exit code, so every subcommand is testable in-process. Exit codes
 are stable: 0 success, 1 a check or run failed, 2 bad usage (unknown names, bad options).
@@ -20,6 +20,7 @@ from turngym.core import INSTRUCTIONS, PRIVILEGED
 from turngym.registry import UnknownNameError, env_registry
 from turngym.rollout import collect
 from turngym.testing import CHECKS, check_env
+from turngym.trainers.config import add_config_arguments, config_from_args
 from turngym.trainers.credit import estimator_registry
 from turngym.types import Conversation, Group
 
@@ -64,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="write episodes here (JSONL)")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p = sub.add_parser(
+        "train", help="train a policy with a credit estimator (needs the train extra)"
+    )
+    p.add_argument("--config", type=Path, default=None, help="YAML or JSON TrainConfig file")
+    add_config_arguments(p)
     return parser
 
 
@@ -284,6 +290,23 @@ def _cmd_rollout(args: argparse.Namespace, out: TextIO) -> int:
     return 0 if summary["errors"] == 0 else 1
 
 
+# --- train ------------------------------------------------------------------------------------
+def _cmd_train(args: argparse.Namespace, out: TextIO) -> int:
+    config = config_from_args(args)  # bad values fail here, before torch is even imported
+    try:
+        from turngym.trainers.trainer import Trainer
+    except ImportError as err:
+        print(f"turngym train needs the train extra: pip install 'turngym[train]' ({err})",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    rows = Trainer(config).train()
+    final = rows[-1] if rows else {}
+    keys = ("iteration", "env_steps", "success", "eval_success", "eval_return")
+    print(json.dumps({k: final[k] for k in keys if k in final}), file=out)
+    print(f"metrics: {Path(config.out_dir) / 'metrics.jsonl'}", file=out)
+    return 0
+
+
 def main(
     argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stdin: TextIO | None = None
 ) -> int:
@@ -300,6 +323,8 @@ def main(
             return _cmd_check(args, out)
         if args.command == "play":
             return _cmd_play(args, out, stdin or sys.stdin)
+        if args.command == "train":
+            return _cmd_train(args, out)
         return _cmd_rollout(args, out)
     except UnknownNameError as err:
         print(f"turngym {args.command}: {err}", file=sys.stderr)

@@ -22,7 +22,9 @@ def test_aggregation_modes_known_answers():
     assert float(aggregate(values, mask, "seq-mean-token-sum")) == pytest.approx((6 + 4) / 2)
     assert float(aggregate(values, mask, "seq-mean-token-mean")) == pytest.approx((2 + 4) / 2)
     assert float(aggregate(values, mask, "seq-mean-token-sum-norm")) == pytest.approx(10 / 4)
-    assert float(aggregate(values, mask, "seq-mean-token-sum-norm", loss_scale=5)) == pytest.approx(2.0)
+    assert float(aggregate(values, mask, "seq-mean-token-sum-norm", loss_scale=5)) == pytest.approx(
+        2.0
+    )
     with pytest.raises(ValueError, match="Unknown aggregation"):
         aggregate(values, mask, "token-sum")
     assert len(AGGREGATIONS) == 4
@@ -45,7 +47,7 @@ def test_asymmetric_and_per_token_clip_and_dual_clip():
     mask = torch.ones(1, 4)
     high = torch.tensor([[0.2, 0.4, 0.2, 0.2]])  # per-token ranges (e.g. A2TGPO)
     loss, m = clipped_surrogate(new, old, adv, mask, clip_low=0.2, clip_high=high, dual_clip=3.0)
-    # token 0: -1.2 ; token 1: -1.4 ; token 2: max(0.5, 0.8) = 0.8 ; token 3: min(max(10, 1.2), 3) = 3
+    # token 0: -1.2; token 1: -1.4; token 2: max(0.5, 0.8) = 0.8; token 3: min(max(10, 1.2), 3) = 3
     assert float(loss) == pytest.approx((-1.2 - 1.4 + 0.8 + 3.0) / 4)
     assert m["dual_clip_frac"] == pytest.approx(0.25)
     with pytest.raises(ValueError, match="dual_clip must be > 1"):
@@ -63,12 +65,20 @@ def test_kl_estimators():
         kl_penalty(new, ref, "k2")
 
 
-@pytest.mark.parametrize(("kappa", "expected"), [((0.5, 1.5), [0.1, 0.0, 0.1]), ((0.0, 2.0), [0.0, 0.0, 0.1])])
+@pytest.mark.parametrize(
+    ("kappa", "expected"), [((0.5, 1.5), [0.1, 0.0, 0.1]), ((0.0, 2.0), [0.0, 0.0, 0.1])]
+)
 def test_epo_worked_example(kappa, expected):
     # CREDIT_METHODS.md 10.2: H_bar = 1.0, H = [0.5, 1.2, 3.0], p = 0.1.
     entropy = torch.tensor([[0.5, 1.2, 3.0]])
-    value = epo_smoothing(entropy, torch.ones(1, 3), torch.ones(1, 3), kappa_low=kappa[0],
-                          kappa_high=kappa[1], penalty=0.1)
+    value = epo_smoothing(
+        entropy,
+        torch.ones(1, 3),
+        torch.ones(1, 3),
+        kappa_low=kappa[0],
+        kappa_high=kappa[1],
+        penalty=0.1,
+    )
     assert float(value) == pytest.approx(sum(expected) / 3)
 
 
@@ -81,7 +91,13 @@ def test_epo_code_version_has_no_gradient_and_differentiable_one_does():
 
 
 def test_epo_weight_schedule():
-    assert [round(epo_weight(e), 4) for e in (0, 37, 75, 112, 150)] == [1.0, 0.8746, 0.8271, 0.1821, 0.0398]
+    assert [round(epo_weight(e), 4) for e in (0, 37, 75, 112, 150)] == [
+        1.0,
+        0.8746,
+        0.8271,
+        0.1821,
+        0.0398,
+    ]
 
 
 @pytest.mark.parametrize("gate", ["action", "response"])
@@ -97,7 +113,9 @@ def test_llds_worked_example(gate):
 
 def test_llds_gates_differ_and_spare_negative_advantages():
     old = torch.tensor([[-1.0, -1.0, 0.0, -1.0, -1.0]])
-    new = torch.tensor([[-1.5, -1.0, 0.0, -0.2, -1.0]])  # action 1 fell by 0.5, action 2 rose by 0.8
+    new = torch.tensor(
+        [[-1.5, -1.0, 0.0, -0.2, -1.0]]
+    )  # action 1 fell by 0.5, action 2 rose by 0.8
     mask = torch.tensor([[1.0, 1.0, 0.0, 1.0, 1.0]])
     adv = torch.ones(1, 5)
     # response gate: total d = 0.5 - 0.8 < 0 -> inactive; action gate: action 1 is active

@@ -50,11 +50,42 @@ def _replay(arg: str | None, *, seed: int) -> ReplayAgent:
     return ReplayAgent(arg)
 
 
+def _hf(arg: str | None, *, seed: int) -> Agent:
+    if not arg:
+        raise ValueError("hf needs a model: use 'hf:path/to/model' (a local dir or hub name).")
+    from turngym.agents.hf import HFAgent  # torch and transformers: the `train` extra
+
+    return HFAgent.from_pretrained(arg, seed=seed)
+
+
+def _tiny(arg: str | None, *, seed: int) -> Agent:
+    if not arg:
+        raise ValueError("tiny needs an env: use 'tiny:frozenlake' or 'tiny:turngym/Sokoban-v0'.")
+    from turngym.agents.hf import HFAgent  # torch and transformers: the `train` extra
+    from turngym.agents.tiny import build_tiny
+
+    model, tokenizer = build_tiny(arg, seed=seed)
+    # The prefix opens the action tag so that even an untrained model answers in the grammar;
+    # a Llama attends to every earlier token, so the shared instructions are encoded once.
+    return HFAgent(
+        model,
+        tokenizer,
+        response_prefix="<action>",
+        stop=("</action>",),
+        max_new_tokens=8,
+        history=0,
+        seed=seed,
+        share_prefix=True,
+    )
+
+
 agent_registry: Registry[AgentFactory] = Registry("agent", group="turngym.agents")
 """Agent factories by name."""
 agent_registry.register("random", _random)
 agent_registry.register("oracle", _oracle)
 agent_registry.register("replay", _replay)
+agent_registry.register("hf", _hf)
+agent_registry.register("tiny", _tiny)
 
 
 def make_agent(spec: str, *, seed: int = 0) -> Agent | EnvAwareAgent:

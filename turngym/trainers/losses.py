@@ -22,6 +22,8 @@ from typing import Literal
 
 import torch
 
+from turngym.trainers.config import AGGREGATIONS
+
 __all__ = [
     "AGGREGATIONS",
     "aggregate",
@@ -36,13 +38,6 @@ __all__ = [
 Aggregation = Literal[
     "token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"
 ]
-AGGREGATIONS: tuple[str, ...] = (
-    "token-mean",
-    "seq-mean-token-sum",
-    "seq-mean-token-mean",
-    "seq-mean-token-sum-norm",
-)
-"""The loss aggregation modes of CREDIT_METHODS.md section 0.4 (verl ``agg_loss``)."""
 
 
 def aggregate(

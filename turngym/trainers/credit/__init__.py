@@ -1,29 +1,186 @@
-"""The credit-estimator registry (DESIGN.md section 6, STYLE.md 10.5).
+"""The credit-estimator registry and config-time resolution (DESIGN.md section 6, STYLE.md 10.5).
+
+Every estimator has one signature::
+
+    fn(batch: TurnBatch, ctx: CreditContext, /, *, **params) -> Credit
 
 Estimators register by lowercase snake name with :func:`register_estimator`; third-party
 packages add theirs through the ``turngym.estimators`` entry-point group (``name =
-"package.module:function"``), loaded lazily on the first unknown name. The estimators
-themselves, their input and output types and ``check_estimator`` arrive with the trainer
-issue; the registry, its collision guard and plugin loading are shared with envs and agents.
+"package.module:function"``), loaded lazily on the first unknown name. Built-ins are
+registered here as ``"module:function"`` strings, so importing this package imports no
+estimator module.
+
+:func:`resolve_estimator` turns a config (name, params, what the context provides) into a
+``(batch, ctx) -> Credit`` callable, failing before any rollout on an unknown name, a
+misspelt or mistyped parameter, or a missing requirement. The caller never branches on the
+name.
+
+Example:
+    >>> estimate = resolve_estimator("rloo", {})
+    >>> try:
+    ...     resolve_estimator("grpo", {"singletn": "zero"})
+    ... except UnknownParameterError as err:
+    ...     print(err)  # doctest: +ELLIPSIS
+    estimator 'grpo' has no parameter 'singletn'. Did you mean 'singleton'? ...
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import difflib
+import functools
+import inspect
+import numbers
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal
 
 from turngym.registry import Registry
+from turngym.trainers.credit.types import Credit, CreditContext, TurnBatch
 
-__all__ = ["estimator_registry", "register_estimator"]
+__all__ = [
+    "estimator_registry",
+    "register_estimator",
+    "resolve_estimator",
+    "UnknownParameterError",
+    "MissingRequirementError",
+    "TurnBatch",
+    "CreditContext",
+    "Credit",
+]
 
 estimator_registry: Registry[Callable[..., Any]] = Registry("estimator", group="turngym.estimators")
 """Credit estimators by name."""
 
+_BUILTINS = {
+    name: f"turngym.trainers.credit.{name}:{name}"
+    for name in ("grpo", "drgrpo", "rloo", "trloo", "mc_grpo", "gigpo", "a_grae")
+}
+for _name, _target in _BUILTINS.items():
+    estimator_registry.register(_name, _target)
 
-def register_estimator(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: register the decorated estimator function under ``name``.
+
+class UnknownParameterError(TypeError, ValueError):
+    """An estimator parameter that does not exist, is missing, or has a bad value."""
+
+
+class MissingRequirementError(ValueError):
+    """The estimator needs a context capability (probe, critic, judge) that is not set."""
+
+
+def register_estimator(
+    name: str, *, requires: Iterable[str] = frozenset()
+) -> Callable[[Callable[..., Credit]], Callable[..., Credit]]:
+    """Decorator: register an estimator under ``name`` and record what it needs.
+
+    Args:
+        name: Lowercase snake name, e.g. ``"trloo"``.
+        requires: Context capabilities the estimator uses (``"probe"``, ``"critic"``,
+            ``"judge"``); stored on the function as ``requires``.
 
     Raises:
         ValueError: ``name`` already holds a different function.
     """
-    return estimator_registry.decorator(name)
+
+    def wrap(fn: Callable[..., Credit]) -> Callable[..., Credit]:
+        fn.requires = frozenset(requires)  # type: ignore[attr-defined]
+        # A built-in's lazy "module:function" entry already resolves to this function;
+        # registering the object while its module is still importing would look like a clash.
+        if _BUILTINS.get(name) != f"{fn.__module__}:{fn.__qualname__}":
+            estimator_registry.register(name, fn)
+        return fn
+
+    return wrap
+
+
+def _options(name: str, fn: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+    """The keyword-only parameters of ``fn``, after checking its positional shape."""
+    params = list(inspect.signature(fn).parameters.values())
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) != 2:
+        raise TypeError(
+            f"estimator {name!r} must have the signature (batch, ctx, /, *, **params) -> "
+            f"Credit; it takes {len(positional)} positional parameters."
+        )
+    return {p.name: p for p in params if p.kind is p.KEYWORD_ONLY}
+
+
+def _describe(options: Mapping[str, inspect.Parameter]) -> str:
+    shown = [f"{n}={p.default!r}" if p.default is not p.empty else n for n, p in options.items()]
+    return f"Its parameters: {', '.join(shown) or '(none)'}."
+
+
+def _check_value(name: str, key: str, value: Any, hint: Any) -> None:
+    """Check ``value`` against a ``Literal[...]``, ``bool``, ``int`` or ``float`` annotation."""
+    if typing.get_origin(hint) is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+            maybe = f" Did you mean {close[0]!r}?" if close else ""
+            raise UnknownParameterError(
+                f"estimator {name!r}: {key}={value!r} is not one of {list(choices)}.{maybe}"
+            )
+        return
+    kinds = {bool: (bool,), int: (numbers.Integral,), float: (numbers.Real,)}.get(hint)
+    if kinds and (not isinstance(value, kinds) or (hint is not bool and isinstance(value, bool))):
+        raise UnknownParameterError(
+            f"estimator {name!r}: {key} must be {hint.__name__}, got {value!r}."
+        )
+
+
+def _check_params(name: str, fn: Callable[..., Any], params: Mapping[str, Any]) -> None:
+    options = _options(name, fn)
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
+    for key in params:
+        if key not in options and not takes_any:
+            close = difflib.get_close_matches(key, list(options), n=1, cutoff=0.5)
+            maybe = f" Did you mean {close[0]!r}?" if close else ""
+            raise UnknownParameterError(
+                f"estimator {name!r} has no parameter {key!r}.{maybe} {_describe(options)}"
+            )
+    inspect.signature(fn).bind_partial(None, None, **params)
+    missing = [k for k, p in options.items() if p.default is p.empty and k not in params]
+    if missing:
+        raise UnknownParameterError(
+            f"estimator {name!r} needs a value for {', '.join(missing)}. {_describe(options)}"
+        )
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # a plugin's unresolvable annotation must not block resolving it
+        hints = {}
+    for key, value in params.items():
+        _check_value(name, key, value, hints.get(key))
+
+
+def resolve_estimator(
+    name: str, params: Mapping[str, Any] | None = None, available: Iterable[str] = frozenset()
+) -> Callable[[TurnBatch, CreditContext], Credit]:
+    """Look up an estimator, bind its parameters and check its requirements, at config time.
+
+    Args:
+        name: Registered estimator name (plugins are loaded on the first unknown name).
+        params: Keyword parameters for the estimator; checked against its signature and
+            its ``Literal``/``bool``/``int``/``float`` annotations.
+        available: Context capabilities that will be set (see
+            :meth:`CreditContext.available`).
+
+    Returns:
+        ``estimate(batch, ctx) -> Credit`` with the parameters bound.
+
+    Raises:
+        turngym.registry.UnknownNameError: No estimator has this name (with suggestions).
+        UnknownParameterError: A parameter is unknown, missing, or has a bad value.
+        MissingRequirementError: The estimator needs a capability not in ``available``.
+    """
+    fn = estimator_registry.get(name)
+    params = dict(params or {})
+    _check_params(name, fn, params)
+    requires = frozenset(getattr(fn, "requires", frozenset()))  # plugins may not declare it
+    missing = sorted(requires - frozenset(available))
+    if missing:
+        have = ", ".join(sorted(available)) or "none of them"
+        raise MissingRequirementError(
+            f"estimator {name!r} requires {', '.join(missing)} in the CreditContext, but only "
+            f"{have} will be set. Configure CreditContext({missing[0]}=...) or pick another "
+            "estimator."
+        )
+    return functools.partial(fn, **params)

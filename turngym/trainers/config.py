@@ -1,0 +1,269 @@
+"""The trainer's configuration: one frozen dataclass, validated before any work starts.
+
+Help text is the docstring under each field (STYLE.md 10.8); :func:`add_config_arguments`
+turns the fields into ``--kebab-case`` flags with that help, and :meth:`TrainConfig.from_file`
+reads YAML or JSON into the same class. Unknown keys are errors, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import difflib
+import inspect
+import json
+import textwrap
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["AGGREGATIONS", "TrainConfig", "add_config_arguments", "config_from_args", "field_docs"]
+
+AGGREGATIONS: tuple[str, ...] = (
+    "token-mean",
+    "seq-mean-token-sum",
+    "seq-mean-token-mean",
+    "seq-mean-token-sum-norm",
+)
+"""The loss aggregation modes of CREDIT_METHODS.md section 0.4 (verl ``agg_loss``)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Everything a training run depends on (written next to its results)."""
+
+    # --- What to train on ---
+    env: str = "turngym/FrozenLake-v0"
+    """Registered env id to train on."""
+    env_options: dict[str, Any] = field(default_factory=dict)
+    """Reset options for training and eval (e.g. ``{"level": 1}``)."""
+    model: str = "tiny"
+    """``tiny`` (a small model built offline from the env's vocabulary) or a local HF path."""
+    tiny_d_model: int = 64
+    """Hidden size of the tiny model."""
+    tiny_layers: int = 2
+    """Transformer layers of the tiny model."""
+    seed: int = 0
+    """Seeds the model init, task sampling, generation and minibatch order."""
+
+    # --- Credit assignment ---
+    estimator: str = "grpo"
+    """Registered credit estimator (``turngym list estimators``)."""
+    estimator_params: dict[str, Any] = field(default_factory=dict)
+    """Keyword parameters of the estimator; misspelt names fail before any rollout."""
+
+    # --- Rollouts ---
+    iterations: int = 100
+    """Training iterations (collect → credit → update)."""
+    tasks_per_iteration: int = 16
+    """Train-split tasks sampled per iteration."""
+    group_size: int = 8
+    """Episodes per task (G)."""
+    max_turns: int | None = None
+    """Turn cap per episode (default: the env's ``max_episode_steps``)."""
+    invalid_action_penalty: float = 0.0
+    """Added to the reward of invalid actions (e.g. -0.1)."""
+    temperature: float = 1.0
+    """Sampling temperature during training rollouts."""
+    top_p: float = 1.0
+    """Nucleus sampling threshold during training rollouts."""
+    max_new_tokens: int = 8
+    """Generation budget per action."""
+    response_prefix: str = "<action>"
+    """Text appended to every prompt; the model continues it (part of the action)."""
+    response_suffix: str = ""
+    """Text appended to every generated action (e.g. ``</action>`` with ``max_new_tokens=1``)."""
+    stop: tuple[str, ...] = ("</action>",)
+    """Stop strings for generation."""
+    history: int | None = 0
+    """Past turns shown in the prompt (``None``: all)."""
+    include_instructions: bool = True
+    """Whether prompts start with the env's instructions."""
+
+    # --- Optimisation ---
+    learning_rate: float = 1e-3
+    """AdamW learning rate."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    ppo_epochs: int = 1
+    """Passes over each iteration's data."""
+    minibatch_size: int = 256
+    """Sequences per optimiser step."""
+    grad_accumulation: int = 1
+    """Micro-batches per minibatch (memory knob; same gradient)."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping by global norm (0: off)."""
+    clip_low: float = 0.2
+    """Lower clip range of the ratio (1 - clip_low)."""
+    clip_high: float = 0.2
+    """Upper clip range of the ratio (1 + clip_high); DAPO uses 0.28."""
+    dual_clip: float | None = 3.0
+    """Dual-clip constant for negative advantages (``None``: off)."""
+    aggregation: str = "token-mean"
+    """Loss aggregation, one of :data:`AGGREGATIONS` (CREDIT_METHODS.md 0.4)."""
+    kl_coef: float = 0.0
+    """Weight of the KL penalty to the frozen initial policy (0: no reference model)."""
+    kl_estimator: str = "k3"
+    """KL estimator: k1 or k3."""
+    entropy_coef: float = 0.0
+    """Weight of the entropy bonus."""
+    sequence_mode: str = "turn"
+    """One training sequence per ``turn``, or per ``episode`` when prompts are prefix-consistent."""
+
+    # --- Evaluation, logging, checkpoints ---
+    eval_every: int = 10
+    """Evaluate on the eval split every N iterations (0: only at the end)."""
+    eval_tasks: int = 50
+    """Tasks in each evaluation."""
+    eval_split: str = "test"
+    """Split used for evaluation."""
+    eval_temperature: float = 0.0
+    """Sampling temperature for evaluation (0: greedy)."""
+    checkpoint_every: int = 10
+    """Save a checkpoint every N iterations (0: only at the end)."""
+    out_dir: str = "runs/train"
+    """Run directory: config.json, metrics.jsonl, checkpoint/."""
+    resume: bool = True
+    """Continue from ``out_dir/checkpoint`` when it exists."""
+    time_budget_s: float | None = None
+    """Stop after the iteration that crosses this wall-clock budget."""
+    progress: bool = False
+    """Show a progress bar."""
+    device: str = "cpu"
+    """Torch device (``cpu``, ``cuda``, ``cuda:1``)."""
+
+    def __post_init__(self) -> None:
+        positive = ("iterations", "tasks_per_iteration", "group_size", "max_new_tokens",
+                    "ppo_epochs", "minibatch_size", "grad_accumulation", "eval_tasks",
+                    "tiny_d_model", "tiny_layers")  # fmt: skip
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.minibatch_size % self.grad_accumulation:
+            raise ValueError(
+                f"minibatch_size ({self.minibatch_size}) must be a multiple of "
+                f"grad_accumulation ({self.grad_accumulation})"
+            )
+        for name in ("learning_rate", "temperature"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(
+                f"aggregation must be one of {list(AGGREGATIONS)}, got {self.aggregation!r}"
+            )
+        if self.kl_estimator not in ("k1", "k3"):
+            raise ValueError(f"kl_estimator must be 'k1' or 'k3', got {self.kl_estimator!r}")
+        if self.sequence_mode not in ("turn", "episode"):
+            raise ValueError(
+                f"sequence_mode must be 'turn' or 'episode', got {self.sequence_mode!r}"
+            )
+        if self.eval_split not in ("train", "validation", "test"):
+            raise ValueError(
+                f"eval_split must be train, validation or test, got {self.eval_split!r}"
+            )
+        if self.dual_clip is not None and self.dual_clip <= 1:
+            raise ValueError(f"dual_clip must be > 1 or None, got {self.dual_clip}")
+
+    # --- Serialisation ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Return the config as a JSON-serialisable dict."""
+        data = dataclasses.asdict(self)
+        data["stop"] = list(self.stop)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> TrainConfig:
+        """Build a config from a dict, rejecting unknown keys with a suggestion."""
+        merged = {**data, **overrides}
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(merged) - set(names))
+        if unknown:
+            hints = {k: difflib.get_close_matches(k, names, n=1) for k in unknown}
+            said = ", ".join(
+                f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items()
+            )
+            raise ValueError(f"Unknown config key(s) {said}.")
+        if "stop" in merged:
+            merged["stop"] = tuple(merged["stop"])
+        return cls(**merged)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+        """Load YAML (``.yaml``/``.yml``) or JSON, then apply ``overrides``."""
+        text = Path(path).read_text()
+        if str(path).endswith((".yaml", ".yml")):
+            import yaml  # only needed for YAML configs
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"{path}: a config file must hold a mapping, got {type(data).__name__}"
+            )
+        return cls.from_dict(data, **overrides)
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Return ``{field name: docstring under it}`` by reading the class source."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, after in zip(body, body[1:], strict=False):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant):
+                docs[node.target.id] = " ".join(str(after.value.value).split())
+    return docs
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfig) -> None:
+    """Add one ``--kebab-case`` flag per config field, with the field's docstring as help.
+
+    An absent flag leaves no attribute on the namespace (``argparse.SUPPRESS``), so a flag
+    overrides ``--config`` only when given, and ``--history none`` can still set ``None``.
+    """
+    docs = field_docs(cls)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        kind = _arg_type(default, hints[f.name])
+        help_text = f"{docs.get(f.name, '')} (default: {default!r})".replace("%", "%%")
+        if isinstance(default, bool):
+            parser.add_argument(
+                flag,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=help_text,
+            )
+        elif isinstance(default, tuple):
+            parser.add_argument(flag, nargs="*", default=argparse.SUPPRESS, help=help_text)
+        else:
+            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=help_text)
+
+
+def _arg_type(default: Any, hint: Any) -> Any:
+    if isinstance(default, dict):
+        return json.loads
+    kinds = [k for k in typing.get_args(hint) or (hint,) if k is not type(None)]
+    if len(kinds) == 1 and kinds[0] in (int, float):
+        parse = kinds[0]
+        if type(None) in typing.get_args(hint):  # "none" unsets an optional number
+            return lambda text: None if text.lower() == "none" else parse(text)
+        return parse
+    return str
+
+
+def config_from_args(args: argparse.Namespace, cls: type = TrainConfig) -> TrainConfig:
+    """Build the config: ``--config`` file (if any), then every flag that was given."""
+    overrides = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)
+    }
+    if "stop" in overrides:
+        overrides["stop"] = tuple(overrides["stop"])
+    path = getattr(args, "config", None)
+    return cls.from_file(path, **overrides) if path else cls.from_dict({}, **overrides)
