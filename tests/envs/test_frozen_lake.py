@@ -428,3 +428,18 @@ def test_any_command_never_raises(command, tagged):
     env.reset(seed=1)
     obs, reward, *_ = env.step(act(command) if tagged else command)
     assert isinstance(obs, str) and reward in (0.0, 1.0)
+
+
+def test_step_penalty_knob_is_added_to_every_valid_move():
+    env = gymnasium.make("turngym/FrozenLake-v0", step_penalty=-0.05)
+    env.reset(options={"task": {"rows": ["S__G"]}})
+    _, reward, terminated, _, info = env.step("<action>left</action>")  # bumps into the edge
+    assert (reward, terminated, info["reward_components"]) == (-0.05, False, {"step": -0.05})
+    env.step("<action>right</action>")
+    env.step("<action>right</action>")
+    _, reward, terminated, _, info = env.step("<action>right</action>")
+    assert terminated and reward == pytest.approx(0.95)
+    assert info["reward_components"] == {"goal": 1.0, "step": -0.05}
+    assert env.reset(options={"task": {"rows": ["S__G"]}}) and env.step("jump")[1] == 0.0
+    with pytest.raises(ValueError, match="step_penalty"):
+        gymnasium.make("turngym/FrozenLake-v0", step_penalty=0.5)

@@ -77,6 +77,7 @@ class Trainer:
         self.ctx = CreditContext(probe=BeliefProbe(self.model, self.tokenizer), state={}, step=0)
         self.iteration = 0
         self.env_steps = 0
+        self.elapsed_s = 0.0  # wall-clock seconds of earlier (resumed-from) train() calls
         if config.resume and (self.out / "checkpoint").exists():
             self._load_checkpoint()
 
@@ -127,10 +128,11 @@ class Trainer:
                 )
                 if last or (cfg.eval_every and self.iteration % cfg.eval_every == 0):
                     row.update(self.evaluate())
+                row["elapsed_s"] = self.elapsed_s + time.monotonic() - started
                 self._append_metrics(row)
                 rows.append(row)
                 if last or (cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0):
-                    self.save_checkpoint()
+                    self.save_checkpoint(elapsed_s=row["elapsed_s"])
                 advance()
                 if last:
                     break
@@ -170,11 +172,18 @@ class Trainer:
         rng = np.random.default_rng([self.config.seed, iteration, 1])
         return [int(s) for s in rng.integers(0, 2**31 - 1, self.config.tasks_per_iteration)]
 
-    def evaluate(self) -> dict[str, float]:
-        """Success and return on the eval split (greedy unless ``eval_temperature > 0``)."""
+    def evaluate(self, temperature: float | None = None) -> dict[str, float]:
+        """Success and return on the eval split.
+
+        Args:
+            temperature: Sampling temperature; default ``config.eval_temperature`` (0: greedy).
+        """
         cfg = self.config
-        self.eval_agent.reseed(_mix(cfg.seed, self.iteration, 2))
-        groups = collect(cfg.env, self.eval_agent, cfg.eval_tasks, 1, split=cfg.eval_split,
+        agent = self.eval_agent
+        if temperature is not None:
+            agent = self._agent(temperature or 1.0, 1.0, greedy=temperature == 0)
+        agent.reseed(_mix(cfg.seed, self.iteration, 2))
+        groups = collect(cfg.env, agent, cfg.eval_tasks, 1, split=cfg.eval_split,
                          options=cfg.env_options, max_turns=cfg.max_turns)  # fmt: skip
         return {f"eval_{k}": v for k, v in _rollout_metrics(groups).items()}
 
@@ -274,13 +283,16 @@ class Trainer:
         return out
 
     # --- Checkpoints and metrics --------------------------------------------------------------
-    def save_checkpoint(self) -> None:
+    def save_checkpoint(self, elapsed_s: float = 0.0) -> None:
         """Write model, tokenizer and trainer state to ``out_dir/checkpoint`` atomically."""
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # its per-shard bar would interleave with our logs
         tmp = self.out / "checkpoint.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         self.model.save_pretrained(tmp)
         self.tokenizer.save_pretrained(tmp)
-        state = {"iteration": self.iteration, "env_steps": self.env_steps,
+        state = {"iteration": self.iteration, "env_steps": self.env_steps, "elapsed_s": elapsed_s,
                  "optimizer": self.optimizer.state_dict(), "credit_state": self.ctx.state,
                  "config": self.config.to_dict()}  # fmt: skip
         torch.save(state, tmp / "trainer_state.pt")
@@ -309,6 +321,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.ctx.state = state["credit_state"]
         self.iteration, self.env_steps = state["iteration"], state["env_steps"]
+        self.elapsed_s = float(state.get("elapsed_s", 0.0))
 
     def _truncate_metrics(self, iteration: int) -> None:
         """Drop rows past the checkpoint, so a resumed run neither loses nor repeats steps."""

@@ -61,6 +61,7 @@ _RANGES = {  # knob: (low, high, what to do instead)
     "hole_prob": (0.0, 0.6, "use a fraction from 0 to 0.6 (denser maps rarely have a path)."),
     "slip_prob": (0.0, 1.0, "use 0 (deterministic) to 1; Gymnasium's slippery ice is 2/3."),
     "goal_reward": (0.0, math.inf, "use a positive finite number such as 1.0."),
+    "step_penalty": (-1.0, 0.0, "use a small non-positive number such as -0.01."),
 }
 _PI_MAX_ITERATIONS = 1_000
 # Expected moves given to cells a policy never leaves (improper policies cost "infinity").
@@ -338,6 +339,22 @@ def _check_rows(rows: Any) -> tuple[str, ...]:
     return tuple(rows)
 
 
+def _move_outcomes(goal: float, step: float) -> tuple[Transition, ...]:
+    """The four outcomes of a valid move (moved, bumped, fell, reached), built once per task."""
+    if step == 0.0:
+        reached = Transition(reward=goal, terminated=True, message="You reached the goal!",
+                             reward_components={"goal": goal})  # fmt: skip
+        return _MOVED, _BUMPED, _FELL, reached
+    parts = {"step": step}
+    return (
+        Transition(reward=step, reward_components=parts),
+        Transition(reward=step, effective=False, message=_BUMPED.message, reward_components=parts),
+        Transition(reward=step, terminated=True, message=_FELL.message, reward_components=parts),
+        Transition(reward=goal + step, terminated=True, message="You reached the goal!",
+                   reward_components={"goal": goal, **parts}),  # fmt: skip
+    )
+
+
 class FrozenLake(TextEnv):
     """Cross a frozen lake to the goal; holes end the episode (RAGEN's text FrozenLake).
 
@@ -351,6 +368,8 @@ class FrozenLake(TextEnv):
       ``is_slippery=True``.
     * ``fog``: if true, only the 3x3 neighbourhood of the player is visible (``?`` elsewhere).
     * ``goal_reward``: reward for reaching the goal (> 0); a reward scale, not part of the task.
+    * ``step_penalty`` (-1..0, default 0 as in RAGEN and Gymnasium): added to the reward of
+      every valid move, so that shorter paths earn more; also not part of the task.
 
     A task is ``{"rows": [...], "slip_prob": p, "fog": f}`` with rows over ``S`` (start),
     ``_`` (ice), ``O`` (hole) and ``G`` (goal). Hand-written tasks may give only ``rows``; the
@@ -384,6 +403,7 @@ class FrozenLake(TextEnv):
         "slip_prob": 0.0,
         "fog": False,
         "goal_reward": 1.0,
+        "step_penalty": 0.0,
     }
     levels: ClassVar[Mapping[int, Mapping[str, Any]]] = {
         0: {"size": 4, "hole_prob": 0.2, "slip_prob": 0.0},
@@ -477,11 +497,8 @@ class FrozenLake(TextEnv):
         self._kinds = board.kinds
         self._keys = board.keys
         self._frames: list[str | None] = [None] * len(board.kinds)
-        self._reached = Transition(
-            reward=self.goal_reward,
-            terminated=True,
-            message="You reached the goal!",
-            reward_components={"goal": self.goal_reward},
+        self._moved, self._bumped, self._fell, self._reached = _move_outcomes(
+            self.goal_reward, float(knobs["step_penalty"])
         )
         self._cell = board.start
         self._over = False
@@ -518,13 +535,13 @@ class FrozenLake(TextEnv):
                 self._slipped = True
         cell = self._nxt[self._cell][move]
         if cell == self._cell:
-            return _BUMPED
+            return self._bumped
         self._cell = cell
         kind = self._kinds[cell]
         if kind == _FROZEN:
-            return _MOVED
+            return self._moved
         self._over = True
-        return self._reached if kind == _GOAL else _FELL
+        return self._reached if kind == _GOAL else self._fell
 
     def render_text(self) -> str:
         """Return the grid with the player drawn in; frames are built once per cell."""
