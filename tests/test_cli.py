@@ -5,7 +5,8 @@ import json
 import subprocess
 import sys
 
-from turngym.cli import main, wilson_interval
+from turngym.cli import main
+from turngym.rollout import wilson_interval
 
 
 def run(argv, stdin: str = "") -> tuple[int, str]:

@@ -168,6 +168,7 @@ def test_slow_envs_step_in_a_worker_pool_with_identical_results(counter_id):
 
     inline = collect(lambda: Counter(), RandomAgent(seed=2), tasks=4, group_size=2, max_turns=8)
     pooled = collect(lambda: SlowCounter(), RandomAgent(seed=2), tasks=4, group_size=2, max_turns=8)
+
     def strip(gs):
         return [ep.to_dict() | {"metrics": {}, "env_id": ""} for g in gs for ep in g.episodes]
 

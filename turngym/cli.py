@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,13 +17,13 @@ import turngym
 from turngym.agents import EnvAwareAgent, agent_registry, make_agent
 from turngym.core import INSTRUCTIONS, PRIVILEGED
 from turngym.registry import UnknownNameError, env_registry
-from turngym.rollout import collect
+from turngym.rollout import collect, summarize
 from turngym.testing import CHECKS, check_env
 from turngym.trainers.config import add_config_arguments, config_from_args
 from turngym.trainers.credit import estimator_registry
-from turngym.types import Conversation, Group
+from turngym.types import Conversation
 
-__all__ = ["main", "summarize"]
+__all__ = ["main"]
 
 _REGISTRIES = {"envs": env_registry, "estimators": estimator_registry, "agents": agent_registry}
 
@@ -217,37 +216,6 @@ def _ask_again(out: TextIO, stdin: TextIO) -> bool:
 
 
 # --- rollout ----------------------------------------------------------------------------------
-def summarize(groups: Sequence[Group]) -> dict[str, Any]:
-    """Aggregate groups: success rate with a Wilson 95% interval, mean outcome, turns, errors."""
-    episodes = [ep for g in groups for ep in g.episodes]
-    n = len(episodes)
-    successes = sum(ep.success for ep in episodes)
-    turns = [t for ep in episodes for t in ep.turns]
-    low, high = wilson_interval(successes, n)
-    return {
-        "episodes": n,
-        "success_rate": successes / n if n else 0.0,
-        "success_ci95": [low, high],
-        "mean_outcome": sum(ep.outcome for ep in episodes) / n if n else 0.0,
-        "mean_return": sum(ep.total_reward for ep in episodes) / n if n else 0.0,
-        "mean_turns": len(turns) / n if n else 0.0,
-        "invalid_action_rate": sum(not t.action_valid for t in turns) / len(turns)
-        if turns
-        else 0.0,
-        "errors": sum(ep.error is not None for ep in episodes),
-    }
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (exact-coverage-ish at small n)."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
 def _cmd_rollout(args: argparse.Namespace, out: TextIO) -> int:
     if args.tasks < 1 or args.group_size < 1:
         print("turngym rollout: --tasks and --group-size must be >= 1", file=sys.stderr)

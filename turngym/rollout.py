@@ -19,6 +19,7 @@ returns one :class:`~turngym.types.Group` per task (DESIGN.md section 4).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import traceback
 from collections import deque
@@ -35,7 +36,14 @@ from turngym.core import INSTRUCTIONS, PRIVILEGED, SCORE, STATE_KEY, SUCCESS, TA
 from turngym.registry import make
 from turngym.types import Conversation, Episode, Group, Turn
 
-__all__ = ["collect", "acollect", "DEFAULT_MAX_TURNS", "DEFAULT_MAX_CONCURRENT"]
+__all__ = [
+    "collect",
+    "acollect",
+    "summarize",
+    "wilson_interval",
+    "DEFAULT_MAX_TURNS",
+    "DEFAULT_MAX_CONCURRENT",
+]
 
 DEFAULT_MAX_TURNS = 100
 """Turn cap for envs whose spec sets no ``max_episode_steps``."""
@@ -453,3 +461,38 @@ class _progress:
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def summarize(groups: Sequence[Group]) -> dict[str, Any]:
+    """Aggregate groups into the numbers the CLI and the trainer report.
+
+    Success rate with a Wilson 95% interval, mean outcome, return and turns, the
+    invalid-action rate, and the number of episodes that ended with an error.
+    """
+    episodes = [ep for g in groups for ep in g.episodes]
+    n = len(episodes)
+    successes = sum(ep.success for ep in episodes)
+    turns = [t for ep in episodes for t in ep.turns]
+    low, high = wilson_interval(successes, n)
+    return {
+        "episodes": n,
+        "success_rate": successes / n if n else 0.0,
+        "success_ci95": [low, high],
+        "mean_outcome": sum(ep.outcome for ep in episodes) / n if n else 0.0,
+        "mean_return": sum(ep.total_reward for ep in episodes) / n if n else 0.0,
+        "mean_turns": len(turns) / n if n else 0.0,
+        "invalid_action_rate": sum(not t.action_valid for t in turns) / len(turns)
+        if turns
+        else 0.0,
+        "errors": sum(ep.error is not None for ep in episodes),
+    }
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (exact-coverage-ish at small n)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))

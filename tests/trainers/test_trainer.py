@@ -45,7 +45,8 @@ def test_parameters_change(tmp_path):
     trainer = Trainer(small(tmp_path, iterations=1))
     before = [p.detach().clone() for p in trainer.model.parameters()]
     trainer.train()
-    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True))
+    after = list(trainer.model.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
 
 
 def test_resume_continues_the_same_metrics_stream(tmp_path):

@@ -31,7 +31,7 @@ import torch
 from turngym.agents.hf import HFAgent
 from turngym.core import InvalidActionPenalty
 from turngym.registry import env_registry, make
-from turngym.rollout import collect
+from turngym.rollout import collect, summarize
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.credit import resolve_estimator
 from turngym.trainers.credit.types import CreditContext, TurnBatch
@@ -349,16 +349,14 @@ def _mix(*values: int) -> int:
 
 
 def _rollout_metrics(groups: Sequence[Group]) -> dict[str, float]:
-    episodes = [ep for g in groups for ep in g.episodes]
-    turns = [t for ep in episodes for t in ep.turns]
-    n = max(len(episodes), 1)
+    s = summarize(groups)
     return {
-        "success": sum(ep.success for ep in episodes) / n,
-        "outcome": sum(ep.outcome for ep in episodes) / n,
-        "return": sum(ep.total_reward for ep in episodes) / n,
-        "turns": len(turns) / n,
-        "invalid_rate": sum(not t.action_valid for t in turns) / max(len(turns), 1),
-        "errors": float(sum(ep.error is not None for ep in episodes)),
+        "success": s["success_rate"],
+        "outcome": s["mean_outcome"],
+        "return": s["mean_return"],
+        "turns": s["mean_turns"],
+        "invalid_rate": s["invalid_action_rate"],
+        "errors": float(s["errors"]),
     }
 
 

@@ -350,8 +350,12 @@ def _move_outcomes(goal: float, step: float) -> tuple[Transition, ...]:
         Transition(reward=step, reward_components=parts),
         Transition(reward=step, effective=False, message=_BUMPED.message, reward_components=parts),
         Transition(reward=step, terminated=True, message=_FELL.message, reward_components=parts),
-        Transition(reward=goal + step, terminated=True, message="You reached the goal!",
-                   reward_components={"goal": goal, **parts}),  # fmt: skip
+        Transition(
+            reward=goal + step,
+            terminated=True,
+            message="You reached the goal!",
+            reward_components={"goal": goal, **parts},
+        ),  # fmt: skip
     )
 
 
