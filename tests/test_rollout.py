@@ -178,3 +178,8 @@ def test_slow_envs_step_in_a_worker_pool_with_identical_results(counter_id):
 def test_progress_bar_runs(counter_id, capsys):
     groups = collect(counter_id, OracleAgent(), tasks=3, group_size=2, progress=True)
     assert len(groups) == 3
+
+
+def test_acollect_drives_reference_agents(counter_id):
+    groups = asyncio.run(acollect(counter_id, OracleAgent(), tasks=3, group_size=2))
+    assert all(ep.success for g in groups for ep in g.episodes)

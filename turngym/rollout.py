@@ -409,7 +409,7 @@ def collect(
 
 async def acollect(
     env: EnvSource,
-    agent: Agent,
+    agent: Agent | EnvAwareAgent,
     tasks: int | Sequence[int],
     group_size: int = 1,
     **kwargs: Any,
@@ -432,7 +432,10 @@ async def acollect(
     try:
         await asyncio.to_thread(collector.fill)
         while not collector.done:
-            actions = await agent.aact_batch(collector.conversations())
+            if isinstance(agent, EnvAwareAgent):  # reference agents act from the envs, in a thread
+                actions = await asyncio.to_thread(_act, agent, collector)
+            else:
+                actions = await agent.aact_batch(collector.conversations())
             await asyncio.to_thread(collector.apply, actions)
             await asyncio.to_thread(collector.fill)
         return collector.groups()
