@@ -98,3 +98,23 @@ def test_other_estimators_train(tmp_path, estimator):
     rows = Trainer(small(tmp_path, iterations=1, estimator=estimator, estimator_params=params,
                          eval_every=0)).train()  # fmt: skip
     assert rows[0]["optimizer_steps"] >= 1
+
+
+def test_minibatches_without_advantage_signal_are_skipped(tmp_path):
+    from turngym.trainers.tokens import TrainingSequence
+
+    trainer = Trainer(small(tmp_path, iterations=1, entropy_coef=0.01))
+
+    def seq(advantage: float) -> TrainingSequence:
+        return TrainingSequence(
+            input_ids=(1, 2, 3, 4), loss_mask=(0, 0, 1, 1),
+            advantages=(0.0, 0.0, advantage, advantage), old_logprobs=(0.0,) * 4,
+            prompt_length=2, episode_index=0, turn_indices=(0,),
+        )  # fmt: skip
+
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    out = trainer._update([seq(0.0)] * 4, 0)
+    assert out["optimizer_steps"] == 0 and out["skipped_steps"] >= 1
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True))
+    out = trainer._update([seq(0.0)] * 3 + [seq(1.0)], 0)
+    assert out["optimizer_steps"] >= 1

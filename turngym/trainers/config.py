@@ -109,6 +109,9 @@ class TrainConfig:
     """KL estimator: k1 or k3."""
     entropy_coef: float = 0.0
     """Weight of the entropy bonus."""
+    skip_without_signal: bool = True
+    """Skip a minibatch whose advantages are all zero. Otherwise only the regularisers act, and
+    Adam rescales their tiny gradients into full-size steps (seen as a late collapse)."""
     sequence_mode: str = "turn"
     """One training sequence per ``turn``, or per ``episode`` when prompts are prefix-consistent."""
 

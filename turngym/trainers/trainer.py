@@ -197,19 +197,24 @@ class Trainer:
             else None
         )
         rng = np.random.default_rng([cfg.seed, iteration, 3])
+        signal = np.array([any(a != 0 for a in s.advantages) for s in sequences])
         sums: dict[str, float] = {}
-        n_steps = 0
+        n_steps = n_skipped = 0
         self.model.train()
         for _ in range(cfg.ppo_epochs):
             order = rng.permutation(len(sequences))
             for start in range(0, len(order), cfg.minibatch_size):
                 chosen = order[start : start + cfg.minibatch_size]
+                if cfg.skip_without_signal and not signal[chosen].any():
+                    n_skipped += 1
+                    continue
                 for k, v in self._minibatch_step(sequences, chosen, old, ref).items():
                     sums[k] = sums.get(k, 0.0) + v
                 n_steps += 1
         self.model.eval()
         out = {k: v / max(n_steps, 1) for k, v in sums.items()}
         out["optimizer_steps"] = float(n_steps)
+        out["skipped_steps"] = float(n_skipped)
         return out
 
     def _minibatch_step(
