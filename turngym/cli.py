@@ -7,6 +7,7 @@ are stable: 0 success, 1 a check or run failed, 2 bad usage (unknown names, bad 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -130,7 +131,7 @@ def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     ]
     if args.json:
         data = [
-            {"env_id": r.env_id, "ok": r.ok, "checks": [vars_of(c) for c in r.results]}
+            {"env_id": r.env_id, "ok": r.ok, "checks": [dataclasses.asdict(c) for c in r.results]}
             for r in reports
         ]
         print(json.dumps(data, indent=2), file=out)
@@ -144,11 +145,6 @@ def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
                     file=out,
                 )
     return 0 if all(r.ok for r in reports) else 1
-
-
-def vars_of(result: Any) -> dict[str, Any]:
-    """Return a slotted dataclass's fields as a dict."""
-    return {name: getattr(result, name) for name in result.__slots__}
 
 
 # --- play -------------------------------------------------------------------------------------

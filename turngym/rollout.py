@@ -80,6 +80,7 @@ class _Slot:
     history: tuple[tuple[str, str], ...] = ()
     turns: list[Turn] = field(default_factory=list)
     last_info: dict[str, Any] = field(default_factory=dict)
+    timed_out: bool = False
 
 
 def _public(info: dict[str, Any]) -> dict[str, Any]:
@@ -260,13 +261,12 @@ class _Collector:
         slot.observation = obs
         slot.state_key = info.get(STATE_KEY)
         slot.last_info = info
-        if timed_out and not terminated:
-            slot.last_info = {**info, "_timeout": True}
+        slot.timed_out = timed_out and not terminated
         return bool(terminated) or truncated
 
     def _finish(self, slot: _Slot, error: str | None = None, env_broken: bool = False) -> None:
         info = slot.last_info
-        if error is None and info.get("_timeout"):
+        if error is None and slot.timed_out:
             error = f"TimeoutError: episode exceeded {self.episode_timeout} s"
         privileged = {**slot.privileged, **info.get(PRIVILEGED, {})}
         success = bool(info.get(SUCCESS, False)) and error is None

@@ -131,8 +131,8 @@ def _check_gymnasium(make_env: Callable[[], gymnasium.Env], **_: Any) -> None:
 def _check_info_keys(make_env: Callable[[], gymnasium.Env], split: str, **_: Any) -> None:
     env = make_env()
     _, info = env.reset(seed=0, options={"split": split})
-    expected = {TASK_ID: str, INSTRUCTIONS: str, SUCCESS: bool, SCORE: float, PRIVILEGED: dict}
-    expected |= {METRICS: dict}
+    expected = {TASK_ID: str, INSTRUCTIONS: str, SUCCESS: bool, SCORE: float}
+    expected.update({PRIVILEGED: dict, METRICS: dict})
     for key, kind in expected.items():
         if not isinstance(info.get(key), kind):
             raise EnvCheckError(

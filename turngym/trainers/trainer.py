@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from turngym.agents.hf import HFAgent
-from turngym.core import InvalidActionPenalty
+from turngym.core import InvalidActionPenalty, TextEnv
 from turngym.registry import env_registry, make
 from turngym.rollout import collect, summarize
 from turngym.trainers.config import TrainConfig
@@ -59,7 +59,9 @@ class Trainer:
         """
         self.config = config
         env_registry.get(config.env)  # fail on a typo before building anything
-        make(config.env).unwrapped.validate_options({"split": "train", **config.env_options})
+        probe_env = make(config.env).unwrapped
+        if isinstance(probe_env, TextEnv):  # bad reset options fail before the model is built
+            probe_env.validate_options({"split": "train", **config.env_options})
         self.estimator = resolve_estimator(config.estimator, config.estimator_params, _CAPABILITIES)
         self.out = Path(config.out_dir)
         self.device = torch.device(config.device)
