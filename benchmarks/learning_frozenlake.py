@@ -28,26 +28,16 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from turngym.evals.bench import DEFAULT_RECIPE
+
 RECIPE = dict(
+    DEFAULT_RECIPE,  # the tiny-model recipe `turngym bench` uses, on the default 4x4 lake
     env="turngym/FrozenLake-v0",
     env_options={"difficulty": {"step_penalty": -0.05}},
     iterations=100_000,  # the wall-clock budget ends the run
     tasks_per_iteration=16,
-    group_size=8,
-    max_new_tokens=1,
-    response_prefix="<action>",
-    response_suffix="</action>",
-    stop=(),
-    history=0,
-    include_instructions=False,
-    invalid_action_penalty=-0.1,
-    learning_rate=1e-3,
-    entropy_coef=0.01,  # without it GRPO's policy entropy collapsed within ~120 iterations
-    ppo_epochs=2,
-    minibatch_size=256,
     eval_every=10,
     eval_tasks=50,
-    eval_temperature=1.0,  # the policy as trained (sampling); greedy is reported at the end
     checkpoint_every=0,
     resume=False,
 )

@@ -1,4 +1,7 @@
-"""The ``turngym`` command line: ``list``, ``check``, ``play``, ``rollout`` and ``train``.
+"""The ``turngym`` command line.
+
+``list``, ``check``, ``play``, ``rollout`` and ``train`` live here; ``eval``, ``table`` and
+``bench`` in :mod:`turngym.evals.cli`, ``leaderboard`` in :mod:`turngym.leaderboard.cli`.
 
 ``main(argv)`` returns the exit code, so every subcommand is testable in-process. Exit codes
 are stable: 0 success, 1 a check or run failed, 2 bad usage (unknown names, bad options).
@@ -17,6 +20,9 @@ from typing import Any, TextIO
 import turngym
 from turngym.agents import EnvAwareAgent, agent_registry, make_agent
 from turngym.core import INSTRUCTIONS, PRIVILEGED
+from turngym.evals.cli import add_parsers as add_eval_parsers
+from turngym.evals.suites import suite_registry
+from turngym.leaderboard.cli import add_parser as add_leaderboard_parser
 from turngym.registry import UnknownNameError, env_registry
 from turngym.rollout import collect, summarize
 from turngym.testing import CHECKS, check_env
@@ -26,7 +32,8 @@ from turngym.types import Conversation
 
 __all__ = ["main"]
 
-_REGISTRIES = {"envs": env_registry, "estimators": estimator_registry, "agents": agent_registry}
+_REGISTRIES = {"envs": env_registry, "estimators": estimator_registry, "agents": agent_registry,
+               "suites": suite_registry}  # fmt: skip
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"turngym {turngym.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("list", help="list registered envs, estimators, agents or plugins")
+    p = sub.add_parser("list", help="list registered envs, estimators, agents, suites or plugins")
     p.add_argument("what", nargs="?", default="envs", choices=[*_REGISTRIES, "plugins"])
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
@@ -70,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", type=Path, default=None, help="YAML or JSON TrainConfig file")
     add_config_arguments(p)
+    add_eval_parsers(sub)
+    add_leaderboard_parser(sub)
     return parser
 
 
@@ -281,6 +290,8 @@ def main(
     except SystemExit as exit_:  # argparse exits 2 on usage errors and 0 on --help
         return int(exit_.code or 0)
     try:
+        if hasattr(args, "handler"):  # subcommands defined in their own modules
+            return args.handler(args, out)
         if args.command == "list":
             return _cmd_list(args, out)
         if args.command == "check":

@@ -19,7 +19,6 @@ returns one :class:`~turngym.types.Group` per task (DESIGN.md section 4).
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 import traceback
 from collections import deque
@@ -33,6 +32,7 @@ import gymnasium
 
 from turngym.agents.base import ActionResult, Agent, EnvAwareAgent
 from turngym.core import INSTRUCTIONS, PRIVILEGED, SCORE, STATE_KEY, SUCCESS, TASK_ID, TextEnv
+from turngym.evals.stats import wilson_interval
 from turngym.registry import make
 from turngym.types import Conversation, Episode, Group, Turn
 
@@ -108,6 +108,7 @@ class _Collector:
         episode_timeout: float | None,
         workers: int,
         round_index: int,
+        on_episode: Callable[[Episode], None] | None = None,
     ) -> None:
         seeds = list(range(tasks)) if isinstance(tasks, int) else [int(s) for s in tasks]
         if group_size < 1:
@@ -121,6 +122,7 @@ class _Collector:
         self.group_size = group_size
         self.round_index = round_index
         self.episode_timeout = episode_timeout
+        self.on_episode = on_episode
         self.queue: deque[_EpisodeSpec] = deque(self._episode_specs())
         self.results: dict[tuple[int, int], Episode] = {}
         self.live: list[_Slot] = []
@@ -272,7 +274,7 @@ class _Collector:
         success = bool(info.get(SUCCESS, False)) and error is None
         outcome = float(info.get(SCORE, float(success))) if error is None else 0.0
         spec = slot.spec
-        self.results[(spec.group, spec.member)] = Episode(
+        episode = self.results[(spec.group, spec.member)] = Episode(
             episode_id=spec.episode_id,
             env_id=self.env_id,
             task_id=slot.task_id or f"{self.split}/{spec.seed}",
@@ -289,6 +291,8 @@ class _Collector:
             _close_quietly(slot.env)  # its state is unknown: the next episode gets a fresh env
         else:
             self.free_envs.append(slot.env)
+        if self.on_episode is not None:  # e.g. the eval runner appends it to episodes.jsonl now
+            self.on_episode(episode)
 
     # --- Results ---------------------------------------------------------------------------
     @property
@@ -359,6 +363,7 @@ def collect(
     workers: int = 0,
     round_index: int = 0,
     progress: bool = False,
+    on_episode: Callable[[Episode], None] | None = None,
 ) -> list[Group]:
     """Play ``group_size`` episodes of each task in lockstep and return one Group per task.
 
@@ -379,6 +384,8 @@ def collect(
             declares ``metadata["turngym.slow"]``).
         round_index: Sampling round, part of group ids (trainers pass the iteration).
         progress: Show a progress bar of finished episodes.
+        on_episode: Called with each episode the moment it finishes (before the others of
+            its group), so a caller can persist results as they come.
 
     Returns:
         One Group per task, in the order of ``tasks``; episodes in member order.
@@ -392,7 +399,7 @@ def collect(
     collector = _Collector(
         env, tasks, group_size, split=split, options=options, env_kwargs=env_kwargs,
         max_turns=max_turns, max_concurrent=max_concurrent, episode_timeout=episode_timeout,
-        workers=workers, round_index=round_index,
+        workers=workers, round_index=round_index, on_episode=on_episode,
     )  # fmt: skip
     try:
         with _progress(progress, collector.total) as advance:
@@ -426,6 +433,7 @@ async def acollect(
         max_concurrent=kwargs.pop("max_concurrent", None),
         episode_timeout=kwargs.pop("episode_timeout", None),
         workers=kwargs.pop("workers", 0), round_index=kwargs.pop("round_index", 0),
+        on_episode=kwargs.pop("on_episode", None),
     )  # fmt: skip
     if kwargs:
         raise TypeError(f"acollect() got unexpected keyword arguments {sorted(kwargs)}")
@@ -489,13 +497,3 @@ def summarize(groups: Sequence[Group]) -> dict[str, Any]:
         else 0.0,
         "errors": sum(ep.error is not None for ep in episodes),
     }
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (exact-coverage-ish at small n)."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))

@@ -79,6 +79,17 @@ def _tiny(arg: str | None, *, seed: int) -> Agent:
     )
 
 
+def _openai(arg: str | None, *, seed: int) -> Agent:
+    if not arg:
+        raise ValueError(
+            "openai needs a model: use 'openai:<model>@<base url>', e.g. "
+            "'openai:gpt-4o-mini@https://api.openai.com/v1'."
+        )
+    from turngym.agents.openai import OpenAIAgent  # httpx: the `harness` extra
+
+    return OpenAIAgent.from_spec(arg, seed=seed)
+
+
 agent_registry: Registry[AgentFactory] = Registry("agent", group="turngym.agents")
 """Agent factories by name."""
 agent_registry.register("random", _random)
@@ -86,6 +97,7 @@ agent_registry.register("oracle", _oracle)
 agent_registry.register("replay", _replay)
 agent_registry.register("hf", _hf)
 agent_registry.register("tiny", _tiny)
+agent_registry.register("openai", _openai)
 
 
 def make_agent(spec: str, *, seed: int = 0) -> Agent | EnvAwareAgent:

@@ -16,7 +16,7 @@ import gymnasium
 
 from turngym.types import Conversation, TokenTrace
 
-__all__ = ["ActionResult", "Agent", "EnvAwareAgent", "BaseAgent"]
+__all__ = ["ActionResult", "Agent", "EnvAwareAgent", "BaseAgent", "prompt_messages"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +66,21 @@ class BaseAgent:
     async def aact_batch(self, conversations: Sequence[Conversation]) -> list[ActionResult]:
         """Run :meth:`act_batch` in a worker thread so the event loop stays free."""
         return await asyncio.to_thread(self.act_batch, conversations)
+
+
+def prompt_messages(
+    conversation: Conversation, history: int | None, include_instructions: bool
+) -> list[dict[str, str]]:
+    """Chat messages for a model agent: a history window, and the system turn only if wanted.
+
+    Args:
+        conversation: What the agent sees.
+        history: Past turns to keep (``None``: all).
+        include_instructions: Keep the system message (dropped anyway when it is empty).
+    """
+    if history is not None:
+        conversation = conversation.last(history)
+    messages = conversation.messages()
+    if not include_instructions or not conversation.instructions:
+        messages = messages[1:]
+    return messages

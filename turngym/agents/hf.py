@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from turngym.agents.base import ActionResult, BaseAgent
+from turngym.agents.base import ActionResult, BaseAgent, prompt_messages
 from turngym.types import Conversation, TokenTrace
 
 __all__ = ["HFAgent"]
@@ -179,12 +179,7 @@ class HFAgent(BaseAgent):
     # --- Prompts ---------------------------------------------------------------------------
     def messages(self, conversation: Conversation) -> list[dict[str, str]]:
         """Chat messages of the prompt after the history window and instructions options."""
-        if self.history is not None:
-            conversation = conversation.last(self.history)
-        messages = conversation.messages()
-        if not self.include_instructions or not conversation.instructions:
-            messages = messages[1:]
-        return messages
+        return prompt_messages(conversation, self.history, self.include_instructions)
 
     def reseed(self, seed: int) -> None:
         """Restart the sampling stream from ``seed``.

@@ -132,6 +132,9 @@ class TrainConfig:
     """Continue from ``out_dir/checkpoint`` when it exists."""
     time_budget_s: float | None = None
     """Stop after the iteration that crosses this wall-clock budget."""
+    max_env_steps: int | None = None
+    """Stop after the iteration that crosses this many env steps (a budget in samples, the
+    fair unit for comparing estimators: ``turngym bench`` uses it)."""
     progress: bool = False
     """Show a progress bar."""
     device: str = "cpu"
@@ -168,6 +171,8 @@ class TrainConfig:
             raise ValueError(
                 f"eval_split must be train, validation or test, got {self.eval_split!r}"
             )
+        if self.max_env_steps is not None and self.max_env_steps < 1:
+            raise ValueError(f"max_env_steps must be >= 1 or None, got {self.max_env_steps}")
         if self.dual_clip is not None and self.dual_clip <= 1:
             raise ValueError(f"dual_clip must be > 1 or None, got {self.dual_clip}")
 

@@ -43,8 +43,8 @@ from turngym.types import Group
 __all__ = ["Trainer", "train"]
 
 _CAPABILITIES = frozenset({"probe", "state"})  # what this trainer can hand to estimators
-_RESUME_IGNORED = {"iterations", "time_budget_s", "progress", "resume", "eval_every",
-                   "checkpoint_every", "device"}  # fmt: skip
+_RESUME_IGNORED = {"iterations", "time_budget_s", "max_env_steps", "progress", "resume",
+                   "eval_every", "checkpoint_every", "device"}  # fmt: skip
 
 
 class Trainer:
@@ -123,11 +123,14 @@ class Trainer:
         rows: list[dict[str, Any]] = []
         started = time.monotonic()
         with _progress(cfg.progress, cfg.iterations, self.iteration) as advance:
-            while self.iteration < cfg.iterations:
+            while self.iteration < cfg.iterations and not self._steps_spent():
                 row = self.step()
-                last = self.iteration == cfg.iterations or (
-                    cfg.time_budget_s is not None and time.monotonic() - started > cfg.time_budget_s
-                )
+                last = (
+                    self.iteration == cfg.iterations
+                    or self._steps_spent()
+                    or (cfg.time_budget_s is not None
+                        and time.monotonic() - started > cfg.time_budget_s)
+                )  # fmt: skip
                 if last or (cfg.eval_every and self.iteration % cfg.eval_every == 0):
                     row.update(self.evaluate())
                 row["elapsed_s"] = self.elapsed_s + time.monotonic() - started
@@ -139,6 +142,10 @@ class Trainer:
                 if last:
                     break
         return rows
+
+    def _steps_spent(self) -> bool:
+        budget = self.config.max_env_steps
+        return budget is not None and self.env_steps >= budget
 
     def step(self) -> dict[str, Any]:
         """One iteration: collect, assign credit, update. Returns its metrics row."""

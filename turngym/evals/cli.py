@@ -1,0 +1,106 @@
+"""The ``eval``, ``table`` and ``bench`` subcommands of the ``turngym`` CLI.
+
+Each handler takes the parsed arguments and the output stream and returns the exit code
+(0 ok, 1 the run failed part-way — finished episodes are kept, rerun to resume —, 2 bad input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from turngym.evals.results import kwargs_hash
+
+__all__ = ["add_parsers"]
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Add ``eval``, ``table`` and ``bench`` to the CLI's subcommands."""
+    p = sub.add_parser(
+        "eval", help="evaluate agents on suites/envs into a resumable run directory",
+        description="Evaluate agents on suites or env ids. Rerunning the same command resumes "
+        "an interrupted run; episodes are never duplicated.",
+    )  # fmt: skip
+    p.add_argument("targets", nargs="+", help="suite names (smoke, quick, full) or env ids")
+    p.add_argument("--agents", nargs="+", default=["random"],
+                   help="agent specs: random, oracle, replay:FILE, hf:PATH, tiny:ENV, "
+                   "openai:MODEL@URL")  # fmt: skip
+    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="run seeds")
+    p.add_argument("--episodes", type=int, default=None, help="episodes per seed per env "
+                   "(default: the suite's)")  # fmt: skip
+    p.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    p.add_argument("--out", type=Path, default=None,
+                   help="run directory (default: runs/eval/<hash of the request>)")
+    p.add_argument("--max-concurrent", type=int, default=None, help="live episodes at once")
+    p.add_argument("--metrics", nargs="+", default=["success", "return"])
+    p.add_argument("--progress", action="store_true", help="show progress bars")
+    p.set_defaults(handler=_cmd_eval)
+
+    p = sub.add_parser("table", help="benchmark table (mean ± 95%% CI) from results files")
+    p.add_argument("runs", nargs="+", type=Path, help="run directories or results.json files")
+    p.add_argument("--format", default="markdown", choices=["markdown", "csv", "latex", "html"])
+    p.add_argument("--metrics", nargs="+", default=["success"])
+    p.add_argument("--digits", type=int, default=3)
+    p.add_argument("--no-aggregate", action="store_true", help="omit the macro-mean rows")
+    p.add_argument("--out", type=Path, default=None, help="write to this file instead of stdout")
+    p.set_defaults(handler=_cmd_table)
+
+    from turngym.evals.bench import add_bench_arguments
+
+    p = sub.add_parser(
+        "bench", help="head-to-head training benchmark of credit estimators (train extra)",
+        description="Train each estimator on each env for each seed with one env-step budget, "
+        "evaluate on the test split, and write curves, tables and an HTML report. With no "
+        "arguments: the quick default (about 6-10 minutes on 2 CPU cores).",
+    )  # fmt: skip
+    add_bench_arguments(p)
+    p.set_defaults(handler=_cmd_bench)
+
+
+def _cmd_eval(args: argparse.Namespace, out: TextIO) -> int:
+    from turngym.evals.runner import EvalRequest, evaluate
+    from turngym.evals.suites import resolve_entries
+    from turngym.evals.tables import render, table_rows
+
+    entries = resolve_entries(args.targets, episodes=args.episodes)
+    suites = tuple(t for t in args.targets if "/" not in t)
+    request = EvalRequest(tuple(entries), tuple(args.agents), tuple(args.seeds), args.split,
+                          suites=suites)  # fmt: skip
+    run_dir = args.out or Path("runs/eval") / kwargs_hash(request.to_dict())
+    print(f"run directory: {run_dir}", file=out)
+    try:
+        results = evaluate(request, run_dir, max_concurrent=args.max_concurrent,
+                           progress=args.progress, log=lambda m: print(m, file=out))  # fmt: skip
+    except (OSError, RuntimeError) as err:
+        print(f"turngym eval: {type(err).__name__}: {err}\nFinished episodes are kept in "
+              f"{run_dir}; rerun the same command to resume.", file=sys.stderr)  # fmt: skip
+        return 1
+    print(render(table_rows([(run_dir.name, results)], args.metrics)), file=out)
+    return 0
+
+
+def _cmd_table(args: argparse.Namespace, out: TextIO) -> int:
+    from turngym.evals.tables import load_tables, render, table_rows
+
+    rows = table_rows(load_tables(args.runs), args.metrics, aggregate=not args.no_aggregate)
+    text = render(rows, args.format, args.digits)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text if text.endswith("\n") else text + "\n")
+        print(f"wrote {args.out}", file=out)
+    else:
+        print(text.rstrip("\n"), file=out)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
+    from turngym.evals.bench import bench_spec_from_args, run_bench
+
+    spec = bench_spec_from_args(args)
+    report = run_bench(spec, args.out, workers=args.workers, db=args.db,
+                       log=lambda m: print(m, file=out, flush=True))  # fmt: skip
+    print(report.summary(), file=out)
+    return 0
+

@@ -1,0 +1,137 @@
+"""Named eval suites: lists of (env id, kwargs, reset options, episodes), defined in Python.
+
+The built-in suites are computed from the envs that ship with turngym, so a new family is in
+every suite the moment it is registered (a test checks this):
+
+* ``smoke`` — every built-in env at its default difficulty, 5 episodes per seed: a
+  seconds-long check that agents and envs talk to each other.
+* ``quick`` — every built-in env at its default difficulty, 50 episodes per seed.
+* ``full`` — every built-in env at every ``level`` preset it defines, 200 episodes per seed.
+
+Users add their own with ``suite_registry.register("mine", [EvalEntry(...), ...])`` or a
+zero-argument function returning entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium
+
+from turngym.registry import Registry, env_registry
+
+__all__ = ["EvalEntry", "suite_registry", "resolve_entries", "builtin_env_ids"]
+
+
+@dataclass(frozen=True)
+class EvalEntry:
+    """One env configuration of an eval.
+
+    Attributes:
+        env_id: Registered env id.
+        env_kwargs: Constructor keyword arguments.
+        options: Reset options (``level``, ``difficulty``) for every episode.
+        episodes: Episodes per run seed.
+        max_turns: Turn cap (default: the env's ``max_episode_steps``).
+    """
+
+    env_id: str
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    episodes: int = 50
+    max_turns: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1:
+            raise ValueError(f"{self.env_id}: episodes must be >= 1, got {self.episodes}")
+
+    @property
+    def label(self) -> str:
+        """Human-readable name: the id plus non-default options, e.g. ``X-v0 (level=2)``."""
+        extras = [f"{k}={v}" for k, v in sorted({**self.env_kwargs, **self.options}.items())]
+        return f"{self.env_id} ({', '.join(extras)})" if extras else self.env_id
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (written to ``run.json``)."""
+        return {"env_id": self.env_id, "env_kwargs": self.env_kwargs, "options": self.options,
+                "episodes": self.episodes, "max_turns": self.max_turns}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvalEntry:
+        """Inverse of :meth:`to_dict`."""
+        return cls(data["env_id"], dict(data.get("env_kwargs", {})),
+                   dict(data.get("options", {})), int(data.get("episodes", 50)),
+                   data.get("max_turns"))  # fmt: skip
+
+
+SuiteSource = Sequence[EvalEntry] | Callable[[], Sequence[EvalEntry]]
+
+suite_registry: Registry[SuiteSource] = Registry("suite", group="turngym.suites")
+"""Suites by name: a list of entries or a function returning one (plugins: the
+``turngym.suites`` entry-point group)."""
+
+
+def builtin_env_ids() -> list[str]:
+    """Ids of the envs that ship with turngym (namespace ``turngym``, module ``turngym.envs``)."""
+    ids = []
+    for name in env_registry.names():
+        spec = gymnasium.spec(name)
+        if isinstance(spec.entry_point, str) and spec.entry_point.startswith("turngym.envs."):
+            ids.append(name)
+    return sorted(ids)
+
+
+def _levels(env_id: str) -> list[int]:
+    creator = gymnasium.envs.registration.load_env_creator(gymnasium.spec(env_id).entry_point)
+    return sorted(getattr(creator, "levels", {}) or {})
+
+
+def _default_suite(episodes: int) -> Callable[[], list[EvalEntry]]:
+    return lambda: [EvalEntry(env_id, episodes=episodes) for env_id in builtin_env_ids()]
+
+
+def _full() -> list[EvalEntry]:
+    entries = []
+    for env_id in builtin_env_ids():
+        levels = _levels(env_id)
+        if not levels:
+            entries.append(EvalEntry(env_id, episodes=200))
+        entries += [EvalEntry(env_id, options={"level": lv}, episodes=200) for lv in levels]
+    return entries
+
+
+suite_registry.register("smoke", _default_suite(5))
+suite_registry.register("quick", _default_suite(50))
+suite_registry.register("full", _full)
+
+
+def resolve_entries(names: Sequence[str], episodes: int | None = None) -> list[EvalEntry]:
+    """Expand suite names and env ids into entries (in order, without duplicates).
+
+    Args:
+        names: Suite names (``smoke``) or registered env ids (``turngym/Sokoban-v0``).
+        episodes: Override every entry's episodes per seed.
+
+    Raises:
+        turngym.registry.UnknownNameError: A name is neither a suite nor an env (with
+            suggestions from both).
+    """
+    entries: list[EvalEntry] = []
+    for name in names:
+        if name in suite_registry:
+            source = suite_registry.get(name)
+            found = list(source() if callable(source) else source)
+        else:
+            if "/" not in name and name not in env_registry:
+                suite_registry.get(name)  # raises with did-you-mean over suite names
+            env_registry.get(name)  # raises with did-you-mean over env ids
+            found = [EvalEntry(name)]
+        for entry in found:
+            if episodes is not None:
+                entry = EvalEntry(entry.env_id, entry.env_kwargs, entry.options, episodes,
+                                  entry.max_turns)  # fmt: skip
+            if entry not in entries:
+                entries.append(entry)
+    return entries

@@ -1,0 +1,452 @@
+"""The leaderboard document: :func:`render_page` and everything it draws.
+
+:func:`render_page` turns the dict that ``LeaderboardStore.page_data(metric)`` returns into one
+HTML document (the page is a view of the store's data; it never recomputes a score): the
+sortable main table, the per-env breakdown and the learning-curve charts, drawn here in Python
+as inline SVG. Its CSS and the few lines of JavaScript that sort the main table are inline too,
+so the document works offline, from ``file://`` or any static host.
+
+Everything shown comes from users (run and agent names, env labels), so every piece of text goes
+through :func:`html.escape`, and the script reads only ``data-*`` attributes, never the data as
+code.
+
+This module needs nothing beyond the standard library; the app that serves the page and the
+static export are in :mod:`turngym.leaderboard.web`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from html import escape
+from typing import Any
+from urllib.parse import urlencode
+
+from turngym.evals.results import HIGHER_IS_BETTER
+
+__all__ = ["render_page"]
+
+_PAGE_KEYS = ("title", "generated", "metric", "metrics", "envs", "rows", "curves")
+
+# Okabe-Ito colours (distinguishable with the common colour-vision deficiencies), then greys.
+_PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
+            "#000000", "#999999", "#666666")  # fmt: skip
+
+# Chart geometry in SVG user units; the SVG scales to the page width through its viewBox.
+_W, _H = 560, 300
+_LEFT, _RIGHT, _TOP, _BOTTOM = 60, 16, 14, 44
+_MAX_MARKERS = 40  # points per curve above which dots would only clutter the line
+
+
+# --- Small formatting helpers ------------------------------------------------------------------
+def _num(value: Any) -> float | None:
+    """``value`` as a finite float, or None for missing, NaN and infinite values."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _fmt(value: Any) -> str:
+    """A metric value for people: 3 decimals for small numbers, fewer for large ones."""
+    number = _num(value)
+    if number is None:
+        return "–"
+    return f"{number:.3f}" if abs(number) < 100 else f"{number:,.1f}"
+
+
+def _half_width(ci95: Any) -> float | None:
+    """Half the width of a ``[lo, hi]`` interval (shown as ``±``), or None if it is missing."""
+    if not isinstance(ci95, Sequence) or len(ci95) != 2:
+        return None
+    lo, hi = _num(ci95[0]), _num(ci95[1])
+    return None if lo is None or hi is None else (hi - lo) / 2
+
+
+def _ci_title(ci95: Any) -> str:
+    """The exact interval as a tooltip, since intervals (Wilson, bootstrap) may be asymmetric."""
+    if _half_width(ci95) is None:
+        return "no interval"
+    return f"95% CI [{_fmt(ci95[0])}, {_fmt(ci95[1])}]"
+
+
+def _attr(value: Any) -> str:
+    """``value`` escaped for use inside a double-quoted attribute."""
+    return escape(str(value), quote=True)
+
+
+def _data_value(value: Any) -> str:
+    """The exact number the sorting script compares; empty when missing (sorted last)."""
+    number = _num(value)
+    return "" if number is None else repr(number)
+
+
+def _label(run: str, agent: str) -> str:
+    """How a (run, agent) pair is named in legends."""
+    return run if run == agent else f"{run} ({agent})"
+
+
+# --- Ranking -----------------------------------------------------------------------------------
+def _higher_is_better(metric: str) -> bool:
+    """Direction of ``metric``; unknown metrics are assumed to be scores (higher is better)."""
+    return HIGHER_IS_BETTER.get(metric, True)
+
+
+def _best_first(items: list[Any], mean_of: Callable[[Any], Any], metric: str) -> list[Any]:
+    """``items`` sorted best first by ``mean_of(item)``; items without a value go last."""
+    sign = -1.0 if _higher_is_better(metric) else 1.0
+
+    def key(item: Any) -> tuple[bool, float]:
+        mean = _num(mean_of(item))
+        return (mean is None, 0.0 if mean is None else sign * mean)
+
+    return sorted(items, key=key)  # stable: ties keep the store's order
+
+
+def _ranks(means: list[float | None]) -> list[int]:
+    """Competition ranks (1, 2, 2, 4) of already sorted means, so equal scores share a rank."""
+    ranks: list[int] = []
+    for i, mean in enumerate(means):
+        ranks.append(ranks[-1] if i and mean == means[i - 1] else i + 1)
+    return ranks
+
+
+# --- Main table --------------------------------------------------------------------------------
+def _header(key: str, label: str, kind: str, *, sorted_: bool = False, title: str = "") -> str:
+    """One sortable column header; the button makes it reachable from the keyboard."""
+    aria = ' aria-sort="ascending"' if sorted_ else ""
+    tip = f' title="{_attr(title)}"' if title else ""
+    return (
+        f'<th scope="col" data-key="{_attr(key)}" data-type="{kind}"{aria}{tip}>'
+        f'<button type="button">{escape(label)}</button></th>'
+    )
+
+
+def _value_cell(stats: Any, *, with_ci: bool) -> str:
+    """A numeric cell: the mean (± half-width) shown, the exact mean kept for sorting."""
+    stats = stats if isinstance(stats, Mapping) else {}
+    mean, ci95 = stats.get("mean"), stats.get("ci95")
+    text = _fmt(mean)
+    half = _half_width(ci95)
+    if with_ci and half is not None and _num(mean) is not None:
+        text += f' <span class="ci">± {_fmt(half)}</span>'
+    return (
+        f'<td class="num" data-value="{_data_value(mean)}" title="{_attr(_ci_title(ci95))}">'
+        f"{text}</td>"
+    )
+
+
+def _main_table(data: Mapping[str, Any]) -> str:
+    """The sortable leaderboard: rank, run, agent, kind, mean ± CI, n, one column per env."""
+    metric, envs = str(data["metric"]), [str(env) for env in data["envs"]]
+    rows = _best_first(list(data["rows"]), lambda row: row.get("mean"), metric)
+    arrow = "↑" if _higher_is_better(metric) else "↓"
+    headers = [
+        _header("rank", "#", "num", sorted_=True),
+        _header("run", "run", "text"),
+        _header("agent", "agent", "text"),
+        _header("kind", "kind", "text"),
+        _header("mean", f"{metric} {arrow} ± 95% CI", "num", title="mean over envs"),
+        _header("n", "n", "num", title="episodes"),
+        *(_header(f"env:{env}", env, "num", title=f"{metric} on {env}") for env in envs),
+    ]
+    body = []
+    for rank, row in zip(_ranks([_num(r.get("mean")) for r in rows]), rows, strict=True):
+        per_env = row.get("per_env") or {}
+        run, agent = str(row.get("run", "")), str(row.get("agent", ""))
+        n = row.get("n", "–")
+        cells = [
+            f'<td class="num rank" data-value="{rank}">{rank}</td>',
+            f'<td class="run">{escape(run)}</td>',
+            f'<td class="agent">{escape(agent)}</td>',
+            f'<td class="kind">{escape(str(row.get("kind", "")))}</td>',
+            _value_cell(row, with_ci=True),
+            f'<td class="num" data-value="{_data_value(n)}">{escape(str(n))}</td>',
+            *(_value_cell(per_env.get(env), with_ci=False) for env in envs),
+        ]
+        body.append(
+            f'<tr class="lb-row" data-run="{_attr(run)}" data-agent="{_attr(agent)}">'
+            + "".join(cells)
+            + "</tr>"
+        )
+    return (
+        f'<div class="scroll"><table id="leaderboard"><thead><tr>{"".join(headers)}</tr>'
+        f"</thead><tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+# --- Per-env breakdown -------------------------------------------------------------------------
+def _breakdown(data: Mapping[str, Any]) -> str:
+    """One small table per env: the runs that have a score there, best first."""
+    metric, sections = str(data["metric"]), []
+    for env in (str(env) for env in data["envs"]):
+        scored = [row for row in data["rows"] if env in (row.get("per_env") or {})]
+        scored = _best_first(scored, lambda row, env=env: row["per_env"][env].get("mean"), metric)
+        lines = []
+        for row in scored:
+            stats = row["per_env"][env]
+            run, agent = str(row.get("run", "")), str(row.get("agent", ""))
+            half = _half_width(stats.get("ci95"))
+            lines.append(
+                f'<tr class="env-row" data-run="{_attr(run)}" data-agent="{_attr(agent)}">'
+                f"<td>{escape(run)}</td><td>{escape(agent)}</td>"
+                f'<td class="num">{_fmt(stats.get("mean"))}</td>'
+                f'<td class="num" title="{_attr(_ci_title(stats.get("ci95")))}">'
+                f"{'–' if half is None else '± ' + _fmt(half)}</td>"
+                f'<td class="num">{escape(str(stats.get("n", "–")))}</td></tr>'
+            )
+        columns = ("run", "agent", metric, "± 95% CI", "n")
+        head = "".join(f'<th scope="col">{escape(c)}</th>' for c in columns)
+        table = (
+            f'<table class="env-table"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(lines)}</tbody></table>"
+            if lines
+            else '<p class="empty">No scores on this env.</p>'
+        )
+        sections.append(
+            f'<section class="env-breakdown" data-env="{_attr(env)}">'
+            f"<h3>{escape(env)}</h3>{table}</section>"
+        )
+    return "".join(sections)
+
+
+# --- Learning curves (inline SVG) --------------------------------------------------------------
+def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """About ``count`` round tick values (steps of 1, 2 or 5 × 10^k) covering ``[lo, hi]``."""
+    if hi <= lo:  # a flat curve still needs a visible range around its value
+        pad = abs(lo) * 0.1 or 0.5
+        lo, hi = lo - pad, hi + pad
+    raw = (hi - lo) / max(count - 1, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.floor(lo / step) * step
+    ticks = [first]
+    while ticks[-1] < hi - step * 1e-9:
+        ticks.append(first + len(ticks) * step)
+    return ticks
+
+
+def _tick_labels(ticks: list[float]) -> list[str]:
+    """Labels for evenly spaced ticks: one unit (k, M) per axis and the decimals the step needs."""
+    top = max(abs(t) for t in ticks)
+    scale, unit = (1e6, "M") if top >= 1e6 else (1e3, "k") if top >= 1e4 else (1.0, "")
+    step = (ticks[1] - ticks[0]) / scale
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    return [f"{t / scale:.{decimals}f}{unit if t else ''}" for t in ticks]
+
+
+def _chart(
+    env: str,
+    metric: str,
+    curves: list[tuple[str, str, list[tuple[float, float]]]],
+    colors: Mapping[tuple[str, str], str],
+) -> str:
+    """One SVG chart: axes with env-step and metric ticks, one polyline per (run, agent)."""
+    xs = [x for _, _, points in curves for x, _ in points]
+    ys = [y for _, _, points in curves for _, y in points]
+    xt, yt = _nice_ticks(min(0.0, min(xs)), max(xs)), _nice_ticks(min(ys), max(ys))
+    x0, x1, y0, y1 = xt[0], xt[-1], yt[0], yt[-1]
+
+    def sx(x: float) -> float:
+        return _LEFT + (x - x0) / (x1 - x0) * (_W - _LEFT - _RIGHT)
+
+    def sy(y: float) -> float:
+        return _H - _BOTTOM - (y - y0) / (y1 - y0) * (_H - _TOP - _BOTTOM)
+
+    parts = [
+        f'<line class="axis" x1="{_LEFT}" y1="{sy(y0):.1f}" x2="{_W - _RIGHT}" '
+        f'y2="{sy(y0):.1f}"/><line class="axis" x1="{_LEFT}" y1="{_TOP}" x2="{_LEFT}" '
+        f'y2="{_H - _BOTTOM}"/>'
+    ]
+    for x, text in zip(xt, _tick_labels(xt), strict=True):
+        parts.append(
+            f'<line class="grid" x1="{sx(x):.1f}" y1="{_TOP}" x2="{sx(x):.1f}" '
+            f'y2="{_H - _BOTTOM}"/><text class="xtick" x="{sx(x):.1f}" '
+            f'y="{_H - _BOTTOM + 16}">{text}</text>'
+        )
+    for y, text in zip(yt, _tick_labels(yt), strict=True):
+        parts.append(
+            f'<line class="grid" x1="{_LEFT}" y1="{sy(y):.1f}" x2="{_W - _RIGHT}" '
+            f'y2="{sy(y):.1f}"/><text class="ytick" x="{_LEFT - 6}" '
+            f'y="{sy(y) + 4:.1f}">{text}</text>'
+        )
+    parts.append(
+        f'<text class="xlabel" x="{(_LEFT + _W - _RIGHT) / 2}" y="{_H - 6}">'
+        f'env steps</text><text class="ylabel" transform="translate(14 '
+        f'{(_TOP + _H - _BOTTOM) / 2}) rotate(-90)">{escape(metric)}</text>'
+    )
+    for run, agent, points in curves:
+        color, label = colors[(run, agent)], escape(_label(run, agent))
+        coords = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
+        parts.append(
+            f'<g class="series"><title>{label}</title><polyline class="curve" '
+            f'data-run="{_attr(run)}" data-agent="{_attr(agent)}" points="{coords}" '
+            f'stroke="{color}"/>'
+        )
+        if len(points) <= _MAX_MARKERS:  # a one-point curve is visible only as its dot
+            parts.extend(
+                f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{color}"/>'
+                for x, y in points
+            )
+        parts.append("</g>")
+    legend = "".join(
+        f'<li><span class="swatch" style="background:{colors[(run, agent)]}">'
+        f"</span>{escape(_label(run, agent))}</li>"
+        for run, agent, _ in curves
+    )
+    title = f"{env} — {metric}"
+    return (
+        f'<figure class="chart" data-env="{_attr(env)}" data-metric="{_attr(metric)}">'
+        f"<figcaption>{escape(title)}</figcaption>"
+        f'<svg class="curve-chart" viewBox="0 0 {_W} {_H}" role="img" '
+        f'aria-label="{_attr("learning curves: " + title)}">{"".join(parts)}</svg>'
+        f'<ul class="legend">{legend}</ul></figure>'
+    )
+
+
+def _curves(data: Mapping[str, Any]) -> str:
+    """One chart per (env, metric) that has curves, envs in the board's order."""
+    groups: dict[tuple[str, str], list[tuple[str, str, list[tuple[float, float]]]]] = {}
+    for curve in data["curves"]:
+        points = sorted(
+            (x, y)
+            for x, y in ((_num(p[0]), _num(p[1])) for p in curve["points"])
+            if x is not None and y is not None
+        )
+        if points:
+            key = (str(curve["env"]), str(curve.get("metric", data["metric"])))
+            groups.setdefault(key, []).append((str(curve["run"]), str(curve["agent"]), points))
+    if not groups:
+        return '<p class="empty">No learning curves yet: benchmark runs add them.</p>'
+    # One colour per (run, agent) across all charts, in leaderboard order, so a run is
+    # recognisable from chart to chart.
+    pairs = [(str(r.get("run", "")), str(r.get("agent", ""))) for r in data["rows"]]
+    pairs += [(run, agent) for series in groups.values() for run, agent, _ in series]
+    colors: dict[tuple[str, str], str] = {}
+    for pair in pairs:
+        colors.setdefault(pair, _PALETTE[len(colors) % len(_PALETTE)])
+    order = {str(env): i for i, env in enumerate(data["envs"])}
+    keys = sorted(groups, key=lambda key: (order.get(key[0], len(order)), key))
+    return "".join(_chart(env, metric, groups[(env, metric)], colors) for env, metric in keys)
+
+
+# --- The document ------------------------------------------------------------------------------
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;
+max-width:1200px;padding:0 1rem;color:#1b1f24;background:#fff}
+h1{margin-bottom:.2rem}.meta{color:#57606a;margin-top:0}
+nav.metrics a{margin-right:.6rem}nav.metrics a[aria-current]{font-weight:bold;color:#1b1f24}
+.scroll{overflow-x:auto}table{border-collapse:collapse;margin:.5rem 0 1.5rem}
+th,td{padding:.3rem .6rem;border-bottom:1px solid #d0d7de;text-align:left;white-space:nowrap}
+td.num,.env-table th:nth-child(n+3){text-align:right}
+td.num{font-variant-numeric:tabular-nums}.ci{color:#57606a}
+tbody tr:nth-child(even){background:#f6f8fa}
+#leaderboard th button{all:unset;cursor:pointer}th[data-type=num]{text-align:right}
+#leaderboard th[aria-sort=ascending] button::after{content:" ▲"}
+#leaderboard th[aria-sort=descending] button::after{content:" ▼"}
+.breakdown{display:flex;flex-wrap:wrap;gap:0 2rem}.charts{display:flex;flex-wrap:wrap;gap:1rem}
+figure.chart{margin:0;width:min(100%,560px)}figcaption{font-weight:bold}
+svg.curve-chart{width:100%;height:auto}
+.axis{stroke:#57606a}.grid{stroke:#eaeef2}.curve{fill:none;stroke-width:2}
+.xtick,.xlabel{text-anchor:middle;font-size:11px;fill:#57606a}
+.ytick{text-anchor:end;font-size:11px;fill:#57606a}.ylabel{text-anchor:middle;font-size:11px}
+ul.legend{list-style:none;padding:0;margin:.2rem 0}ul.legend li{display:inline-block;
+margin-right:1rem}.swatch{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem}
+.empty{color:#57606a;font-style:italic}
+"""
+
+# Sorts the main table by the clicked column; a second click reverses. Numeric columns compare
+# the exact numbers kept in data-value, missing values always sort last, and ties fall back to
+# the rank so the order is deterministic.
+_JS = """
+(function () {
+  var table = document.getElementById("leaderboard");
+  if (!table) return;
+  var headers = Array.prototype.slice.call(table.tHead.rows[0].cells);
+  function value(row, col, numeric) {
+    var cell = row.cells[col];
+    if (!numeric) return cell.textContent.trim();
+    var raw = cell.getAttribute("data-value");
+    return raw === null || raw === "" ? null : Number(raw);
+  }
+  function sortBy(col) {
+    var th = headers[col];
+    var dir = th.getAttribute("aria-sort") === "ascending" ? "descending" : "ascending";
+    var numeric = th.getAttribute("data-type") === "num";
+    var body = table.tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var x = value(a, col, numeric), y = value(b, col, numeric);
+      if (x === null || y === null) return (x === null) - (y === null);
+      var c = numeric ? x - y : x.localeCompare(y, undefined, {numeric: true});
+      if (dir === "descending") c = -c;
+      return c || value(a, 0, true) - value(b, 0, true);
+    });
+    rows.forEach(function (row) { body.appendChild(row); });
+    headers.forEach(function (h) { h.removeAttribute("aria-sort"); });
+    th.setAttribute("aria-sort", dir);
+  }
+  headers.forEach(function (th, col) {
+    th.addEventListener("click", function () { sortBy(col); });
+  });
+})();
+"""
+
+
+def _metric_nav(data: Mapping[str, Any]) -> str:
+    """Links that reload the served page for another metric (only meaningful when served)."""
+    links = []
+    for name in (str(m) for m in data["metrics"]):
+        current = ' aria-current="page"' if name == data["metric"] else ""
+        query = _attr(urlencode({"metric": name}))
+        links.append(f'<a href="?{query}"{current}>{escape(name)}</a>')
+    return f'<nav class="metrics">switch metric: {"".join(links)}</nav>'
+
+
+def render_page(data: Mapping[str, Any], *, metric_links: bool = False) -> str:
+    """Render the leaderboard page as one self-contained HTML document.
+
+    Args:
+        data: Page data in the shape of ``LeaderboardStore.page_data()``: ``title``,
+            ``generated``, ``metric``, ``metrics``, ``envs``, ``rows`` (run, agent, kind, mean,
+            ci95, n, per_env) and ``curves`` (run, agent, env, metric, points).
+        metric_links: Add links that switch the metric (``?metric=...``). Only the served page
+            can answer them, so the static export leaves them out.
+
+    Returns:
+        The HTML document: the sortable table ``#leaderboard`` (rows ``tr.lb-row`` with
+        ``data-run``), the per-env breakdown and the learning curves as inline SVG.
+
+    Raises:
+        ValueError: If ``data`` lacks one of the keys above.
+
+    Example:
+        >>> page = render_page({"title": "t", "generated": "2025-01-01", "metric": "success",
+        ...     "metrics": ["success"], "envs": [], "rows": [], "curves": []})
+        >>> "No submissions yet" in page
+        True
+    """
+    missing = [key for key in _PAGE_KEYS if key not in data]
+    if missing:
+        raise ValueError(f"page data lacks {missing}; build it with LeaderboardStore.page_data()")
+    title, metric = escape(str(data["title"])), escape(str(data["metric"]))
+    if data["rows"]:
+        board = (
+            f"<h2>Leaderboard</h2>{_main_table(data)}"
+            f'<h2>Per-env breakdown</h2><div id="breakdown" class="breakdown">'
+            f"{_breakdown(data)}</div>"
+        )
+    else:
+        board = (
+            '<p id="empty-board" class="empty">No submissions yet. Add one with '
+            "<code>turngym leaderboard submit RUN_DIR</code>.</p>"
+        )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{title}</title><style>{_CSS}</style></head><body>"
+        f'<h1>{title}</h1><p class="meta">metric: <strong id="metric">{metric}</strong>'
+        f" · generated {escape(str(data['generated']))}</p>"
+        f"{_metric_nav(data) if metric_links else ''}{board}"
+        f'<h2>Learning curves</h2><div id="curves" class="charts">{_curves(data)}</div>'
+        f"<script>{_JS}</script></body></html>\n"
+    )
