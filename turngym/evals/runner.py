@@ -19,6 +19,7 @@ replays, which is as valid a sample but not bit-identical.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import threading
@@ -147,8 +148,9 @@ def evaluate(
     out = Path(out_dir)
     for entry in request.entries:
         env_registry.get(entry.env_id)
-    agents = {(spec, seed): make_agent(spec, seed=seed) for spec in request.agents
-              for seed in request.seeds}  # fmt: skip
+    # One agent per spec (a model is loaded once); other seeds reseed it, or rebuild it when
+    # it cannot be reseeded (cheap scripted agents).
+    agents = {spec: make_agent(spec, seed=request.seeds[0]) for spec in request.agents}
     envs = [env_provenance(e.env_id, e.env_kwargs, e.options) for e in request.entries]
     _claim(out, request)
     episodes_log = _EpisodeLog(out / "episodes.jsonl")
@@ -156,10 +158,11 @@ def evaluate(
         jobs = _pending(request, envs, episodes_log.done)
         todo = sum(len(j.task_seeds) for j in jobs)
         say(f"{len(episodes_log.done)} episodes already done, {todo} to run")
-        for (spec, seed), agent in agents.items():
+        for spec, seed in itertools.product(request.agents, request.seeds):
             mine = [j for j in jobs if j.agent == spec and j.seed == seed]
             if not mine:
                 continue
+            agent = _seeded(agents[spec], spec, seed)
             if getattr(agent, "prefers_async", False):
                 asyncio.run(_run_async(mine, agent, request, episodes_log, max_concurrent))
             else:
@@ -167,8 +170,7 @@ def evaluate(
                     _run_job(job, agent, request, episodes_log, max_concurrent, progress)
     finally:
         episodes_log.close()
-    configs = {spec: _agent_config(spec, agents[(spec, request.seeds[0])])
-               for spec in request.agents}  # fmt: skip
+    configs = {spec: _agent_config(spec, agent) for spec, agent in agents.items()}
     results = _aggregate(request, envs, configs, out)
     results.save(out / "results.json")
     return results
@@ -225,10 +227,19 @@ def _collect_kwargs(job: _Job, request: EvalRequest, log: _EpisodeLog, max_concu
                 on_episode=_recorder(job, log))  # fmt: skip
 
 
+def _seeded(agent: Any, spec: str, seed: int) -> Any:
+    """``agent`` restarted from ``seed`` (``reseed``), or a fresh one built with that seed."""
+    reseed = getattr(agent, "reseed", None)
+    if reseed is None:
+        return make_agent(spec, seed=seed)
+    reseed(seed)
+    return agent
+
+
 def _run_job(job: _Job, agent: Any, request: EvalRequest, log: _EpisodeLog,
              max_concurrent: int | None, progress: bool) -> None:  # fmt: skip
     reseed = getattr(agent, "reseed", None)
-    if reseed is not None:  # the same (agent, seed) starts every env from the same stream
+    if reseed is not None:  # every env of this (agent, seed) starts from the same stream
         reseed(job.seed)
     collect(job.entry.env_id, agent, job.task_seeds, 1, progress=progress,
             **_collect_kwargs(job, request, log, max_concurrent))  # fmt: skip
