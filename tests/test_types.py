@@ -52,3 +52,17 @@ def test_conversation_messages_and_window():
         "user",
     ]
     assert conv.last(1).turns == (("o2", "a2"),) and conv.last(0).turns == ()
+
+
+def test_seat_fields_roundtrip_and_old_records_still_load():
+    from turngym.types import SeatOutcome
+
+    outcomes = {"player_0": SeatOutcome(1.0, True, 0.9), "player_1": SeatOutcome(0.0, False, -1.0)}
+    ep = Episode("e/player_0", "turngym/TicTacToe-v0", "t", 0, "test", (_turn(0),), 1.0, True,
+                 seat="player_0", seat_outcomes=outcomes)  # fmt: skip
+    data = json.loads(json.dumps(ep.to_dict()))
+    assert data["seat"] == "player_0" and data["seat_outcomes"]["player_1"]["total_reward"] == -1.0
+    assert Episode.from_dict(data) == ep
+    single = Episode("e", "turngym/X-v0", "t", 0, "test", (_turn(0),), 1.0, True)
+    assert "seat" not in single.to_dict() and "seat_outcomes" not in single.to_dict()
+    assert Episode.from_dict(single.to_dict()) == single  # records written before seats load

@@ -17,14 +17,16 @@ import gymnasium
 
 import turngym.envs  # noqa: F401  (registers the built-in envs)
 from turngym.core import InvalidActionPenalty, TextEnv, TextSpace, Transition, parse_action
+from turngym.envs.multiagent.registry import make_multiagent
 from turngym.registry import env_registry, make
-from turngym.types import Conversation, Episode, Group, TokenTrace, Turn
+from turngym.types import Conversation, Episode, Group, SeatOutcome, TokenTrace, Turn
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
     "make",
+    "make_multiagent",
     "register",
     "env_registry",
     "TextEnv",
@@ -36,6 +38,7 @@ __all__ = [
     "Episode",
     "Group",
     "Conversation",
+    "SeatOutcome",
     "TokenTrace",
 ]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,11 +21,18 @@ from typing import Any, TextIO
 import turngym
 from turngym.agents import EnvAwareAgent, agent_registry, make_agent
 from turngym.core import INSTRUCTIONS, PRIVILEGED
+from turngym.envs.multiagent.registry import (
+    is_multiagent,
+    make_multiagent,
+    multiagent_ids,
+    multiagent_registry,
+)
 from turngym.evals.cli import add_parsers as add_eval_parsers
 from turngym.evals.suites import suite_registry
 from turngym.leaderboard.cli import add_parser as add_leaderboard_parser
 from turngym.registry import UnknownNameError, env_registry
 from turngym.rollout import collect, summarize
+from turngym.server.cli import add_parser as add_serve_parser
 from turngym.testing import CHECKS, check_env
 from turngym.trainers.config import add_config_arguments, config_from_args
 from turngym.trainers.credit import estimator_registry
@@ -47,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list registered envs, estimators, agents, suites or plugins")
     p.add_argument("what", nargs="?", default="envs", choices=[*_REGISTRIES, "plugins"])
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument(
+        "--by-family", action="store_true", help="envs --json: {family: [ids]}, not a flat list"
+    )
 
     p = sub.add_parser("check", help="run the conformance checks on envs (exit 1 on failure)")
     p.add_argument("env_ids", nargs="*", help="env ids (default with --all: every registered env)")
@@ -65,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("env_id")
     _task_options(p)
     p.add_argument("--agent", default="random", help="agent spec: random, oracle, replay:FILE")
+    p.add_argument("--opponent", default=None,
+                   help="multi-agent envs: agent spec for the other seats, e.g. minimax, "
+                   "minimax:2, negotiator (default: --agent plays every seat, self-play)")
+    p.add_argument("--seat", default=None,
+                   help="multi-agent envs: the seat --agent plays against --opponent "
+                   "(default: the first seat, player_0)")  # fmt: skip
     p.add_argument("--tasks", type=int, default=10, help="number of tasks (seeds seed..seed+N-1)")
     p.add_argument("--group-size", type=int, default=1, help="episodes per task (G)")
     p.add_argument("--max-turns", type=int, default=None, help="turn cap (default: env spec)")
@@ -79,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     add_config_arguments(p)
     add_eval_parsers(sub)
     add_leaderboard_parser(sub)
+    add_serve_parser(sub)
     return parser
 
 
@@ -121,23 +139,53 @@ def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
         if not rows and not args.json:
             print("(no plugins installed)", file=out)
         return 0
+    if args.what == "envs":
+        return _list_envs(args, out)
     names = _REGISTRIES[args.what].names()
     print(json.dumps(names) if args.json else "\n".join(names) or "(none registered)", file=out)
     return 0
 
 
+def _env_family(module: str, env_id: str) -> str:
+    """The family of an env: its subpackage of ``turngym.envs``, else its id's namespace."""
+    parts = module.split(".")
+    if len(parts) > 2 and parts[:2] == ["turngym", "envs"]:
+        return parts[2]
+    return env_id.split("/")[0] if "/" in env_id else parts[0] or "other"
+
+
+def _list_envs(args: argparse.Namespace, out: TextIO) -> int:
+    """Envs grouped by family (text), a flat id list (``--json``) or ``{family: ids}``."""
+    families: dict[str, list[str]] = {}
+    for env_id in env_registry.names():
+        entry = env_registry.get(env_id).entry_point
+        module = entry.partition(":")[0] if isinstance(entry, str) else entry.__module__
+        families.setdefault(_env_family(module, env_id), []).append(env_id)
+    for env_id in multiagent_ids():
+        module = multiagent_registry.get(env_id).module
+        families.setdefault(_env_family(module, env_id), []).append(env_id)
+    if args.json:
+        flat = sorted(i for ids in families.values() for i in ids)
+        by_family = {family: sorted(ids) for family, ids in sorted(families.items())}
+        print(json.dumps(by_family if args.by_family else flat), file=out)
+        return 0
+    for family, ids in sorted(families.items()):
+        print(family, *(f"  {env_id}" for env_id in sorted(ids)), sep="\n", file=out)
+    if not families:
+        print("(none registered)", file=out)
+    return 0
+
+
 # --- check ------------------------------------------------------------------------------------
 def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
-    env_ids = args.env_ids or (env_registry.names() if args.all else [])
+    env_ids = args.env_ids or (env_registry.names() + multiagent_ids() if args.all else [])
     if not env_ids:
         print("turngym check: name env ids or pass --all", file=sys.stderr)
         return 2
     for env_id in env_ids:
-        env_registry.get(env_id)  # unknown ids: usage error with suggestions, before any work
-    reports = [
-        check_env(e, split=args.split, fuzz_examples=args.fuzz_examples, only=args.only)
-        for e in env_ids
-    ]
+        if not is_multiagent(env_id):
+            env_registry.get(env_id)  # unknown ids: usage error with suggestions, before any work
+    reports = [_check_one(e, args) for e in env_ids]
     if args.json:
         data = [
             {"env_id": r.env_id, "ok": r.ok, "checks": [dataclasses.asdict(c) for c in r.results]}
@@ -154,6 +202,22 @@ def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
                     file=out,
                 )
     return 0 if all(r.ok for r in reports) else 1
+
+
+def _check_one(env_id: str, args: argparse.Namespace) -> Any:
+    """Gymnasium's and turngym's checks, or PettingZoo's ``api_test`` and ours (multi-agent)."""
+    if not is_multiagent(env_id):
+        return check_env(env_id, split=args.split, fuzz_examples=args.fuzz_examples,
+                         only=args.only)  # fmt: skip
+    from turngym.envs.multiagent.testing import MULTIAGENT_CHECKS, check_multiagent_env
+
+    # --only names the single-agent checks; "gymnasium" means the API check, PettingZoo's here.
+    only = None if args.only is None else [
+        "pettingzoo" if c == "gymnasium" else c for c in args.only
+        if c == "gymnasium" or c in MULTIAGENT_CHECKS
+    ]  # fmt: skip
+    return check_multiagent_env(env_id, split=args.split, fuzz_examples=args.fuzz_examples,
+                                only=only or None)  # fmt: skip
 
 
 # --- play -------------------------------------------------------------------------------------
@@ -225,11 +289,20 @@ def _cmd_rollout(args: argparse.Namespace, out: TextIO) -> int:
     if args.tasks < 1 or args.group_size < 1:
         print("turngym rollout: --tasks and --group-size must be >= 1", file=sys.stderr)
         return 2
-    env_registry.get(args.env_id)
+    multi = is_multiagent(args.env_id)
+    if not multi:
+        env_registry.get(args.env_id)  # unknown ids: usage error with suggestions
+        if args.opponent is not None or args.seat is not None:
+            raise ValueError(f"--opponent and --seat apply to multi-agent envs, not {args.env_id}")
     agent = make_agent(args.agent, seed=args.agent_seed)
+    seat_specs, my_seat = _seat_specs(args) if multi else ({}, "")
+    agents: Any = agent
+    if args.opponent is not None:
+        opponent = make_agent(args.opponent, seed=args.agent_seed + 1)
+        agents = {seat: agent if seat == my_seat else opponent for seat in seat_specs}
     groups = collect(
         args.env_id,
-        agent,
+        agents,
         tasks=list(range(args.seed, args.seed + args.tasks)),
         group_size=args.group_size,
         split=args.split,
@@ -244,13 +317,54 @@ def _cmd_rollout(args: argparse.Namespace, out: TextIO) -> int:
                 for episode in group.episodes:
                     fh.write(json.dumps(episode.to_dict()) + "\n")
     summary = {"env_id": args.env_id, "agent": args.agent, "split": args.split, **summarize(groups)}
+    if multi:
+        summary = _seat_summary(args, groups, seat_specs, my_seat)
     if args.json:
         print(json.dumps(summary, indent=2), file=out)
     else:
-        low, high = summary["success_ci95"]
-        s = summary
+        _print_rollout(summary, out)
+        if args.out is not None:
+            print(f"  episodes written to {args.out}", file=out)
+    return 0 if summary["errors"] == 0 else 1
+
+
+def _seat_specs(args: argparse.Namespace) -> tuple[dict[str, str], str]:
+    """Which agent spec plays each seat of a multi-agent env, and the seat of ``--agent``."""
+    seats = list(make_multiagent(args.env_id).possible_agents)
+    seat = args.seat if args.seat is not None else seats[0]
+    if seat not in seats:
+        raise ValueError(f"--seat {seat!r} is not a seat of {args.env_id}; seats: {seats}")
+    if args.opponent is None:
+        if args.seat is not None:
+            raise ValueError("--seat needs --opponent (without one, --agent plays every seat)")
+        return dict.fromkeys(seats, args.agent), seat
+    return {s: args.agent if s == seat else args.opponent for s in seats}, seat
+
+
+def _seat_summary(
+    args: argparse.Namespace, groups: list[Any], seat_specs: dict[str, str], my_seat: str
+) -> dict[str, Any]:
+    """Top-level numbers for ``--agent``'s seat(s) (all in self-play), one block per seat."""
+    by_seat = {s: [g for g in groups if g.episodes and g.episodes[0].seat == s] for s in seat_specs}
+    mine = list(seat_specs) if args.opponent is None else [my_seat]
+    return {
+        "env_id": args.env_id,
+        "agent": args.agent,
+        "opponent": args.opponent,
+        "seat": None if args.opponent is None else my_seat,
+        "split": args.split,
+        **summarize([g for s in mine for g in by_seat[s]]),
+        "games": args.tasks * args.group_size,
+        "seats": {s: {"agent": spec, **summarize(by_seat[s])} for s, spec in seat_specs.items()},
+    }
+
+
+def _print_rollout(s: dict[str, Any], out: TextIO) -> None:
+    """The human-readable rollout summary (one block per seat for multi-agent envs)."""
+    low, high = s["success_ci95"]
+    if "seats" not in s:
         print(
-            f"{args.env_id} | agent {args.agent} | split {args.split} | {s['episodes']} episodes",
+            f"{s['env_id']} | agent {s['agent']} | split {s['split']} | {s['episodes']} episodes",
             f"  success      {s['success_rate']:.3f}  (95% CI {low:.3f}-{high:.3f})",
             f"  mean outcome {s['mean_outcome']:.3f}   mean return {s['mean_return']:.3f}",
             f"  mean turns   {s['mean_turns']:.2f}   invalid actions "
@@ -258,9 +372,19 @@ def _cmd_rollout(args: argparse.Namespace, out: TextIO) -> int:
             sep="\n",
             file=out,
         )
-        if args.out is not None:
-            print(f"  episodes written to {args.out}", file=out)
-    return 0 if summary["errors"] == 0 else 1
+        return
+    players = " vs ".join(f"{b['agent']} ({seat})" for seat, b in s["seats"].items())
+    print(f"{s['env_id']} | {players} | split {s['split']} | {s['games']} games", file=out)
+    for seat, b in s["seats"].items():
+        low, high = b["success_ci95"]
+        print(
+            f"  {seat:10} {b['agent']:12} success {b['success_rate']:.3f} "
+            f"(95% CI {low:.3f}-{high:.3f})  mean outcome {b['mean_outcome']:.3f}  mean return "
+            f"{b['mean_return']:.3f}  mean turns {b['mean_turns']:.2f}  invalid actions "
+            f"{b['invalid_action_rate']:.3f}",
+            file=out,
+        )
+    print(f"  errors {s['errors']}", file=out)
 
 
 # --- train ------------------------------------------------------------------------------------
@@ -307,6 +431,9 @@ def main(
     except (ValueError, FileNotFoundError) as err:
         print(f"turngym {args.command}: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `turngym ... | head`: the reader left; stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

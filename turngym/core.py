@@ -17,6 +17,7 @@ import functools
 import json
 import pickle
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,7 @@ _RESET_OPTION_KEYS = frozenset({"split", "task", "difficulty", "level"})
 # generate_task must depend on nothing but its rng and difficulty (see its docstring).
 _TASK_CACHE: dict[tuple[type, str, int, str], str] = {}
 _TASK_CACHE_SIZE = 4096
+_TASK_CACHE_LOCK = threading.Lock()
 
 
 def clear_task_cache() -> None:
@@ -442,9 +444,11 @@ class TextEnv(gymnasium.Env[str, str]):
                 split=self.split,
                 seed=seed,
             )
-            cached = _TASK_CACHE[key] = canonical_json(task)
-            if len(_TASK_CACHE) > _TASK_CACHE_SIZE:
-                del _TASK_CACHE[next(iter(_TASK_CACHE))]  # oldest first (dicts keep order)
+            cached = canonical_json(task)
+            with _TASK_CACHE_LOCK:  # envs stepped from worker threads share the cache
+                _TASK_CACHE[key] = cached
+                if len(_TASK_CACHE) > _TASK_CACHE_SIZE:
+                    del _TASK_CACHE[next(iter(_TASK_CACHE))]  # oldest first (dicts keep order)
         return json.loads(cached)  # a fresh copy: load_task may keep references into it
 
     def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:

@@ -31,6 +31,7 @@ __all__ = [
     "EnvRegistry",
     "env_registry",
     "env_namespace",
+    "is_remote_id",
     "make",
 ]
 
@@ -265,12 +266,29 @@ class EnvRegistry(Registry[gymnasium.envs.registration.EnvSpec]):
         gymnasium.register(id=name, entry_point=target)
 
     def get(self, name: str) -> gymnasium.envs.registration.EnvSpec:
-        """Return the spec of ``name``, loading plugins on the first miss (with suggestions)."""
+        """Return the spec of ``name``, loading plugins on the first miss (with suggestions).
+
+        A remote id ``ENV_ID@URL`` (an env served by ``turngym serve``) asks that server for
+        the env's spec; see :func:`is_remote_id`.
+        """
+        if is_remote_id(name):
+            return _remote_spec(name)
         if name not in gymnasium.registry and ":" not in name:
             self.load_plugins()
         if name in gymnasium.registry:
             return gymnasium.registry[name]
-        raise UnknownNameError(unknown_name_message(self.kind, name, self.names()))
+        # Multi-agent ids live in their own registry (turngym.envs registers both lists).
+        from turngym.envs.multiagent.registry import is_multiagent, multiagent_ids
+
+        if is_multiagent(name):
+            raise UnknownNameError(
+                f"{name!r} is a multi-agent (PettingZoo AEC) env, not a Gymnasium env: build it "
+                f"with turngym.make_multiagent({name!r}), play it with `turngym rollout` or "
+                "turngym.rollout.collect, check it with turngym.envs.multiagent.testing."
+                "check_multiagent_env."
+            )
+        known = self.names() + multiagent_ids()
+        raise UnknownNameError(unknown_name_message(self.kind, name, known))
 
     def names(self) -> list[str]:
         """Return the registered env ids except Gymnasium's own built-ins, sorted."""
@@ -294,10 +312,37 @@ env_registry = EnvRegistry()
 """The process-wide env registry view."""
 
 
+def is_remote_id(env_id: str) -> bool:
+    """Whether ``env_id`` names an env on a ``turngym serve`` server: ``ENV_ID@URL``.
+
+    ``turngym.make``, ``collect``, ``turngym rollout``/``eval``/``check`` accept such ids and
+    build a :class:`turngym.server.client.RemoteEnv` (Gymnasium ids never contain ``@``).
+
+    Example:
+        >>> is_remote_id("turngym/Sokoban-v0@http://127.0.0.1:8000"), is_remote_id("Sokoban-v0")
+        (True, False)
+    """
+    _, sep, url = env_id.partition("@")
+    return bool(sep) and "://" in url
+
+
+def _remote_spec(remote_id: str) -> gymnasium.envs.registration.EnvSpec:
+    try:
+        resolve = import_string("turngym.server.client:remote_spec")
+    except ImportError as err:
+        raise UnknownNameError(
+            f"{remote_id!r} is a remote env id; using it needs the serve extra "
+            f"(pip install 'turngym[serve]'): {err}"
+        ) from err
+    return resolve(remote_id)
+
+
 def make(env_id: str, **kwargs: Any) -> gymnasium.Env:
     """``gymnasium.make`` plus the plugin fallback and did-you-mean for unknown ids.
 
-    ``"module:Name-v0"`` (import-then-make) works as in Gymnasium.
+    ``"module:Name-v0"`` (import-then-make) works as in Gymnasium, and ``"ENV_ID@URL"``
+    connects to that env on a ``turngym serve`` server (a ``RemoteEnv``; ``kwargs`` go to the
+    served env's constructor).
 
     Raises:
         UnknownNameError: No env has this id, even after loading plugins.
@@ -309,6 +354,6 @@ def make(env_id: str, **kwargs: Any) -> gymnasium.Env:
         >>> info["task_id"].startswith("frozenlake-")
         True
     """
-    if ":" in env_id:
+    if ":" in env_id and not is_remote_id(env_id):
         return gymnasium.make(env_id, **kwargs)
     return gymnasium.make(env_registry.get(env_id), **kwargs)

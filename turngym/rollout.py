@@ -22,7 +22,7 @@ import asyncio
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -30,8 +30,10 @@ from typing import Any
 
 import gymnasium
 
+from turngym._progress import progress_bar as _progress
 from turngym.agents.base import ActionResult, Agent, EnvAwareAgent
 from turngym.core import INSTRUCTIONS, PRIVILEGED, SCORE, STATE_KEY, SUCCESS, TASK_ID, TextEnv
+from turngym.envs.multiagent.registry import multiagent_registry
 from turngym.evals.stats import wilson_interval
 from turngym.registry import make
 from turngym.types import Conversation, Episode, Group, Turn
@@ -129,6 +131,8 @@ class _Collector:
         self.free_envs: list[gymnasium.Env] = []
         self.total = len(self.queue)
         first = self.make_env()
+        if not isinstance(first, gymnasium.Env):  # e.g. a factory of a PettingZoo env
+            raise ValueError("a multi-agent env needs a seat mapping {seat: agent} or its id")
         self.env_id = first.spec.id if first.spec is not None else type(first.unwrapped).__name__
         spec_limit = first.spec.max_episode_steps if first.spec is not None else None
         self.max_turns = max_turns or spec_limit or DEFAULT_MAX_TURNS
@@ -348,9 +352,14 @@ def _act(agent: Agent | EnvAwareAgent, collector: _Collector) -> list[ActionResu
     return agent.act_batch(collector.conversations())
 
 
+def _multiagent(env: EnvSource, agent: Any, train_seat: str | None) -> bool:
+    named = isinstance(env, str) and env in multiagent_registry
+    return isinstance(agent, Mapping) or train_seat is not None or named
+
+
 def collect(
     env: EnvSource,
-    agent: Agent | EnvAwareAgent,
+    agent: Agent | EnvAwareAgent | Mapping[str, Agent | EnvAwareAgent],
     tasks: int | Sequence[int],
     group_size: int = 1,
     *,
@@ -364,12 +373,17 @@ def collect(
     round_index: int = 0,
     progress: bool = False,
     on_episode: Callable[[Episode], None] | None = None,
+    train_seat: str | None = None,
 ) -> list[Group]:
     """Play ``group_size`` episodes of each task in lockstep and return one Group per task.
 
+    Multi-agent envs (and seat mappings) go to :mod:`turngym.rollout_multiagent`, which
+    returns one Group per task *and seat* of seat views (``Episode.seat``).
+
     Args:
         env: A registered env id, or a zero-argument factory returning an env.
-        agent: A batched agent, or an env-aware reference agent (random, oracle).
+        agent: A batched agent, or an env-aware reference agent (random, oracle); for a
+            multi-agent env also ``{seat: agent}`` (one agent alone plays every seat).
         tasks: A number N (seeds ``0..N-1``) or an explicit list of seeds.
         group_size: Episodes per task (G).
         split: The split the seeds select tasks from.
@@ -386,6 +400,7 @@ def collect(
         progress: Show a progress bar of finished episodes.
         on_episode: Called with each episode the moment it finishes (before the others of
             its group), so a caller can persist results as they come.
+        train_seat: Multi-agent only: return just this seat's groups.
 
     Returns:
         One Group per task, in the order of ``tasks``; episodes in member order.
@@ -396,6 +411,12 @@ def collect(
         >>> [all(ep.success for ep in g.episodes) for g in groups]
         [True, True, True]
     """
+    if _multiagent(env, agent, train_seat):
+        from turngym.rollout_multiagent import collect_seats  # PettingZoo: only when needed
+        return collect_seats(env, agent, tasks, group_size, split=split, options=options,
+            env_kwargs=env_kwargs, max_turns=max_turns, max_concurrent=max_concurrent,
+            episode_timeout=episode_timeout, workers=workers, round_index=round_index,
+            progress=progress, on_episode=on_episode, train_seat=train_seat)  # fmt: skip
     collector = _Collector(
         env, tasks, group_size, split=split, options=options, env_kwargs=env_kwargs,
         max_turns=max_turns, max_concurrent=max_concurrent, episode_timeout=episode_timeout,
@@ -416,7 +437,7 @@ def collect(
 
 async def acollect(
     env: EnvSource,
-    agent: Agent | EnvAwareAgent,
+    agent: Agent | EnvAwareAgent | Mapping[str, Agent | EnvAwareAgent],
     tasks: int | Sequence[int],
     group_size: int = 1,
     **kwargs: Any,
@@ -426,6 +447,9 @@ async def acollect(
     Env steps run in a worker thread so the event loop stays responsive. Takes the same
     keyword arguments as :func:`collect` except ``progress``.
     """
+    if _multiagent(env, agent, kwargs.get("train_seat")):
+        from turngym.rollout_multiagent import acollect_seats
+        return await acollect_seats(env, agent, tasks, group_size, **kwargs)
     collector = _Collector(
         env, tasks, group_size,
         split=kwargs.pop("split", "test"), options=kwargs.pop("options", None),
@@ -449,29 +473,6 @@ async def acollect(
         return collector.groups()
     finally:
         collector.close()
-
-
-class _progress:
-    """Context manager yielding ``advance(n)``; a rich bar when enabled, a no-op otherwise."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled = enabled
-        self.total = total
-        self.bar: Any = None
-
-    def __enter__(self) -> Callable[[int], None]:
-        if not self.enabled:
-            return lambda n: None
-        from rich.progress import Progress  # imported only when a bar is shown
-
-        self.bar = Progress(transient=True)
-        self.bar.start()
-        task = self.bar.add_task("episodes", total=self.total)
-        return lambda n: self.bar.advance(task, n) if n else None
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def summarize(groups: Sequence[Group]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import math
 import pickle
 import random
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,7 @@ __all__ = [
     "CheckReport",
     "EnvCheckError",
     "check_env",
+    "run_checks",
     "fuzz_actions",
     "EstimatorCheckError",
     "check_estimator",
@@ -321,6 +322,37 @@ CHECKS: dict[str, Callable[..., None]] = {
 """Every check, by name, in the order they run."""
 
 
+def run_checks(
+    checks: dict[str, Callable[..., None]],
+    make_env: Callable[[], Any],
+    env_id: str,
+    only: Sequence[str] | None,
+    **kwargs: Any,
+) -> CheckReport:
+    """Run named checks (all, or ``only`` these) on an env factory; collect pass/fail.
+
+    Each check raises to fail; its exception becomes the result's message. Shared by
+    :func:`check_env` and the multi-agent checker.
+
+    Raises:
+        ValueError: ``only`` names a check that does not exist.
+    """
+    unknown = sorted(set(only or []) - set(checks))
+    if unknown:
+        raise ValueError(f"Unknown check(s) {unknown}; known: {list(checks)}")
+    report = CheckReport(env_id)
+    for name, check in checks.items():
+        if only and name not in only:
+            continue
+        try:
+            check(make_env, **kwargs)
+        except Exception as err:
+            report.results.append(CheckResult(name, False, f"{type(err).__name__}: {err}"))
+        else:
+            report.results.append(CheckResult(name, True))
+    return report
+
+
 def check_env(
     env: str | Callable[[], gymnasium.Env],
     *,
@@ -356,19 +388,8 @@ def check_env(
         probe = make_env()
         env_id = probe.spec.id if probe.spec is not None else type(probe.unwrapped).__name__
         probe.close()
-    unknown = sorted(set(only or []) - set(CHECKS))
-    if unknown:
-        raise ValueError(f"Unknown check(s) {unknown}; known: {list(CHECKS)}")
-    report = CheckReport(env_id)
-    for name, check in CHECKS.items():
-        if only and name not in only:
-            continue
-        try:
-            check(make_env, split=split, n_tasks=n_tasks, fuzz_examples=fuzz_examples)
-        except Exception as err:
-            report.results.append(CheckResult(name, False, f"{type(err).__name__}: {err}"))
-        else:
-            report.results.append(CheckResult(name, True))
+    report = run_checks(CHECKS, make_env, env_id, only, split=split, n_tasks=n_tasks,
+                        fuzz_examples=fuzz_examples)  # fmt: skip
     if raise_on_failure:
         report.raise_if_failed()
     return report

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TokenTrace", "Turn", "Episode", "Group", "Conversation"]
+__all__ = ["TokenTrace", "Turn", "SeatOutcome", "Episode", "Group", "Conversation"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +124,30 @@ class Turn:
 
 
 @dataclass(frozen=True, slots=True)
+class SeatOutcome:
+    """How one seat of a multi-agent game did.
+
+    Attributes:
+        outcome: The seat's final score in [0, 1] (board games: 1 win, 0.5 draw, 0 loss).
+        success: Whether the seat succeeded (board games: won; bargaining: a deal was made).
+        total_reward: Undiscounted sum of every reward the seat received.
+    """
+
+    outcome: float
+    success: bool
+    total_reward: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict."""
+        return {"outcome": self.outcome, "success": self.success, "total_reward": self.total_reward}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SeatOutcome:
+        """Inverse of :meth:`to_dict`."""
+        return cls(float(data["outcome"]), bool(data["success"]), float(data["total_reward"]))
+
+
+@dataclass(frozen=True, slots=True)
 class Episode:
     """A finished episode: the turns plus what the env revealed only at the end.
 
@@ -139,6 +163,16 @@ class Episode:
         privileged: Ground truth the agent never saw (optimal plan, gold answer, ...).
         metrics: Env-specific numbers (e.g. optimal plan length) and engine numbers.
         error: ``None``, or why the episode ended abnormally (env exception, timeout).
+        seat: In a multi-agent game, the seat this episode is seen from: ``turns`` are that
+            seat's turns only (the other seats' moves reach it through its observations),
+            ``outcome``/``success`` and ``privileged`` are its own. ``None`` for single-agent
+            episodes.
+        seat_outcomes: In a multi-agent game, every seat's :class:`SeatOutcome` (empty for
+            single-agent episodes).
+
+    .. versionchanged:: 0.1
+        Added ``seat`` and ``seat_outcomes``; ``to_dict`` writes them only when set, so
+        single-agent records are unchanged.
     """
 
     episode_id: str
@@ -152,6 +186,8 @@ class Episode:
     privileged: Mapping[str, Any] = field(default_factory=dict)
     metrics: Mapping[str, Any] = field(default_factory=dict)
     error: str | None = None
+    seat: str | None = None
+    seat_outcomes: Mapping[str, SeatOutcome] = field(default_factory=dict)
 
     @property
     def total_reward(self) -> float:
@@ -170,7 +206,7 @@ class Episode:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict (one line of ``episodes.jsonl``)."""
-        return {
+        data: dict[str, Any] = {
             "episode_id": self.episode_id,
             "env_id": self.env_id,
             "task_id": self.task_id,
@@ -183,6 +219,11 @@ class Episode:
             "privileged": dict(self.privileged),
             "turns": [turn.to_dict() for turn in self.turns],
         }
+        if self.seat is not None:
+            data["seat"] = self.seat
+        if self.seat_outcomes:
+            data["seat_outcomes"] = {k: v.to_dict() for k, v in self.seat_outcomes.items()}
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Episode:
@@ -199,6 +240,10 @@ class Episode:
             privileged=dict(data.get("privileged", {})),
             metrics=dict(data.get("metrics", {})),
             error=data.get("error"),
+            seat=data.get("seat"),
+            seat_outcomes={
+                k: SeatOutcome.from_dict(v) for k, v in data.get("seat_outcomes", {}).items()
+            },
         )
 
 

@@ -1,6 +1,6 @@
 """Agents: the batched protocol, reference agents, and the name registry.
 
-Agents are resolved from strings such as ``"random"``, ``"oracle"`` or
+Agents are resolved from strings such as ``"random"``, ``"oracle"``, ``"minimax:4"`` or
 ``"replay:runs/episodes.jsonl"``: the part before the first colon names a factory in
 :data:`agent_registry`, the rest is its argument. Third-party packages add factories through
 the ``turngym.agents`` entry-point group (value: a function ``(arg, *, seed) -> Agent``).
@@ -42,6 +42,20 @@ def _random(arg: str | None, *, seed: int) -> RandomAgent:
 
 def _oracle(arg: str | None, *, seed: int) -> OracleAgent:
     return OracleAgent()
+
+
+def _minimax(arg: str | None, *, seed: int) -> Agent | EnvAwareAgent:
+    from turngym.agents.opponents import MinimaxAgent
+
+    if arg is not None and not arg.isdigit():
+        raise ValueError(f"minimax takes a search depth: 'minimax' or 'minimax:4', got {arg!r}.")
+    return MinimaxAgent(depth=int(arg) if arg else None, seed=seed)
+
+
+def _negotiator(arg: str | None, *, seed: int) -> Agent | EnvAwareAgent:
+    from turngym.agents.opponents import NegotiatorAgent
+
+    return NegotiatorAgent(seed=seed)
 
 
 def _replay(arg: str | None, *, seed: int) -> ReplayAgent:
@@ -95,6 +109,8 @@ agent_registry: Registry[AgentFactory] = Registry("agent", group="turngym.agents
 agent_registry.register("random", _random)
 agent_registry.register("oracle", _oracle)
 agent_registry.register("replay", _replay)
+agent_registry.register("minimax", _minimax)  # board games (TicTacToe, ConnectFour)
+agent_registry.register("negotiator", _negotiator)  # DealOrNoDeal
 agent_registry.register("hf", _hf)
 agent_registry.register("tiny", _tiny)
 agent_registry.register("openai", _openai)

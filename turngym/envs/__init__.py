@@ -23,3 +23,52 @@ gymnasium.register(
     entry_point="turngym.envs.games.frozen_lake:FrozenLake",
     max_episode_steps=20,
 )
+
+# --- Games: puzzles (issue 5) ---
+gymnasium.register(
+    id="turngym/Maze-v0",
+    entry_point="turngym.envs.games.maze:Maze",
+    max_episode_steps=200,
+)
+gymnasium.register(
+    id="turngym/Countdown-v0",
+    entry_point="turngym.envs.games.countdown:Countdown",
+    max_episode_steps=10,
+)
+gymnasium.register(
+    id="turngym/Minesweeper-v0",
+    entry_point="turngym.envs.games.minesweeper:Minesweeper",
+    max_episode_steps=150,
+)
+
+# --- Games: word and knowledge games (issue 5) ---
+gymnasium.register(
+    id="turngym/Wordle-v0",
+    entry_point="turngym.envs.games.wordle:Wordle",
+    max_episode_steps=15,
+)
+gymnasium.register(
+    id="turngym/TwentyQuestions-v0",
+    entry_point="turngym.envs.games.twenty_questions:TwentyQuestions",
+    max_episode_steps=30,
+)
+gymnasium.register(
+    id="turngym/GuessMyCity-v0",
+    entry_point="turngym.envs.games.guess_my_city:GuessMyCity",
+    max_episode_steps=30,
+)
+
+# --- Multi-agent (issue 5) ---
+# PettingZoo AEC envs are not Gymnasium envs: they go to turngym's multi-agent registry
+# (turngym.envs.multiagent.registry, no PettingZoo import until an env is made).
+from turngym.envs.multiagent.registry import register_multiagent  # noqa: E402
+
+register_multiagent(
+    "turngym/TicTacToe-v0", "turngym.envs.multiagent.tictactoe:TicTacToe", max_turns=30
+)
+register_multiagent(
+    "turngym/ConnectFour-v0", "turngym.envs.multiagent.connect_four:ConnectFour", max_turns=130
+)
+register_multiagent(
+    "turngym/DealOrNoDeal-v0", "turngym.envs.multiagent.bargaining:DealOrNoDeal", max_turns=40
+)

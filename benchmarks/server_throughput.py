@@ -1,0 +1,161 @@
+"""Throughput and step latency of ``turngym serve`` at 1, 32 and 128 concurrent sessions.
+
+The server runs in its own process (as in production: one process per server), the clients
+are :class:`turngym.server.client.RemoteEnv` objects driven by ``astep`` from one asyncio
+process, over loopback. Each configuration runs for a fixed wall time; every session loops
+reset -> steps until done -> reset, and only steps are timed.
+
+Envs: ``bench/Echo-v0`` (defined here: one dict lookup per step, so it measures the server
+and the protocol, not an env) and ``turngym/Sokoban-v0`` (a real game: parsing, moves, a
+rendered grid of text per step). Target: >= 3,000 steps/s at 32 sessions for the cheap env on
+2 CPU cores (server and client share them).
+
+    python benchmarks/server_throughput.py                 # about a minute
+    python benchmarks/server_throughput.py --seconds 10 --sessions 1 32 128 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import statistics
+import time
+from typing import Any
+
+import gymnasium
+
+from turngym.core import TextEnv, Transition
+
+ECHO_ID = "bench/Echo-v0"
+
+
+class Echo(TextEnv):
+    """The cheapest TextEnv: echoes the command; an episode is 50 turns."""
+
+    family = "echo"
+    example_actions = ("<action>ping</action>", "<action>pong</action>")
+
+    def generate_task(self, rng: Any, difficulty: Any) -> dict:
+        return {"n": int(rng.integers(1_000_000))}
+
+    def load_task(self, task: dict) -> None:
+        self.last = ""
+
+    def instructions(self) -> str:
+        return "Say anything in <action></action> tags."
+
+    def render_text(self) -> str:
+        return f"turn {self.turn}: {self.last}"
+
+    def apply(self, command: str) -> Transition:
+        self.last = command
+        return Transition(reward=1.0)
+
+    def state_key(self) -> str:
+        return str(self.turn)
+
+    def score(self) -> float:
+        return 0.0
+
+
+if ECHO_ID not in gymnasium.registry:  # the server process imports this module too
+    gymnasium.register(id=ECHO_ID, entry_point=Echo, max_episode_steps=50)
+
+
+def _serve(env_ids: list[str], max_sessions: int, queue: Any) -> None:
+    from turngym.server.cli import serve
+
+    serve(env_ids, port=0, max_sessions=max_sessions, idle_timeout_s=None,
+          announce=queue.put)  # fmt: skip
+
+
+def start_server(env_ids: list[str], max_sessions: int) -> tuple[Any, str]:
+    """Start a server process; return it and its base URL."""
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_serve, args=(env_ids, max_sessions, queue), daemon=True)
+    proc.start()
+    line = queue.get(timeout=60)
+    url = line.split(" on ", 1)[1].split(" ", 1)[0]
+    return proc, url
+
+
+async def _session(url: str, env_id: str, deadline: float, latencies: list[float],
+                   seed: int) -> int:  # fmt: skip
+    from turngym.server.client import RemoteEnv
+
+    env = RemoteEnv(url, env_id)
+    actions = env.action_space.examples
+    errors = 0
+    try:
+        await env.areset(seed=seed)
+        i = 0
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            try:
+                _, _, terminated, truncated, _ = await env.astep(actions[i % len(actions)])
+            except Exception:
+                errors += 1
+                await env.areset(seed=seed + i)
+                continue
+            latencies.append(time.perf_counter() - start)
+            i += 1
+            if terminated or truncated:
+                await env.areset(seed=seed + i)
+    finally:
+        await env.aclose()
+    return errors
+
+
+async def measure(url: str, env_id: str, sessions: int, seconds: float) -> dict[str, Any]:
+    """Run ``sessions`` concurrent sessions for ``seconds`` (after a short warm-up)."""
+    warmup: list[float] = []
+    await asyncio.gather(*(_session(url, env_id, time.perf_counter() + 0.3, warmup, s)
+                           for s in range(min(sessions, 8))))  # fmt: skip
+    latencies: list[float] = []
+    start = time.perf_counter()
+    errors = await asyncio.gather(*(_session(url, env_id, start + seconds, latencies, 1000 + s)
+                                    for s in range(sessions)))  # fmt: skip
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    return {
+        "env": env_id,
+        "sessions": sessions,
+        "steps": len(latencies),
+        "steps_per_s": len(latencies) / elapsed,
+        "p50_ms": 1e3 * statistics.median(latencies),
+        "p99_ms": 1e3 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+        "errors": sum(errors),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="wall time per row")
+    parser.add_argument("--sessions", type=int, nargs="+", default=[1, 32, 128])
+    parser.add_argument("--envs", nargs="+", default=[ECHO_ID, "turngym/Sokoban-v0"])
+    args = parser.parse_args()
+    proc, url = start_server(args.envs, max_sessions=max(args.sessions) + 16)
+    rows = []
+    try:
+        for env_id in args.envs:
+            for sessions in args.sessions:
+                rows.append(asyncio.run(measure(url, env_id, sessions, args.seconds)))
+    finally:
+        proc.terminate()
+        proc.join(10)
+    load = os.getloadavg()
+    print(f"turngym serve throughput: {os.cpu_count()} CPUs, load average {load[0]:.2f} "
+          f"{load[1]:.2f} {load[2]:.2f}; server and clients on this machine, loopback; "
+          f"{args.seconds:g} s per row")  # fmt: skip
+    print("| env | sessions | steps/s | p50 step (ms) | p99 step (ms) | steps | errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['env']} | {r['sessions']} | {r['steps_per_s']:,.0f} | {r['p50_ms']:.2f} | "
+              f"{r['p99_ms']:.2f} | {r['steps']:,} | {r['errors']} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""TicTacToe: noughts and crosses for two seats, with a perfect minimax opponent.
+
+The text version of PettingZoo's ``tictactoe_v3`` and TextArena's ``TicTacToe-v0``
+(ENVIRONMENTS.md sections 5.4-5.5). Cells are numbered 1-9 row by row; an action is the number
+of an empty cell, ``<action>5</action>``. ``player_0`` plays X, ``player_1`` plays O.
+
+Tasks are openings of ``opening_plies`` random moves (default 2, so X is to move on a board
+holding one X and one O; the 72 such openings are split ~60/20/20 by content hash). The game
+is solved exactly (5,478 reachable positions), so each seat's ``privileged`` info holds the
+game-theoretic value of the position for that seat and, for the seat to move, its optimal
+moves; the ``minimax`` opponent and the oracle never lose from a drawn or won position.
+
+Example:
+    >>> env = TicTacToe()
+    >>> env.reset(options={"task": {"opening": []}})
+    >>> for cell in ["1", "4", "2", "5"]:
+    ...     env.step(f"<action>{cell}</action>")
+    >>> env.step("<action>3</action>")  # X completes the top row
+    >>> env.rewards, env.terminations["player_1"]
+    ({'player_0': 1.0, 'player_1': -1.0}, True)
+    >>> print(env.observe("player_1"))
+    You played 5.
+    Your opponent (X) played 3: three in a row. You lost.
+    <BLANKLINE>
+    Tic-Tac-Toe: you are O (player_1).
+     X | X | X
+    ---+---+---
+     O | O | 6
+    ---+---+---
+     7 | 8 | 9
+    Game over: you lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from turngym.envs.multiagent.base import BASE_DIFFICULTY
+from turngym.envs.multiagent.board import BoardGame
+from turngym.envs.multiagent.minimax import best_moves, exact_value
+
+__all__ = ["TicTacToe", "TicTacToePosition"]
+
+_CELL_ACTIONS = tuple(f"<action>{i}</action>" for i in range(1, 10))
+_LINES = ((0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8), (2, 4, 6))
+
+
+@dataclass(frozen=True, slots=True)
+class TicTacToePosition:
+    """A Tic-Tac-Toe board: 9 cells (0 empty, 1 X, 2 O) and the index of the player to move."""
+
+    cells: tuple[int, ...]
+    player: int
+
+    @classmethod
+    def empty_board(cls) -> TicTacToePosition:
+        """The empty board, X to move."""
+        return cls((0,) * 9, 0)
+
+    def winner(self) -> int | None:
+        """0 if X has three in a row, 1 if O has, else ``None``."""
+        c = self.cells
+        for a, b, d in _LINES:
+            if c[a] and c[a] == c[b] == c[d]:
+                return c[a] - 1
+        return None
+
+    def moves(self) -> tuple[int, ...]:
+        """Indices (0-8) of the empty cells; none once someone has won."""
+        if self.winner() is not None:
+            return ()
+        return tuple(i for i, cell in enumerate(self.cells) if not cell)
+
+    def play(self, move: int) -> TicTacToePosition:
+        """The board after the player to move marks cell index ``move``."""
+        cells = list(self.cells)
+        cells[move] = self.player + 1
+        return TicTacToePosition(tuple(cells), 1 - self.player)
+
+    def empty_cells(self) -> int:
+        """Number of empty cells."""
+        return self.cells.count(0)
+
+    def heuristic(self) -> float:
+        """The game is solved exactly, so the horizon score is never needed; 0 is neutral."""
+        return 0.0
+
+
+class TicTacToe(BoardGame):
+    """Tic-Tac-Toe between ``player_0`` (X) and ``player_1`` (O); see the module docstring."""
+
+    metadata: ClassVar[dict[str, Any]] = {**BoardGame.metadata, "name": "tictactoe_v0"}
+    family: ClassVar[str] = "tictactoe"
+    game_name: ClassVar[str] = "Tic-Tac-Toe"
+    example_actions: ClassVar[tuple[str, ...]] = _CELL_ACTIONS
+    difficulty_defaults: ClassVar[Mapping[str, Any]] = {**BASE_DIFFICULTY, "opening_plies": 2}
+    levels: ClassVar[Mapping[int, Mapping[str, Any]]] = {
+        0: {"opening_plies": 2},
+        1: {"opening_plies": 3},
+        2: {"opening_plies": 4},
+    }
+    default_max_turns: ClassVar[int] = 30
+    search_depth: ClassVar[int | None] = None
+
+    def check_difficulty(self, difficulty: Mapping[str, Any]) -> None:
+        """``opening_plies`` must leave room for a game and for three disjoint splits."""
+        if not 1 <= int(difficulty["opening_plies"]) <= 4:
+            raise ValueError(
+                "opening_plies must be 1-4: fewer leaves too few openings for three disjoint "
+                "splits, more often leaves a decided game."
+            )
+
+    def empty_position(self, difficulty: Mapping[str, Any]) -> TicTacToePosition:
+        """The empty 3x3 board."""
+        return TicTacToePosition.empty_board()
+
+    def parse_move(self, position: Any, command: str) -> int | str:
+        """A cell number 1-9 that is empty."""
+        text = command.strip()
+        if not text.isdigit() or not 1 <= int(text) <= 9:
+            return f"{command.strip()[:40]!r} is not a cell number from 1 to 9"
+        index = int(text) - 1
+        if position.cells[index]:
+            return f"cell {text} is already taken"
+        return index
+
+    def move_label(self, move: int) -> str:
+        """Cells are numbered 1-9."""
+        return str(move + 1)
+
+    def draw_board(self, position: Any) -> str:
+        """Marks, or the cell number where a cell is empty."""
+        cells = [" XO"[c] if c else str(i + 1) for i, c in enumerate(position.cells)]
+        rows = [" " + " | ".join(cells[r * 3 : r * 3 + 3]) for r in range(3)]
+        return "\n---+---+---\n".join(rows)
+
+    def rules(self) -> str:
+        """How to move and win."""
+        return (
+            "Players take turns marking an empty cell of a 3x3 grid; cells are numbered 1-9 "
+            "row by row. Three marks in a row, column or diagonal win; a full board is a draw."
+        )
+
+    def win_phrase(self) -> str:
+        """A winning move makes three in a row."""
+        return "three in a row"
+
+    def privileged(self, seat: str) -> dict[str, Any]:
+        """The exact value of the position for ``seat``, and its optimal moves when it moves.
+
+        The value is +1 (win), 0 (draw) or -1 (loss) under perfect play from here on.
+        """
+        position = self._position
+        if self.result is not None:
+            return {}
+        value = exact_value(position)
+        mine = self.seats.index(seat) == position.player
+        out: dict[str, Any] = {"value": _sign(value if mine else -value)}
+        if mine:
+            out["optimal_moves"] = [self.move_label(m) for m in best_moves(position, None)]
+        return out
+
+
+def _sign(value: float) -> int:
+    return (value > 0) - (value < 0)

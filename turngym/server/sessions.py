@@ -1,0 +1,304 @@
+"""Sessions of a server: capacity, attach, idle reaping, shutdown, snapshots.
+
+A :class:`Session` is one env and its episode bookkeeping; normally it belongs to one WebSocket
+connection and dies with it (OpenEnv's "one env per connection"). A forked session exists
+before any connection and waits to be attached through ``/ws?session_id=...``.
+
+Everything here runs on the server's event loop, so the table needs no lock of its own;
+each session has an ``asyncio.Lock`` that every operation holds, so the reaper, a fork and
+shutdown never touch an env while one of its calls is in flight.
+
+**Where env code runs.** Envs run on the event loop: a cheap env's step is far cheaper than a
+hop to a thread, and one thread means no two calls into env code ever overlap (env modules
+may keep process-wide caches). Envs that declare ``metadata["turngym.slow"] = True`` run in a
+worker pool instead, so they never stall the other sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import gymnasium
+
+from turngym.server.catalog import EnvCatalog, ServedEnv
+from turngym.server.protocol import ErrorCode, ObservationData, ProtocolError
+
+__all__ = ["Session", "Snapshot", "SessionManager", "Closer"]
+
+log = logging.getLogger("turngym.server")
+T = TypeVar("T")
+
+Closer = Callable[[int, str, "ProtocolError | None"], Awaitable[None]]
+"""Closes a session's socket: ``closer(close_code, reason, error_to_send_first)``."""
+
+# WebSocket close codes (RFC 6455 section 7.4.1).
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_TRY_AGAIN_LATER = 1013
+
+_MAX_SENT = 10_000  # texts per episode leak_check remembers (episodes are far shorter)
+
+
+@dataclass(eq=False)
+class Session:
+    """One env and its episode state.
+
+    Attributes:
+        id: Unguessable id (attaching to a fork needs it).
+        served: Which env; ``None`` until the first ``make``/``reset``.
+        env_kwargs: Its constructor kwargs.
+        env: The env (built without time-limit or order wrappers).
+        turn: Steps since the last reset (the session's time limit counts these).
+        has_reset: Whether an episode is in progress (steps need one).
+        last: The last observation reply (``restore`` and ``fork`` replay it).
+    """
+
+    id: str
+    last_active: float
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    attached: bool = False
+    closer: Closer | None = None
+    served: ServedEnv | None = None
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    env: gymnasium.Env | None = None
+    turn: int = 0
+    has_reset: bool = False
+    episode_id: str | None = None
+    last: ObservationData | None = None
+    closed: bool = False
+    sent: set[int] = field(default_factory=set)
+    """Hashes of the texts sent this episode (``leak_check`` accepts only these)."""
+
+    def remember(self, data: ObservationData, *, new_episode: bool = False) -> None:
+        """Record an observation reply: the last one, and its texts for ``leak_check``."""
+        if new_episode:
+            self.sent.clear()
+        if len(self.sent) < _MAX_SENT:
+            self.sent.add(hash(data.observation.get("text")))
+            if "instructions" in data.metadata:
+                self.sent.add(hash(data.metadata["instructions"]))
+        self.last = data
+
+    def touch(self) -> None:
+        """Mark activity now (the idle clock restarts)."""
+        self.last_active = time.monotonic()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A saved session state, kept on the server under an opaque id."""
+
+    served: ServedEnv
+    env_kwargs: dict[str, Any]
+    state: bytes
+    turn: int
+    episode_id: str | None
+    last: ObservationData
+
+
+class SessionManager:
+    """The session table of one server.
+
+    Args:
+        catalog: The envs served.
+        max_sessions: Live sessions at most (attached or waiting forks); more get
+            ``CAPACITY_REACHED``.
+        idle_timeout_s: Close sessions without a message for this long (``None``: never).
+        max_snapshots: Snapshots kept; the least recently used is forgotten first.
+        workers: Threads for envs that declare themselves slow.
+    """
+
+    def __init__(
+        self,
+        catalog: EnvCatalog,
+        *,
+        max_sessions: int = 256,
+        idle_timeout_s: float | None = 600.0,
+        max_snapshots: int = 4096,
+        workers: int = 32,
+    ) -> None:
+        if max_sessions < 1:
+            raise ValueError(f"max_sessions must be >= 1, got {max_sessions}")
+        if idle_timeout_s is not None and idle_timeout_s <= 0:
+            raise ValueError(f"idle_timeout_s must be > 0 (or None), got {idle_timeout_s}")
+        self.catalog = catalog
+        self.max_sessions = max_sessions
+        self.idle_timeout_s = idle_timeout_s
+        self.max_snapshots = max_snapshots
+        self.workers = workers
+        self.sessions: dict[str, Session] = {}
+        self.snapshots: OrderedDict[str, Snapshot] = OrderedDict()
+        self.reaped = 0
+        self._pool: ThreadPoolExecutor | None = None
+
+    # --- Table --------------------------------------------------------------------------------
+    def open(self, *, attached: bool = True) -> Session:
+        """Create a session, or refuse when the server is full.
+
+        Raises:
+            ProtocolError: ``CAPACITY_REACHED`` with ``active_sessions`` and ``max_sessions``.
+        """
+        if len(self.sessions) >= self.max_sessions:
+            raise ProtocolError(
+                ErrorCode.CAPACITY_REACHED,
+                f"Server at capacity: {len(self.sessions)} of {self.max_sessions} sessions in "
+                "use. Close idle envs, retry later, or start the server with a larger "
+                "--max-sessions.",
+                active_sessions=len(self.sessions),
+                max_sessions=self.max_sessions,
+            )
+        session = Session(id=secrets.token_urlsafe(16), last_active=time.monotonic(),
+                          attached=attached)  # fmt: skip
+        self.sessions[session.id] = session
+        return session
+
+    def attach(self, session_id: str) -> Session:
+        """Hand a waiting (forked) session to a new connection.
+
+        Raises:
+            ProtocolError: ``SESSION_ERROR`` for an unknown, reaped or already attached id.
+        """
+        session = self.sessions.get(session_id)
+        if session is None:
+            raise ProtocolError(
+                ErrorCode.SESSION_ERROR,
+                f"Unknown session_id {session_id!r}: it never existed, or it waited longer "
+                f"than {self.idle_timeout_s} s to be attached and was closed.",
+            )
+        if session.attached:
+            raise ProtocolError(
+                ErrorCode.SESSION_ERROR, f"Session {session_id!r} already has a connection."
+            )
+        session.attached = True
+        session.touch()
+        return session
+
+    async def release(
+        self, session: Session, *, code: int | None = None, reason: str = "",
+        error: ProtocolError | None = None,
+    ) -> None:  # fmt: skip
+        """Close a session: forget it, close its env, and close its socket when ``code`` is set.
+
+        Idempotent; never raises (a failing ``env.close()`` is logged).
+        """
+        if session.closed:
+            return
+        session.closed = True
+        self.sessions.pop(session.id, None)
+        env, session.env = session.env, None
+        if env is not None:
+            try:
+                await self.call(session, env.close)
+            except Exception:
+                log.warning("closing the env of session %s failed", session.id, exc_info=True)
+        if code is not None and session.closer is not None:
+            try:
+                await session.closer(code, reason, error)
+            except Exception:  # the peer may be gone already
+                pass
+
+    # --- Env calls ----------------------------------------------------------------------------
+    async def call(self, session: Session, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call env code: inline for cheap envs, in the worker pool for slow ones."""
+        if session.served is None or not session.served.slow:
+            return fn(*args, **kwargs)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="turngym-env")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    # --- Snapshots ----------------------------------------------------------------------------
+    def put_snapshot(self, snapshot: Snapshot) -> str:
+        """Keep ``snapshot`` and return its id (the least recently used beyond the cap go)."""
+        snapshot_id = secrets.token_urlsafe(16)
+        self.snapshots[snapshot_id] = snapshot
+        while len(self.snapshots) > self.max_snapshots:
+            self.snapshots.popitem(last=False)
+        return snapshot_id
+
+    def get_snapshot(self, snapshot_id: str) -> Snapshot:
+        """Return a kept snapshot.
+
+        Raises:
+            ProtocolError: ``VALIDATION_ERROR`` for an unknown or forgotten id.
+        """
+        snapshot = self.snapshots.get(snapshot_id)
+        if snapshot is None:
+            raise ProtocolError(
+                ErrorCode.VALIDATION_ERROR,
+                f"Unknown snapshot_id {snapshot_id!r}: snapshots live in the server's memory "
+                f"(the last {self.max_snapshots}) and are lost when it restarts.",
+            )
+        self.snapshots.move_to_end(snapshot_id)
+        return snapshot
+
+    # --- Reaping and shutdown -----------------------------------------------------------------
+    async def reap_idle(self) -> int:
+        """Close every session idle longer than the timeout; return how many were closed."""
+        if self.idle_timeout_s is None:
+            return 0
+        closed = 0
+        deadline = time.monotonic() - self.idle_timeout_s
+        for session in [s for s in self.sessions.values() if s.last_active < deadline]:
+            if session.lock.locked():  # a call is in flight: it is not idle
+                continue
+            async with session.lock:
+                if session.closed or session.last_active >= deadline:
+                    continue
+                error = ProtocolError(
+                    ErrorCode.SESSION_ERROR,
+                    f"Session closed after {self.idle_timeout_s:g} s without a message; "
+                    "reconnect and reset to start a new episode.",
+                )
+                await self.release(session, code=CLOSE_NORMAL, reason="idle timeout",
+                                   error=error)  # fmt: skip
+                closed += 1
+        self.reaped += closed
+        return closed
+
+    async def run_reaper(self) -> None:
+        """Reap idle sessions forever (a background task; cancel it to stop)."""
+        if self.idle_timeout_s is None:
+            return
+        interval = min(max(self.idle_timeout_s / 4, 0.05), 5.0)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reap_idle()
+            except Exception:  # keep reaping: one bad env must not stop the reaper
+                log.warning("idle-session reaper failed; retrying", exc_info=True)
+
+    async def shutdown(self, timeout_s: float = 5.0) -> None:
+        """Close every session and its env (graceful shutdown); then the worker pool."""
+        error = ProtocolError(ErrorCode.SESSION_ERROR, "The server is shutting down.")
+        for session in list(self.sessions.values()):
+            try:
+                await asyncio.wait_for(session.lock.acquire(), timeout_s)
+            except asyncio.TimeoutError:  # a call is stuck: close the env anyway
+                log.warning("session %s still busy at shutdown; closing it anyway", session.id)
+            await self.release(session, code=CLOSE_GOING_AWAY, reason="server shutdown",
+                               error=error)  # fmt: skip
+        self.snapshots.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts for ``/metadata``: sessions, capacity, snapshots, reaped so far."""
+        return {
+            "active_sessions": len(self.sessions),
+            "attached_sessions": sum(s.attached for s in self.sessions.values()),
+            "max_sessions": self.max_sessions,
+            "idle_timeout_s": self.idle_timeout_s,
+            "snapshots": len(self.snapshots),
+            "reaped_sessions": self.reaped,
+        }
