@@ -20,6 +20,7 @@ import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
 from typing import Any, ClassVar, SupportsFloat
 
@@ -36,6 +37,7 @@ from turngym.tasks import (
 )
 
 __all__ = [
+    "check_int_knobs",
     "TASK_ID",
     "INSTRUCTIONS",
     "STATE_KEY",
@@ -171,6 +173,31 @@ class ParsedAction:
     def ok(self) -> bool:
         """Whether a well-formed tag was found."""
         return self.content is not None
+
+
+def check_int_knobs(
+    env_name: str, difficulty: Mapping[str, Any], ranges: Mapping[str, tuple[Any, ...]]
+) -> None:
+    """Raise ``ValueError`` for the first integer knob outside its inclusive range.
+
+    Args:
+        env_name: Named in the message.
+        difficulty: The knobs to check.
+        ranges: ``knob -> (low, high)`` or ``(low, high, meaning)``.
+
+    Example:
+        >>> check_int_knobs("Demo", {"size": 99}, {"size": (3, 10, "board side")})
+        Traceback (most recent call last):
+        ...
+        ValueError: Demo: size=99 is invalid; use an integer from 3 to 10 (board side).
+    """
+    for name, (low, high, *meaning) in ranges.items():
+        value = difficulty[name]
+        # bool is an Integral too, but True as a board size is a bug, not a 1.
+        if isinstance(value, bool) or not isinstance(value, Integral) or not low <= value <= high:
+            hint = f" ({meaning[0]})" if meaning else ""
+            raise ValueError(f"{env_name}: {name}={value!r} is invalid; use an integer from "
+                             f"{low} to {high}{hint}.")  # fmt: skip
 
 
 @functools.lru_cache(maxsize=64)

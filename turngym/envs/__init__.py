@@ -58,6 +58,32 @@ gymnasium.register(
     max_episode_steps=30,
 )
 
+# --- Household (issue 7) ---
+gymnasium.register(
+    id="turngym/Household-v0",
+    entry_point="turngym.envs.household.env:Household",
+    max_episode_steps=50,
+)
+
+# --- Shop (issue 7) ---
+gymnasium.register(
+    id="turngym/Shop-v0",
+    entry_point="turngym.envs.shop.env:Shop",
+    max_episode_steps=15,
+)
+
+# --- Recommendation (issue 7) ---
+gymnasium.register(
+    id="turngym/SeqRec-v0",
+    entry_point="turngym.envs.recommend.seqrec:SeqRec",
+    max_episode_steps=3,
+)
+gymnasium.register(
+    id="turngym/ConvRec-v0",
+    entry_point="turngym.envs.recommend.convrec:ConvRec",
+    max_episode_steps=20,
+)
+
 # --- Multi-agent (issue 5) ---
 # PettingZoo AEC envs are not Gymnasium envs: they go to turngym's multi-agent registry
 # (turngym.envs.multiagent.registry, no PettingZoo import until an env is made).

@@ -33,12 +33,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from numbers import Integral
 from typing import Any, ClassVar
 
 import numpy as np
 
-from turngym.core import TextEnv, TextSpace, Transition
+from turngym.core import TextEnv, TextSpace, Transition, check_int_knobs
 from turngym.envs.games.countdown_solver import (
     MAX_NUMBERS,
     ExpressionError,
@@ -194,17 +193,7 @@ class Countdown(TextEnv):
 
     def check_difficulty(self, difficulty: Mapping[str, Any]) -> None:
         """Raise ``ValueError`` naming the knob and its valid range."""
-        for name, (low, high, meaning) in _INT_KNOBS.items():
-            value = difficulty[name]
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, Integral)
-                or not low <= value <= high
-            ):
-                raise ValueError(
-                    f"Countdown: {name}={value!r} is invalid; use an integer from {low} to {high} "
-                    f"({meaning})."
-                )
+        check_int_knobs("Countdown", difficulty, _INT_KNOBS)
         for low, high in (("min_number", "max_number"), ("min_target", "max_target")):
             if difficulty[low] > difficulty[high]:
                 raise ValueError(
