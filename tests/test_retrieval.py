@@ -98,3 +98,13 @@ def test_corrupt_cache_file_is_rebuilt(temp_cache):
     path.write_bytes(b"not a pickle")
     bm25.clear_memory_cache()
     assert load_or_build(CORPUS).search("apple pie", k=1) == [0]
+
+
+def test_search_with_scores_matches_search():
+    from turngym.retrieval.bm25 import BM25Index
+
+    index = BM25Index.build(["red apple", "green apple pie", "blue car", "apple apple"])
+    hits = index.search_with_scores("apple pie", k=3)
+    assert [doc for doc, _ in hits] == index.search("apple pie", k=3)
+    assert hits[0][1] >= hits[1][1] >= hits[2][1] > 0
+    assert index.search_with_scores("zebra") == []

@@ -37,6 +37,7 @@ __all__ = [
     "draw_task",
     "resolve_difficulty",
     "load_tasks_file",
+    "read_json_objects",
 ]
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
@@ -170,6 +171,26 @@ def resolve_difficulty(
     return merged
 
 
+def read_json_objects(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each non-blank line of a user's JSONL file.
+
+    Raises:
+        ValueError: A line is not valid JSON or not an object (with its line number).
+    """
+    rows = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{number}: not valid JSON ({err.msg}).") from err
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}.")
+        rows.append((number, row))
+    return rows
+
+
 def load_tasks_file(path: str | Path) -> dict[str, list[dict[str, Any]]]:
     """Load user tasks from JSONL, grouped by split.
 
@@ -180,15 +201,7 @@ def load_tasks_file(path: str | Path) -> dict[str, list[dict[str, Any]]]:
         ValueError: A line is not valid JSON or names an unknown split (with its line number).
     """
     by_split: dict[str, list[dict[str, Any]]] = {name: [] for name in SPLITS}
-    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{number}: not valid JSON ({err.msg}).") from err
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}.")
+    for _, row in read_json_objects(path):
         task = row["task"] if "task" in row else row
         split = _check_split(row.get("split", split_of(task)))
         by_split[split].append(task)

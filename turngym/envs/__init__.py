@@ -84,6 +84,32 @@ gymnasium.register(
     max_episode_steps=20,
 )
 
+# --- Search (issue 6) ---
+gymnasium.register(
+    id="turngym/SearchQA-v0",
+    entry_point="turngym.envs.search.env:SearchQA",
+    max_episode_steps=8,
+)
+
+# --- Tools (issue 6) ---
+gymnasium.register(
+    id="turngym/ToolUse-v0",
+    entry_point="turngym.envs.tools.env:ToolUse",
+    max_episode_steps=20,
+)
+
+# --- Dialogue (issue 6) ---
+gymnasium.register(
+    id="turngym/Clarify-v0",
+    entry_point="turngym.envs.dialogue.clarify:Clarify",
+    max_episode_steps=30,
+)
+gymnasium.register(
+    id="turngym/TryAgain-v0",
+    entry_point="turngym.envs.dialogue.try_again:TryAgain",
+    max_episode_steps=15,
+)
+
 # --- Multi-agent (issue 5) ---
 # PettingZoo AEC envs are not Gymnasium envs: they go to turngym's multi-agent registry
 # (turngym.envs.multiagent.registry, no PettingZoo import until an env is made).

@@ -179,6 +179,16 @@ class BM25Index:
 
         Equal scores keep document order, so the ranking is deterministic.
         """
+        return [doc for doc, _ in self.search_with_scores(query, k)]
+
+    def search_with_scores(self, query: str, k: int = 10) -> list[tuple[int, float]]:
+        """Like :meth:`search`, with each document's BM25 score: ``[(doc id, score), ...]``.
+
+        Example:
+            >>> index = BM25Index.build(["red apple", "green apple pie", "blue car"])
+            >>> [doc for doc, score in index.search_with_scores("pie", k=5)]
+            [1]
+        """
         scores = self.scores(query)
         hits = np.flatnonzero(scores > 0)
         if len(hits) == 0 or k <= 0:
@@ -188,7 +198,7 @@ class BM25Index:
             kth = np.partition(scores[hits], len(hits) - k)[len(hits) - k]
             hits = hits[scores[hits] >= kth]
         order = np.lexsort((hits, -scores[hits]))
-        return [int(i) for i in hits[order][:k]]
+        return [(int(i), float(scores[i])) for i in hits[order][:k]]
 
 
 def cache_dir() -> Path:

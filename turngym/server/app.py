@@ -127,7 +127,36 @@ def create_app(
 
     _add_info_routes(app, manager)
     _add_http_episode_routes(app, manager)
+    _add_retrieve_route(app, catalog)
     return app
+
+
+def _add_retrieve_route(app: FastAPI, catalog: EnvCatalog) -> None:
+    """Mount Search-R1's ``POST /retrieve`` when a SearchQA env is served (DESIGN.md 9).
+
+    It searches the corpus of the first served SearchQA id with its registered kwargs; see
+    :func:`turngym.envs.search.corpus.search_r1_retrieve` for the request and reply.
+    """
+    served = next((s for s in catalog.envs.values()
+                   if str(s.spec.entry_point).startswith("turngym.envs.search")), None)  # fmt: skip
+    if served is None:
+        return
+    from turngym.envs.search.corpus import search_r1_retrieve
+
+    env = catalog.build(served, {})
+    corpus = env.unwrapped.corpus  # type: ignore[attr-defined]
+    env.close()
+
+    @app.post("/retrieve")
+    async def retrieve(request: Request) -> dict[str, Any]:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise HTTPException(status_code=422, detail="the body must be JSON") from None
+        try:
+            return await asyncio.to_thread(search_r1_retrieve, body, corpus)
+        except ValueError as err:
+            raise HTTPException(status_code=422, detail=str(err)) from None
 
 
 # --- WebSocket ----------------------------------------------------------------------------------
