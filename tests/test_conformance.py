@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+import gymnasium
 import pytest
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 
@@ -13,7 +14,18 @@ from turngym.registry import env_registry
 from turngym.rollout import collect
 from turngym.testing import CHECKS, check_env
 
-ENV_IDS = env_registry.names()
+
+def _param(env_id: str) -> object:
+    # Envs that declare themselves slow (one subprocess per step, e.g. KernelGen) take tens of
+    # seconds here: they run with the slow suite (CI runs it too), not the default one.
+    entry = gymnasium.spec(env_id).entry_point
+    creator = (gymnasium.envs.registration.load_env_creator(entry) if isinstance(entry, str)
+               else entry)  # fmt: skip
+    slow = bool(getattr(creator, "metadata", {}).get("turngym.slow", False))
+    return pytest.param(env_id, marks=pytest.mark.slow) if slow else env_id
+
+
+ENV_IDS = [_param(env_id) for env_id in env_registry.names()]
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)

@@ -284,6 +284,9 @@ class TextEnv(gymnasium.Env[str, str]):
     """Every difficulty knob and its default value."""
     levels: ClassVar[Mapping[int, Mapping[str, Any]]] = {}
     """Named presets of knobs, ``level -> overrides``."""
+    success_score: ClassVar[float] = 1.0
+    """``info["success"]`` is ``score() >= success_score`` (an env whose score grades quality
+    above "solved", like KernelGen's correct-and-faster, sets the solved level here)."""
 
     def __init__(
         self,
@@ -509,7 +512,7 @@ class TextEnv(gymnasium.Env[str, str]):
         return {
             TASK_ID: self.task_id,
             STATE_KEY: self.state_key(),
-            SUCCESS: score >= 1.0,
+            SUCCESS: score >= self.success_score,
             SCORE: score,
             PRIVILEGED: self.privileged(),
             METRICS: self.metrics(),

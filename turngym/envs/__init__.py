@@ -110,6 +110,13 @@ gymnasium.register(
     max_episode_steps=15,
 )
 
+# --- Kernel (issue 8) ---
+gymnasium.register(
+    id="turngym/KernelGen-v0",
+    entry_point="turngym.envs.kernel.env:KernelGen",
+    max_episode_steps=3,
+)
+
 # --- Multi-agent (issue 5) ---
 # PettingZoo AEC envs are not Gymnasium envs: they go to turngym's multi-agent registry
 # (turngym.envs.multiagent.registry, no PettingZoo import until an env is made).

@@ -1,0 +1,308 @@
+r"""In-process reward-hack detection for kernel candidates (runs inside the evaluation child).
+
+KernelBench (Ouyang et al., 2025) ships a static checker (``kernel_static_checker.py``: try/except
+bypass, threading, timer monkey-patching) and KernelGYM / Dr. Kernel (hkust-nlp/KernelGYM)
+rejects "decoy" submissions whose declared Triton kernel is never launched. These checks follow
+both, adapted to a CPU without Triton (ENVIRONMENTS.md 4.2-4.4). Every finding is a
+:class:`Hack` ``(check, detail)``; any finding makes the reward 0.
+
+Static checks (:func:`static_hacks`, on the candidate's AST before it runs):
+
+* ``try_except``: any ``try`` statement (KernelBench flags them all: a ``try`` around a kernel
+  with the PyTorch path in ``except`` is the classic fallback hack);
+* ``forbidden_import``: ``threading``, ``multiprocessing``, ``subprocess``, ``ctypes``,
+  ``socket``, ``signal``, ``concurrent``, ``_thread``, ``gc``, ``inspect``;
+* ``reference_name``: the candidate names the reference class ``Model`` or ``get_inputs``.
+
+Runtime checks (:class:`CallMonitor` and :func:`patched_names`, while the candidate runs):
+
+* ``calls_reference``: a code object of the reference module (``Model.__init__``/``forward``,
+  its helpers, ``get_inputs``) executed while the candidate ran (``sys.setprofile``);
+* ``kernel_never_launched``: the candidate declares a custom kernel but none ran during
+  ``forward``. A *declared kernel* is a module-level function whose name contains ``kernel``
+  or that is decorated with something named ``*jit`` (``@triton.jit``, ``@numba.njit``);
+* ``monkeypatch``: a timer in :mod:`time`, a callable in ``torch``, ``torch.nn.functional`` or
+  ``torch.Tensor``, or ``torch.nn.Module.__call__`` is a different object after the candidate
+  ran than before it was imported;
+* ``threads_left_running``: a Python thread started by the candidate is alive after it ran;
+* ``sandbox_escape``: an audit event (PEP 578) for opening a file outside the Python
+  installation, a socket connection, starting a process, or loading a C library.
+
+Example:
+    >>> [h.check for h in static_hacks("class ModelNew:\n  try:\n    x = 1\n  except: pass")]
+    ['try_except']
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import sys
+import threading
+import time
+import types
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "Hack",
+    "FORBIDDEN_IMPORTS",
+    "static_hacks",
+    "declared_kernels",
+    "code_objects",
+    "CallMonitor",
+    "snapshot_callables",
+    "patched_names",
+    "install_audit_hook",
+    "alive_new_threads",
+]
+
+FORBIDDEN_IMPORTS = frozenset(
+    {
+        "threading",
+        "_thread",
+        "multiprocessing",
+        "subprocess",
+        "ctypes",
+        "socket",
+        "signal",
+        "concurrent",
+        "gc",
+        "inspect",
+    }
+)
+"""Top-level modules a candidate may not import."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hack:
+    """One detected reward hack: the check's name and a sentence for the agent."""
+
+    check: str
+    detail: str
+
+    def to_dict(self) -> dict[str, str]:
+        """A JSON-ready dict."""
+        return {"check": self.check, "detail": self.detail}
+
+
+def _is_kernel_def(node: ast.AST) -> bool:
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return False
+    names = []
+    for dec in node.decorator_list:
+        target = dec.func if isinstance(dec, ast.Call) else dec
+        names.append(
+            target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+        )
+    return "kernel" in node.name.lower() or any(n.lower().endswith("jit") for n in names)
+
+
+def declared_kernels(tree: ast.Module) -> list[str]:
+    """Names of the module-level functions that count as declared custom kernels."""
+    return [n.name for n in tree.body if _is_kernel_def(n)]  # type: ignore[attr-defined]
+
+
+def static_hacks(source: str) -> list[Hack]:
+    """Run the static checks on candidate source (which must parse)."""
+    hacks: list[Hack] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Try | ast.TryStar):
+            hacks.append(
+                Hack(
+                    "try_except",
+                    f"line {node.lineno}: try/except is not allowed "
+                    "(a fallback path can hide a failing kernel)",
+                )
+            )
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+            for mod in mods:
+                if mod and mod.split(".")[0] in FORBIDDEN_IMPORTS:
+                    hacks.append(Hack("forbidden_import", f"line {node.lineno}: import {mod}"))
+        elif isinstance(node, ast.Name) and node.id in ("Model", "get_inputs"):
+            hacks.append(
+                Hack(
+                    "reference_name",
+                    f"line {node.lineno}: uses the reference's "
+                    f"{node.id!r}; ModelNew must not call the reference",
+                )
+            )
+    return list(dict.fromkeys(hacks))  # drop repeats, keep order
+
+
+def code_objects(namespace: dict[str, Any], names: Iterable[str] | None = None) -> set[Any]:
+    """Code objects of the functions and methods defined in an exec'd module namespace.
+
+    Args:
+        namespace: The module's globals after ``exec``.
+        names: Only these names (default: every function and class defined by the module).
+    """
+    codes: set[Any] = set()
+    module_name = namespace.get("__name__")
+    stack = [namespace[n] for n in (names if names is not None else list(namespace))]
+    while stack:
+        obj = stack.pop()
+        obj = getattr(obj, "fn", None) or getattr(obj, "__wrapped__", None) or obj
+        if isinstance(obj, types.FunctionType):
+            if obj.__module__ == module_name:
+                codes.add(obj.__code__)
+                codes.update(c for c in obj.__code__.co_consts if isinstance(c, types.CodeType))
+        elif isinstance(obj, type) and obj.__module__ == module_name:
+            stack.extend(vars(obj).values())
+        elif isinstance(obj, staticmethod | classmethod | property):
+            inner = (getattr(obj, "__func__", None), getattr(obj, "fget", None))
+            stack.extend(f for f in inner if f is not None)
+    return codes
+
+
+class CallMonitor:
+    """``sys.setprofile`` hook: which watched code objects ran, and kernel nesting depth.
+
+    Use as a context manager around candidate code. ``reference_calls`` lists the reference
+    functions that ran; ``kernel_calls`` the declared kernels that ran; :meth:`in_kernel` is
+    true while a declared kernel is on the stack (for the cost model's coverage).
+    """
+
+    def __init__(self, reference_codes: set[Any], kernel_codes: dict[Any, str]) -> None:
+        """Watch ``reference_codes`` and ``kernel_codes`` (code object -> kernel name).
+
+        Code objects are matched by identity: equal code (the reference pasted into the
+        candidate) compiled from another module is the candidate's own.
+        """
+        self.reference_codes = {id(c): c for c in reference_codes}
+        self.kernel_codes = {id(c): (c, n) for c, n in kernel_codes.items()}
+        self.reference_calls: list[str] = []
+        self.kernel_calls: list[str] = []
+        self._depth = 0
+        self._previous: Any = None
+
+    def in_kernel(self) -> bool:
+        """Whether a declared kernel is running now."""
+        return self._depth > 0
+
+    def _hook(self, frame: types.FrameType, event: str, arg: Any) -> None:
+        key = id(frame.f_code)
+        if event == "call":
+            if key in self.kernel_codes:
+                self._depth += 1
+                self.kernel_calls.append(self.kernel_codes[key][1])
+            elif key in self.reference_codes:
+                self.reference_calls.append(frame.f_code.co_qualname)
+        elif event == "return" and key in self.kernel_codes:
+            self._depth = max(0, self._depth - 1)
+
+    def __enter__(self) -> CallMonitor:
+        self._previous = sys.getprofile()
+        sys.setprofile(self._hook)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sys.setprofile(self._previous)
+
+
+_TIMERS = (
+    "perf_counter",
+    "perf_counter_ns",
+    "time",
+    "time_ns",
+    "monotonic",
+    "monotonic_ns",
+    "process_time",
+    "process_time_ns",
+    "sleep",
+)
+
+
+def snapshot_callables() -> dict[str, Any]:
+    """The timers and torch callables a candidate must not replace, by name.
+
+    The objects themselves are kept (compared with ``is``, so ids cannot be recycled).
+    ``torch.Tensor`` is read from the class ``__dict__`` of its MRO, because attribute
+    lookup creates a fresh bound object for classmethods on every access.
+    """
+    import torch  # here, so the parent's static checks need no torch
+
+    snap: dict[str, Any] = {f"time.{n}": getattr(time, n) for n in _TIMERS}
+    for prefix, owner in (("torch", torch), ("torch.nn.functional", torch.nn.functional)):
+        for name in dir(owner):
+            value = getattr(owner, name, None)
+            if not name.startswith("__") and callable(value) and not isinstance(value, type):
+                snap[f"{prefix}.{name}"] = value
+    for cls in reversed(torch.Tensor.__mro__):
+        for name, value in vars(cls).items():
+            snap[f"torch.Tensor.{name}"] = value
+    snap["torch.nn.Module.__call__"] = vars(torch.nn.Module)["__call__"]
+    snap["torch.nn.Module._call_impl"] = vars(torch.nn.Module)["_call_impl"]
+    return snap
+
+
+def patched_names(before: dict[str, Any]) -> list[str]:
+    """Names whose object changed (or vanished) since ``before = snapshot_callables()``."""
+    after = snapshot_callables()
+    return sorted(n for n, obj in before.items() if after.get(n, _MISSING) is not obj)
+
+
+_MISSING = object()
+_ALLOWED_OPEN_PREFIXES: tuple[str, ...] = ()
+_AUDIT_STATE: dict[str, Any] = {"armed": False, "events": []}
+_WATCHED_EVENTS = (
+    "socket.connect",
+    "socket.bind",
+    "subprocess.Popen",
+    "os.system",
+    "os.fork",
+    "os.exec",
+    "os.posix_spawn",
+    "os.spawn",
+    "ctypes.dlopen",
+    "ctypes.cdata",
+    "os.kill",
+)
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if not _AUDIT_STATE["armed"]:
+        return
+    if event == "open":
+        path = args[0]
+        if isinstance(path, int) or path is None:
+            return
+        path = os.path.abspath(os.fsdecode(path))
+        if not path.startswith(_ALLOWED_OPEN_PREFIXES):
+            _AUDIT_STATE["events"].append(f"opened {path}")
+    elif event in _WATCHED_EVENTS:
+        _AUDIT_STATE["events"].append(f"{event} {str(args)[:80]}")
+
+
+def install_audit_hook(extra_allowed: Iterable[str] = ()) -> dict[str, Any]:
+    """Install the (irremovable) audit hook once; return its state dict.
+
+    Set ``state["armed"] = True`` around candidate code; ``state["events"]`` collects what it
+    saw. Files under the Python installation (``sys.prefix``, ``sys.base_prefix``, the paths of
+    ``sys.path``) and ``/proc/self`` may be opened (lazy imports read them); anything else is an
+    event.
+    """
+    global _ALLOWED_OPEN_PREFIXES
+    roots = {
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        "/proc/self/",
+        "/sys/devices/system/cpu",
+        "/dev/null",
+        "/dev/urandom",
+        *extra_allowed,
+    }
+    roots.update(p for p in sys.path if p and os.path.isabs(p))
+    _ALLOWED_OPEN_PREFIXES = tuple(sorted(os.path.abspath(r) for r in roots))
+    if not getattr(install_audit_hook, "_installed", False):
+        sys.addaudithook(_audit)
+        install_audit_hook._installed = True  # type: ignore[attr-defined]
+    return _AUDIT_STATE
+
+
+def alive_new_threads(before: set[int]) -> list[str]:
+    """Names of Python threads alive now that were not in ``before`` (thread idents)."""
+    return sorted(t.name for t in threading.enumerate() if t.ident not in before and t.is_alive())

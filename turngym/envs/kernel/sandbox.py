@@ -1,0 +1,428 @@
+"""Run untrusted candidate code in an isolated child process (issue 8, item 3).
+
+``run_in_sandbox(entry_module, payload, limits)`` runs ``entry_module`` as ``__main__`` in a fresh
+``python -I`` child (the same interpreter and virtual environment as the caller), sends
+``payload`` as JSON on stdin and parses the child's result from the *last* line of its stdout
+(one JSON object). :class:`SandboxPool` runs many such children concurrently.
+
+Isolation measures, what each covers and where it stops (the child-side half lives in
+``_sandbox_boot.py``, uid bookkeeping in ``_sandbox_uids.py``; "root" means the caller runs
+as root, as CI does here):
+
+* **One process per candidate**, its own session (``start_new_session``): a crash, ``os._exit``
+  or a corrupted interpreter never touches the caller.
+* **Resource limits** (``setrlimit`` in the child before the candidate runs): ``RLIMIT_CPU``
+  (SIGXCPU, SIGKILL one second later), ``RLIMIT_AS`` (address space, so ``MemoryError`` rather
+  than the OOM killer; it also caps mmap-ed files and thread stacks), ``RLIMIT_NOFILE``,
+  ``RLIMIT_FSIZE``, ``RLIMIT_CORE=0`` and, root only, ``RLIMIT_NPROC``.
+* **Own unprivileged uid** (root only): every concurrent sandbox leases a distinct uid
+  (``62000 + slot``, no passwd entry needed), so ``RLIMIT_NPROC`` binds per sandbox, the child
+  cannot write root-owned paths (the repository, ``$HOME``), cannot read ``0700`` dirs such
+  as ``/root`` and cannot open ``/proc/<caller>/mem`` (ptrace access check). It *can* read
+  every world-readable file, including this repository: hide privileged files with
+  ``SandboxLimits.hide_paths`` (or keep them outside world-readable dirs).
+* **Namespaces** (root only; probed once): a new **network** namespace has only a loopback
+  device that is down, so every connect, to an external address or to 127.0.0.1 (a server
+  of the caller), fails with "Network is unreachable". A new **mount** namespace gives the
+  child private, size-capped tmpfs ``/tmp``, ``/var/tmp`` and ``/dev/shm`` (anything written
+  there vanishes and is reported) and hides ``hide_paths``. A new **pid** namespace with its
+  own ``/proc``: the child cannot see or signal the caller's processes, and everything it
+  starts dies with the namespace. Without namespaces the child still runs, with a note in
+  :attr:`SandboxResult.notes`; there is then no network isolation at all (the loopback-only
+  alternatives are a container with ``network=none``, see ``docker_runner.py``, or
+  ``bwrap --unshare-net``) and ``/tmp`` is shared: files the sandbox uid leaves in
+  ``/tmp``, ``/var/tmp`` or ``/dev/shm`` (top level) are found by owner, deleted and reported.
+* **Private working directory** (cwd, ``HOME`` and ``TMPDIR``), owned by the sandbox uid,
+  deleted afterwards.
+* **Scrubbed environment**: only ``PATH``, ``HOME``, ``TMPDIR``, ``LANG``, thread-count
+  variables and, on request, ``TRITON_INTERPRET``/``CUDA_VISIBLE_DEVICES``; ``-I`` also
+  ignores ``PYTHON*`` variables, the user site and the caller's cwd.
+* **Wall-clock timeout**: the child's process group is killed; the pid namespace (or, without
+  it, a sweep of the sandbox uid) takes care of processes that left the group.
+* **Leftover processes**: whatever the candidate leaves running after its main process ends is
+  counted, killed and reported as a violation.
+* **Output cap**: at most ``max_output_bytes`` of stdout are kept (the tail, where the result
+  line is); more is drained, dropped and reported.
+
+How the child finds ``turngym``: ``-I`` drops ``PYTHONPATH`` and the cwd from ``sys.path``, so
+the bootstrap prepends the caller's ``sys.path`` directories (plus ``sys_path``, given first)
+before running the entry module; ``site-packages`` of the virtual environment (and the
+editable-install hook) come from ``-I``'s normal start-up. An interpreter under a directory the
+sandbox uid cannot traverse (a pyenv in ``/root``) is bound back into the mount namespace.
+
+Not covered: CPU *share* (use ``max_workers`` ≤ cores), GPU memory, side channels, kernel
+exploits (there is no seccomp filter; the child may still create a user namespace, which gives
+it no access to what the mounts hide), and threads (they die with the process; a grader that
+cares must check them in-process). ``ok`` ignores ``violations``: the reward decides.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from turngym.envs.kernel._sandbox_uids import (
+    _LEASES,
+    SCRATCH_DIRS,
+    UID_SLOTS,
+    _kill_uid,
+    _remove_scratch_files,
+)
+
+GiB, MiB = 1 << 30, 1 << 20
+_BOOT_SOURCE = (Path(__file__).with_name("_sandbox_boot.py")).read_text()
+_STDERR_KEEP = 64 * 1024
+_MEMORY_MARKERS = ("MemoryError", "Cannot allocate memory", "can't allocate memory", "bad_alloc")
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Limits for one sandboxed child; defaults suit one CPU kernel evaluation."""
+
+    cpu_seconds: int = 60
+    """CPU time (user + system) before SIGXCPU; SIGKILL one second later."""
+    wall_seconds: float = 120
+    """Wall-clock time before the whole sandbox is killed."""
+    memory_bytes: int = 4 * GiB
+    """Address-space limit (``RLIMIT_AS``), not resident memory."""
+    max_open_files: int = 256
+    max_processes: int = 64
+    """Processes and threads of the sandbox uid (binds only when the caller is root)."""
+    max_output_bytes: int = 1 * MiB
+    """Stdout kept (the tail); the rest is dropped and reported."""
+    network: bool = False
+    """Allow network access (skips the network namespace)."""
+    max_file_bytes: int = 64 * MiB
+    """Largest file the child may write (``RLIMIT_FSIZE``)."""
+    tmp_bytes: int = 256 * MiB
+    """Size of each private tmpfs (``/tmp``, ``/var/tmp``, ``/dev/shm``); counts against RAM."""
+    hide_paths: tuple[str, ...] = ()
+    """Absolute paths covered by an empty read-only tmpfs inside the sandbox (needs namespaces)."""
+    triton_interpret: bool = False
+    """Set ``TRITON_INTERPRET=1`` (Triton kernels run on the CPU interpreter)."""
+    gpu: bool = False
+    """Expose the caller's ``CUDA_VISIBLE_DEVICES`` and lift ``RLIMIT_AS`` (CUDA reserves
+    terabytes of address space); otherwise ``CUDA_VISIBLE_DEVICES=""``."""
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    """Outcome of one sandboxed run."""
+
+    ok: bool
+    """Exited 0 and printed a parseable JSON object on the last stdout line."""
+    result: dict | None
+    timed_out: bool
+    exit_code: int | None
+    """The candidate's exit status; negative for a signal, as in :mod:`subprocess`."""
+    stderr_tail: str
+    violations: list[str]
+    """What the sandbox caught the candidate doing (each contained)."""
+    wall_seconds: float
+    notes: list[str] = field(default_factory=list)
+    """Isolation measures in effect and any that were unavailable."""
+
+
+@functools.lru_cache(maxsize=1)
+def _namespaces_available() -> bool:
+    """Whether a child may create mount, pid and network namespaces (probed once)."""
+    if os.geteuid() != 0 or not sys.platform.startswith("linux"):
+        return False
+    probe = "import ctypes,sys; sys.exit(ctypes.CDLL(None,use_errno=True).unshare(0x60020000)!=0)"
+    try:
+        return subprocess.run([sys.executable, "-I", "-c", probe], timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _blocking_ancestor(path: str) -> str | None:
+    """The outermost ancestor of ``path`` that other users cannot traverse, if any."""
+    parts = Path(path).parts
+    for i in range(2, len(parts)):
+        anc = str(Path(*parts[:i]))
+        try:
+            if not os.stat(anc).st_mode & stat.S_IXOTH:
+                return anc
+        except OSError:
+            return None
+    return None
+
+
+def _rebind_plan(paths: Iterable[str]) -> list[tuple[str, list[str]]]:
+    """Group the dirs the child must import from by the untraversable ancestor hiding them."""
+    plan: dict[str, list[str]] = {}
+    for p in sorted({os.path.realpath(p) for p in paths if p and os.path.isdir(p)}):
+        blocker = _blocking_ancestor(p)
+        if blocker is None:
+            continue
+        needed = plan.setdefault(blocker, [])
+        if not any(p == n or p.startswith(n + "/") for n in needed):
+            needed.append(p)
+    return list(plan.items())
+
+
+class _TailReader(threading.Thread):
+    """Drains a pipe, keeping only the last ``keep`` bytes and counting the total."""
+
+    def __init__(self, stream, keep: int) -> None:
+        super().__init__(daemon=True)
+        self.stream, self.keep, self.total, self.data = stream, keep, 0, bytearray()
+        self.start()
+
+    def run(self) -> None:
+        while chunk := self.stream.read1(65536):
+            self.total += len(chunk)
+            self.data += chunk
+            if len(self.data) > 2 * self.keep:
+                del self.data[: len(self.data) - self.keep]
+        del self.data[: max(0, len(self.data) - self.keep)]
+
+
+def _feed(stream, data: bytes) -> None:
+    """Write the payload and close stdin; a child that never reads it is not an error."""
+    try:
+        stream.write(data)
+        stream.close()
+    except (BrokenPipeError, OSError):
+        pass
+
+
+def _child_env(workdir: str, limits: SandboxLimits) -> dict[str, str]:
+    """The scrubbed environment: nothing of the caller's except the interpreter's directory."""
+    env = {
+        "PATH": f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": workdir,
+        "TMPDIR": workdir,
+        "LANG": "C.UTF-8",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "TORCHINDUCTOR_CACHE_DIR": os.path.join(workdir, ".inductor"),
+        "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "") if limits.gpu else "",
+    }
+    if limits.triton_interpret:
+        env["TRITON_INTERPRET"] = "1"
+    return env
+
+
+def _parse_last_line(stdout: bytes) -> dict | None:
+    """The JSON object on the last non-empty stdout line, or ``None``."""
+    for line in reversed(stdout.splitlines()):
+        if line.strip():
+            try:
+                value = json.loads(line)
+            except ValueError:
+                return None
+            return value if isinstance(value, dict) else None
+    return None
+
+
+def _read_reports(fd: int) -> dict:
+    """Merge the JSON lines the bootstrap wrote on the report pipe (non-blocking)."""
+    os.set_blocking(fd, False)
+    raw = b""
+    try:
+        while chunk := os.read(fd, 65536):
+            raw += chunk
+    except BlockingIOError:
+        pass
+    os.close(fd)
+    merged: dict = {}
+    for line in raw.splitlines():
+        try:
+            merged.update(json.loads(line))
+        except ValueError:
+            continue
+    return merged
+
+
+def _config(entry: str, workdir: str, uid: int | None, limits: SandboxLimits, sys_path: list[str],
+            report_fd: int) -> dict:
+    """What the bootstrap needs, as one JSON-able dict; ``uid`` is ``None`` if it must stay root."""
+    lim = asdict(limits)
+    if limits.gpu:
+        lim["memory_bytes"] = -1  # RLIM_INFINITY
+    namespaces = uid is not None and _namespaces_available()
+    rebind = _rebind_plan([sys.prefix, sys.base_prefix, *sys_path])
+    if rebind and not namespaces:
+        # The interpreter is under a dir other uids cannot traverse and there is no mount
+        # namespace to bind it back: the child could not even import the standard library.
+        uid = None
+    return {
+        "entry": entry, "workdir": workdir, "uid": uid, "gid": uid, "limits": lim,
+        "network": limits.network, "namespaces": namespaces, "tmp_bytes": limits.tmp_bytes,
+        "hide_paths": list(limits.hide_paths), "sys_path": sys_path, "report_fd": report_fd,
+        "rebind": rebind if namespaces else [],
+    }
+
+
+def _classify(code: int | None, timed_out: bool, stderr: str, limits: SandboxLimits) -> list[str]:
+    """Violations readable from the exit status and stderr (heuristics for memory/network)."""
+    found = []
+    if timed_out:
+        found.append(f"wall-clock limit ({limits.wall_seconds:g} s)")
+    elif code in (-signal.SIGXCPU, 128 + signal.SIGXCPU, -signal.SIGKILL, 128 + signal.SIGKILL):
+        found.append(f"cpu limit ({limits.cpu_seconds} s)")
+    if any(marker in stderr for marker in _MEMORY_MARKERS):
+        found.append(f"memory limit ({limits.memory_bytes} bytes of address space)")
+    if "Network is unreachable" in stderr:
+        found.append("network attempted")
+    return found
+
+
+def run_in_sandbox(entry_module: str, payload: dict, limits: SandboxLimits | None = None, *,
+                   sys_path: Iterable[str] = ()) -> SandboxResult:
+    """Run ``python -I -m entry_module`` in an isolated child and collect its JSON result.
+
+    Args:
+        entry_module: Importable module run as ``__main__``; it reads ``payload`` as JSON from
+            stdin and prints its result as one JSON object on the last line of stdout.
+        payload: JSON-serialisable input for the child.
+        limits: Resource and isolation limits; ``SandboxLimits()`` when omitted.
+        sys_path: Extra import directories for the child, searched before the caller's
+            ``sys.path`` (which the child gets too, since ``-I`` drops ``PYTHONPATH``). Not
+            under ``/tmp``, ``/var/tmp`` or ``/dev/shm``: the child has private ones.
+
+    Returns:
+        The outcome; never raises for anything the child does.
+
+    Raises:
+        ValueError: A ``sys_path`` dir lies in a scratch dir the child cannot see.
+    """
+    limits = limits or SandboxLimits()
+    extra = [os.path.abspath(p) for p in sys_path]
+    hidden = [p for p in extra if any(p == d or p.startswith(d + "/") for d in SCRATCH_DIRS)]
+    if hidden and _namespaces_available():
+        raise ValueError(f"sys_path {hidden} is under {'/'.join(SCRATCH_DIRS)}, which the sandbox "
+                         "replaces with private tmpfs; put child modules elsewhere")
+    path = extra + [p for p in sys.path if p and os.path.isdir(p)]
+    uid, lease_fd = _LEASES.acquire() if os.geteuid() == 0 else (None, None)
+    workdir = f"/tmp/turngym-sbx-{uuid.uuid4().hex[:12]}"
+    report_r, report_w = os.pipe()
+    start = time.monotonic()
+    try:
+        if uid is not None:
+            _kill_uid(uid)  # strays of a crashed earlier caller must not count against us
+        cfg = _config(entry_module, workdir, uid, limits, path, report_w)
+        if not cfg["namespaces"]:
+            os.makedirs(workdir, mode=0o700)
+            if cfg["uid"] is not None:
+                os.chown(workdir, uid, uid)
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-c", _BOOT_SOURCE, json.dumps(cfg)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=_child_env(workdir, limits), cwd="/", pass_fds=(report_w,), start_new_session=True,
+        )
+        os.close(report_w)
+        report_w = -1
+        return _supervise(proc, payload, limits, cfg, report_r, start)
+    finally:
+        if report_w >= 0:
+            os.close(report_w)
+            os.close(report_r)
+        shutil.rmtree(workdir, ignore_errors=True)
+        if lease_fd is not None:
+            _LEASES.release(lease_fd)
+
+
+def _supervise(proc: subprocess.Popen, payload: dict, limits: SandboxLimits, cfg: dict,
+               report_fd: int, start: float) -> SandboxResult:
+    """Feed, wait (killing on timeout), reap leftovers and turn it all into a result."""
+    uid = cfg["uid"]
+    data = json.dumps(payload).encode()
+    threading.Thread(target=_feed, args=(proc.stdin, data), daemon=True).start()
+    out = _TailReader(proc.stdout, limits.max_output_bytes)
+    err = _TailReader(proc.stderr, _STDERR_KEEP)
+    timed_out = False
+    try:
+        proc.wait(timeout=limits.wall_seconds)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        os.killpg(proc.pid, signal.SIGKILL)  # the group; the pid namespace takes the rest
+        proc.wait()
+    wall = time.monotonic() - start
+    report = _read_reports(report_fd)
+    violations: list[str] = []
+    leftover = report.get("leftover_processes", 0)
+    if uid is not None:  # processes that escaped the group and the namespace (or there is no ns)
+        leftover += _kill_uid(uid)
+    if leftover and not timed_out:
+        violations.append(f"left {leftover} processes running")
+    out.join(timeout=5)
+    err.join(timeout=5)
+    stderr = err.data.decode(errors="replace")
+    code = report.get("exit_code", proc.returncode)
+    violations = _classify(code, timed_out, stderr, limits) + violations
+    if out.total > limits.max_output_bytes:
+        violations.append(f"output limit ({out.total} > {limits.max_output_bytes} bytes)")
+    for path in report.get("scratch_files", []):
+        violations.append(f"wrote outside its directory: {path} (private tmpfs, discarded)")
+    for path in _remove_scratch_files(uid, cfg["workdir"]) if uid is not None else []:
+        violations.append(f"wrote outside its directory: {path} (deleted)")
+    result = None if timed_out else _parse_last_line(bytes(out.data))
+    measures = ", ".join(report.get("measures", [])) or "none"
+    notes = [f"isolation: {measures}", *report.get("notes", [])]
+    if uid is None:
+        notes.append("runs as the caller's uid (not root, or the interpreter is unreachable for "
+                     "other uids without a mount namespace): no process limit, no uid sweep")
+    if "network-namespace" not in report.get("measures", []) and not limits.network:
+        notes.append("network namespace unavailable: the child has the host's network")
+    return SandboxResult(
+        ok=code == 0 and result is not None and not timed_out, result=result, timed_out=timed_out,
+        exit_code=None if timed_out else code, stderr_tail=stderr[-4000:], violations=violations,
+        wall_seconds=wall, notes=notes,
+    )
+
+
+class SandboxPool:
+    """Evaluates many candidates concurrently, one sandboxed process each.
+
+    Threads only wait on child processes, so ``max_workers`` is the number of candidates running
+    at once; keep it at or below the cores you want to use.
+
+    Example::
+
+        with SandboxPool(max_workers=2) as pool:
+            results = list(pool.map("my.evaluator", payloads))
+    """
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        workers = max_workers or os.cpu_count() or 1
+        if workers > UID_SLOTS:
+            raise ValueError(f"max_workers={workers} exceeds the {UID_SLOTS} sandbox uid slots")
+        self._executor = concurrent.futures.ThreadPoolExecutor(workers, "sandbox")
+
+    def submit(self, entry_module: str, payload: dict, limits: SandboxLimits | None = None, *,
+               sys_path: Iterable[str] = ()) -> concurrent.futures.Future[SandboxResult]:
+        """Schedule one run; the future resolves to its :class:`SandboxResult`."""
+        return self._executor.submit(run_in_sandbox, entry_module, payload, limits,
+                                     sys_path=tuple(sys_path))
+
+    def map(self, entry_module: str, payloads: Iterable[dict], limits: SandboxLimits | None = None,
+            *, sys_path: Iterable[str] = ()) -> Iterator[SandboxResult]:
+        """Run ``entry_module`` on every payload; results come back in payload order."""
+        futures = [self.submit(entry_module, p, limits, sys_path=sys_path) for p in payloads]
+        return (f.result() for f in futures)
+
+    def close(self, wait: bool = True) -> None:
+        """Stop accepting work; with ``wait``, block until running candidates finish."""
+        self._executor.shutdown(wait=wait, cancel_futures=not wait)
+
+    def __enter__(self) -> SandboxPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
