@@ -293,3 +293,44 @@ def test_turngym_check_passes() -> None:
 
     report = check_env("turngym/KernelGen-v0")
     assert report.ok, [r for r in report.results if not r.ok]
+
+
+# --- Triton interpreter (optional extra: pip install turngym[kernel]) ---------------------------
+_TRITON_RELU = """
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def relu_kernel(x_ptr, y_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    tl.store(y_ptr + offs, tl.maximum(tl.load(x_ptr + offs, mask=mask), 0.0), mask=mask)
+"""
+
+
+def test_triton_kernel_runs_in_interpreter_and_decoy_is_caught() -> None:
+    """Honest Triton ReLU: launched and correct; a decoy returning torch.relu: caught.
+
+    Launches are recorded by the interpreter hook (``TRITON_INTERPRET=1``); the decoy defines
+    the same ``@triton.jit`` kernel but never launches it (``kernel_never_launched``).
+    """
+    pytest.importorskip("triton", reason="triton not installed (pip install turngym[kernel])")
+    launch = """
+    y = torch.empty_like(x)
+    relu_kernel[(triton.cdiv(x.numel(), 256),)](x, y, x.numel(), BLOCK=256)
+    return y
+    """
+    honest = evaluate_candidate(RELU_REF, _forward(launch, prelude=_TRITON_RELU))
+    assert honest["status"] == "correct", honest
+    assert honest["kernels"]["launched"] == ["relu_kernel"]
+    assert honest["kernels"]["triton_launches"] == 3  # one launch per correctness trial
+    # The launch is costed as one fused op over its arguments, not as interpreter copies.
+    assert honest["cost"]["candidate"]["kernel_launches"] == 1
+    assert honest["kernels"]["coverage"] == 1.0
+    assert kernel_reward(honest)["correct"] > 0
+
+    decoy = evaluate_candidate(RELU_REF, _forward("return torch.relu(x)", prelude=_TRITON_RELU))
+    assert decoy["status"] == "hack", decoy
+    assert [h["check"] for h in decoy["hacks"]] == ["kernel_never_launched"]
+    assert sum(kernel_reward(decoy).values()) == 0.0

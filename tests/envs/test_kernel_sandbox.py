@@ -260,8 +260,22 @@ def test_docker_runner_roundtrip():
     assert not net.ok and "network attempted" in net.violations
 
 
-def test_sys_path_in_private_tmp_is_a_clear_error(tmp_path):
+def test_import_dirs_under_tmp_stay_importable_and_a_scratch_root_is_refused():
+    """A checkout under /tmp (CI clones often are) is bound read-only into the private /tmp."""
+    import shutil
+
     if not sandbox._namespaces_available():
-        pytest.skip("only the namespace mode hides /tmp")
-    with pytest.raises(ValueError, match="private tmpfs"):
-        run_in_sandbox("sandbox_children", {"case": "echo"}, TIGHT, sys_path=["/tmp/x"])
+        pytest.skip("only the namespace mode replaces /tmp")
+    import tempfile
+
+    checkout = Path(tempfile.mkdtemp(prefix="turngym-checkout-", dir="/tmp"))
+    try:
+        checkout.chmod(0o755)  # like a git clone: readable by the sandbox uid
+        shutil.copy(Path(CHILDREN) / "sandbox_children.py", checkout / "tmp_children.py")
+        res = run_in_sandbox("tmp_children", {"case": "echo", "x": 5}, TIGHT,
+                             sys_path=[str(checkout)])
+    finally:
+        shutil.rmtree(checkout)
+    assert res.ok and res.result["x"] == 10 and res.violations == [], res.stderr_tail
+    with pytest.raises(ValueError, match="scratch dir"):
+        run_in_sandbox("sandbox_children", {"case": "echo"}, TIGHT, sys_path=["/tmp"])

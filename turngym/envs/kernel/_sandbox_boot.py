@@ -25,6 +25,7 @@ import sys
 CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_BIND, MS_REC, MS_PRIVATE, MNT_DETACH = 4096, 16384, 1 << 18, 2
+MS_REMOUNT = 32
 PR_SET_PDEATHSIG = 1
 SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
 
@@ -70,10 +71,18 @@ def _private_mounts(cfg: dict) -> None:
     * ``hide_paths``: covered by an empty read-only tmpfs.
     """
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    # Import dirs that live in a scratch dir (a checkout under /tmp, as CI clones often are)
+    # would vanish under the tmpfs: hold them by O_PATH fds now, bind them back read-only after.
+    kept = [(p, os.open(p, os.O_PATH | os.O_DIRECTORY)) for p in _scratch_imports(cfg)]
     tmpfs_opts = f"size={cfg['tmp_bytes']},mode=1777"
     for d in SCRATCH_DIRS:
         if os.path.isdir(d):
             _mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, tmpfs_opts)
+    for path, fd in kept:
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+        _mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+        os.close(fd)
     staged = []
     for i, (blocker, needed) in enumerate(cfg["rebind"]):
         for j, path in enumerate(needed):
@@ -96,8 +105,18 @@ def _private_mounts(cfg: dict) -> None:
             _mount(blank, path, None, MS_BIND)
 
 
+def _scratch_imports(cfg: dict) -> list[str]:
+    """The outermost ``sys_path`` dirs that lie inside a scratch dir."""
+    inside = sorted(
+        p for p in cfg["sys_path"]
+        if os.path.isdir(p) and any(p.startswith(d + "/") for d in SCRATCH_DIRS)
+    )  # fmt: skip
+    return [p for i, p in enumerate(inside) if not any(p.startswith(q + "/") for q in inside[:i])]
+
+
 def _scratch_leftovers(cfg: dict) -> list[str]:
     """Entries the candidate left in the private scratch dirs, outside its own directory."""
+    kept = _scratch_imports(cfg)
     found = []
     for d in SCRATCH_DIRS:
         try:
@@ -108,6 +127,8 @@ def _scratch_leftovers(cfg: dict) -> list[str]:
             path = os.path.join(d, name)
             if path == cfg["workdir"] or cfg["workdir"].startswith(path + "/"):
                 continue
+            if any(k == path or k.startswith(path + "/") for k in kept):
+                continue  # the parents of an import dir bound back in
             if not name.startswith(".hidden-"):
                 found.append(path)
     return found

@@ -18,6 +18,14 @@ core and only their ratios matter)::
 so fusing ops (fewer launches, fewer intermediate tensors written and read back) and avoiding
 redundant work lower the cost, while a rewrite that computes the same ops costs exactly the
 same. ``speedup = cost_ref / cost_new`` is then exactly 1.0 for the reference itself.
+
+Triton kernels run by the CPU interpreter (ENVIRONMENTS.md 4.3) are opaque to both modes: the
+ATen ops dispatched during a launch are the interpreter's host copies, not the kernel's work,
+and interpreted wall-clock time says nothing about GPU speed. So the ATen ops inside a launch
+are not costed (:class:`OpRecorder`'s ``opaque``) and each launch is charged as one fused op
+by :meth:`CostProfile.add_kernel_launch`: one op overhead, the bytes of its distinct tensor
+arguments (every input read and output written once, the ideal of a fused kernel) and the
+FLOPs of its ``tl.dot`` calls (elementwise FLOPs are not counted, as for ATen ops).
 Compare KernelBench (Ouyang et al., 2025), which times on a GPU with CUDA events, and
 KernelGYM / Dr. Kernel (hkust-nlp/KernelGYM), which also uses the PyTorch profiler.
 
@@ -96,7 +104,9 @@ class CostProfile:
         bytes: Bytes of tensor inputs plus outputs of every costed op.
         ops: Number of costed (non-metadata) ATen ops.
         op_names: Every ATen op in call order (overload stripped), metadata ops included.
-        custom_bytes: Bytes of ops dispatched while a declared custom kernel was running.
+        custom_bytes: Bytes of ops dispatched while a declared custom kernel was running,
+            plus the bytes charged to Triton launches.
+        kernel_launches: Triton launches charged by :meth:`add_kernel_launch`.
     """
 
     flops: int = 0
@@ -104,6 +114,22 @@ class CostProfile:
     ops: int = 0
     op_names: list[str] = field(default_factory=list)
     custom_bytes: int = 0
+    kernel_launches: int = 0
+
+    def add_kernel_launch(self, nbytes: int, flops: int = 0) -> None:
+        """Charge one opaque custom-kernel launch as a single fused op.
+
+        Example:
+            >>> p = CostProfile()
+            >>> p.add_kernel_launch(8_000, 100_000)
+            >>> p.ops, p.bytes, p.custom_bytes, p.flops, p.cost_us
+            (1, 8000, 8000, 100000, 4.8)
+        """
+        self.ops += 1
+        self.kernel_launches += 1
+        self.bytes += nbytes
+        self.custom_bytes += nbytes
+        self.flops += flops
 
     @property
     def cost_us(self) -> float:
@@ -137,18 +163,28 @@ class OpRecorder(TorchDispatchMode):
         profile: Filled in place.
         in_custom: Called per op; ``True`` when the op runs inside a declared custom kernel
             (the evaluator passes its call monitor's flag), which gives kernel coverage.
+        opaque: Called per op; ``True`` skips the op entirely (the host copies of an
+            interpreted Triton launch, charged separately as one launch).
     """
 
-    def __init__(self, profile: CostProfile, in_custom: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self,
+        profile: CostProfile,
+        in_custom: Callable[[], bool] | None = None,
+        opaque: Callable[[], bool] | None = None,
+    ) -> None:
         """Create the recorder."""
         super().__init__()
         self.profile = profile
         self.in_custom = in_custom
+        self.opaque = opaque
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
         """Run the op and account for it."""
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
+        if self.opaque is not None and self.opaque():
+            return out
         name = func.overloadpacket.__name__
         self.profile.op_names.append(name)
         if name not in FREE_OPS:
@@ -184,11 +220,15 @@ def measure_with_output(
     fn: Callable[..., Any],
     inputs: Sequence[Any],
     in_custom: Callable[[], bool] | None = None,
+    opaque: Callable[[], bool] | None = None,
 ) -> tuple[CostProfile, Any]:
-    """Like :func:`measure_cost` but also return the output of the pass."""
+    """Like :func:`measure_cost` but also return the output of the pass.
+
+    ``opaque`` skips ops, see :class:`OpRecorder`.
+    """
     profile = CostProfile()
     flop_mode = FlopCounterMode(display=False)
-    with torch.no_grad(), flop_mode, OpRecorder(profile, in_custom):
+    with torch.no_grad(), flop_mode, OpRecorder(profile, in_custom, opaque):
         out = fn(*inputs)
     profile.flops = int(flop_mode.get_total_flops())
     return profile, out

@@ -307,7 +307,9 @@ class KernelGen(TextEnv):
                 f"{kernels.get('launched', [])}, coverage: {kernels.get('coverage', 0):.2f}"
             )
         timing = r.get("timing")
-        if timing:
+        if timing and "skipped" in timing:
+            lines.append(f"timing: skipped ({timing['skipped']})")
+        elif timing:
             lines.append(
                 f"timing: speedup {timing['speedup']:.2f}x (lower bound "
                 f"{timing['lower_bound']:.2f}, significant: {timing['significant']})"

@@ -13,6 +13,14 @@ deterministic cost model (:mod:`~turngym.envs.kernel.cost`) instead of GPU timin
 noise-aware interleaved CPU timing, and the in-process hack checks of
 :mod:`~turngym.envs.kernel.hacks` (KernelGYM / Dr. Kernel's decoy-kernel check among them).
 
+Triton (optional, ``pip install turngym[kernel]``): when the candidate mentions ``triton``,
+Triton is importable and no CUDA device is visible, ``TRITON_INTERPRET=1`` is set before
+Triton is imported, so ``@triton.jit`` kernels run on CPU tensors in Triton's interpreter, and
+every launch is recorded (:class:`~turngym.envs.kernel.hacks.TritonLaunches`): the decoy check
+and the kernel coverage use real launches, each launch is costed as one fused op
+(:mod:`~turngym.envs.kernel.cost`), and CPU timing is skipped (an interpreted kernel's time
+says nothing about its speed, so no speed is ever credited from timing for it).
+
 Payload::
 
     {"reference": str, "candidate": str, "seeds": [int, ...], "init_seed": int,
@@ -24,7 +32,8 @@ Result (``status`` one of ``compile_error``, ``runtime_error``, ``incorrect``, `
 
     {"status", "error", "trials", "trials_passed", "max_abs_diff", "avg_abs_diff",
      "mismatch", "hacks": [{"check", "detail"}], "cost": {"reference", "candidate",
-     "speedup"}, "kernels": {"declared", "launched", "coverage"}, "timing": {...} | null}
+     "speedup"}, "kernels": {"declared", "launched", "coverage", "triton_launches"?},
+     "timing": {...} | {"skipped": str, "significant": false} | null}
 """
 
 from __future__ import annotations
@@ -135,6 +144,7 @@ class _Evaluation:
             "timing": None,
         }
         self.hacks: list[hk.Hack] = []
+        self.triton: hk.TritonLaunches | None = None
 
     def fail(self, status: str, error: str) -> dict[str, Any]:
         self.result["status"], self.result["error"] = status, _tail(error)
@@ -161,6 +171,8 @@ class _Evaluation:
         except SyntaxError as err:
             return self.fail("compile_error", f"SyntaxError: {err}")
         self.hacks += hk.static_hacks(source)
+        # Before the snapshot and the audit hook: importing Triton loads many files and modules.
+        self.triton = _triton_recorder(source)
         audit = hk.install_audit_hook([os.getcwd()] if os.getcwd() != "/" else [])
         snapshot, threads_before = hk.snapshot_callables(), {t.ident for t in threading.enumerate()}
         ref_codes = hk.code_objects(ref_ns)
@@ -182,10 +194,19 @@ class _Evaluation:
         }
         self.result["kernels"]["declared"] = kernels
         self._candidate(new_ns["ModelNew"], init, trials, ref_outs, monitor, audit)
-        self._runtime_hacks(monitor, audit, snapshot, threads_before, kernels)
+        self._runtime_hacks(
+            monitor, audit, snapshot, threads_before, kernels, hk.triton_kernels(tree)
+        )
         if self.result["status"] == "correct" and not self.hacks and self.p.get("timing"):
-            self.result["timing"] = self._timing(trials)
-            self._runtime_hacks(monitor, audit, snapshot, threads_before, [])
+            if self.triton is not None and self.triton.launches:
+                self.result["timing"] = {
+                    "skipped": "Triton kernels run in the CPU interpreter; their time is not "
+                    "a speed signal",
+                    "significant": False,
+                }
+            else:
+                self.result["timing"] = self._timing(trials)
+                self._runtime_hacks(monitor, audit, snapshot, threads_before, [])
         return self.finish()
 
     def _reference(
@@ -220,7 +241,11 @@ class _Evaluation:
                 for i, inputs in enumerate(trials):
                     clones = [t.clone() if isinstance(t, torch.Tensor) else t for t in inputs]
                     if i == 0:
-                        cost, out = measure_with_output(model, inputs, monitor.in_kernel)
+                        mark = len(self.triton.launches) if self.triton else 0
+                        opaque = self.triton.active if self.triton else None
+                        cost, out = measure_with_output(model, inputs, monitor.in_kernel, opaque)
+                        for _, nbytes, flops in self.triton.launches[mark:] if self.triton else ():
+                            cost.add_kernel_launch(nbytes, flops)
                         self._record_cost(cost)
                     else:
                         with torch.no_grad():
@@ -301,16 +326,34 @@ class _Evaluation:
         snapshot: dict[str, Any],
         threads_before: set[int | None],
         kernels: list[str],
+        triton_kernels: list[str] | None = None,
     ) -> None:
-        """Turn what the monitors saw into hacks (each check reported once)."""
+        """Turn what the monitors saw into hacks (each check reported once).
+
+        With the Triton launch recorder, declared ``@triton.jit`` kernels must have at least one
+        real launch (calling some other function named ``*kernel*`` does not count).
+        """
         seen = {h.check for h in self.hacks}
         found: list[hk.Hack] = []
         if monitor.reference_calls:
             names = sorted(set(monitor.reference_calls))
             found.append(hk.Hack("calls_reference", f"the candidate ran reference code: {names}"))
-        launched = sorted(set(monitor.kernel_calls))
+        triton_launched = self.triton.names() if self.triton else []
+        launched = sorted(set(monitor.kernel_calls) | set(triton_launched))
         self.result["kernels"]["launched"] = launched or self.result["kernels"]["launched"]
-        if kernels and not launched and self.result["status"] != "runtime_error":
+        if self.triton is not None:
+            self.result["kernels"]["triton_launches"] = len(self.triton.launches)
+        ran = self.result["status"] != "runtime_error"
+        if ran and self.triton is not None and triton_kernels:
+            if not set(triton_kernels) & set(triton_launched):
+                found.append(
+                    hk.Hack(
+                        "kernel_never_launched",
+                        f"Triton kernel(s) {triton_kernels} are defined but none was launched "
+                        "during forward",
+                    )
+                )
+        elif kernels and not launched and ran:
             found.append(
                 hk.Hack(
                     "kernel_never_launched",
@@ -359,6 +402,25 @@ class _Evaluation:
             "repeats": repeats,
             "significant": lower > 1 + margin,
         }
+
+
+def _triton_recorder(source: str) -> hk.TritonLaunches | None:
+    """Set up Triton's CPU interpreter and its launch recorder, or ``None`` (old behaviour).
+
+    Only for candidates that mention Triton (importing it costs about a second), and only in
+    interpreter mode: with a CUDA device Triton compiles real kernels, which the interpreter
+    hook cannot see. ``TRITON_INTERPRET`` must be set before ``import triton``.
+    """
+    if "triton" not in source:
+        return None
+    if not torch.cuda.is_available():
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        return None
+    try:
+        return hk.TritonLaunches.install()
+    except Exception:  # not installed, or a broken install: grade as without Triton
+        return None
 
 
 def evaluate(payload: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,11 @@ Runtime checks (:class:`CallMonitor` and :func:`patched_names`, while the candid
   its helpers, ``get_inputs``) executed while the candidate ran (``sys.setprofile``);
 * ``kernel_never_launched``: the candidate declares a custom kernel but none ran during
   ``forward``. A *declared kernel* is a module-level function whose name contains ``kernel``
-  or that is decorated with something named ``*jit`` (``@triton.jit``, ``@numba.njit``);
+  or that is decorated with something named ``*jit`` (``@triton.jit``, ``@numba.njit``).
+  When Triton runs in interpreter mode (``TRITON_INTERPRET=1``, ENVIRONMENTS.md 4.3), launches
+  are recorded for real by :class:`TritonLaunches`, and a candidate declaring ``@triton.jit``
+  kernels (:func:`triton_kernels`) must launch at least one of them: calling a plain Python
+  function named ``*kernel*`` no longer hides a decoy;
 * ``monkeypatch``: a timer in :mod:`time`, a callable in ``torch``, ``torch.nn.functional`` or
   ``torch.Tensor``, or ``torch.nn.Module.__call__`` is a different object after the candidate
   ran than before it was imported;
@@ -50,6 +54,8 @@ __all__ = [
     "FORBIDDEN_IMPORTS",
     "static_hacks",
     "declared_kernels",
+    "triton_kernels",
+    "TritonLaunches",
     "code_objects",
     "CallMonitor",
     "snapshot_callables",
@@ -102,6 +108,45 @@ def _is_kernel_def(node: ast.AST) -> bool:
 def declared_kernels(tree: ast.Module) -> list[str]:
     """Names of the module-level functions that count as declared custom kernels."""
     return [n.name for n in tree.body if _is_kernel_def(n)]  # type: ignore[attr-defined]
+
+
+def _dotted(node: ast.AST) -> str:
+    if isinstance(node, ast.Call):
+        node = node.func
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    return getattr(node, "id", "")
+
+
+def triton_kernels(tree: ast.Module) -> list[str]:
+    r"""Names of the module-level functions decorated by Triton (``@triton.jit`` and friends).
+
+    A decorator counts when its dotted name starts with an alias of the ``triton`` module
+    (``import triton as tr`` -> ``@tr.jit``) or is a name imported from Triton
+    (``from triton import jit``), so ``@numba.jit`` is not mistaken for a Triton kernel.
+
+    Example:
+        >>> triton_kernels(ast.parse("import triton\n@triton.jit\ndef k(x): pass"))
+        ['k']
+    """
+    modules, names = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules.update(
+                a.asname or a.name for a in node.names if a.name.split(".")[0] == "triton"
+            )
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "triton":
+            names.update(a.asname or a.name for a in node.names)
+    found = []
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for dec in node.decorator_list:
+            name = _dotted(dec)
+            if name in names or any(name.startswith(f"{m}.") for m in modules):
+                found.append(node.name)
+                break
+    return found
 
 
 def static_hacks(source: str) -> list[Hack]:
@@ -200,6 +245,84 @@ class CallMonitor:
 
     def __exit__(self, *exc: object) -> None:
         sys.setprofile(self._previous)
+
+
+class TritonLaunches:
+    """Record every Triton kernel launch run by the CPU interpreter (``TRITON_INTERPRET=1``).
+
+    Wraps ``triton.runtime.interpreter.GridExecutor.__call__`` (one call = one kernel launch
+    over its whole grid) and ``InterpreterBuilder.create_dot`` (to count ``tl.dot`` FLOPs).
+    Launches are matched by the kernel's function name: the interpreter executes an
+    AST-rewritten copy of the kernel, so the code-object identity of :class:`CallMonitor`
+    cannot see it. Install it before the candidate is imported (Triton reads
+    ``TRITON_INTERPRET`` when a kernel is decorated).
+
+    Attributes:
+        launches: ``(kernel name, bytes of its tensor arguments, tl.dot FLOPs)`` per launch.
+    """
+
+    _instance: TritonLaunches | None = None
+
+    @classmethod
+    def install(cls) -> TritonLaunches:
+        """The process-wide recorder, patching the interpreter once.
+
+        Raises ``ImportError`` without Triton. One per process: a second instance would wrap
+        the wrapper and count every launch twice.
+        """
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+    def __init__(self) -> None:
+        """Patch the interpreter (raises ``ImportError`` without Triton)."""
+        from triton.runtime import interpreter
+
+        self.launches: list[tuple[str, int, int]] = []
+        self._depth = 0
+        self._flops = 0
+        recorder = self
+        run_grid = interpreter.GridExecutor.__call__
+        create_dot = interpreter.InterpreterBuilder.create_dot
+
+        def grid_call(executor: Any, *args: Any, **kwargs: Any) -> Any:
+            recorder._depth += 1
+            outer_flops, recorder._flops = recorder._flops, 0
+            try:
+                return run_grid(executor, *args, **kwargs)
+            finally:
+                recorder._depth -= 1
+                name = getattr(executor.fn, "__name__", "?")
+                recorder.launches.append((name, _arg_bytes(args, kwargs), recorder._flops))
+                recorder._flops = outer_flops
+
+        def dot(builder: Any, a: Any, b: Any, *args: Any, **kwargs: Any) -> Any:
+            # One program's (.., M, K) @ (K, N) block product: 2*M*N*K per batch element.
+            recorder._flops += 2 * int(a.data.size) * int(b.data.shape[-1])
+            return create_dot(builder, a, b, *args, **kwargs)
+
+        interpreter.GridExecutor.__call__ = grid_call
+        interpreter.InterpreterBuilder.create_dot = dot
+
+    def active(self) -> bool:
+        """Whether a kernel launch is running now (its ATen ops are interpreter plumbing)."""
+        return self._depth > 0
+
+    def names(self, since: int = 0) -> list[str]:
+        """Kernel names launched since launch index ``since``, in first-launch order."""
+        return list(dict.fromkeys(n for n, _, _ in self.launches[since:]))
+
+
+def _arg_bytes(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    """Bytes of the distinct tensors passed to a launch (each storage view counted once)."""
+    import torch
+
+    seen: dict[tuple[int, int], int] = {}
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, torch.Tensor):
+            key = (value.data_ptr(), value.numel())
+            seen[key] = value.numel() * value.element_size()
+    return sum(seen.values())
 
 
 _TIMERS = (

@@ -97,7 +97,11 @@ def _run_child(payload: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         from turngym.envs.kernel.sandbox import SandboxLimits, run_in_sandbox
     except ImportError:
         return _run_plain(payload, timeout_s)
-    limits = SandboxLimits(cpu_seconds=int(timeout_s), wall_seconds=timeout_s * 1.5)
+    # triton_interpret: Triton kernels, when a candidate has them, run in the CPU interpreter
+    # (the child also sets it itself before importing Triton; harmless without Triton).
+    limits = SandboxLimits(
+        cpu_seconds=int(timeout_s), wall_seconds=timeout_s * 1.5, triton_interpret=True
+    )
     outcome = run_in_sandbox(ENTRY, payload, limits)
     result = outcome.result if isinstance(outcome.result, dict) else None
     if result is None or "status" not in result:
@@ -118,7 +122,12 @@ def _run_child(payload: dict[str, Any], timeout_s: float) -> dict[str, Any]:
 
 def _run_plain(payload: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     """Fallback without the sandbox: a plain ``python -I -m`` child in a temporary dir."""
-    env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env = {
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+        "TRITON_INTERPRET": "1",
+    }
     with tempfile.TemporaryDirectory(prefix="turngym-kernel-") as cwd:
         try:
             proc = subprocess.run(

@@ -293,21 +293,22 @@ def run_in_sandbox(entry_module: str, payload: dict, limits: SandboxLimits | Non
         payload: JSON-serialisable input for the child.
         limits: Resource and isolation limits; ``SandboxLimits()`` when omitted.
         sys_path: Extra import directories for the child, searched before the caller's
-            ``sys.path`` (which the child gets too, since ``-I`` drops ``PYTHONPATH``). Not
-            under ``/tmp``, ``/var/tmp`` or ``/dev/shm``: the child has private ones.
+            ``sys.path`` (which the child gets too, since ``-I`` drops ``PYTHONPATH``). Dirs
+            inside ``/tmp``, ``/var/tmp`` or ``/dev/shm`` are bound read-only into the child's
+            private ones (a checkout under ``/tmp`` keeps working).
 
     Returns:
         The outcome; never raises for anything the child does.
 
     Raises:
-        ValueError: A ``sys_path`` dir lies in a scratch dir the child cannot see.
+        ValueError: A ``sys_path`` entry is a scratch dir itself (it would be replaced).
     """
     limits = limits or SandboxLimits()
     extra = [os.path.abspath(p) for p in sys_path]
-    hidden = [p for p in extra if any(p == d or p.startswith(d + "/") for d in SCRATCH_DIRS)]
+    hidden = [p for p in extra if p in SCRATCH_DIRS]
     if hidden and _namespaces_available():
-        raise ValueError(f"sys_path {hidden} is under {'/'.join(SCRATCH_DIRS)}, which the sandbox "
-                         "replaces with private tmpfs; put child modules elsewhere")
+        raise ValueError(f"sys_path {hidden} is a scratch dir, which the sandbox replaces with a "
+                         "private tmpfs; put child modules in a subdirectory or elsewhere")
     path = extra + [p for p in sys.path if p and os.path.isdir(p)]
     uid, lease_fd = _LEASES.acquire() if os.geteuid() == 0 else (None, None)
     workdir = f"/tmp/turngym-sbx-{uuid.uuid4().hex[:12]}"
