@@ -25,42 +25,18 @@ Example:
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from typing import Any
 
-from turngym.agents.base import ActionResult, BaseAgent
+from turngym.agents.base import ActionResult
+from turngym.agents.scripted import EpisodeSeededAgent
 from turngym.envs.multiagent.minimax import choose_move
 from turngym.envs.multiagent.negotiation import negotiate
 from turngym.types import Conversation
 
 __all__ = ["MinimaxAgent", "NegotiatorAgent"]
 
-_MAX_TRACKED_EPISODES = 65_536
-
-
-class _SeededByEpisode(BaseAgent):
-    """A per-episode ``random.Random`` for tie-breaking (reset when an episode starts)."""
-
-    def __init__(self, seed: int = 0) -> None:
-        self.seed = int(seed)
-        self._rngs: dict[str, random.Random] = {}
-
-    def _rng(self, conversation: Conversation) -> random.Random:
-        episode_id = conversation.episode_id
-        rng = self._rngs.get(episode_id)
-        if rng is None or not conversation.turns:
-            rng = self._rngs[episode_id] = random.Random(f"{self.seed}:{episode_id}")
-            if len(self._rngs) > _MAX_TRACKED_EPISODES:
-                del self._rngs[next(iter(self._rngs))]
-        return rng
-
-    def act_batch(self, conversations: Sequence[Conversation]) -> list[ActionResult]:
-        """Scripted opponents read their seat's view of the env: use the rollout engine."""
-        raise TypeError(f"{type(self).__name__} needs the env; run it through turngym.rollout.")
-
-
-class MinimaxAgent(_SeededByEpisode):
+class MinimaxAgent(EpisodeSeededAgent):
     """Plays the best move found by minimax (alpha-beta) on a board game.
 
     ``depth=None`` uses each game's own ``search_depth``: exact full-depth search for
@@ -95,7 +71,7 @@ class MinimaxAgent(_SeededByEpisode):
         return out
 
 
-class NegotiatorAgent(_SeededByEpisode):
+class NegotiatorAgent(EpisodeSeededAgent):
     """Bargains with a time-dependent concession strategy from its own seat's view only.
 
     See :func:`turngym.envs.multiagent.negotiation.negotiate` (Faratin et al., 1998).

@@ -17,23 +17,16 @@ from turngym.agents.base import ActionResult, BaseAgent
 from turngym.core import TextSpace
 from turngym.types import Conversation
 
-__all__ = ["RandomAgent", "OracleAgent", "ReplayAgent", "ScriptedAgent"]
+__all__ = ["EpisodeSeededAgent", "RandomAgent", "OracleAgent", "ReplayAgent", "ScriptedAgent"]
 
 _MAX_TRACKED_EPISODES = 65_536
 
 
-class RandomAgent(BaseAgent):
-    """Samples a valid-looking action from each env's action space.
+class EpisodeSeededAgent(BaseAgent):
+    """Base for agents that draw randomness per episode: ``random.Random(f"{seed}:{episode}")``.
 
-    Each episode gets its own ``random.Random`` seeded from ``(seed, episode_id)``, so an
-    episode's actions do not depend on which other episodes share its batch.
-
-    Example:
-        >>> import turngym
-        >>> from turngym.rollout import collect
-        >>> groups = collect("turngym/FrozenLake-v0", RandomAgent(seed=0), tasks=2, group_size=2)
-        >>> len(groups), len(groups[0].episodes)
-        (2, 2)
+    The stream restarts when an episode starts, so an episode's actions do not depend on which
+    other episodes share its batch (used by the random agent and the scripted opponents).
     """
 
     def __init__(self, seed: int = 0) -> None:
@@ -50,6 +43,22 @@ class RandomAgent(BaseAgent):
             if len(self._rngs) > _MAX_TRACKED_EPISODES:  # forget the oldest episode
                 del self._rngs[next(iter(self._rngs))]
         return rng
+
+
+class RandomAgent(EpisodeSeededAgent):
+    """Samples a valid-looking action from each env's action space.
+
+    Each episode gets its own ``random.Random`` seeded from ``(seed, episode_id)``, so an
+    episode's actions do not depend on which other episodes share its batch.
+
+    Example:
+        >>> import turngym
+        >>> from turngym.rollout import collect
+        >>> groups = collect("turngym/FrozenLake-v0", RandomAgent(seed=0), tasks=2, group_size=2)
+        >>> len(groups), len(groups[0].episodes)
+        (2, 2)
+    """
+
 
     def act_batch_with_envs(
         self, conversations: Sequence[Conversation], envs: Sequence[gymnasium.Env]
