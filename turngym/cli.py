@@ -31,6 +31,7 @@ from turngym.evals.cli import add_parsers as add_eval_parsers
 from turngym.evals.suites import suite_registry
 from turngym.leaderboard.cli import add_parser as add_leaderboard_parser
 from turngym.registry import UnknownNameError, env_registry
+from turngym.repro.cli import add_parser as add_repro_parser
 from turngym.rollout import collect, summarize
 from turngym.server.cli import add_parser as add_serve_parser
 from turngym.testing import CHECKS, check_env
@@ -97,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     add_eval_parsers(sub)
     add_leaderboard_parser(sub)
     add_serve_parser(sub)
+    add_repro_parser(sub)
     return parser
 
 

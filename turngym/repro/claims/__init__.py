@@ -1,0 +1,1 @@
+"""Built-in claims, one module per method family (registered lazily in ``registry.py``)."""
