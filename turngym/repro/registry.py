@@ -106,7 +106,13 @@ claim_registry: Registry[Claim] = Registry("claim", group="turngym.claims")
 
 # Built-in claims: name -> "module:attr" of a Claim object. Each method family keeps its
 # claims in one module of turngym.repro.claims.
-_BUILTINS: dict[str, str] = {}
+_BUILTINS: dict[str, str] = {
+    "mc-grpo-sign-flips": "turngym.repro.claims.baselines:MC_GRPO_SIGN_FLIPS",
+    "trloo-unbiased": "turngym.repro.claims.baselines:TRLOO_UNBIASED",
+    "a-grae-hard-focus": "turngym.repro.claims.baselines:A_GRAE_HARD_FOCUS",
+    "gigpo-long-horizon": "turngym.repro.claims.training:GIGPO_LONG_HORIZON",
+    "epo-entropy": "turngym.repro.claims.training:EPO_ENTROPY",
+}
 
 
 def register_claim(claim: Claim) -> Claim:

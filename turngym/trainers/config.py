@@ -81,6 +81,11 @@ class TrainConfig:
     """Past turns shown in the prompt (``None``: all)."""
     include_instructions: bool = True
     """Whether prompts start with the env's instructions."""
+    decoding: str = "free"
+    """``free`` samples from the whole vocabulary; ``actions`` restricts every generated token
+    to the tokens of the env's action vocabulary (``TextEnv.action_vocabulary()``, e.g.
+    FrozenLake's four moves) and scores them under the same restriction. For tiny models
+    trained from scratch: the budget then goes on the task, not on learning the grammar."""
 
     # --- Optimisation ---
     learning_rate: float = 1e-3
@@ -109,6 +114,11 @@ class TrainConfig:
     """KL estimator: k1 or k3."""
     entropy_coef: float = 0.0
     """Weight of the entropy bonus."""
+    epo: dict[str, Any] | None = None
+    """EPO's entropy smoothing (arXiv 2509.22576), scaled by ``entropy_coef``: ``{}`` for the
+    released defaults, or options ``smooth_coef``, ``kappa_low``, ``kappa_high``, ``penalty``,
+    ``differentiable`` (UNVERIFIED: the paper's intent; the released term has no gradient),
+    ``schedule_epochs``. ``None``: off."""
     skip_without_signal: bool = True
     """Skip a minibatch whose advantages are all zero. Otherwise only the regularisers act, and
     Adam rescales their tiny gradients into full-size steps (seen as a late collapse)."""
@@ -135,8 +145,9 @@ class TrainConfig:
     max_env_steps: int | None = None
     """Stop after the iteration that crosses this many env steps (a budget in samples, the
     fair unit for comparing estimators: ``turngym bench`` uses it)."""
-    progress: bool = False
-    """Show a progress bar."""
+    progress: str = "auto"
+    """``bar`` (live), ``lines`` (one line per eval point), ``off``, or ``auto``: a bar on a
+    terminal, lines otherwise."""
     device: str = "cpu"
     """Torch device (``cpu``, ``cuda``, ``cuda:1``)."""
 
@@ -166,6 +177,18 @@ class TrainConfig:
         if self.sequence_mode not in ("turn", "episode"):
             raise ValueError(
                 f"sequence_mode must be 'turn' or 'episode', got {self.sequence_mode!r}"
+            )
+        if self.epo is not None:
+            from turngym.trainers.regularisers import check_epo_options
+
+            check_epo_options(self.epo)
+            if self.entropy_coef <= 0:
+                raise ValueError("epo scales with entropy_coef: set entropy_coef > 0 to use it")
+        if self.decoding not in ("free", "actions"):
+            raise ValueError(f"decoding must be 'free' or 'actions', got {self.decoding!r}")
+        if self.progress not in ("auto", "bar", "lines", "off"):
+            raise ValueError(
+                f"progress must be auto, bar, lines or off, got {self.progress!r}"
             )
         if self.eval_split not in ("train", "validation", "test"):
             raise ValueError(

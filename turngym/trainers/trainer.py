@@ -21,7 +21,7 @@ import copy
 import json
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ from turngym.trainers.credit import resolve_estimator
 from turngym.trainers.credit.types import CreditContext, TurnBatch
 from turngym.trainers.losses import aggregate, clipped_surrogate, kl_penalty
 from turngym.trainers.policy import BeliefProbe, sequence_token_logprobs
+from turngym.trainers.progress import ProgressEvent, make_reporter
+from turngym.trainers.regularisers import EPOSmoothing, check_epo_options, token_turns
 from turngym.trainers.tokens import TrainingSequence, build_sequences, collate
 from turngym.types import Group
 
@@ -50,8 +52,15 @@ _RESUME_IGNORED = {"iterations", "time_budget_s", "max_env_steps", "progress", "
 class Trainer:
     """Owns the model, optimiser, agent and run directory of one training run."""
 
-    def __init__(self, config: TrainConfig) -> None:
+    def __init__(
+        self, config: TrainConfig, *, on_progress: Callable[[ProgressEvent], None] | None = None
+    ) -> None:
         """Validate everything that can be validated, then build the model and agent.
+
+        Args:
+            config: The run's configuration.
+            on_progress: Called with a :class:`~turngym.trainers.progress.ProgressEvent` after
+                every iteration; default: shown as ``config.progress`` says.
 
         Raises:
             turngym.registry.UnknownNameError: Unknown env id or estimator (did-you-mean).
@@ -62,6 +71,8 @@ class Trainer:
         probe_env = make(config.env).unwrapped
         if isinstance(probe_env, TextEnv):  # bad reset options fail before the model is built
             probe_env.validate_options({"split": "train", **config.env_options})
+        self.allowed_actions = _allowed_actions(config, probe_env)
+        self._reporter = on_progress
         self.estimator = resolve_estimator(config.estimator, config.estimator_params, _CAPABILITIES)
         self.out = Path(config.out_dir)
         self.device = torch.device(config.device)
@@ -77,6 +88,8 @@ class Trainer:
             config.eval_temperature or 1.0, 1.0, greedy=config.eval_temperature == 0
         )
         self.ctx = CreditContext(probe=BeliefProbe(self.model, self.tokenizer), state={}, step=0)
+        self.epo = None if config.epo is None else EPOSmoothing(
+            check_epo_options(config.epo), self.ctx.state)  # fmt: skip
         self.iteration = 0
         self.env_steps = 0
         self.elapsed_s = 0.0  # wall-clock seconds of earlier (resumed-from) train() calls
@@ -105,6 +118,7 @@ class Trainer:
             max_new_tokens=cfg.max_new_tokens, stop=cfg.stop, response_prefix=cfg.response_prefix,
             response_suffix=cfg.response_suffix, history=cfg.history,
             include_instructions=cfg.include_instructions, seed=cfg.seed, device=self.device,
+            allowed_actions=self.allowed_actions,
         )  # fmt: skip
 
     def _env(self) -> Any:
@@ -112,6 +126,28 @@ class Trainer:
             penalty = self.config.invalid_action_penalty
             return lambda: InvalidActionPenalty(make(self.config.env), penalty)
         return self.config.env
+
+    # --- Progress -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _progress(self) -> Iterator[Callable[[ProgressEvent], None]]:
+        reporter = self._reporter or make_reporter(self.config.progress)
+        try:
+            yield reporter
+        finally:
+            close = getattr(reporter, "close", None)  # a plain callable has nothing to close
+            if close is not None:
+                close()
+
+    def _event(self, row: dict[str, Any], last: bool, rows: list[dict[str, Any]]) -> ProgressEvent:
+        cfg = self.config
+        success = next((r["eval_success"] for r in reversed(rows) if "eval_success" in r), None)
+        if cfg.max_env_steps is not None:
+            total, done, unit = float(cfg.max_env_steps), float(self.env_steps), "env steps"
+        else:
+            total, done, unit = float(cfg.iterations), float(self.iteration), "iterations"
+        return ProgressEvent(self.out.name, self.iteration, self.env_steps, total, min(done, total),
+                             unit, float(row["elapsed_s"]), success, "eval_success" in row,
+                             last)  # fmt: skip
 
     # --- The loop -----------------------------------------------------------------------------
     def train(self) -> list[dict[str, Any]]:
@@ -122,7 +158,7 @@ class Trainer:
         self._truncate_metrics(self.iteration)
         rows: list[dict[str, Any]] = []
         started = time.monotonic()
-        with _progress(cfg.progress, cfg.iterations, self.iteration) as advance:
+        with self._progress() as report:
             while self.iteration < cfg.iterations and not self._steps_spent():
                 row = self.step()
                 last = (
@@ -138,7 +174,7 @@ class Trainer:
                 rows.append(row)
                 if last or (cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0):
                     self.save_checkpoint(elapsed_s=row["elapsed_s"])
-                advance()
+                report(self._event(row, last, rows))
                 if last:
                     break
         return rows
@@ -221,6 +257,8 @@ class Trainer:
                     sums[k] = sums.get(k, 0.0) + v
                 n_steps += 1
         self.model.eval()
+        if self.epo is not None:
+            self.epo.end_iteration()
         out = {k: v / max(n_steps, 1) for k, v in sums.items()}
         out["optimizer_steps"] = float(n_steps)
         out["skipped_steps"] = float(n_skipped)
@@ -257,7 +295,9 @@ class Trainer:
         batch = collate(seqs, self.tokenizer.pad_token_id, device=self.device)
         mask = batch["loss_mask"]
         # Sequences sharing a prompt (the G episodes' first turns) encode it once (Prefix Grouper).
-        logp, entropy = sequence_token_logprobs(self.model, seqs, with_entropy=True)
+        logp, entropy = sequence_token_logprobs(
+            self.model, seqs, with_entropy=True, allowed_ids=self.agent.allowed_ids
+        )
         old_lp = _pad([old[i] for i in part], mask.shape[1]).to(self.device)
         weights = torch.tensor([s.weight for s in seqs], dtype=mask.dtype, device=self.device)
         mask_w = mask * weights[:, None]
@@ -274,6 +314,12 @@ class Trainer:
         m["entropy"] = float(ent.detach())
         if cfg.entropy_coef:
             loss = loss - cfg.entropy_coef * ent * share
+        if self.epo is not None:
+            turns = token_turns(seqs, mask.shape[1]).to(self.device)
+            term = self.epo.term(entropy, mask, turns, self.iteration)
+            if term is not None:
+                loss = loss + cfg.entropy_coef * term * share
+                m["epo_term"] = float(term.detach())
         if ref is not None:
             ref_lp = _pad([ref[i] for i in part], mask.shape[1]).to(self.device)
             kl = aggregate(kl_penalty(logp, ref_lp, cfg.kl_estimator), mask, cfg.aggregation,
@@ -292,7 +338,7 @@ class Trainer:
         model.eval()
         for start in range(0, len(sequences), self.config.minibatch_size):
             chunk = sequences[start : start + self.config.minibatch_size]
-            logp, _ = sequence_token_logprobs(model, chunk)
+            logp, _ = sequence_token_logprobs(model, chunk, allowed_ids=self.agent.allowed_ids)
             out.extend(logp[i, : len(s)].float().cpu() for i, s in enumerate(chunk))
         return out
 
@@ -306,6 +352,9 @@ class Trainer:
         shutil.rmtree(tmp, ignore_errors=True)
         self.model.save_pretrained(tmp)
         self.tokenizer.save_pretrained(tmp)
+        # The eval agent's recipe (prompt, generation, decoding restriction): `hf:<checkpoint>`
+        # then evaluates the policy exactly as this run's own evaluations do.
+        self.eval_agent.save_recipe(tmp)
         state = {"iteration": self.iteration, "env_steps": self.env_steps, "elapsed_s": elapsed_s,
                  "optimizer": self.optimizer.state_dict(), "credit_state": self.ctx.state,
                  "config": self.config.to_dict()}  # fmt: skip
@@ -333,7 +382,9 @@ class Trainer:
         loaded = AutoModelForCausalLM.from_pretrained(path)
         self.model.load_state_dict(loaded.state_dict())
         self.optimizer.load_state_dict(state["optimizer"])
-        self.ctx.state = state["credit_state"]
+        # In place: the EPO history (and anything else) holds this very dict.
+        self.ctx.state.clear()
+        self.ctx.state.update(state["credit_state"])
         self.iteration, self.env_steps = state["iteration"], state["env_steps"]
         self.elapsed_s = float(state.get("elapsed_s", 0.0))
 
@@ -429,13 +480,13 @@ def _tensorboard(out: Path, row: dict[str, Any]) -> None:
                 writer.add_scalar(key, value, row["iteration"])
 
 
-@contextlib.contextmanager
-def _progress(enabled: bool, total: int, done: int) -> Iterator[Any]:
-    if not enabled:
-        yield lambda: None
-        return
-    from rich.progress import Progress
-
-    with Progress(transient=True) as bar:
-        task = bar.add_task("training", total=total, completed=done)
-        yield lambda: bar.advance(task)
+def _allowed_actions(config: TrainConfig, env: Any) -> tuple[str, ...] | None:
+    """The action vocabulary for ``decoding="actions"`` (``None``: free decoding)."""
+    if config.decoding == "free":
+        return None
+    if not isinstance(env, TextEnv) or not env.action_vocabulary():
+        raise ValueError(
+            f"decoding='actions' needs an env with an action vocabulary (TextEnv.action_words "
+            f"or example_actions); {config.env} has none. Use decoding='free'."
+        )
+    return env.action_vocabulary()
