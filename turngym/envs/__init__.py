@@ -117,6 +117,13 @@ gymnasium.register(
     max_episode_steps=3,
 )
 
+# --- GUI navigation (issue 20) ---
+gymnasium.register(
+    id="turngym/GUINav-v0",
+    entry_point="turngym.envs.gui.env:GUINav",
+    max_episode_steps=50,
+)
+
 # --- Multi-agent (issue 5) ---
 # PettingZoo AEC envs are not Gymnasium envs: they go to turngym's multi-agent registry
 # (turngym.envs.multiagent.registry, no PettingZoo import until an env is made).
