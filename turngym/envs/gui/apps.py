@@ -68,8 +68,15 @@ _VALUE_WORDS = ("orion", "maple", "delta", "juniper", "atlas", "ember", "koi", "
 
 @dataclass(frozen=True, slots=True)
 class Widget:
-    """One widget: ``role``, ``label``, initial ``value`` (switch/textbox), ``target``
-    screen (button), and ``lock``: ``(switch index in the app, required value)`` or None."""
+    """One widget of an app.
+
+    Attributes:
+        role: One of :data:`ROLES`.
+        label: The accessible name shown in the tree.
+        value: Initial value of a switch (bool) or text field (str); ``None`` otherwise.
+        target: The screen a button opens (``-1`` for other roles).
+        lock: ``(switch widget index, required value)`` enabling a button, or ``None``.
+    """
 
     role: str
     label: str
@@ -348,8 +355,13 @@ def _add_locks(rng: np.random.Generator, count: int, parents: list[int], widgets
         widgets[b] = Widget(old.role, old.label, old.value, old.target, (len(widgets) - 1, want))
 
 
-def _draw_goals(rng: np.random.Generator, d: Mapping[str, Any], parents: list[int],
-                widgets: list[Widget], per_screen: list[list[int]]) -> list[dict[str, Any]]:  # fmt: skip
+def _draw_goals(
+    rng: np.random.Generator,
+    d: Mapping[str, Any],
+    parents: list[int],
+    widgets: list[Widget],
+    per_screen: list[list[int]],
+) -> list[dict[str, Any]]:
     """Goals on the deepest screens available: settings to change, maybe a screen to open."""
     depth = _depths(parents)
     where = {w: s for s, ids in enumerate(per_screen) for w in ids}

@@ -72,8 +72,8 @@ class GUINav(TextEnv):
     ``toggle``/``type``/``open``), ``locks`` (0-6 locked buttons), ``cross_links`` (0-20),
     ``reward_mode`` (``sparse``/``shaped``), ``goal_bonus``, ``step_penalty``. Levels: 0 = 6
     screens, one goal, no locks; 1 = 15 screens, one lock (default); 2 = 20 screens, two goals,
-    two locks; 3 = 30 screens, three goals, three locks. Four widgets per screen besides navigation and a
-    viewport of 5 by default.
+    two locks; 3 = 30 screens, three goals, three locks. By default each screen has four
+    widgets besides navigation and a viewport of 5.
     """
 
     family: ClassVar[str] = "guinav"
@@ -342,7 +342,8 @@ class GUINav(TextEnv):
         if goal["kind"] == "open":
             screen = int(goal["screen"])
         else:
-            screen = next(s for s, sc in enumerate(app.screens) if int(goal["widget"]) in sc.widgets)
+            widget = int(goal["widget"])
+            screen = next(s for s, sc in enumerate(app.screens) if widget in sc.widgets)
         path = []
         while screen >= 0:
             path.append(app.screens[screen].title)
