@@ -117,6 +117,13 @@ gymnasium.register(
     max_episode_steps=3,
 )
 
+# --- Long-horizon quest (issue 20): planned quests take 100-300 turns ---
+gymnasium.register(
+    id="turngym/Expedition-v0",
+    entry_point="turngym.envs.games.expedition:Expedition",
+    max_episode_steps=400,
+)
+
 # --- GUI navigation (issue 20) ---
 gymnasium.register(
     id="turngym/GUINav-v0",
