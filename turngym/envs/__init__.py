@@ -131,6 +131,23 @@ gymnasium.register(
     max_episode_steps=50,
 )
 
+# --- Composed tasks (issue 20): N sub-tasks in one episode; max_episode_steps = sum of budgets ---
+gymnasium.register(
+    id="turngym/ComposedSearchQA-v0",
+    entry_point="turngym.envs.compose:Composed",
+    max_episode_steps=24,
+    kwargs={"envs": ["turngym/SearchQA-v0"] * 3, "mode": "sequential"},
+)
+gymnasium.register(
+    id="turngym/ComposedGames-v0",
+    entry_point="turngym.envs.compose:Composed",
+    max_episode_steps=45,
+    kwargs={
+        "envs": ["turngym/Wordle-v0", "turngym/Countdown-v0", "turngym/FrozenLake-v0"],
+        "mode": "interleaved",
+    },
+)
+
 # --- Multi-agent (issue 5) ---
 # PettingZoo AEC envs are not Gymnasium envs: they go to turngym's multi-agent registry
 # (turngym.envs.multiagent.registry, no PettingZoo import until an env is made).
