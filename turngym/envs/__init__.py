@@ -148,6 +148,14 @@ gymnasium.register(
     },
 )
 
+# --- Adapters (issue 20): registered only when their package is installed (found, not imported) ---
+import importlib.util  # noqa: E402
+
+if importlib.util.find_spec("textarena") is not None:
+    from turngym.envs.adapters.textarena import register_textarena_envs  # noqa: E402
+
+    register_textarena_envs()
+
 # --- Multi-agent (issue 5) ---
 # PettingZoo AEC envs are not Gymnasium envs: they go to turngym's multi-agent registry
 # (turngym.envs.multiagent.registry, no PettingZoo import until an env is made).
