@@ -86,8 +86,12 @@ def register_textarena_envs() -> None:
     for game, limit in TEXTARENA_GAMES.items():
         env_id = f"textarena/{game}"
         if env_id not in gymnasium.registry:
-            gymnasium.register(id=env_id, entry_point="turngym.envs.adapters.textarena:TextArenaEnv",
-                               max_episode_steps=limit, kwargs={"game": game})  # fmt: skip
+            gymnasium.register(
+                id=env_id,
+                entry_point="turngym.envs.adapters.textarena:TextArenaEnv",
+                max_episode_steps=limit,
+                kwargs={"game": game},
+            )
 
 
 def _import_textarena() -> Any:
@@ -101,8 +105,10 @@ def _import_textarena() -> Any:
 
 
 def _text(messages: list[tuple[Any, ...]]) -> str:
-    """Join TextArena messages, marking the player's own; some games order a message's
-    fields differently, so the text and the sender are found by type."""
+    """Join TextArena messages, marking the player's own.
+
+    Some games order a message's fields differently, so text and sender are found by type.
+    """
     lines = []
     for message in messages:
         text = next((m for m in message if isinstance(m, str)), "")
@@ -174,7 +180,7 @@ class TextArenaEnv(TextEnv):
         ta = _import_textarena()
         game, seed = task.get("game"), task.get("seed")
         if not isinstance(game, str) or not isinstance(seed, int):
-            raise ValueError('A TextArena task is {"game": "Sudoku-v0", "seed": 123, "kwargs": {}}.')
+            raise ValueError('A TextArena task is {"game": "Sudoku-v0", "seed": 1, "kwargs": {}}.')
         registry = ta.envs.registration.ENV_REGISTRY
         name = f"{game}-raw" if f"{game}-raw" in registry else game
         if name not in registry:
@@ -216,8 +222,13 @@ class TextArenaEnv(TextEnv):
             reason = state.game_info.get(0, {}).get("reason")
             if reason:
                 self._view += f"\nGame over: {reason}"
-        return Transition(reward=reward, terminated=done, valid=not invalid,
-                          reward_components={"textarena": reward}, effective=not invalid)  # fmt: skip
+        return Transition(
+            reward=reward,
+            terminated=done,
+            valid=not invalid,
+            reward_components={"textarena": reward},
+            effective=not invalid,
+        )
 
     # --- Views ----------------------------------------------------------------------------------
     def instructions(self) -> str:
