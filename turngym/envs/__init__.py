@@ -155,6 +155,10 @@ if importlib.util.find_spec("textarena") is not None:
     from turngym.envs.adapters.textarena import register_textarena_envs  # noqa: E402
 
     register_textarena_envs()
+if importlib.util.find_spec("textworld") is not None:
+    from turngym.envs.adapters.textworld import register_textworld_envs  # noqa: E402
+
+    register_textworld_envs()
 
 # --- Multi-agent (issue 5) ---
 # PettingZoo AEC envs are not Gymnasium envs: they go to turngym's multi-agent registry
