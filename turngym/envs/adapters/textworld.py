@@ -3,7 +3,7 @@
 TextWorld (Côté et al., 2018, arXiv:1806.11532) compiles text adventures to Z-machine files;
 ``tw-make`` (shipped in the ``textworld`` wheel, with Inform 7 bundled) generates them offline::
 
-    tw-make custom --world-size 3 --nb-objects 4 --quest-length 3 --seed 1 --output games/train/g1.z8
+    tw-make custom --world-size 3 --nb-objects 4 --quest-length 3 --seed 1 --output g1.z8
 
 :class:`TextWorldEnv` plays a folder of such games. ALFWorld (Shridhar et al., 2021,
 arXiv:2010.03768) ships its household games as TextWorld PDDL games (``game.tw-pddl``) under
@@ -71,8 +71,10 @@ def find_games(root: str | Path) -> dict[str, list[dict[str, str]]]:
 
 
 def register_textworld_envs() -> None:
-    """Register ``textworld/ALFWorld-v0`` (if ``ALFWORLD_DATA`` is set) and
-    ``textworld/Games-v0`` (if ``TEXTWORLD_GAMES`` names a folder of games).
+    """Register the TextWorld ids whose data is configured.
+
+    ``textworld/ALFWorld-v0`` if ``ALFWORLD_DATA`` is set, ``textworld/Games-v0`` if
+    ``TEXTWORLD_GAMES`` names a folder of games.
     """
     import gymnasium
 
@@ -159,8 +161,8 @@ class TextWorldEnv(TextEnv):
         admissible = [c.lower() for c in self.gs.admissible_commands or []]
         if cmd not in admissible:
             shown = cmd if len(cmd) <= 40 else cmd[:40] + "..."
-            return Transition(valid=False, effective=False,
-                              message=f"Invalid action: {shown!r} is not an admissible command.")  # fmt: skip
+            message = f"Invalid action: {shown!r} is not an admissible command."
+            return Transition(valid=False, effective=False, message=message)
         before = float(self.gs.score or 0)
         self.gs, _, done = self._game.step(cmd)
         self.history.append(cmd)
