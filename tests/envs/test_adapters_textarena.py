@@ -82,3 +82,35 @@ def test_unknown_game_fails_clearly():
 @pytest.mark.parametrize("game", sorted(TEXTARENA_GAMES))
 def test_textarena_game_passes_turngym_check(game):
     check_env(f"textarena/{game}", fuzz_examples=30, n_tasks=8).raise_if_failed()
+
+
+# --- Two-player games on PettingZoo's AEC API ----------------------------------------------------
+def test_two_player_games_are_multiagent_ids():
+    from turngym.envs.adapters.textarena_multi import TEXTARENA_TWO_PLAYER_GAMES
+    from turngym.envs.multiagent.registry import multiagent_ids
+
+    ids = {i for i in multiagent_ids() if i.startswith("textarena/")}
+    assert ids == {f"textarena/{g}" for g in TEXTARENA_TWO_PLAYER_GAMES}
+
+
+def test_tictactoe_win_ends_the_game_for_both_seats():
+    from turngym.envs.multiagent.registry import make_multiagent
+
+    env = make_multiagent("textarena/TicTacToe-v0")
+    env.reset(seed=0, options={"split": "test"})
+    assert "Tic Tac Toe" in env.infos["player_0"]["instructions"]
+    for cell in (0, 3, 1, 4, 2):  # player_0 takes the top row
+        env.step(f"<action>[{cell}]</action>")
+    assert env.terminations == {"player_0": True, "player_1": True}
+    assert env.rewards == {"player_0": 1.0, "player_1": -1.0}
+    assert env.infos["player_0"]["success"] and env.infos["player_1"]["score"] == 0.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("game", ["TicTacToe-v0", "ConnectFour-v0", "IteratedPrisonersDilemma-v0",
+                                  "KuhnPoker-v0", "Othello-v0", "Breakthrough-v0"])  # fmt: skip
+def test_two_player_game_passes_the_multiagent_checks(game):
+    from turngym.envs.multiagent.testing import check_multiagent_env
+
+    report = check_multiagent_env(f"textarena/{game}", fuzz_examples=20, n_tasks=6)
+    assert report.ok, [(r.name, r.message) for r in report.results if not r.ok]

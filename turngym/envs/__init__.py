@@ -174,3 +174,7 @@ register_multiagent(
 register_multiagent(
     "turngym/DealOrNoDeal-v0", "turngym.envs.multiagent.bargaining:DealOrNoDeal", max_turns=40
 )
+if importlib.util.find_spec("textarena") is not None:  # issue 20: TextArena's 2-player games
+    from turngym.envs.adapters.textarena_multi import register_textarena_multiagent  # noqa: E402
+
+    register_textarena_multiagent()
