@@ -65,6 +65,7 @@ def test_adapted_get_inputs_is_seeded_by_the_generator():
     assert torch.equal(first, again) and not torch.equal(first, other)
 
 
+@pytest.mark.slow  # one sandboxed child evaluation (~3 s, more on a busy machine)
 def test_kernelgen_plays_a_kernelbench_problem(checkout):
     env = KernelGen(kernelbench_dir=str(checkout), level=1, trials=1)
     split = next(s for s, tasks in load_kernelbench(checkout, [1]).items() if tasks)
