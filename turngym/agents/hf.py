@@ -499,5 +499,8 @@ def _in_hub_cache(name: str) -> bool:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:  # pragma: no cover - transformers depends on huggingface_hub
         return False
-    found = try_to_load_from_cache(name, "config.json")
+    try:
+        found = try_to_load_from_cache(name, "config.json")
+    except ValueError:  # not a valid hub name (e.g. a filesystem path): not in the cache
+        return False
     return isinstance(found, str)
