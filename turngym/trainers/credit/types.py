@@ -285,6 +285,9 @@ class Credit:
         weights: Per-turn loss weights (0 drops a turn from the loss), or ``None``.
         returns: Per-turn returns the advantages were built from, or ``None``.
         metrics: Diagnostics, e.g. ``zero_adv_group_frac`` and ``sign_flips_vs_mean``.
+        value_targets: Critic methods only: head name ->
+            :class:`~turngym.trainers.credit.values.ValueTargets`, what the trainer fits the
+            critic to after this step; ``None`` for methods without a critic.
     """
 
     advantages: np.ndarray
@@ -293,6 +296,7 @@ class Credit:
     weights: np.ndarray | None = None
     returns: np.ndarray | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
+    value_targets: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         advantages = _read_only(self.advantages, np.float64)
