@@ -444,7 +444,8 @@ def _arrays(credit: Any) -> dict[str, Any]:
         if getattr(credit, name) is not None:
             out[name] = getattr(credit, name)
     if credit.token_advantages is not None:
-        out["token_advantages"] = np.concatenate([np.zeros(0), *credit.token_advantages])
+        tokens = [t for t in credit.token_advantages if t is not None]
+        out["token_advantages"] = np.concatenate([np.zeros(0), *tokens])
     out["metrics"] = np.array([credit.metrics[k] for k in sorted(credit.metrics)], np.float64)
     return out
 

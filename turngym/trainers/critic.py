@@ -241,10 +241,12 @@ class ValueCritic(_TokenCritic):
 
     def after_credit(self, batch: TurnBatch, credit: Credit, step: int) -> dict[str, float]:
         """Regress every head on ``credit.value_targets`` with the clipped value loss."""
-        if not credit.value_targets or self._cache is None or self._cache[0] is not batch:
+        if not credit.value_targets:
             return {}
         t0 = time.monotonic()
-        _, values, rows = self._cache
+        values = self.values(batch)  # the values the estimator saw (cached), for clipping
+        assert self._cache is not None
+        rows = self._cache[2]
         entries = []  # (row, position, head index, target, old value)
         for name, tgt in credit.value_targets.items():
             k = self.head_names.index(name)

@@ -16,7 +16,7 @@ import numpy as np
 from turngym.trainers.credit import Plug, register_estimator
 from turngym.trainers.credit._common import credit_metrics, episode_scores
 from turngym.trainers.credit.types import Credit, CreditContext, TurnBatch
-from turngym.trainers.credit.values import ValueTargets, reverse_scan
+from turngym.trainers.credit.values import ValueTargets, reverse_scan, split_tokens
 
 __all__ = ["ppo_gae", "bilevel_gae", "odysseus", "turn_gae", "whiten"]
 
@@ -226,7 +226,8 @@ def bilevel_gae(
         Per-token advantages (``token_advantages``); ``advantages`` holds each turn's last
         token's value (the whitened turn advantage); returns; token-level value targets.
 
-    Degenerate cases: a turn without completion tokens keeps its turn-level advantage.
+    Degenerate cases: a turn without completion tokens keeps its turn-level advantage (its
+    ``token_advantages`` entry is ``None``).
     """
     tv = ctx.critic.values(batch)
     n_tok = np.maximum(tv.lengths, 1)  # a turn without tokens keeps one (its state) position
@@ -248,8 +249,10 @@ def bilevel_gae(
     if whiten_advantages:
         token_adv = whiten(token_adv)
     per_turn = token_adv[start + n_tok - 1]
-    pieces = np.split(token_adv, start[1:])
-    tokens = tuple(p if tv.lengths[t] else p[:0] for t, p in enumerate(pieces))
+    # A turn without completion tokens has one (state) position here and no token credit.
+    with_tokens = np.where(tv.lengths > 0, n_tok, 0)
+    keep = np.repeat(tv.lengths > 0, n_tok)
+    tokens = split_tokens(token_adv[keep], with_tokens)
     metrics = credit_metrics(batch, per_turn, episode_scores(batch, "return"))
     metrics["value_mean"] = float(turn_values.mean()) if turn_values.size else 0.0
     targets = {"value": ValueTargets(owner, local, returns)}

@@ -23,7 +23,7 @@ import numpy as np
 from turngym.trainers.credit import Plug, register_estimator
 from turngym.trainers.credit._common import credit_metrics, episode_scores
 from turngym.trainers.credit.types import Credit, CreditContext, TurnBatch
-from turngym.trainers.credit.values import TurnValues, ValueTargets, reverse_scan
+from turngym.trainers.credit.values import TurnValues, ValueTargets, reverse_scan, split_tokens
 
 __all__ = ["hiper", "parse_switch", "token_spans", "FORMAT_INSTRUCTIONS", "FORMAT_WORDS"]
 
@@ -52,12 +52,19 @@ def parse_switch(text: str) -> tuple[bool, str | None]:
         >>> parse_switch("<action>x</action>")
         (False, None)
     """
-    if "switch>" not in text.lower():
+    if "itch>" not in text and "ITCH>" not in text:  # no switch tag (the common case)
         return False, None
     switch = _SWITCH.search(text)
     subgoal = _SUBGOAL.search(text)
     return (switch is not None and switch.group(1).lower() == "switch",
             subgoal.group(1).strip() if subgoal else None)  # fmt: skip
+
+
+def _switched(text: str) -> bool:
+    if "itch>" not in text and "ITCH>" not in text:
+        return False
+    found = _SWITCH.search(text)
+    return found is not None and found.group(1).lower() == "switch"
 
 
 def _tag_end(text: str, tag: str, start: int = 0) -> int:
@@ -115,8 +122,6 @@ def _keep_penalty(batch: TurnBatch, keep: np.ndarray, penalty: float, mode: str)
 def _consistency_penalty(batch: TurnBatch, keep: np.ndarray, subgoals: list[str | None],
                          penalty: float, requires_both: bool) -> np.ndarray:  # fmt: skip
     out = np.zeros(batch.n_turns)
-    if penalty == 0.0:
-        return out
     for row in np.flatnonzero(keep & (batch.turn > 0)):
         now, before = subgoals[row], subgoals[row - 1]
         if requires_both and (not now or not before):
@@ -196,16 +201,17 @@ def hiper(
     turn after the first is KEEP and HAE is GAE over one segment per episode.
     """
     tv: TurnValues = ctx.critic.values(batch)
-    episodes = [ep for g in batch.groups for ep in g.episodes]
-    parsed = [parse_switch(t.action) for ep in episodes for t in ep.turns]
-    switch = np.fromiter((p[0] for p in parsed), bool, batch.n_turns)
-    valid = np.fromiter((t.action_valid for ep in episodes for t in ep.turns), bool,
-                        batch.n_turns)  # fmt: skip
+    turns = [t for g in batch.groups for ep in g.episodes for t in ep.turns]
+    switch = np.fromiter((_switched(t.action) for t in turns), bool, batch.n_turns)
     boundary = switch | (batch.turn == 0)
     r = batch.reward + _keep_penalty(batch, ~boundary, keep_penalty, keep_penalty_mode)
-    r = r + _consistency_penalty(batch, ~boundary, [p[1] for p in parsed],
-                                 keep_consistency_penalty, keep_consistency_requires_both)
-    r = r - invalid_action_penalty * ~valid
+    if keep_consistency_penalty:
+        subgoals = [parse_switch(t.action)[1] for t in turns]
+        r = r + _consistency_penalty(batch, ~boundary, subgoals, keep_consistency_penalty,
+                                     keep_consistency_requires_both)  # fmt: skip
+    if invalid_action_penalty:
+        valid = np.fromiter((t.action_valid for t in turns), bool, batch.n_turns)
+        r = r - invalid_action_penalty * ~valid
     sw, sg, low_pos = _spans(tv)
     v_low, v_high = tv.at("low", low_pos), tv.at("high", "start")
     hae = _hae(batch, _segments(batch, boundary), r, v_low, v_high, gamma=gamma,
@@ -221,7 +227,7 @@ def hiper(
         a_term = _normalise(a_term, np.bincount(owner, sw, batch.n_turns) > 0)
     flat = (np.where(act, a_low[owner], 0.0) + np.where(sg & boundary[owner], a_high[owner], 0.0)
             + np.where(sw & has_term, a_term[owner], 0.0))  # fmt: skip
-    tokens = tuple(np.split(flat, np.cumsum(tv.lengths)[:-1])) if batch.n_turns else ()
+    tokens = split_tokens(flat, tv.lengths)
     rows = np.flatnonzero(boundary)
     targets = {"low": ValueTargets(np.arange(batch.n_turns), low_pos, hae["a_low"] + v_low),
                "high": ValueTargets.per_turn(hae["a_high"][rows] + v_high[rows], rows=rows)}
@@ -240,7 +246,11 @@ def _spans(tv: TurnValues) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     Turns without decoded pieces (or without tokens) count as all-action, low position 0.
     """
     n = tv.lengths.size
-    switch, subgoal, low = [], [], np.zeros(n, np.int64)
+    low = np.zeros(n, np.int64)
+    total = int(tv.lengths.sum())
+    if tv.pieces is None or total == 0:
+        return np.zeros(total, bool), np.zeros(total, bool), low
+    switch, subgoal = [], []
     for t in range(n):
         length = int(tv.lengths[t])
         if length and tv.pieces is not None and len(tv.pieces[t]) == length:

@@ -19,16 +19,16 @@ Episodes branched from a common prefix carry the same ids on their shared turns.
 
 def _node_codes(batch: TurnBatch) -> np.ndarray:
     """Integer code of each turn's action node (tree id, or a fresh code per turn)."""
-    lookup: dict[tuple[int, object], int] = {}
-    codes = np.empty(batch.n_turns, np.int64)
-    row = 0
-    for g, group in enumerate(batch.groups):
-        for episode in group.episodes:
-            for turn in episode.turns:
-                node = turn.info.get(TREE_NODE) if turn.info else None
-                key = (g, node if node is not None else ("row", row))
-                codes[row] = lookup.setdefault(key, len(lookup))
-                row += 1
+    nodes = [t.info.get(TREE_NODE) if t.info else None
+             for g in batch.groups for ep in g.episodes for t in ep.turns]  # fmt: skip
+    codes = np.arange(batch.n_turns, dtype=np.int64)
+    if nodes.count(None) < len(nodes):  # equal ids within a group share a code
+        lookup: dict[tuple[int, object], int] = {}
+        group = batch.group.tolist()
+        for row, node in enumerate(nodes):
+            if node is not None:
+                codes[row] = lookup.setdefault((group[row], node), row)
+        codes = np.unique(codes, return_inverse=True, sorted=True)[1].reshape(-1)
     return codes
 
 
@@ -75,16 +75,19 @@ def tree_grpo(
     scores = episode_scores(batch, score)
     node = _node_codes(batch)
     n_nodes = int(node.max(initial=-1)) + 1
-    first = np.zeros(batch.n_turns, bool)
-    first[np.unique(node, return_index=True)[1]] = True
+    rows = np.arange(batch.n_turns)
+    first_row = np.full(n_nodes, batch.n_turns)
+    np.minimum.at(first_row, node, rows)
+    first = first_row[node] == rows  # the first occurrence of each node trains it
     # Work with group-centred scores: equal scores are exactly 0 everywhere, and the root's
     # value (the group mean) is 0.
     root_count, centred = centre(scores, batch.episode_group, batch.n_groups)
     leaves = np.bincount(node, minlength=n_nodes).astype(np.float64)
     q = np.bincount(node, weights=centred[batch.episode], minlength=n_nodes) / np.maximum(leaves, 1)
     state = np.where(batch.turn == 0, n_nodes + batch.group, np.append(-1, node[:-1]))
-    pairs = np.unique(np.stack([state, node]), axis=1)
-    children = np.bincount(pairs[0], minlength=n_nodes + batch.n_groups)
+    key = np.sort(state * np.int64(n_nodes + 1) + node)
+    pairs = key[np.append(True, key[1:] != key[:-1])]  # distinct (state, action) pairs
+    children = np.bincount(pairs // (n_nodes + 1), minlength=n_nodes + batch.n_groups)
     branching = children[state] >= 2
     starts = batch.episode_start[batch.episode]
     latest = np.maximum.accumulate(np.where(branching, np.arange(batch.n_turns), starts - 1))

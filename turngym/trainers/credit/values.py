@@ -34,7 +34,8 @@ import numpy as np
 
 from turngym.trainers.credit.types import TurnBatch
 
-__all__ = ["TurnValues", "ValueTargets", "FixedCritic", "completion_lengths", "reverse_scan"]
+__all__ = ["TurnValues", "ValueTargets", "FixedCritic", "completion_lengths", "reverse_scan",
+           "split_tokens"]  # fmt: skip
 
 _NAMED = ("start", "end", "after")
 
@@ -238,3 +239,21 @@ def reverse_scan(start: np.ndarray, length: np.ndarray, x: np.ndarray,
         rows = ends[: active[d]] - 1 - d
         out[rows] = x[rows] + decay[rows] * out[rows + 1]
     return out
+
+
+def split_tokens(flat: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray | None, ...] | None:
+    """Per-turn views of a flat per-token array; ``None`` for a turn without tokens.
+
+    Returns ``None`` when no turn has tokens (``Credit.token_advantages=None``: broadcast).
+
+    Example:
+        >>> split_tokens(np.arange(3.0), np.array([2, 0, 1]))
+        (array([0., 1.]), None, array([2.]))
+    """
+    if not lengths.any():
+        return None
+    ends = np.cumsum(lengths)
+    out: list[np.ndarray | None] = [None] * lengths.size
+    for t in np.flatnonzero(lengths):
+        out[t] = flat[ends[t] - lengths[t] : ends[t]]
+    return tuple(out)
