@@ -34,12 +34,12 @@ from turngym.trainers.credit import (
     resolve_estimator,
 )
 from turngym.trainers.credit.values import FixedCritic, TurnValues
+from turngym.trainers.plugs import critic_heads
 from turngym.types import Episode, Group, Turn
 
 TARGET_S = 0.5
 EXTRA_PARAMS = {"mc_grpo": {"require_odd": False}}
 INFO_ONLY = {"gigpo (similarity=True)": ("gigpo", {"similarity": True})}
-CRITIC_HEADS = {"value": ("value",), "twin_q": ("q1", "q2", "v1", "v2")}
 
 
 class _Precomputed:
@@ -57,7 +57,7 @@ def context(name: str, batch: TurnBatch, seed: int) -> CreditContext:
     plug = method_of(name).critic
     if plug is None:
         return CreditContext()
-    heads = plug.params.get("heads", CRITIC_HEADS.get(plug.name, ("value",)))
+    heads = critic_heads(plug)
     rng = np.random.default_rng(seed)
     values = FixedCritic({h: rng.random(batch.n_turns) for h in heads}).values(batch)
     return CreditContext(critic=_Precomputed(values))

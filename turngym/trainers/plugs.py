@@ -29,8 +29,8 @@ from turngym.trainers.critic import critic_registry
 from turngym.trainers.schedules import schedule_registry
 from turngym.trainers.strategies import strategy_registry
 
-__all__ = ["MethodParts", "check_method", "build_parts", "format_env", "tiny_source",
-           "SwitchSubgoalFormat"]  # fmt: skip
+__all__ = ["MethodParts", "check_method", "build_parts", "critic_heads", "format_env",
+           "tiny_source", "SwitchSubgoalFormat"]  # fmt: skip
 
 # Arguments the trainer supplies itself; a config cannot set them.
 _INJECTED = {
@@ -73,6 +73,22 @@ def _bind(what: str, plug: Plug, overrides: Mapping[str, Any]) -> tuple[type, di
                 f"{', '.join(accepted) or '(none)'} (set them in {what}_params)."
             )
     return cls, params
+
+
+def critic_heads(plug: Plug) -> tuple[str, ...]:
+    """The value heads a declared critic has (for fixed critics in tests and benchmarks).
+
+    Example:
+        >>> critic_heads(Plug("twin_q")), critic_heads(Plug("value"))
+        (('q1', 'q2', 'v1', 'v2'), ('value',))
+    """
+    cls = critic_registry.get(plug.name)
+    if "heads" in plug.params:
+        return tuple(plug.params["heads"])
+    fixed = getattr(cls, "HEADS", None)
+    if fixed is not None:
+        return tuple(fixed)
+    return tuple(inspect.signature(cls.__init__).parameters["heads"].default)
 
 
 def check_method(config: TrainConfig) -> Method:

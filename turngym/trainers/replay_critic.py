@@ -57,12 +57,14 @@ class TwinQCritic(_TokenCritic):
         small: Fresh small trunk (tiny policies) instead of a copy of the policy's.
     """
 
+    HEADS = ("q1", "q2", "v1", "v2")
+
     def __init__(self, policy: Any, tokenizer: Any, *, gamma: float = 0.95, tau: float = 0.1,
                  lr: float = 1e-3, capacity: int = 100_000, batch_size: int = 64,
                  steps: int = 8, fresh_v_only: bool = True, max_grad_norm: float = 1.0,
                  d_model: int = 64, layers: int = 2, seed: int = 0, device: Any = "cpu",
                  small: bool = True) -> None:  # fmt: skip
-        super().__init__(policy, tokenizer, heads=("q1", "q2", "v1", "v2"), model="separate",
+        super().__init__(policy, tokenizer, heads=self.HEADS, model="separate",
                          input="prompt", d_model=d_model, layers=layers, lr=lr, seed=seed,
                          device=device, small=small, batch_rows=batch_size)  # fmt: skip
         if not 0 < tau <= 1 or capacity < 1 or batch_size < 1 or steps < 0:

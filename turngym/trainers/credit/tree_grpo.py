@@ -73,6 +73,8 @@ def tree_grpo(
     Degenerate cases: a group of one episode without branches gives 0; equal scores give 0.
     """
     scores = episode_scores(batch, score)
+    if batch.n_turns == 0:
+        return Credit(np.zeros(0), metrics=credit_metrics(batch, np.zeros(0), scores))
     node = _node_codes(batch)
     n_nodes = int(node.max(initial=-1)) + 1
     rows = np.arange(batch.n_turns)
