@@ -106,7 +106,16 @@ claim_registry: Registry[Claim] = Registry("claim", group="turngym.claims")
 
 # Built-in claims: name -> "module:attr" of a Claim object. Each method family keeps its
 # claims in one module of turngym.repro.claims.
-_BUILTINS: dict[str, str] = {}
+_BUILTINS: dict[str, str] = {
+    "ppo-gae-vs-grpo-long-horizon": "turngym.repro.claims.critic:PPO_GAE_LONG_HORIZON",
+    "bilevel-gae-vs-turn-gae": "turngym.repro.claims.critic:BILEVEL_GAE_VS_TURN_GAE",
+    "odysseus-light-critic": "turngym.repro.claims.critic:ODYSSEUS_LIGHT_CRITIC",
+    "archer-vs-grpo": "turngym.repro.claims.critic:ARCHER_VS_GRPO",
+    "seeupo-vs-grpo": "turngym.repro.claims.critic:SEEUPO_VS_GRPO",
+    "hiper-segment-variance": "turngym.repro.claims.critic:HIPER_SEGMENT_VARIANCE",
+    "tree-more-episodes-per-step": "turngym.repro.claims.critic:TREE_MORE_EPISODES",
+    "tree-zero-advantage-groups": "turngym.repro.claims.critic:TREE_ZERO_ADVANTAGE",
+}
 
 
 def register_claim(claim: Claim) -> Claim:
