@@ -148,3 +148,44 @@ def test_reverse_turn_schedule_order_and_ratio():
     assert seen[0] == [(1, 0, 2.0)]
     assert seen[1] == [(0, 0, pytest.approx(1.2)), (0, 1, -1.0)]
     assert out["seeupo_turn_updates"] == 2.0 and out["loss"] == 1.0
+
+
+def test_switch_subgoal_format_reaches_prompt_and_vocabulary():
+    from turngym.trainers.credit.hiper import FORMAT_INSTRUCTIONS
+    from turngym.trainers.plugs import format_env, tiny_source
+
+    config = TrainConfig(env="turngym/FrozenLake-v0", estimator="hiper",
+                         output_format="switch_subgoal")  # fmt: skip
+    env = format_env(config.env, config)()
+    _, info = env.reset(seed=0)
+    assert info["instructions"].endswith(FORMAT_INSTRUCTIONS)
+    assert {"<switch>", "</subgoal>", "KEEP"} <= set(tiny_source(config))
+    plain = TrainConfig(env="turngym/FrozenLake-v0")
+    assert format_env(plain.env, plain) == plain.env and tiny_source(plain) == plain.env
+    with pytest.raises(ValueError, match="output_format"):
+        TrainConfig(output_format="xml")
+
+
+def test_every_method_builds_from_its_name_with_the_bench_recipe():
+    # turngym bench builds TrainConfigs from estimator names only: every part must follow.
+    from turngym.evals.bench import DEFAULT_RECIPE
+    from turngym.trainers.credit import estimator_registry, resolve_estimator
+    from turngym.trainers.trainer import _CAPABILITIES
+
+    for name in estimator_registry.names():
+        if name.startswith("test_"):
+            continue
+        resolve_estimator(name, {}, _CAPABILITIES)
+        check_method(TrainConfig(**DEFAULT_RECIPE, estimator=name))
+
+
+def test_list_estimators_shows_method_parts():
+    import io
+
+    from turngym.cli import main
+
+    out = io.StringIO()
+    assert main(["list", "estimators"], stdout=out) == 0
+    lines = {line.split()[0]: line for line in out.getvalue().splitlines()}
+    assert "critic twin_q" in lines["archer"] and "strategy tree" in lines["tree_grpo"]
+    assert "schedule reverse_turn" in lines["seeupo"] and lines["grpo"].strip() == "grpo"

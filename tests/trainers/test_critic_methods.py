@@ -134,7 +134,7 @@ def test_odysseus_filter_and_state_critic():
 
 # --- HiPER ------------------------------------------------------------------------------------
 def test_hae_worked_example():
-    # CREDIT_METHODS-style worked example: 4 turns, switches at turns 0 and 2, gamma = lam_turn
+    # HiPER worked example: 4 turns, switches at turns 0 and 2, gamma = lam_turn
     # = 1, lam_seg = .95, reward 1 at the last (terminal) turn, V_low = [.2, .3, .5, .8],
     # V_high(0) = .25, V_high(2) = .6 -> A_low = [.4, .3, .5, .2],
     # A_high = [.35 + .95 * .4 = .73, 1 - .6 = .4].

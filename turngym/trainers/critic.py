@@ -1,4 +1,4 @@
-"""Learned turn-level critics: the ``critic`` of a method (DESIGN.md section 6).
+"""Learned turn-level critics: the ``critic`` part of a training method.
 
 A critic is built by the trainer when the method declares one
 (``register_estimator(..., critic="value")``) and handed to the estimator as

@@ -1,7 +1,7 @@
 """ArCHer's off-policy utterance-level critic: twin Q/V heads, target copy, replay buffer.
 
 (Zhou et al. 2024, arXiv 2402.19446, Sec. 4.1; code ``archer/algorithms/archer/trainer.py``
-and ``archer/models/critic.py`` at 7c771a76; CREDIT_METHODS 9.1 of this library's notes.)
+and ``archer/models/critic.py`` at YifeiZhou02/ArCHer 7c771a76.)
 Every iteration the fresh turns become transitions ``(s, a, r, s', done)`` in a replay buffer
 (``s`` the turn's prompt tokens, ``a`` its action tokens, ``s'`` the next turn's prompt); the
 critic then takes ``steps`` gradient steps on minibatches drawn from the buffer:

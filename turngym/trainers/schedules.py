@@ -1,4 +1,4 @@
-"""Update schedules: which training sequences are updated in which order (DESIGN.md 6).
+"""Update schedules: which training sequences are updated in which order.
 
 A method's ``schedule`` picks one of :data:`schedule_registry`. The trainer hands the schedule
 its sequences and two callables, ``optimize(sequences, iteration) -> metrics`` (its usual

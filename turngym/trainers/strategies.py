@@ -1,4 +1,4 @@
-"""Rollout strategies: how a training iteration collects its groups (DESIGN.md section 6).
+"""Rollout strategies: how a training iteration collects its groups.
 
 A method's ``strategy`` (``register_estimator(..., strategy="tree")``) picks one of
 :data:`strategy_registry`; the trainer calls ``strategy.collect(env, agent, seeds,

@@ -15,10 +15,10 @@ estimator module.
 misspelt or mistyped parameter, or a missing requirement. The caller never branches on the
 name.
 
-A *method* is an estimator plus what it needs beyond an advantage function (DESIGN.md section
-6, "Beyond estimators"): an optional critic (a learned turn-level value model), an optional
-rollout strategy (e.g. trees branched from env snapshots) and an optional update schedule
-(e.g. per-turn updates in reverse turn order). All of it is declared once, where the
+A *method* is an estimator plus what it needs beyond an advantage function: an optional
+critic (a learned turn-level value model), an optional rollout strategy (e.g. trees branched
+from env snapshots) and an optional update schedule (e.g. per-turn updates in reverse turn
+order). All of it is declared once, where the
 estimator is registered::
 
     @register_estimator("ppo_gae", requires={"critic"}, critic="value")

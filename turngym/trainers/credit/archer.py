@@ -1,4 +1,4 @@
-"""ArCHer: an off-policy utterance-level critic and a token-level actor (CREDIT_METHODS 9.1)."""
+"""ArCHer: an off-policy utterance-level critic and a token-level actor (arXiv 2402.19446)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""HiPER: Hierarchical Advantage Estimation over switch/subgoal segments (CREDIT_METHODS 8).
+"""HiPER: Hierarchical Advantage Estimation over switch/subgoal segments (arXiv 2602.16165).
 
 The policy writes, every turn, a switch decision, a subgoal and an action::
 
@@ -218,16 +218,8 @@ def hiper(
                lam_turn=lam_turn, lam_seg=lam_seg, bootstrap=bootstrap_truncated)
     has_term = "term" in tv.heads
     a_term = hae["ret_term"] - (tv.at("term", "start") if has_term else 0.0)
-    owner = np.repeat(np.arange(batch.n_turns), tv.lengths)
-    act = ~(sw | sg)
-    a_low, a_high = hae["a_low"], hae["a_high"]
-    if norm_adv:  # each over the turns it is routed to (HiPER's lo/hi/term masks)
-        a_low = _normalise(a_low, np.bincount(owner, act, batch.n_turns) > 0)
-        a_high = _normalise(a_high, boundary & (np.bincount(owner, sg, batch.n_turns) > 0))
-        a_term = _normalise(a_term, np.bincount(owner, sw, batch.n_turns) > 0)
-    flat = (np.where(act, a_low[owner], 0.0) + np.where(sg & boundary[owner], a_high[owner], 0.0)
-            + np.where(sw & has_term, a_term[owner], 0.0))  # fmt: skip
-    tokens = split_tokens(flat, tv.lengths)
+    a_low, tokens = _route(tv, boundary, sw, sg, hae["a_low"], hae["a_high"],
+                           a_term if has_term else None, norm_adv)  # fmt: skip
     rows = np.flatnonzero(boundary)
     targets = {"low": ValueTargets(np.arange(batch.n_turns), low_pos, hae["a_low"] + v_low),
                "high": ValueTargets.per_turn(hae["a_high"][rows] + v_high[rows], rows=rows)}
@@ -238,6 +230,23 @@ def hiper(
     metrics["segments_per_episode"] = float(boundary.sum() / max(batch.n_episodes, 1))
     return Credit(a_low, token_advantages=tokens, returns=hae["a_low"] + v_low,
                   metrics=metrics, value_targets=targets)  # fmt: skip
+
+
+def _route(tv: TurnValues, boundary: np.ndarray, sw: np.ndarray, sg: np.ndarray,
+           a_low: np.ndarray, a_high: np.ndarray, a_term: np.ndarray | None,
+           norm_adv: bool) -> tuple[np.ndarray, tuple[np.ndarray | None, ...] | None]:  # fmt: skip
+    """Step (4) normalisation and step (5) routing to action, subgoal and switch tokens."""
+    n = boundary.size
+    owner = np.repeat(np.arange(n), tv.lengths)
+    act = ~(sw | sg)
+    if norm_adv:  # each over the turns it is routed to (HiPER's lo/hi/term masks)
+        a_low = _normalise(a_low, np.bincount(owner, act, n) > 0)
+        a_high = _normalise(a_high, boundary & (np.bincount(owner, sg, n) > 0))
+        a_term = None if a_term is None else _normalise(a_term, np.bincount(owner, sw, n) > 0)
+    flat = np.where(act, a_low[owner], 0.0) + np.where(sg & boundary[owner], a_high[owner], 0.0)
+    if a_term is not None:
+        flat = flat + np.where(sw, a_term[owner], 0.0)
+    return a_low, split_tokens(flat, tv.lengths)
 
 
 def _spans(tv: TurnValues) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

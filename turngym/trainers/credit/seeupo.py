@@ -1,4 +1,4 @@
-"""SeeUPO: per-turn GRAE advantages for reverse-order sequential updates (CREDIT_METHODS 12.5)."""
+"""SeeUPO: per-turn GRAE advantages for reverse-order sequential updates (arXiv 2602.06554)."""
 
 from __future__ import annotations
 
