@@ -4,8 +4,10 @@ The policy writes, every turn, a switch decision, a subgoal and an action::
 
     <switch>SWITCH</switch><subgoal>find the key</subgoal><action>go to drawer 1</action>
 
-(:data:`FORMAT_INSTRUCTIONS` says so to the model; ``turngym.trainers.config.TrainConfig``
-``output_format="switch_subgoal"`` adds it to the prompt). Turns from one ``SWITCH`` to the
+(:data:`FORMAT_INSTRUCTIONS` says so to the model; ``TrainConfig(output_format=
+"switch_subgoal")`` adds it to the instructions and the tags to a tiny model's vocabulary;
+pair it with e.g. ``response_prefix="<switch>"``, ``stop=("</action>",)`` and a
+``max_new_tokens`` that fits all three blocks). Turns from one ``SWITCH`` to the
 next form a segment (an option of the semi-MDP); HAE runs GAE over the turns inside each
 segment and over the segments of each episode, and routes the two advantages to different
 tokens: the turn-level one to the action, the segment-level one to the subgoal of the turn
