@@ -83,3 +83,14 @@ def test_resume_continues_the_same_metrics_stream_with_the_critic(tmp_path, esti
     Trainer(config(resumed, estimator, **{**kw, "iterations": 2})).train()
     Trainer(config(resumed, estimator, **kw)).train()
     assert metrics(resumed / "run") == metrics(straight / "run")
+
+
+def test_hiper_trains_with_the_switch_subgoal_format(tmp_path):
+    torch.set_num_threads(1)
+    cfg = config(tmp_path, "hiper", output_format="switch_subgoal", response_prefix="<switch>",
+                 response_suffix="", stop=("</action>",), max_new_tokens=8)  # fmt: skip
+    trainer = Trainer(cfg)
+    rows = trainer.train()
+    assert [r["iteration"] for r in rows] == [1, 2]
+    assert "<switch>" in trainer.tokenizer.get_vocab()
+    assert all(math.isfinite(r["critic_value_loss"]) for r in rows)
