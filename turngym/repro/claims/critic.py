@@ -27,11 +27,11 @@ __all__ = ["PPO_GAE_LONG_HORIZON", "BILEVEL_GAE_VS_TURN_GAE", "ODYSSEUS_LIGHT_CR
 _ENV = "turngym/FrozenLake-v0"
 _OPTIONS = {"difficulty": {"size": 4, "step_penalty": -0.02}}
 _RECIPE: dict[str, Any] = dict(
-    env=_ENV, env_options=_OPTIONS, tasks_per_iteration=6, group_size=4, max_turns=10,
+    env=_ENV, env_options=_OPTIONS, tasks_per_iteration=4, group_size=4, max_turns=8,
     max_new_tokens=1, response_prefix="<action>", response_suffix="</action>", stop=(),
     history=0, include_instructions=False, invalid_action_penalty=-0.1, learning_rate=1e-3,
     entropy_coef=0.01, ppo_epochs=2, minibatch_size=256, tiny_d_model=32, tiny_layers=1,
-    iterations=6, eval_every=0, eval_tasks=48, eval_temperature=1.0, checkpoint_every=0,
+    iterations=5, eval_every=0, eval_tasks=32, eval_temperature=1.0, checkpoint_every=0,
 )  # fmt: skip
 _CRITIC = {"d_model": 32, "layers": 1}
 
@@ -86,7 +86,7 @@ def seeupo_vs_grpo(seed: int) -> Measurement:
 
 def odysseus_critic(seed: int) -> Measurement:
     """Explained variance of the observation-only critic over the last three iterations."""
-    rows = _train("odysseus", seed, iterations=8)
+    rows = _train("odysseus", seed, iterations=6)
     ev = [r["critic_explained_var"] for r in rows]
     return Measurement(float(np.mean(ev[-3:])), {"explained_var_first": ev[0],
                                                  "explained_var_last3": float(np.mean(ev[-3:])),
@@ -211,7 +211,7 @@ def tree_zero_advantage(seed: int) -> Measurement:
                        {"zero_adv_plain": plain["zero_adv"], "zero_adv_tree": tree["zero_adv"]})
 
 
-_FL = "4x4 FrozenLake (step cost -0.02, 10-turn cap), tiny model, 6 iterations of 6 tasks x 4"
+_FL = "4x4 FrozenLake (step cost -0.02, 8-turn cap), tiny model, 5 iterations of 4 tasks x 4"
 
 PPO_GAE_LONG_HORIZON = Claim(
     name="ppo-gae-vs-grpo-long-horizon", method="ppo_gae",
@@ -220,7 +220,7 @@ PPO_GAE_LONG_HORIZON = Claim(
     statement="PPO with a learned turn-level critic (turn-level GAE) trains long-horizon agents "
               "better than critic-free GRPO.",
     experiment=f"Train ppo_gae and grpo (score=return) with the same budget on the {_FL}; "
-               "final test success at temperature 1 over 48 tasks.",
+               "final test success at temperature 1 over 32 tasks.",
     metric="final success: ppo_gae - grpo", run=ppo_gae_vs_grpo, budget="~150 s/seed",
 )  # fmt: skip
 BILEVEL_GAE_VS_TURN_GAE = Claim(
@@ -237,7 +237,7 @@ ODYSSEUS_LIGHT_CRITIC = Claim(
           "critic)",
     statement="A small separate critic that sees only the current observation (Odysseus' frame "
               "critic) learns useful turn values.",
-    experiment=f"Train odysseus for 8 iterations on the {_FL}; mean explained variance of the "
+    experiment=f"Train odysseus for 6 iterations on the {_FL}; mean explained variance of the "
                "critic's returns over the last three iterations.",
     metric="critic explained variance (last 3 iterations)", run=odysseus_critic,
     kind="mechanism", budget="~90 s/seed",
