@@ -142,7 +142,7 @@ def hiper_variance(seed: int) -> Measurement:
 
     rng = np.random.default_rng(seed)
     tasks = [int(s) for s in rng.integers(0, 2**31 - 1, 12)]
-    groups = collect("turngym/Household-v0", _HierarchicalOracle(0.3, seed), tasks, 8,
+    groups = collect("turngym/Household-v0", _HierarchicalOracle(0.5, seed), tasks, 8,
                      split="train", options={"level": 0}, max_turns=20)  # fmt: skip
     batch = TurnBatch.from_groups(groups)
     togo = discounted_returns(batch, 1.0)
@@ -263,7 +263,7 @@ HIPER_SEGMENT_VARIANCE = Claim(
     paper="HiPER, arXiv 2602.16165 (HAE lowers the variance of advantage estimates)",
     statement="Bootstrapping from the high-level value at subgoal boundaries (HAE) gives turn "
               "advantages with lower variance than flat GAE with the same critic.",
-    experiment="Household level 0, 12 tasks x 8 episodes of the oracle with 30% random "
+    experiment="Household level 0, 12 tasks x 8 episodes of the oracle with 50% random "
                "admissible actions, written in the switch/subgoal format (a go-to opens a "
                "subgoal); a tabular critic fitted on the batch (mean reward-to-go per state "
                "key) serves both estimators.",
