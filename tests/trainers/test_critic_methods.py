@@ -175,6 +175,11 @@ def test_parse_switch_and_spans():
     assert parse_switch("<Switch> switch </Switch><subgoal>go</subgoal>") == (True, "go")
     sw, sg, low = token_spans(["<action>", "up", "</action>"])
     assert not sw.any() and not sg.any() and low == 0
+    from turngym.trainers.credit.hiper import _switch_flags
+
+    answers = ["<switch>SWITCH</switch>x", "x", "<switch>keep</switch><switch>switch</switch>",
+               "<Switch> switch </Switch>", "", "<switch>switch</switch>"]  # fmt: skip
+    assert _switch_flags(answers).tolist() == [parse_switch(a)[0] for a in answers]
 
 
 def test_hae_keep_penalty_normalized():

@@ -62,11 +62,20 @@ def parse_switch(text: str) -> tuple[bool, str | None]:
             subgoal.group(1).strip() if subgoal else None)  # fmt: skip
 
 
-def _switched(text: str) -> bool:
+def _switch_flags(actions: list[str]) -> np.ndarray:
+    """``parse_switch(a)[0]`` for every action, with one regex pass over all of them."""
+    out = np.zeros(len(actions), bool)
+    text = "\x00".join(actions)  # NUL never occurs inside a match
     if "itch>" not in text and "ITCH>" not in text:
-        return False
-    found = _SWITCH.search(text)
-    return found is not None and found.group(1).lower() == "switch"
+        return out
+    ends = np.cumsum([len(a) + 1 for a in actions])
+    seen = set()
+    for found in _SWITCH.finditer(text):
+        turn = int(np.searchsorted(ends, found.start(), side="right"))
+        if turn not in seen:  # the first switch tag of an answer decides, as in parse_switch
+            seen.add(turn)
+            out[turn] = found.group(1).lower() == "switch"
+    return out
 
 
 def _tag_end(text: str, tag: str, start: int = 0) -> int:
@@ -204,7 +213,7 @@ def hiper(
     """
     tv: TurnValues = ctx.critic.values(batch)
     turns = [t for g in batch.groups for ep in g.episodes for t in ep.turns]
-    switch = np.fromiter((_switched(t.action) for t in turns), bool, batch.n_turns)
+    switch = _switch_flags([t.action for t in turns])
     boundary = switch | (batch.turn == 0)
     r = batch.reward + _keep_penalty(batch, ~boundary, keep_penalty, keep_penalty_mode)
     if keep_consistency_penalty:
