@@ -10,7 +10,6 @@ measured on tiny models after a few iterations: a "not shown" says exactly that.
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,42 +25,38 @@ __all__ = ["PPO_GAE_LONG_HORIZON", "BILEVEL_GAE_VS_TURN_GAE", "ODYSSEUS_LIGHT_CR
 
 _ENV = "turngym/FrozenLake-v0"
 _OPTIONS = {"difficulty": {"size": 4, "step_penalty": -0.02}}
-_RECIPE: dict[str, Any] = dict(
-    env=_ENV, env_options=_OPTIONS, tasks_per_iteration=4, group_size=4, max_turns=8,
-    max_new_tokens=1, response_prefix="<action>", response_suffix="</action>", stop=(),
-    history=0, include_instructions=False, invalid_action_penalty=-0.1, learning_rate=1e-3,
-    entropy_coef=0.01, ppo_epochs=2, minibatch_size=256, tiny_d_model=32, tiny_layers=1,
-    iterations=5, eval_every=0, eval_tasks=32, eval_temperature=1.0, checkpoint_every=0,
-)  # fmt: skip
 _CRITIC = {"d_model": 32, "layers": 1}
+_CLAIM_STEPS = 16_000  # per arm; the bench recipe with the horizon suite's env
 
 
-def _train(estimator: str, seed: int, **overrides: Any) -> list[dict[str, Any]]:
-    """Train the tiny model with ``estimator``; return the metrics rows."""
-    import torch
-
-    from turngym.trainers.config import TrainConfig
+def _params(estimator: str) -> dict[str, Any]:
     from turngym.trainers.credit import method_of
-    from turngym.trainers.trainer import Trainer
 
-    torch.set_num_threads(1)
     params = dict(_CRITIC) if method_of(estimator).critic is not None else {}
     if estimator == "archer":
         params["steps"] = 4
-    config = dict(_RECIPE, estimator=estimator, seed=seed, critic_params=params)
-    config.update(overrides)
-    if estimator in ("grpo", "rloo"):
-        config["estimator_params"] = {"score": "return"}
-    with tempfile.TemporaryDirectory() as out:
-        return Trainer(TrainConfig(**config, out_dir=out)).train()
+    return params
+
+
+def _train(estimator: str, seed: int, **overrides: Any) -> dict[str, Any]:
+    """Train the tiny model with ``estimator`` on the horizon suite's env and evaluate it."""
+    from turngym.evals.bench import HORIZON_ENV, HORIZON_OPTIONS, HORIZON_TURNS
+    from turngym.repro.experiments import train_and_evaluate
+
+    params = {"score": "return"} if estimator in ("grpo", "rloo") else None
+    return train_and_evaluate(
+        estimator, env=HORIZON_ENV, options=HORIZON_OPTIONS, max_turns=HORIZON_TURNS,
+        seed=seed, env_steps=overrides.pop("env_steps", _CLAIM_STEPS), params=params,
+        recipe={"critic_params": _params(estimator), **overrides}, history=True,
+    )  # fmt: skip
 
 
 def _compare(method: str, baseline: str, seed: int) -> Measurement:
-    ours, theirs = _train(method, seed)[-1], _train(baseline, seed)[-1]
-    a, b = ours["eval_success"], theirs["eval_success"]
+    ours, theirs = _train(method, seed), _train(baseline, seed)
+    a, b = ours["success"], theirs["success"]
     return Measurement(a - b, {f"success_{method}": a, f"success_{baseline}": b,
-                               f"return_{method}": ours["eval_return"],
-                               f"return_{baseline}": theirs["eval_return"]})  # fmt: skip
+                               f"return_{method}": ours["return"],
+                               f"return_{baseline}": theirs["return"]})  # fmt: skip
 
 
 def ppo_gae_vs_grpo(seed: int) -> Measurement:
@@ -86,7 +81,7 @@ def seeupo_vs_grpo(seed: int) -> Measurement:
 
 def odysseus_critic(seed: int) -> Measurement:
     """Explained variance of the observation-only critic over the last three iterations."""
-    rows = _train("odysseus", seed, iterations=6)
+    rows = _train("odysseus", seed, env_steps=_CLAIM_STEPS // 2)["rows"]
     ev = [r["critic_explained_var"] for r in rows]
     return Measurement(float(np.mean(ev[-3:])), {"explained_var_first": ev[0],
                                                  "explained_var_last3": float(np.mean(ev[-3:])),
@@ -211,7 +206,8 @@ def tree_zero_advantage(seed: int) -> Measurement:
                        {"zero_adv_plain": plain["zero_adv"], "zero_adv_tree": tree["zero_adv"]})
 
 
-_FL = "4x4 FrozenLake (step cost -0.02, 8-turn cap), tiny model, 5 iterations of 4 tasks x 4"
+_FL = (f"horizon suite's env (4x4 FrozenLake, goal reward only, 12 moves), tiny model "
+       f"restricted to the moves, bench recipe, {_CLAIM_STEPS:,} env steps per arm")
 
 PPO_GAE_LONG_HORIZON = Claim(
     name="ppo-gae-vs-grpo-long-horizon", method="ppo_gae",
@@ -220,8 +216,8 @@ PPO_GAE_LONG_HORIZON = Claim(
     statement="PPO with a learned turn-level critic (turn-level GAE) trains long-horizon agents "
               "better than critic-free GRPO.",
     experiment=f"Train ppo_gae and grpo (score=return) with the same budget on the {_FL}; "
-               "final test success at temperature 1 over 32 tasks.",
-    metric="final success: ppo_gae - grpo", run=ppo_gae_vs_grpo, budget="~150 s/seed",
+               "final test success at temperature 1 over 100 tasks.",
+    metric="final success: ppo_gae - grpo", run=ppo_gae_vs_grpo, budget="~4 min/seed",
 )  # fmt: skip
 BILEVEL_GAE_VS_TURN_GAE = Claim(
     name="bilevel-gae-vs-turn-gae", method="bilevel_gae",
@@ -229,7 +225,7 @@ BILEVEL_GAE_VS_TURN_GAE = Claim(
     statement="Bi-level GAE (turn-level GAE, then token-level GAE inside each turn) improves on "
               "plain turn-level GAE.",
     experiment=f"Train bilevel_gae and ppo_gae with the same budget on the {_FL}.",
-    metric="final success: bilevel_gae - ppo_gae", run=bilevel_vs_turn_gae, budget="~150 s/seed",
+    metric="final success: bilevel_gae - ppo_gae", run=bilevel_vs_turn_gae, budget="~4 min/seed",
 )  # fmt: skip
 ODYSSEUS_LIGHT_CRITIC = Claim(
     name="odysseus-light-critic", method="odysseus",
@@ -237,10 +233,10 @@ ODYSSEUS_LIGHT_CRITIC = Claim(
           "critic)",
     statement="A small separate critic that sees only the current observation (Odysseus' frame "
               "critic) learns useful turn values.",
-    experiment=f"Train odysseus for 6 iterations on the {_FL}; mean explained variance of the "
-               "critic's returns over the last three iterations.",
+    experiment=f"Train odysseus for half the budget on the {_FL}; mean explained variance "
+               "of the critic's returns over the last three iterations.",
     metric="critic explained variance (last 3 iterations)", run=odysseus_critic,
-    kind="mechanism", budget="~90 s/seed",
+    kind="mechanism", budget="~2 min/seed",
 )  # fmt: skip
 ARCHER_VS_GRPO = Claim(
     name="archer-vs-grpo", method="archer",
@@ -248,7 +244,7 @@ ARCHER_VS_GRPO = Claim(
     statement="An off-policy utterance-level critic (twin Q/V, target network, replay) makes "
               "the token policy learn faster than on-policy critic-free training.",
     experiment=f"Train archer and grpo with the same budget on the {_FL}.",
-    metric="final success: archer - grpo", run=archer_vs_grpo, budget="~150 s/seed",
+    metric="final success: archer - grpo", run=archer_vs_grpo, budget="~4 min/seed",
 )  # fmt: skip
 SEEUPO_VS_GRPO = Claim(
     name="seeupo-vs-grpo", method="seeupo",
@@ -256,7 +252,7 @@ SEEUPO_VS_GRPO = Claim(
     statement="Updating turns in reverse order with the clipped sequence-ratio correction "
               "trains multi-turn agents better than a joint GRPO update.",
     experiment=f"Train seeupo and grpo with the same budget on the {_FL}.",
-    metric="final success: seeupo - grpo", run=seeupo_vs_grpo, budget="~150 s/seed",
+    metric="final success: seeupo - grpo", run=seeupo_vs_grpo, budget="~4 min/seed",
 )  # fmt: skip
 HIPER_SEGMENT_VARIANCE = Claim(
     name="hiper-segment-variance", method="hiper",
