@@ -5,7 +5,9 @@ average). Each task is a small grid the agent wanders over, so states repeat wit
 across the episodes of a group and GiGPO's anchor groups are not trivial. Every registered
 estimator runs with its default parameters (``mc_grpo`` with ``require_odd=False``: the
 groups have 8 episodes, not G+1 = 9), plus GiGPO's similarity mode for information. Building
-the TurnBatch from the Group records is timed separately.
+the TurnBatch from the Group records is timed separately. Critic methods read precomputed
+random critic values (the critic's forward pass is excluded: it is the model's cost, not the
+estimator's).
 
 Target (issue 3): every estimator <= 0.5 s per call. Prints medians of --repeats runs.
 
@@ -24,12 +26,41 @@ from typing import Any
 
 import numpy as np
 
-from turngym.trainers.credit import CreditContext, TurnBatch, estimator_registry, resolve_estimator
+from turngym.trainers.credit import (
+    CreditContext,
+    TurnBatch,
+    estimator_registry,
+    method_of,
+    resolve_estimator,
+)
+from turngym.trainers.credit.values import FixedCritic, TurnValues
+from turngym.trainers.plugs import critic_heads
 from turngym.types import Episode, Group, Turn
 
 TARGET_S = 0.5
 EXTRA_PARAMS = {"mc_grpo": {"require_odd": False}}
 INFO_ONLY = {"gigpo (similarity=True)": ("gigpo", {"similarity": True})}
+
+
+class _Precomputed:
+    """A critic whose values are already computed (so its forward pass is not timed)."""
+
+    def __init__(self, values: TurnValues) -> None:
+        self._values = values
+
+    def values(self, batch: TurnBatch) -> TurnValues:
+        return self._values
+
+
+def context(name: str, batch: TurnBatch, seed: int) -> CreditContext:
+    """An empty context, or one with random critic values for a critic method."""
+    plug = method_of(name).critic
+    if plug is None:
+        return CreditContext()
+    heads = critic_heads(plug)
+    rng = np.random.default_rng(seed)
+    values = FixedCritic({h: rng.random(batch.n_turns) for h in heads}).values(batch)
+    return CreditContext(critic=_Precomputed(values))
 
 
 def make_groups(n_groups: int, n_episodes: int, seed: int) -> list[Group]:
@@ -100,8 +131,9 @@ def main() -> None:
     print(f"| TurnBatch.from_groups (build, reported separately) | {build_s:.4f} | "
           f"{batch.n_turns / build_s:,.0f} | n/a |")  # fmt: skip
     for label, (name, params) in runs.items():
-        estimate = resolve_estimator(name, params)
-        seconds = median_seconds(lambda e=estimate: e(batch, CreditContext()), args.repeats)
+        estimate = resolve_estimator(name, params, {"critic"})
+        ctx = context(name, batch, args.seed)
+        seconds = median_seconds(lambda e=estimate, c=ctx: e(batch, c), args.repeats)
         met = (
             "n/a (information)" if label in INFO_ONLY else ("yes" if seconds <= TARGET_S else "NO")
         )

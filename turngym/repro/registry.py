@@ -112,6 +112,14 @@ _BUILTINS: dict[str, str] = {
     "a-grae-hard-focus": "turngym.repro.claims.baselines:A_GRAE_HARD_FOCUS",
     "gigpo-long-horizon": "turngym.repro.claims.training:GIGPO_LONG_HORIZON",
     "epo-entropy": "turngym.repro.claims.training:EPO_ENTROPY",
+    "ppo-gae-vs-grpo-long-horizon": "turngym.repro.claims.critic:PPO_GAE_LONG_HORIZON",
+    "bilevel-gae-vs-turn-gae": "turngym.repro.claims.critic:BILEVEL_GAE_VS_TURN_GAE",
+    "odysseus-light-critic": "turngym.repro.claims.critic:ODYSSEUS_LIGHT_CRITIC",
+    "archer-vs-grpo": "turngym.repro.claims.critic:ARCHER_VS_GRPO",
+    "seeupo-vs-grpo": "turngym.repro.claims.critic:SEEUPO_VS_GRPO",
+    "hiper-segment-variance": "turngym.repro.claims.critic:HIPER_SEGMENT_VARIANCE",
+    "tree-more-episodes-per-step": "turngym.repro.claims.critic:TREE_MORE_EPISODES",
+    "tree-zero-advantage-groups": "turngym.repro.claims.critic:TREE_ZERO_ADVANTAGE",
 }
 
 

@@ -53,6 +53,15 @@ class TrainConfig:
     """Registered credit estimator (``turngym list estimators``)."""
     estimator_params: dict[str, Any] = field(default_factory=dict)
     """Keyword parameters of the estimator; misspelt names fail before any rollout."""
+    critic_params: dict[str, Any] = field(default_factory=dict)
+    """Options of the method's critic (e.g. ``{"lr": 1e-3, "model": "shared"}``)."""
+    strategy_params: dict[str, Any] = field(default_factory=dict)
+    """Options of the method's rollout strategy (e.g. ``{"branches": 4}`` for trees)."""
+    schedule_params: dict[str, Any] = field(default_factory=dict)
+    """Options of the method's update schedule (e.g. SeeUPO's ``{"eps_high": 0.2}``)."""
+    output_format: str = "action"
+    """``action``, or ``switch_subgoal`` (HiPER's ``<switch>``/``<subgoal>`` before the action,
+    added to the instructions and to a tiny model's vocabulary)."""
 
     # --- Rollouts ---
     iterations: int = 100
@@ -174,6 +183,10 @@ class TrainConfig:
             )
         if self.kl_estimator not in ("k1", "k3"):
             raise ValueError(f"kl_estimator must be 'k1' or 'k3', got {self.kl_estimator!r}")
+        if self.output_format not in ("action", "switch_subgoal"):
+            raise ValueError(
+                f"output_format must be 'action' or 'switch_subgoal', got {self.output_format!r}"
+            )
         if self.sequence_mode not in ("turn", "episode"):
             raise ValueError(
                 f"sequence_mode must be 'turn' or 'episode', got {self.sequence_mode!r}"
