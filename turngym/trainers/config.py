@@ -1,8 +1,9 @@
 """The trainer's configuration: one frozen dataclass, validated before any work starts.
 
-Help text is the docstring under each field (STYLE.md 10.8); :func:`add_config_arguments`
-turns the fields into ``--kebab-case`` flags with that help, and :meth:`TrainConfig.from_file`
-reads YAML or JSON into the same class. Unknown keys are errors, never silently ignored.
+Help text is the docstring under each field (docs/design.md#principles):
+:func:`add_config_arguments` turns the fields into ``--kebab-case`` flags with that help;
+:meth:`TrainConfig.from_file` reads YAML or JSON into the same class. Unknown keys are errors,
+never silently ignored.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ AGGREGATIONS: tuple[str, ...] = (
     "seq-mean-token-mean",
     "seq-mean-token-sum-norm",
 )
-"""The loss aggregation modes of CREDIT_METHODS.md section 0.4 (verl ``agg_loss``)."""
+"""The loss aggregation modes of docs/methods.md#loss-aggregation (verl ``agg_loss``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,7 +117,7 @@ class TrainConfig:
     dual_clip: float | None = 3.0
     """Dual-clip constant for negative advantages (``None``: off)."""
     aggregation: str = "token-mean"
-    """Loss aggregation, one of :data:`AGGREGATIONS` (CREDIT_METHODS.md 0.4)."""
+    """Loss aggregation, one of :data:`AGGREGATIONS` (docs/methods.md#loss-aggregation)."""
     kl_coef: float = 0.0
     """Weight of the KL penalty to the frozen initial policy (0: no reference model)."""
     kl_estimator: str = "k3"

@@ -1,6 +1,6 @@
 """A compact PPO-style trainer for multi-turn text agents on Hugging Face causal LMs.
 
-One iteration (DESIGN.md section 6): sample train-split tasks → :func:`turngym.rollout.collect`
+One iteration (docs/design.md#data-flow): sample train-split tasks → :func:`turngym.rollout.collect`
 (G episodes per task, lockstep batched generation) → the configured credit estimator →
 training sequences (:mod:`turngym.trainers.tokens`) → minibatch updates with the clipped
 surrogate (:mod:`turngym.trainers.losses`) → metrics → periodic eval on the test split →

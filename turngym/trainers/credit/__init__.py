@@ -1,4 +1,6 @@
-"""The credit-estimator registry and config-time resolution (DESIGN.md section 6, STYLE.md 10.5).
+"""The credit-estimator registry and config-time resolution.
+
+See docs/design.md#credit-assignment-and-training and docs/methods.md.
 
 Every estimator has one signature::
 

@@ -1,4 +1,6 @@
-"""What credit estimators read and return: TurnBatch, CreditContext and Credit (DESIGN.md 6).
+"""What credit estimators read and return: TurnBatch, CreditContext and Credit.
+
+See docs/design.md#credit-assignment-and-training.
 
 :class:`TurnBatch` keeps the :class:`~turngym.types.Group` records and adds a columnar numpy
 view over every turn, in episode-major order (group by group, episode by episode, turn by
