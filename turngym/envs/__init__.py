@@ -1,7 +1,8 @@
 """Built-in environments: a flat list of ``gymnasium.register`` calls.
 
 Entry points are strings, so importing :mod:`turngym` registers every env without importing
-any env module (DESIGN.md section 3). Bump ``-vN`` whenever a change could move a score.
+any env module (docs/design.md#the-environment-contract). Bump ``-vN`` whenever a change
+could move a score.
 Third-party envs come from the ``turngym.envs`` entry-point group (see
 :func:`turngym.registry.load_env_plugins`).
 """
@@ -12,7 +13,7 @@ import gymnasium
 
 __all__: list[str] = []
 
-# --- Games (ENVIRONMENTS.md section 5) ---
+# --- Games (docs/environments.md#games) ---
 gymnasium.register(
     id="turngym/Sokoban-v0",
     entry_point="turngym.envs.games.sokoban:Sokoban",

@@ -2,7 +2,7 @@
 
 Unary Feedback as Observation (UFO) from "A Simple 'Try Again' Can Elicit Multi-Turn LLM
 Reasoning" (arXiv 2507.14295; code lichengliu03/unary-feedback, ``ragen/env/metamathqa/
-env.py``; ENVIRONMENTS.md 7.1): after a wrong answer the agent sees nothing but the unary
+env.py``; docs/environments.md#tryagain): after a wrong answer the agent sees nothing but the unary
 feedback :data:`FEEDBACK`, no hint of how it was wrong. Puzzles come from our own generators
 (:mod:`~turngym.envs.dialogue.puzzles`: arithmetic word problems, ordering puzzles, number
 sequences) instead of MetaMathQA.
@@ -12,7 +12,7 @@ Numbers are read with tolerance (``42``, ``42.0``, ``1,024``, ``7/2``, or a text
 one number); orderings are the names in order, any separators (``Cleo, Ada, Ben``). An empty tag
 or no tag is invalid and uses no attempt.
 
-**Reward** (UFO, ENVIRONMENTS.md 7.1). With attempts numbered ``t = 0, 1, ...``:
+**Reward** (UFO, arXiv 2507.14295). With attempts numbered ``t = 0, 1, ...``:
 
 * a correct answer at attempt ``t`` earns ``gamma ** t`` (UFO: ``1 / 2**t``, ``gamma = 0.5``);
   a wrong one earns 0;
@@ -67,7 +67,7 @@ _WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight"
 
 
 def ufo_return(correct_at: int | None, answers: list[str], gamma: float, lam: float) -> float:
-    """The UFO episode return ``gamma**t [solved] - lam * (1 - E / T)`` (ENVIRONMENTS.md 7.1).
+    """The UFO episode return ``gamma**t [solved] - lam * (1 - E / T)`` (UFO).
 
     Args:
         correct_at: The 0-based attempt that was correct, or ``None``.

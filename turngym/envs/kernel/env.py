@@ -3,7 +3,7 @@
 The task format is KernelBench's (Ouyang et al., 2025): a reference ``class Model(nn.Module)``
 with ``get_inputs()``/``get_init_inputs()``, and the agent writes ``class ModelNew`` with the same
 interface. The loop, the feedback and the reward follow KernelGYM / Dr. Kernel
-(hkust-nlp/KernelGYM, ``prompt_config/multi_turn_kernel.yaml``; ENVIRONMENTS.md 4.2 and 4.4):
+(hkust-nlp/KernelGYM, ``prompt_config/multi_turn_kernel.yaml``; docs/environments.md#kernelgen):
 each turn submits a new version, which is evaluated in a sandboxed child process
 (:mod:`~turngym.envs.kernel.runner`) and answered with server-style feedback.
 

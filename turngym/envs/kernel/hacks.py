@@ -3,7 +3,7 @@ r"""In-process reward-hack detection for kernel candidates (runs inside the eval
 KernelBench (Ouyang et al., 2025) ships a static checker (``kernel_static_checker.py``: try/except
 bypass, threading, timer monkey-patching) and KernelGYM / Dr. Kernel (hkust-nlp/KernelGYM)
 rejects "decoy" submissions whose declared Triton kernel is never launched. These checks follow
-both, adapted to a CPU without Triton (ENVIRONMENTS.md 4.2-4.4). Every finding is a
+both, adapted to a CPU without Triton (docs/environments.md#kernelgen). Every finding is a
 :class:`Hack` ``(check, detail)``; any finding makes the reward 0.
 
 Static checks (:func:`static_hacks`, on the candidate's AST before it runs):
@@ -21,7 +21,7 @@ Runtime checks (:class:`CallMonitor` and :func:`patched_names`, while the candid
 * ``kernel_never_launched``: the candidate declares a custom kernel but none ran during
   ``forward``. A *declared kernel* is a module-level function whose name contains ``kernel``
   or that is decorated with something named ``*jit`` (``@triton.jit``, ``@numba.njit``).
-  When Triton runs in interpreter mode (``TRITON_INTERPRET=1``, ENVIRONMENTS.md 4.3), launches
+  When Triton runs in interpreter mode (``TRITON_INTERPRET=1``), launches
   are recorded for real by :class:`TritonLaunches`, and a candidate declaring ``@triton.jit``
   kernels (:func:`triton_kernels`) must launch at least one of them: calling a plain Python
   function named ``*kernel*`` no longer hides a decoy;

@@ -1,13 +1,13 @@
 """KernelGYM-shaped reward for one evaluated candidate.
 
 KernelGYM / Dr. Kernel (hkust-nlp/KernelGYM, ``rewards/reward_client.py:
-calculate_reward_weighted``; ENVIRONMENTS.md 4.2) scores a kernel as::
+calculate_reward_weighted``) scores a kernel as::
 
     R = 0.5 * correct + 0.5 * 1[speedup >= 1 + eps]  (+ 0.25 * coverage if enabled)
 
 with a failed task or a decoy kernel scored 0. KernelBench (Ouyang et al., 2025) reports the
 same two events as ``fast_0`` (correct) and ``fast_1`` (correct and faster). We keep that shape
-(ENVIRONMENTS.md 4.4, KernelGym-CPU):
+(docs/environments.md#kernelgen):
 
 * ``R = 0`` unless the status is ``correct`` (compile or runtime errors, a mismatch on any
   trial, and every detected hack score 0);

@@ -1,12 +1,13 @@
 """ConvRec: find a movie a simulated user accepts by asking about their taste.
 
 A rule-based conversational recommender setting in the style of the iEvaLM user simulator
-(Wang et al., 2023; ENVIRONMENTS.md 6.4) and of ConvRec-R1 / Rank-GRPO's conversational requests
-(6.1): the user holds hidden preferences (a value for some of the slots ``genre``, ``era``,
-``tone``, ``setting``) and possibly one dislike (a value of another slot), opens with a vague
-request (only the broad family of the wanted genre), answers exactly the question asked, and
-reacts to each recommendation: accept when the movie fits every preference and has no disliked
-value, else reject naming one attribute *of the recommended movie* that is wrong.
+(Wang et al., 2023) and of ConvRec-R1 / Rank-GRPO's conversational requests (see
+docs/environments.md#convrec): the user holds hidden preferences (a value for some of the
+slots ``genre``, ``era``, ``tone``, ``setting``) and possibly one dislike (a value of another
+slot), opens with a vague request (only the broad family of the wanted genre), answers exactly
+the question asked, and reacts to each recommendation: accept when the movie fits every
+preference and has no disliked value, else reject naming one attribute *of the recommended
+movie* that is wrong.
 
 **Action grammar** (inside ``<action>...</action>``):
 

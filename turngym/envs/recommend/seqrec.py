@@ -1,7 +1,7 @@
 """SeqRec: rank K items for a user from their viewing history (sequential recommendation).
 
-The single-turn recommendation setting of Rank-GRPO / ConvRec-R1 (Zhu et al.; ENVIRONMENTS.md
-6.1), F-GRPO (arXiv 2605.12995; 6.2) and LASAR (6.3), on a procedural catalogue with a
+The single-turn recommendation setting of Rank-GRPO / ConvRec-R1 (Zhu et al.), F-GRPO
+(arXiv 2605.12995) and LASAR (docs/environments.md#seqrec), on a procedural catalogue with a
 latent-factor user model (:mod:`turngym.envs.recommend.catalog`) or on MovieLens-format files
 the user already has (:mod:`turngym.envs.recommend.movielens`).
 

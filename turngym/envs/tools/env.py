@@ -1,4 +1,4 @@
-"""ToolUse: stateful tool use over SQLite-backed apps (ENVIRONMENTS.md section 2.5).
+"""ToolUse: stateful tool use over SQLite-backed apps (docs/environments.md#tooluse).
 
 The setting follows τ-bench (Yao et al., 2024): apps are a database, tools read and write
 it, and the episode succeeds when the final database equals the one the gold trace produces
