@@ -1,7 +1,7 @@
 """The text-environment contract: :class:`TextEnv`, :class:`TextSpace`, info keys, action tags.
 
-A :class:`TextEnv` *is* a ``gymnasium.Env[str, str]`` (STYLE.md 10.1): observations and actions
-are strings, ``reset`` and ``step`` have Gymnasium's signatures, and every env passes
+A :class:`TextEnv` *is* a ``gymnasium.Env[str, str]`` (docs/design.md#principles): observations
+and actions are strings, ``reset`` and ``step`` have Gymnasium's signatures, and every env passes
 ``gymnasium.utils.env_checker.check_env``. What turngym adds is a per-turn record in ``info``
 (the reserved keys below), tasks and splits (:mod:`turngym.tasks`), snapshot/restore, an
 oracle, and a leak check.
@@ -57,7 +57,7 @@ __all__ = [
     "clear_task_cache",
 ]
 
-# --- Reserved info keys (DESIGN.md section 2) ------------------------------------------------
+# --- Reserved info keys (docs/design.md#core-records) ----------------------------------------
 TASK_ID = "task_id"
 """Stable id of the current task (reset and every step)."""
 INSTRUCTIONS = "instructions"

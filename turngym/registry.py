@@ -4,7 +4,7 @@
 imported on first use; registering a *different* object under a taken name raises (a silent
 overwrite is how lm-eval lost tasks before its PR #3549); unknown names fail with did-you-mean
 suggestions. Third-party packages extend a registry through an entry-point group, loaded
-lazily on the first miss, one broken plugin only warning (STYLE.md 10.4).
+lazily on the first miss, one broken plugin only warning (docs/design.md#principles).
 
 Envs live in Gymnasium's own registry; :class:`EnvRegistry` is the same interface over it, so
 ``turngym.make`` is ``gymnasium.make`` plus the plugin fallback, never a fork of it.

@@ -500,7 +500,9 @@ def check_estimator(
     shared_rewards_zero: bool = True,
     **params: Any,
 ) -> None:
-    """Check the estimator contract (STYLE.md 10.5) on random ragged batches.
+    """Check the estimator contract on random ragged batches.
+
+    The contract is in docs/extending.md#add-a-credit-estimator.
 
     On batches with ragged episodes (some empty), groups of 1 to 8 episodes, repeated and
     missing state keys and truncated episodes, it asserts that the estimator returns a

@@ -1,4 +1,4 @@
-"""A policy agent for any transformers causal language model (DESIGN.md section 5, ``hf:``).
+"""A policy agent for any transformers causal language model (docs/design.md#agents).
 
 :class:`HFAgent` answers the whole batch of live conversations with ONE batched generation:
 prompts are left-padded, then a manual sampling loop runs the model once over the prompts and

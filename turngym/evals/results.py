@@ -1,6 +1,6 @@
 """The results files of a run directory: schema, provenance, loading and validation.
 
-A run directory (DESIGN.md section 7) holds:
+A run directory (docs/design.md#eval-runner) holds:
 
 * ``run.json`` — what was asked (entries, agents, seeds), written before the first episode;
   a rerun checks it to resume the same eval and refuses a different one.

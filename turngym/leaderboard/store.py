@@ -1,9 +1,10 @@
 """The leaderboard store: finished runs' results in SQLite (default) or PostgreSQL.
 
-Rows come only from results files (``results.json`` and ``episodes.jsonl``; DESIGN.md
-section 8) and are never recomputed from anything else. A submission is refused, and nothing is
-written, when its results lack provenance, its name is taken, the same run is already on the
-board, or an env on the board changed under the same id (another version or task fingerprint).
+Rows come only from results files (``results.json`` and ``episodes.jsonl``;
+docs/design.md#leaderboard-and-ci-gate) and are never recomputed from anything else. A
+submission is refused, and nothing is written, when its results lack provenance, its name is
+taken, the same run is already on the board, or an env on the board changed under the same id
+(another version or task fingerprint).
 
 One SQLAlchemy Core code path serves both databases. Concurrent writers are safe: SQLite
 writes take the database lock at the start of the transaction (``BEGIN IMMEDIATE``) and wait for
