@@ -1,8 +1,8 @@
 """Credit estimators: batch/record types, registry and resolution, known answers, properties.
 
-Known-answer tests reproduce every worked example of CREDIT_METHODS.md sections 1, 2, 10.1
-and 10.4; property tests compare the vectorised estimators with loop references written
-straight from the formulas.
+Known-answer tests reproduce worked examples computed by hand from the papers' reference code
+(the examples of docs/methods.md); property tests compare the vectorised estimators with loop
+references written straight from the formulas.
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def test_estimator_without_the_signature_is_refused():
         resolve_estimator("test_bad_signature", {})
 
 
-# --- Known answers (CREDIT_METHODS.md worked examples) ------------------------------------------
+# --- Known answers (worked examples, also in docs/methods.md) ---------------------------------
 def test_grpo_known_answers():
     assert run("grpo", outcomes([1, 0, 0, 1])).advantages == pytest.approx(
         [0.8660, -0.8660, -0.8660, 0.8660], abs=1e-4
@@ -469,7 +469,7 @@ def test_single_turn_episodes_reduce_to_outcome_methods(rows, gamma):
     assert run("gigpo", shared).advantages == pytest.approx(expected, abs=1e-9)
 
 
-# --- Loop references (reference vs vectorised, STYLE.md 10.11) ----------------------------------
+# --- Loop references (reference vs vectorised, docs/design.md#quality-bars) ---------------------
 def returns_of(e, gamma):
     out, running = [], 0.0
     for t in reversed(e.turns):
