@@ -221,7 +221,7 @@ PPO_GAE_LONG_HORIZON = Claim(
 )  # fmt: skip
 BILEVEL_GAE_VS_TURN_GAE = Claim(
     name="bilevel-gae-vs-turn-gae", method="bilevel_gae",
-    paper="Wang et al. 2025, RAGEN, arXiv 2504.20073; RAGEN docs/updates.md 2025-05-06",
+    paper="Wang et al. 2025, RAGEN, arXiv 2504.20073; RAGEN:docs/updates.md, 2025-05-06",
     statement="Bi-level GAE (turn-level GAE, then token-level GAE inside each turn) improves on "
               "plain turn-level GAE.",
     experiment=f"Train bilevel_gae and ppo_gae with the same budget on the {_FL}.",
