@@ -52,7 +52,8 @@ import numpy as np
 
 from turngym.core import TextEnv, Transition
 
-__all__ = ["TextArenaEnv", "TEXTARENA_GAMES", "register_textarena_envs"]
+__all__ = ["TextArenaEnv", "TEXTARENA_GAMES", "register_textarena_envs", "isolated_game",
+           "game_task"]  # fmt: skip
 
 TEXTARENA_GAMES: Mapping[str, int] = {
     "Sudoku-v0": 100,
@@ -121,6 +122,31 @@ def _is_prompt(message: tuple[Any, ...]) -> bool:
     return any(getattr(m, "name", "") == "PROMPT" for m in message)
 
 
+
+@contextlib.contextmanager
+def isolated_game(owner: Any) -> Iterator[None]:
+    """Run TextArena code on ``owner``'s own ``random`` state, with its prints silenced.
+
+    TextArena seeds and draws from Python's global ``random``; swapping in the state kept on
+    ``owner._rng_state`` (and back out afterwards) keeps every env's stream its own and leaves
+    the caller's global state untouched.
+    """
+    outer = random.getstate()
+    if owner._rng_state is not None:
+        random.setstate(owner._rng_state)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        owner._rng_state = random.getstate()
+        random.setstate(outer)
+
+
+def game_task(rng: np.random.Generator, difficulty: Mapping[str, Any]) -> dict:
+    """A TextArena task: the game id, a seed, and the game's constructor kwargs."""
+    return {"game": difficulty["game"], "seed": int(rng.integers(2**31 - 1)),
+            "kwargs": dict(difficulty["game_kwargs"])}  # fmt: skip
+
 class TextArenaEnv(TextEnv):
     """One TextArena single-player game (see the module doc for the adapter's rules).
 
@@ -156,24 +182,13 @@ class TextArenaEnv(TextEnv):
         if not isinstance(difficulty["game_kwargs"], Mapping):
             raise ValueError("TextArenaEnv: game_kwargs must be a dict of constructor arguments.")
 
-    @contextlib.contextmanager
-    def _isolated(self) -> Iterator[None]:
-        """Swap in the game's ``random`` state and silence its prints; restore both after."""
-        outer = random.getstate()
-        if self._rng_state is not None:
-            random.setstate(self._rng_state)
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                yield
-        finally:
-            self._rng_state = random.getstate()
-            random.setstate(outer)
+    def _isolated(self) -> contextlib.AbstractContextManager[None]:
+        return isolated_game(self)
 
     # --- Tasks ---------------------------------------------------------------------------------
     def generate_task(self, rng: np.random.Generator, difficulty: Mapping[str, Any]) -> dict:
         """The game id, a seed, and the game's kwargs."""
-        return {"game": difficulty["game"], "seed": int(rng.integers(2**31 - 1)),
-                "kwargs": dict(difficulty["game_kwargs"])}  # fmt: skip
+        return game_task(rng, difficulty)
 
     def load_task(self, task: Mapping[str, Any]) -> None:
         """Make the game and reset it with the task's seed."""

@@ -20,15 +20,19 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
-import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
-from turngym.envs.adapters.textarena import _import_textarena, _is_prompt, _text
+from turngym.envs.adapters.textarena import (
+    _import_textarena,
+    _is_prompt,
+    _text,
+    game_task,
+    isolated_game,
+)
 from turngym.envs.multiagent.base import BASE_DIFFICULTY, Move, TextAECEnv
 
 __all__ = ["TextArenaAEC", "TEXTARENA_TWO_PLAYER_GAMES", "register_textarena_multiagent"]
@@ -76,22 +80,12 @@ class TextArenaAEC(TextAECEnv):
         self._views: dict[str, list[str]] = {}
         self.final: dict[str, float] = {}
 
-    @contextlib.contextmanager
-    def _isolated(self) -> Iterator[None]:
-        outer = random.getstate()
-        if self._rng_state is not None:
-            random.setstate(self._rng_state)
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                yield
-        finally:
-            self._rng_state = random.getstate()
-            random.setstate(outer)
+    def _isolated(self) -> contextlib.AbstractContextManager[None]:
+        return isolated_game(self)
 
     def generate_task(self, rng: np.random.Generator, difficulty: Mapping[str, Any]) -> dict:
         """The game id, a seed and the game's kwargs."""
-        return {"game": difficulty["game"], "seed": int(rng.integers(2**31 - 1)),
-                "kwargs": dict(difficulty["game_kwargs"])}  # fmt: skip
+        return game_task(rng, difficulty)
 
     def load_task(self, task: Mapping[str, Any]) -> None:
         """Make the game, reset it for two players, collect each player's prompt."""
