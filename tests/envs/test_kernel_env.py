@@ -17,10 +17,10 @@ import turngym
 from turngym.envs.kernel import tasks as kt
 from turngym.envs.kernel.cost import OP_OVERHEAD_US, measure_cost
 from turngym.envs.kernel.env import KernelGen, reference_as_candidate
-from turngym.envs.kernel.evaluate import compare
 from turngym.envs.kernel.hacks import static_hacks
 from turngym.envs.kernel.reward import kernel_reward
 from turngym.envs.kernel.runner import evaluate_candidate, prescreen
+from turngym.envs.kernel.verdict import compare
 
 RELU_REF, RELU_ORACLE = kt.render("relu", {"B": 8, "D": 64})
 SOFTMAX_REF, SOFTMAX_ORACLE = kt.render("softmax", {"B": 8, "D": 64})
