@@ -225,12 +225,14 @@ def _build_root(cfg: dict) -> None:
             continue
         os.makedirs(dst, mode=0o755, exist_ok=True)
         _bind_ro(src, dst)
+    blank = root + "/.hidden"  # root-owned, mode 000: the sandbox uid cannot open it
+    os.close(os.open(blank, os.O_CREAT | os.O_WRONLY, 0))
     for path in cfg["hide_paths"]:
         target = root + path
         if os.path.isdir(target):
             _mount("tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=0755")
         elif os.path.lexists(target):
-            _mount(f"{root}/dev/null", target, None, MS_BIND)
+            _mount(blank, target, None, MS_BIND)
     os.makedirs(root + "/proc", mode=0o555)
     os.makedirs(root + cfg["workdir"], mode=0o700, exist_ok=True)
     os.mkdir(root + "/.old")

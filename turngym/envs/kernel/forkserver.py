@@ -205,15 +205,19 @@ class ForkServer:
         """Whether the template process is running."""
         return self._proc is not None and self._proc.poll() is None and -1 not in self._exits
 
-    def spawn(self, target: str, args: dict[str, Any], limits: sb.SandboxLimits | None = None,
-              ) -> SandboxChild:
-        """Fork a walled child running ``target(channel_fd, **args)`` (``"module:function"``)."""
-        limits = limits or sb.SandboxLimits()
+    def ensure_started(self) -> None:
+        """Start (or restart) the template; its start-up is nobody's evaluation time."""
         with self._lock:
             if not self.alive():
                 self.close()
                 self._exits.clear()
                 self._start()
+
+    def spawn(self, target: str, args: dict[str, Any], limits: sb.SandboxLimits | None = None,
+              ) -> SandboxChild:
+        """Fork a walled child running ``target(channel_fd, **args)`` (``"module:function"``)."""
+        limits = limits or sb.SandboxLimits()
+        self.ensure_started()
         uid, lease_fd = _LEASES.acquire() if os.geteuid() == 0 else (None, None)
         start = time.monotonic()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -56,7 +56,10 @@ class ReferencePool:
 
     def checkin(self, key: str, link: ChildLink, healthy: bool) -> None:
         """Return a child after an evaluation; unhealthy or surplus ones are closed."""
-        if not healthy or time.monotonic() > link.deadline:
+        used = ch.cpu_time(link.pid)
+        # RLIMIT_CPU counts the child's whole life: retire it well before the limit.
+        if not healthy or time.monotonic() > link.deadline or used is None or (
+                used > link.limits.cpu_seconds / 2):
             link.close()
             return
         evicted = []

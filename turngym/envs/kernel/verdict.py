@@ -49,14 +49,28 @@ def blank_result(status: str = "correct", error: str = "") -> dict[str, Any]:
             "timing": None, "sandbox": {}}  # fmt: skip
 
 
-def compare(ref: list[torch.Tensor], new: list[torch.Tensor], atol: float | None = None,
+def _as_list(out: Any) -> list[torch.Tensor] | None:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, tuple | list) and all(isinstance(t, torch.Tensor) for t in out):
+        return list(out)
+    return None
+
+
+def compare(ref: Any, new: Any, atol: float | None = None,
             rtol: float | None = None) -> tuple[bool, float, float, str]:
-    """Compare plain output lists: ``(ok, max_abs_diff, avg_abs_diff, reason)``; NaN never passes.
+    """Compare outputs: ``(ok, max_abs_diff, avg_abs_diff, reason)``; NaN never passes.
+
+    ``ref`` and ``new`` are a tensor or a list of tensors (what the channel decodes).
 
     Example:
-        >>> compare([torch.ones(2)], [torch.tensor([1.0, float("nan")])])[0::3]
+        >>> compare(torch.ones(2), torch.tensor([1.0, float("nan")]))[0::3]
         (False, 'candidate output contains NaN')
     """
+    ref, news = _as_list(ref) or [], _as_list(new)
+    if news is None:
+        return False, math.inf, math.inf, f"output is a {type(new).__name__}, not tensor(s)"
+    new = news
     if len(ref) != len(new):
         return False, math.inf, math.inf, f"{len(new)} outputs, expected {len(ref)}"
     worst, total, count = 0.0, 0.0, 0
@@ -104,7 +118,8 @@ class ChildLink:
             max_bytes: int = 64 << 20, label: str = "") -> tuple[dict, bytearray]:
         """Send one request and read its reply; CPU time spent on it goes to ``label``."""
         before = ch.cpu_time(self.pid)
-        try:
+        try:  # a child that stops reading must not block the grader: sends have a deadline too
+            self.proc.channel.settimeout(max(0.01, self.deadline - time.monotonic()))
             ch.send_message(self.proc.channel, header, tensors)
         except OSError as err:
             raise ch.ProtocolViolation(f"cannot reach the child ({err.strerror or err})") from None
