@@ -156,3 +156,38 @@ def test_env_step_never_raises_on_hostile_candidates() -> None:
         assert reward == 0.0 and isinstance(obs, str) and "status:" in obs
         if terminated or truncated:
             env.reset(options={"task": {"reference": REF, "oracle": ORACLE}})
+
+
+_FRAGMENTS = [
+    "return torch.relu(x)", "return x", "return None", "return (x, x)", "return [torch.relu(x)]",
+    "__import__('os')._exit(3)", "print('{\"status\": \"correct\"}')",
+    "__import__('os').write(3, b'\\xff' * 16)", "__import__('os').close(3)",
+    "__import__('sys').exit(0)", "raise KeyboardInterrupt", "return torch.relu(x).half()",
+    "return torch.empty(0)", "return torch.relu(x).numpy()", "x.add_(1)",
+    "__import__('os').write(1, b'x' * 100000)", "return torch.relu(x)[None].expand(1 << 20, 8, 64)",
+    "return torch.relu(x).t()", "return torch.relu(x).to(torch.float64)",
+]
+
+
+@pytest.mark.slow
+def test_env_step_never_raises_fuzzed_hostile_candidates() -> None:
+    """Hypothesis composes forward bodies from hostile fragments; env.step must answer them."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    env = KernelGen(timeout_s=20)
+    env.reset(options={"task": {"reference": REF, "oracle": ORACLE}})
+
+    @settings(max_examples=12, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(st.lists(st.sampled_from(_FRAGMENTS), min_size=1, max_size=3))
+    def step(lines: list[str]) -> None:
+        body = "\n".join(f"        {line}" for line in lines)
+        source = (f"import torch\nimport torch.nn as nn\n\nclass ModelNew(nn.Module):\n"
+                  f"    def forward(self, x):\n{body}\n")
+        obs, reward, terminated, truncated, _ = env.step(f"<action>{source}</action>")
+        assert isinstance(obs, str) and "status:" in obs and reward in (0.0, 0.5, 1.0)
+        if terminated or truncated:
+            env.reset(options={"task": {"reference": REF, "oracle": ORACLE}})
+
+    step()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import glob
+import json
 import os
 import socket
 import sys
@@ -369,3 +370,31 @@ def test_system_v_ipc_stays_private():
     assert res.ok and res.result["shmid"] >= 0, res.stderr_tail
     with open("/proc/sysvipc/shm") as f:
         assert " 29799 " not in f.read()  # the key 0x7467 never shows up on the host
+
+
+def test_fork_server_children_get_the_same_walls():
+    """Children forked from the warm template: own uid, seccomp, minimal root, package hidden."""
+    from turngym.envs.kernel.forkserver import ForkServer, with_hidden_package
+
+    server = ForkServer(preload=("turngym.envs.kernel.harness", "sandbox_children"),
+                        sys_path=[CHILDREN])
+    oracle = REPO / "turngym" / "envs" / "kernel" / "tasks.py"
+    try:
+        child = server.spawn("sandbox_children:fs_probe",
+                             {"paths": [str(oracle), str(REPO / "tests" / "conftest.py")]},
+                             with_hidden_package(TIGHT))
+        child.channel.settimeout(120)
+        raw = b""
+        while chunk := child.channel.recv(1 << 16):
+            raw += chunk
+        result = child.finish()
+    finally:
+        server.close()
+    seen = json.loads(raw[1:])
+    assert result.exit_code == 0 and result.cpu_seconds is not None, result
+    assert "seccomp" in result.notes[0] and "Operation not permitted" in seen["fork"]
+    assert "turngym.envs.kernel.tasks" not in seen["kernel_modules"]  # no oracle in memory
+    if ROOT:
+        assert seen["uid"] in SANDBOX_UIDS
+    if sandbox._namespaces_available():  # oracles and tests are hidden
+        assert all(v != "ok" for v in seen["read"].values()), seen["read"]

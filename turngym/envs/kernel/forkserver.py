@@ -77,6 +77,10 @@ class SandboxChild:
         self.start = start
         self.result: sb.SandboxResult | None = None
 
+    def alive(self) -> bool:
+        """Whether the child is still running (no exit record, template alive)."""
+        return self.result is None and self.server.alive() and self.pid not in self.server._exits
+
     def kill(self) -> None:
         """SIGKILL the child's process group (its pid namespace dies with init)."""
         for kill in (os.killpg, os.kill):

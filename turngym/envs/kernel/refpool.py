@@ -34,12 +34,21 @@ class ReferencePool:
     def checkout(self, key: str, reference: str, server: fs.ForkServer, limits: SandboxLimits,
                  deadline: float) -> ChildLink:
         """An idle child loaded with ``reference`` (or a new one); it has ``init``/``init_seed``."""
+        found, dead = None, []
         with self._lock:
             for slot, (k, link) in list(self._idle.items()):
                 if k == key and link.server is server and link.limits == limits:
                     del self._idle[slot]
-                    link.deadline, link.cpu = deadline, {"load": link.cpu.get("load", [])}
-                    return link
+                    if not link.proc.alive():
+                        dead.append(link)
+                        continue
+                    found = link
+                    break
+        for link in dead:
+            link.close()
+        if found is not None:
+            found.deadline, found.cpu = deadline, {"load": found.cpu.get("load", [])}
+            return found
         link = ChildLink("reference", server, limits, deadline)
         try:
             link.hello()
