@@ -22,6 +22,7 @@ from kernel_attacks import ATTACKS
 from turngym.envs.kernel import _sandbox_uids as sbx_uids
 from turngym.envs.kernel import tasks as kt
 from turngym.envs.kernel.env import KernelGen
+from turngym.envs.kernel.forkserver import default_server
 from turngym.envs.kernel.reward import kernel_reward
 from turngym.envs.kernel.runner import clear_cache, evaluate_candidate
 
@@ -84,9 +85,8 @@ def _check(name: str, result: dict) -> None:
 
 def _assert_host_clean(before) -> None:
     files, mounts = before
-    assert _world_writable_entries() - files <= {
-        p for p in _world_writable_entries() - files if "turngym-template-" in p
-        or "turngym-sbx-" in p}, _world_writable_entries() - files
+    live = os.path.realpath(default_server()._home)  # the warm template's own dir, until exit
+    assert _world_writable_entries() - files <= {live}, _world_writable_entries() - files
     assert not glob.glob("/tmp/turngym-pwned") and not glob.glob("/*/turngym-persist")
     assert not any(glob.glob(f"{d}/turngym-persist") for d in SCRATCH)
     assert _mounts() == mounts

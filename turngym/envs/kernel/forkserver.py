@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import gc
 import json
@@ -152,7 +153,8 @@ class ForkServer:
     def _start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._home = f"/tmp/turngym-template-{uuid.uuid4().hex[:12]}"
-        os.makedirs(self._home, mode=0o700)
+        os.makedirs(self._home)
+        os.chmod(self._home, 0o711)  # children may reach their own dir below, not list others
         env = sb.child_env(self._home, sb.SandboxLimits(triton_interpret=True))
         cfg = {"sys_path": self._paths(), "ctrl_fd": theirs.fileno(), "preload": self.preload}
         self._proc = subprocess.Popen(
@@ -228,7 +230,8 @@ class ForkServer:
         ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         err_r, err_w = os.pipe()
         report_r, report_w = os.pipe()
-        workdir = f"/tmp/turngym-sbx-{uuid.uuid4().hex[:12]}"
+        # Below the template's home: one host dir for every child, removed by close() (atexit).
+        workdir = f"{self._home}/sbx-{uuid.uuid4().hex[:12]}"
         try:
             cfg = sb.boot_config(workdir, uid, limits, self._paths(), 4)
             if uid is not None and not cfg["namespaces"]:
@@ -296,6 +299,7 @@ def default_server() -> ForkServer:
     with _DEFAULT_LOCK:
         if _DEFAULT is None:
             _DEFAULT = ForkServer()
+            atexit.register(_DEFAULT.close)
         return _DEFAULT
 
 

@@ -11,6 +11,7 @@ missed a deadline or died is closed instead of returned.
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 from collections import OrderedDict
@@ -89,8 +90,16 @@ class ReferencePool:
 
 
 _POOL = ReferencePool()
+_REGISTERED: list[bool] = []
 
 
 def default_pool() -> ReferencePool:
-    """The process-wide pool used by :func:`~turngym.envs.kernel.grader.grade`."""
+    """The process-wide pool used by :func:`~turngym.envs.kernel.grader.grade`.
+
+    Its children are closed at exit, before the fork server (atexit runs handlers in reverse
+    order, and the server registers its own on first use, before any checkout).
+    """
+    if not _REGISTERED:
+        _REGISTERED.append(True)
+        atexit.register(_POOL.close)
     return _POOL
