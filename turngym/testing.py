@@ -13,6 +13,8 @@ fuzz                malformed actions (random unicode, huge strings, nested/uncl
                     never raise and are reported invalid (hypothesis when installed)
 time_limit          ``TimeLimit`` truncates exactly at ``max_episode_steps``
 pickle              a pickled env continues identically
+oracle              the env's own ``oracle_action`` succeeds on a few tasks of the split (envs
+                    without an oracle pass)
 ==================  ===========================================================================
 
 Example:
@@ -44,6 +46,7 @@ from turngym.core import (
     STATE_KEY,
     SUCCESS,
     TASK_ID,
+    TextEnv,
     TextSpace,
     clear_task_cache,
 )
@@ -308,6 +311,27 @@ def _check_pickle(make_env: Callable[[], gymnasium.Env], split: str, **_: Any) -
         raise EnvCheckError("a pickled copy did not continue identically")
 
 
+def _check_oracle(make_env: Callable[[], gymnasium.Env], split: str, **_: Any) -> None:
+    """The env's oracle must succeed on three tasks: a broken install or grader shows here."""
+    env = make_env()
+    base = env.unwrapped
+    if not isinstance(base, TextEnv) or type(base).oracle_action is TextEnv.oracle_action:
+        return  # no oracle to check
+    limit = (env.spec.max_episode_steps if env.spec is not None else None) or 200
+    failed = []
+    for seed in range(3):
+        _, info = env.reset(seed=seed, options={"split": split})
+        for _ in range(limit):
+            _, _, terminated, truncated, info = env.step(base.oracle_action())
+            if terminated or truncated:
+                break
+        if not info.get(SUCCESS):
+            failed.append(f"seed {seed}, last observation {base.render_text()[-300:]!r}")
+    env.close()
+    if failed:
+        raise EnvCheckError(f"the oracle failed {len(failed)} of 3 {split} tasks: {failed[0]}")
+
+
 CHECKS: dict[str, Callable[..., None]] = {
     "gymnasium": _check_gymnasium,
     "info_keys": _check_info_keys,
@@ -318,6 +342,7 @@ CHECKS: dict[str, Callable[..., None]] = {
     "fuzz": _check_fuzz,
     "time_limit": _check_time_limit,
     "pickle": _check_pickle,
+    "oracle": _check_oracle,
 }
 """Every check, by name, in the order they run."""
 
