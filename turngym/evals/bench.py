@@ -125,7 +125,8 @@ class BenchSpec:
         recipe: TrainConfig settings for every run (:data:`DEFAULT_RECIPE`).
         params: Estimator name -> its parameters.
         baselines: Scripted agents evaluated on ``baseline_suite``.
-        baseline_suite: Suite for the baselines (``smoke`` covers every family).
+        baseline_suite: Suite for the baselines besides the bench's own envs (``smoke``
+            covers every family; ``None``: the bench's envs only).
         baseline_episodes: Episodes per env for the baselines (``None``: the suite's).
         suite: Name of the bench suite these settings started from (for the report).
     """
@@ -141,7 +142,7 @@ class BenchSpec:
     recipe: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_RECIPE))
     params: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(DEFAULT_PARAMS))
     baselines: tuple[str, ...] = ("random", "oracle")
-    baseline_suite: str = "smoke"
+    baseline_suite: str | None = "smoke"
     baseline_episodes: int | None = 20
     suite: str = "quick"
 
@@ -303,10 +304,11 @@ def run_bench(
     # Baselines on the bench's own envs (floor and ceiling of the head-to-head table) and on
     # a suite covering every env family.
     own = list(spec.envs)  # as many episodes as the trained policies get
-    suite = resolve_entries([spec.baseline_suite], spec.baseline_episodes)
+    names = [spec.baseline_suite] if spec.baseline_suite else []
+    suite = resolve_entries(names, spec.baseline_episodes)
     baseline_request = EvalRequest(
         tuple(own + [e for e in suite if e not in own]), spec.baselines, (0,), "test",
-        suites=(spec.baseline_suite,),
+        suites=tuple(names),
     ) if spec.baselines else None  # fmt: skip
 
     started = time.monotonic()
@@ -316,7 +318,8 @@ def run_bench(
     done = run_jobs(jobs, workers, say, progress)
     baselines, baseline_dir = None, None
     if baseline_request is not None:
-        say(f"baselines {', '.join(spec.baselines)} on suite {spec.baseline_suite!r}")
+        say(f"baselines {', '.join(spec.baselines)} on the bench's envs"
+            + (f" and suite {spec.baseline_suite!r}" if spec.baseline_suite else ""))
         # Named by the request, so a bench rerun with other baselines starts a fresh eval.
         baseline_dir = out / f"baselines-{kwargs_hash(baseline_request.to_dict())}"
         baselines = evaluate(baseline_request, baseline_dir)
@@ -503,7 +506,9 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--params", type=json.loads, default=None,
                    help='estimator parameters as JSON, e.g. \'{"gigpo": {"omega": 0.5}}\'')
     p.add_argument("--baselines", nargs="*", default=None)
-    p.add_argument("--baseline-suite", default=None)
+    p.add_argument("--baseline-suite", default=None,
+                   help="suite for the baselines besides the bench's envs (default: smoke; "
+                   "none: only the bench's envs)")  # fmt: skip
     p.add_argument("--workers", type=int, default=None, help="training runs at once")
     p.add_argument("--progress", default="auto", choices=["auto", "bar", "lines", "off"],
                    help="live bars on a terminal (auto), one line per eval point, or nothing")
@@ -531,8 +536,9 @@ def bench_spec_from_args(args: argparse.Namespace) -> BenchSpec:
         "baselines": None if args.baselines is None else tuple(args.baselines),
         "baseline_suite": args.baseline_suite,
     }  # fmt: skip
-    return replace(
+    spec = replace(
         spec, envs=envs, recipe={**spec.recipe, **(args.recipe or {})},
         params={**spec.params, **(args.params or {})},
         **{k: v for k, v in given.items() if v is not None},
     )  # fmt: skip
+    return replace(spec, baseline_suite=None) if args.baseline_suite == "none" else spec
