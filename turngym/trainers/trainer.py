@@ -35,6 +35,7 @@ from turngym.rollout import collect, summarize
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.credit import resolve_estimator
 from turngym.trainers.credit.types import CreditContext, TurnBatch
+from turngym.trainers.hooks import env_judge, hooks_for, rollout_agent
 from turngym.trainers.losses import aggregate, clipped_surrogate, kl_penalty
 from turngym.trainers.policy import BeliefProbe, sequence_token_logprobs
 from turngym.trainers.tokens import TrainingSequence, build_sequences, collate
@@ -62,7 +63,10 @@ class Trainer:
         probe_env = make(config.env).unwrapped
         if isinstance(probe_env, TextEnv):  # bad reset options fail before the model is built
             probe_env.validate_options({"split": "train", **config.env_options})
-        self.estimator = resolve_estimator(config.estimator, config.estimator_params, _CAPABILITIES)
+        judge = env_judge(probe_env)  # the env's own per-turn judge score, if it has one
+        available = _CAPABILITIES | ({"judge"} if judge is not None else set())
+        self.estimator = resolve_estimator(config.estimator, config.estimator_params, available)
+        self.hooks = hooks_for(self.estimator)  # prompt / group hooks the method brings
         self.out = Path(config.out_dir)
         self.device = torch.device(config.device)
         self.model, self.tokenizer = self._load_model()
@@ -76,7 +80,8 @@ class Trainer:
         self.eval_agent = self._agent(
             config.eval_temperature or 1.0, 1.0, greedy=config.eval_temperature == 0
         )
-        self.ctx = CreditContext(probe=BeliefProbe(self.model, self.tokenizer), state={}, step=0)
+        self.ctx = CreditContext(probe=BeliefProbe(self.model, self.tokenizer), judge=judge,
+                                 tokenizer=self.tokenizer, state={}, step=0)  # fmt: skip
         self.iteration = 0
         self.env_steps = 0
         self.elapsed_s = 0.0  # wall-clock seconds of earlier (resumed-from) train() calls
@@ -152,17 +157,20 @@ class Trainer:
         cfg, it = self.config, self.iteration
         t0 = time.monotonic()
         self.agent.reseed(_mix(cfg.seed, it, 0))
+        self.ctx.step = it
         groups = collect(
-            self._env(), self.agent, self._task_seeds(it), cfg.group_size, split="train",
-            options=cfg.env_options, max_turns=cfg.max_turns, round_index=it,
+            self._env(), rollout_agent(self.agent, self.hooks, self.ctx), self._task_seeds(it),
+            cfg.group_size, split="train", options=cfg.env_options, max_turns=cfg.max_turns,
+            round_index=it,
         )  # fmt: skip
+        groups = self.hooks.after_collect(groups, self.ctx)
         t1 = time.monotonic()
         batch = TurnBatch.from_groups(groups)
-        self.ctx.step = it
         credit = self.estimator(batch, self.ctx)
         episodes = [ep for g in groups for ep in g.episodes]
         sequences, seq_stats = build_sequences(
             episodes, credit.per_episode(batch), mode=cfg.sequence_mode,
+            token_advantages=_per_episode_or_none(credit.token_advantages, batch),
             clip_ranges=_per_episode_or_none(credit.clip_ranges, batch),
             weights=_per_episode_or_none(credit.weights, batch),
         )  # fmt: skip
@@ -179,7 +187,8 @@ class Trainer:
 
     def _task_seeds(self, iteration: int) -> list[int]:
         rng = np.random.default_rng([self.config.seed, iteration, 1])
-        return [int(s) for s in rng.integers(0, 2**31 - 1, self.config.tasks_per_iteration)]
+        high = self.config.task_pool or 2**31 - 1
+        return [int(s) for s in rng.integers(0, high, self.config.tasks_per_iteration)]
 
     def evaluate(self, temperature: float | None = None) -> dict[str, float]:
         """Success and return on the eval split.
@@ -192,8 +201,9 @@ class Trainer:
         if temperature is not None:
             agent = self._agent(temperature or 1.0, 1.0, greedy=temperature == 0)
         agent.reseed(_mix(cfg.seed, self.iteration, 2))
-        groups = collect(cfg.env, agent, cfg.eval_tasks, 1, split=cfg.eval_split,
-                         options=cfg.env_options, max_turns=cfg.max_turns)  # fmt: skip
+        groups = collect(cfg.env, rollout_agent(agent, self.hooks, self.ctx), cfg.eval_tasks, 1,
+                         split=cfg.eval_split, options=cfg.env_options,
+                         max_turns=cfg.max_turns)  # fmt: skip
         return {f"eval_{k}": v for k, v in _rollout_metrics(groups).items()}
 
     # --- The update ---------------------------------------------------------------------------
@@ -384,8 +394,14 @@ def _stats(values: np.ndarray) -> dict[str, float]:
     }
 
 
-def _per_episode_or_none(values: np.ndarray | None, batch: TurnBatch) -> list[np.ndarray] | None:
-    return None if values is None else batch.split_by_episode(values)
+def _per_episode_or_none(values: Any, batch: TurnBatch) -> list[Any] | None:
+    """Per-turn values (an array, or a tuple of per-token arrays) split by episode."""
+    if values is None:
+        return None
+    if isinstance(values, tuple):  # Credit.token_advantages: one array per turn row
+        ends = batch.episode_start + batch.episode_length
+        return [values[s:e] for s, e in zip(batch.episode_start, ends, strict=True)]
+    return batch.split_by_episode(values)
 
 
 def _normalisers(seqs: Sequence[TrainingSequence]) -> dict[str, float]:
