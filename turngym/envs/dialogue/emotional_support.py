@@ -49,9 +49,9 @@ from turngym.core import TextEnv, Transition, check_int_knobs
 from turngym.envs.dialogue.support_judge import JudgeInput, make_judge
 from turngym.envs.dialogue.support_world import (
     NEEDS,
-    candidate_replies,
     SITUATIONS,
     STRATEGIES,
+    candidate_replies,
     draw_persona,
     react,
     wellbeing,

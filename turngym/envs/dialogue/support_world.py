@@ -126,7 +126,8 @@ FAULTS = ("minimising", "cliche", "judgemental", "unsafe", "repetition", "too_sh
 
 _EMOTIONS = ("sad", "scared", "afraid", "anxious", "worried", "hurt", "alone", "lonely", "angry",
              "frustrated", "overwhelmed", "exhausted", "tired", "ashamed", "heartbroken", "upset",
-             "stressed", "lost", "hopeless", "down", "low", "painful", "hard", "difficult")  # fmt: skip
+             "stressed", "lost", "hopeless", "down", "low", "painful", "hard",
+             "difficult")  # fmt: skip
 _LEXICON: Mapping[str, str] = {
     "question_open": r"\b(what|how|why|tell me|could you (share|tell)|would you like to (talk|"
                      r"share)|say more|can you describe)\b[^?]*\?",
@@ -181,7 +182,8 @@ _NEED_BONUS: Mapping[str, tuple[str, ...]] = {
 
 
 def draw_persona(rng: np.random.Generator, situations: Sequence[str], needs: Sequence[str],
-                 n_facts: int, trust_start: float, disclosure_step: float) -> dict[str, Any]:  # fmt: skip
+                 n_facts: int, trust_start: float,
+                 disclosure_step: float) -> dict[str, Any]:  # fmt: skip
     """A hidden persona: situation, facts with their secret details, need, starting state."""
     name = situations[int(rng.integers(len(situations)))]
     spec = SITUATIONS[name]

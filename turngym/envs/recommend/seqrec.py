@@ -278,8 +278,8 @@ class SeqRec(TextEnv):
         if self.select:
             lowered = command.lower()
             if _RANKING not in lowered:
-                return Transition(valid=False, effective=False, message=(
-                    "Invalid answer: write 'candidates: ...' and then 'ranking: ...'."))  # fmt: skip
+                why = "Invalid answer: write 'candidates: ...' and then 'ranking: ...'."
+                return Transition(valid=False, effective=False, message=why)
             at = lowered.index(_RANKING)
             head, ranking_text = command[:at], command[at + len(_RANKING) :]
             chosen = split_ranked_list(_CANDIDATES.sub("", head, count=1))[: self.select]
@@ -311,7 +311,8 @@ class SeqRec(TextEnv):
 
     def coverage(self) -> float:
         """``|S ∩ G| / |G|``: the share of relevant items among the selected candidates
-        (``select > 0``) or in the answer list; 0 before the answer."""
+        (``select > 0``) or in the answer list; 0 before the answer.
+        """
         if self.answer is None:
             return 0.0
         chosen = self.selected if self.selected is not None else set(self.answer)
