@@ -310,8 +310,10 @@ class SeqRec(TextEnv):
         return obs, reward, terminated, truncated, info
 
     def coverage(self) -> float:
-        """``|S ∩ G| / |G|``: the share of relevant items among the selected candidates
-        (``select > 0``) or in the answer list; 0 before the answer.
+        """``|S ∩ G| / |G|``: the relevant items' share of the selection (or of the answer).
+
+        ``S`` is the selected candidates when ``select > 0``, else the answer list; 0 before
+        the answer.
         """
         if self.answer is None:
             return 0.0
