@@ -106,7 +106,20 @@ claim_registry: Registry[Claim] = Registry("claim", group="turngym.claims")
 
 # Built-in claims: name -> "module:attr" of a Claim object. Each method family keeps its
 # claims in one module of turngym.repro.claims.
-_BUILTINS: dict[str, str] = {}
+_BUILTINS: dict[str, str] = {
+    # Structured rewards, judges and memory across iterations (issue 16).
+    "rank-grpo-item-credit": "turngym.repro.claims.structured:RANK_GRPO",
+    "f-grpo-phase-credit": "turngym.repro.claims.structured:F_GRPO",
+    "matchtir-turn-signal": "turngym.repro.claims.structured:MATCHTIR",
+    "mapo-judged-turns": "turngym.repro.claims.structured:MAPO",
+    "scrl-partial-progress": "turngym.repro.claims.structured:SCRL",
+    "pre-grpo-peak-credit": "turngym.repro.claims.structured:PRE_GRPO",
+    "slea-rl-step-clusters": "turngym.repro.claims.memory:SLEA_RL",
+    "pipo-verifies-updates": "turngym.repro.claims.memory:PIPO",
+    "r3-replay-restores-gaps": "turngym.repro.claims.memory:R3",
+    "skill-r1-recurrent-skills": "turngym.repro.claims.memory:SKILL_R1",
+    "ufo-penalises-repeats": "turngym.repro.claims.memory:UFO",
+}
 
 
 def register_claim(claim: Claim) -> Claim:

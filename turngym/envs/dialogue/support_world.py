@@ -21,6 +21,7 @@ with a latent psychological state that a judge reads turn by turn; arXiv 2603.06
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -203,9 +204,20 @@ def draw_persona(rng: np.random.Generator, situations: Sequence[str], needs: Seq
     }  # fmt: skip
 
 
-def _trigrams(text: str) -> set[tuple[str, ...]]:
+@functools.lru_cache(maxsize=16_384)  # replies recur: the oracle scores the same candidates
+def _trigrams(text: str) -> frozenset[tuple[str, ...]]:
     words = _WORD.findall(text.lower())
-    return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
+    return frozenset(tuple(words[i : i + 3]) for i in range(len(words) - 2))
+
+
+@functools.lru_cache(maxsize=16_384)
+def _lexical(reply: str) -> tuple[tuple[str, bool], ...]:
+    """The lexicon matches of a reply (cached: they depend on the text alone)."""
+    found = {name: bool(_PATTERNS[name].search(reply)) for name in _PATTERNS}
+    found["reflection"] = found["reflection"] and bool(_EMOTION.search(reply))
+    found["question_closed"] = "?" in reply and not found["question_open"]
+    found["too_short"] = len(_WORD.findall(reply.lower())) < 3
+    return tuple(found.items())
 
 
 def recognise(reply: str, revealed_secrets: Sequence[str],
@@ -217,9 +229,7 @@ def recognise(reply: str, revealed_secrets: Sequence[str],
         >>> sorted(k for k, v in found.items() if v)
         ['question_open', 'reflection', 'restatement']
     """
-    found = {name: bool(_PATTERNS[name].search(reply)) for name in _PATTERNS}
-    found["reflection"] = found["reflection"] and bool(_EMOTION.search(reply))
-    found["question_closed"] = "?" in reply and not found["question_open"]
+    found = dict(_lexical(reply))
     lowered = reply.lower()
     found["restatement"] = any(
         re.search(rf"\b{re.escape(s.lower())}\b", lowered) for s in revealed_secrets
@@ -229,7 +239,6 @@ def recognise(reply: str, revealed_secrets: Sequence[str],
         len(grams & (old := _trigrams(past))) >= 0.5 * min(len(grams), len(old)) > 0
         for past in past_replies
     )
-    found["too_short"] = len(_WORD.findall(lowered)) < 3
     return found
 
 
@@ -321,7 +330,7 @@ def _reaction_line(effects: Mapping[str, float], turn: int) -> str:
 def candidate_replies(situation: str, told: Sequence[str]) -> list[str]:
     """Supportive replies built from strategy blocks, for the oracle's one-step lookahead.
 
-    Every pair of distinct blocks (a reflection, a restatement of each told detail, an open
+    Every pair of distinct blocks (a reflection, a restatement of a recent detail, an open
     question, a validation, a reassurance, a piece of information or the situation's fitting
     suggestion), in several wordings, so a greedy chooser can always find one it has not used.
     """
@@ -331,8 +340,8 @@ def candidate_replies(situation: str, told: Sequence[str]) -> list[str]:
         f"It sounds like you feel {emotion} right now.",
         f"I can hear how {emotion} you are.",
         f"Feeling {emotion} after all this sounds so hard.",
-        *[f"Dealing with {d} sounds painful." for d in told],
-        *[f"So {d} is a big part of this." for d in told],
+        *[f"Dealing with {d} sounds painful." for d in told[-3:]],
+        *[f"So {d} is a big part of this." for d in told[-3:]],
         "What happened?", "How has this been for you?", "What has been the hardest part?",
         "Could you tell me more about what is going on?", "How are you coping today?",
         "It is understandable that you feel this way.", "Your feelings are valid.",

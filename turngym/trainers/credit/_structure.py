@@ -72,8 +72,9 @@ def unit_table(batch: TurnBatch, lists: Sequence[Sequence[float] | None], *, per
             (SCRL: sub-answer ``k`` of attempt ``t``); otherwise they run on across the
             episode's turns (Rank-GRPO: the episode's ranked list).
         pad: Give every episode the group's largest position count, missing units valued 0
-            with row ``-1`` (a parse failure or a short list earns 0 at every rank, as in
-            Rank-GRPO). Only for ``per_turn=False``.
+            (a parse failure or a short list earns 0 at every rank, as in Rank-GRPO). The
+            padding of an episode that listed nothing sits on its last turn; other padding
+            has row ``-1``. Only for ``per_turn=False``.
 
     Returns:
         The :class:`Units`, sorted by episode then position.
@@ -107,10 +108,15 @@ def _pad(batch: TurnBatch, units: Units) -> Units:
     first = np.zeros(batch.n_episodes + 1, np.int64)
     np.cumsum(missing, out=first[1:])
     position = counts[episode] + np.arange(episode.size, dtype=np.int64) - first[episode]
+    # An episode that listed nothing (a parse failure) owns its zero units on its last turn,
+    # so that turn's tokens are pushed down; padding after a real list has no tokens.
+    last = batch.episode_start + batch.episode_length - 1
+    owned = (counts[episode] == 0) & (batch.episode_length[episode] > 0)
+    row = np.where(owned, last[episode], -1)
+    in_turn = np.where(owned, position, -1)
     merged = [np.concatenate((a, b)) for a, b in (
-        (units.row, np.full(episode.size, -1, np.int64)), (units.episode, episode),
-        (units.position, position), (units.in_turn, np.full(episode.size, -1, np.int64)),
-        (units.value, np.zeros(episode.size)))]  # fmt: skip
+        (units.row, row), (units.episode, episode), (units.position, position),
+        (units.in_turn, in_turn), (units.value, np.zeros(episode.size)))]  # fmt: skip
     order = np.lexsort((merged[2], merged[1]))
     return Units(*(m[order] for m in merged))
 

@@ -31,6 +31,7 @@ def mapo(
     mix: Literal["sum", "whiten"] = "whiten",
     outcome_weight: float = 0.0,
     eps: float = 1e-6,
+    turn_singleton: Literal["batch", "zero"] = "batch",
     source: Literal["reward", "judge", "info"] = "reward",
     info_key: str = "judge_score",
 ) -> Credit:
@@ -57,6 +58,9 @@ def mapo(
             indices, so early turns of equal dialogues look better than late ones).
         outcome_weight: Added ``outcome_weight * outcome`` to the last turn's score.
         eps: Added to the stds.
+        turn_singleton: A turn index reached by one dialogue of its group: its turn term is
+            the batch term (``"batch"``, lib default) or 0 (``"zero"``, as in the
+            reconstruction's worked example).
         source: ``"reward"`` (the turn rewards: on EmotionalSupport they are the judge's
             scores, whichever judge the env uses), ``"judge"`` (``ctx.judge``, e.g. when a
             wrapper adds penalties to the rewards) or ``"info"`` (``turn.info[info_key]``).
@@ -65,11 +69,12 @@ def mapo(
     Returns:
         Advantages, returns, metrics ``judge_mean`` and ``turn_singleton_frac``.
 
-    Degenerate cases: a turn index reached by one dialogue of its group falls back to the
-    batch term (lib choice); equal returns give 0; variable dialogue lengths are natural.
+    Degenerate cases: a turn index reached by one dialogue of its group follows
+    ``turn_singleton``; equal returns give 0; variable dialogue lengths are natural.
     """
     choose("mix", mix, ("sum", "whiten"))
     choose("source", source, ("judge", "reward", "info"))
+    choose("turn_singleton", turn_singleton, ("batch", "zero"))
     scores = judge_scores(batch, ctx, source, info_key)
     last = batch.turn == batch.episode_length[batch.episode] - 1
     scores = scores + outcome_weight * batch.outcome * last
@@ -79,11 +84,10 @@ def mapo(
     a_turn, size, _ = normalise(returns, seg, int(seg.max(initial=-1)) + 1, ddof=1, eps=eps)
     a_batch, _, _ = normalise(returns, np.zeros(batch.n_turns, np.int64), 1, ddof=1, eps=eps)
     alone = size[seg] == 1
+    a_turn[alone] = a_batch[alone] if turn_singleton == "batch" else 0.0
     if mix == "sum":
         advantages = lam * a_turn + (1 - lam) * a_batch
-        advantages[alone] = a_batch[alone]
     else:
-        a_turn[alone] = a_batch[alone]
         advantages, _, _ = normalise(a_turn, np.zeros(batch.n_turns, np.int64), 1, ddof=1,
                                      eps=eps)  # fmt: skip
     outcomes = np.bincount(batch.episode, weights=scores, minlength=batch.n_episodes)

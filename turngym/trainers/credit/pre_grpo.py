@@ -65,7 +65,7 @@ def pre_grpo(
     source: Literal["reward", "info", "judge"] = "reward",
     info_key: str = "score",
     w_peak: float = 1.0,
-    w_retention: float = 1.0,
+    w_retention: float = 0.5,
     w_efficiency: float = 0.1,
     max_turns: int = 0,
     eps: float = 1e-6,
@@ -88,7 +88,9 @@ def pre_grpo(
         info_key: Per-turn info number for ``source="info"`` (``"score"`` is reported by
             every env: its task score after the turn).
         w_peak: Weight of the best quality reached (UNVERIFIED).
-        w_retention: Weight of the drop from the peak to the last turn (UNVERIFIED).
+        w_retention: Weight of the drop from the peak to the last turn (UNVERIFIED; at
+            ``w_retention = w_peak`` the peak cancels and only the final quality counts, so
+            the default keeps half of a lost peak's credit).
         w_efficiency: Weight of the share of turns spent after the peak (UNVERIFIED).
         max_turns: ``T_max`` of the efficiency term; 0 uses the group's longest episode.
         eps: Added to the std.
