@@ -349,3 +349,23 @@ def test_ufo_matches_the_env_return_on_try_again_rollouts():
 ])  # fmt: skip
 def test_structured_options_pass_check_estimator(name, params):
     check_estimator(name, **params)
+
+
+def test_vectorised_matching_equals_the_per_episode_reference():
+    from turngym.trainers.credit.matchtir import greedy_match_batch, sinkhorn_match_batch
+
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        shapes = [(int(rng.integers(0, 5)), int(rng.integers(1, 4))) for _ in range(4)]
+        width_p = max(p for p, _ in shapes)
+        width_g = max(g for _, g in shapes)
+        tensor = np.zeros((4, width_p, width_g))
+        valid = np.zeros(tensor.shape, bool)
+        for e, (p, g) in enumerate(shapes):
+            values = rng.choice([0.0, 0.25, 0.5, 0.75, 1.0], size=(p, g))  # ties on purpose
+            tensor[e, :p, :g], valid[e, :p, :g] = values, True
+        greedy = greedy_match_batch(tensor)
+        soft = sinkhorn_match_batch(tensor, valid)
+        for e, (p, g) in enumerate(shapes):
+            np.testing.assert_allclose(greedy[e, :p], greedy_match(tensor[e, :p, :g]))
+            np.testing.assert_allclose(soft[e, :p], sinkhorn_match(tensor[e, :p, :g]), atol=1e-9)

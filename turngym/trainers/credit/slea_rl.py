@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+from operator import attrgetter
 from typing import Any, Literal
 
 import numpy as np
@@ -17,6 +18,7 @@ from turngym.trainers.credit._common import (
     normalise,
     outcome_advantage,
 )
+from turngym.trainers.credit._structure import turns_of
 from turngym.trainers.credit.types import Credit, CreditContext, TurnBatch
 from turngym.trainers.hooks import RolloutHooks, add_instructions, with_hooks
 from turngym.types import Conversation, Group
@@ -85,22 +87,27 @@ class ExperienceHooks(RolloutHooks):
 
 
 def _signature_anchors(batch: TurnBatch, cluster: str, same_turn: bool) -> np.ndarray:
-    """Anchor group per turn: equal signature (or state key) within the same group."""
-    codes: dict[tuple[int, str], int] = {}
-    out = np.empty(batch.n_turns, np.int64)
-    row = 0
-    for g, group in enumerate(batch.groups):
-        for ep in group.episodes:
-            for turn in ep.turns:
-                if cluster == "signature":
-                    key = structural_signature(turn.observation)
-                else:
-                    key = turn.state_key if turn.state_key is not None else f"\0{row}"
-                if same_turn:
-                    key = f"{turn.index}\0{key}"
-                out[row] = codes.setdefault((g, key), len(codes))
-                row += 1
-    return out
+    """Anchor group per turn: equal signature (or state key) within the same group.
+
+    One Python pass codes the observations (each distinct text's signature is computed once);
+    grouping by ``(group, [turn index,] code)`` is vectorised.
+    """
+    if cluster == "signature":
+        codes: dict[str, int] = {}
+        by_text: dict[str, int] = {}
+        sig = np.fromiter(
+            (by_text[o] if o in by_text else by_text.setdefault(
+                o, codes.setdefault(structural_signature(o), len(codes)))
+             for o in map(attrgetter("observation"), turns_of(batch))),
+            np.int64, batch.n_turns,
+        )  # fmt: skip
+    else:  # a turn without a state key is its own cluster
+        sig = np.where(batch.state >= 0, batch.state, -1 - np.arange(batch.n_turns))
+    sig = sig - int(sig.min(initial=0))  # non-negative, so the mixed-radix key is unique
+    key = batch.group * (int(sig.max(initial=0)) + 1) + sig
+    if same_turn:
+        key = key * (int(batch.turn.max(initial=0)) + 1) + batch.turn
+    return np.unique(key, return_inverse=True)[1].reshape(-1)
 
 
 @with_hooks(ExperienceHooks)
