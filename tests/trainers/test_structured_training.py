@@ -19,7 +19,9 @@ CASES = {
     "mapo": ("turngym/EmotionalSupport-v0", {"source": "judge"}, {}),
     "scrl": ("turngym/TryAgain-v0", {}, {"difficulty": {"subproblems": True,
                                                         "puzzle_types": ["arithmetic"]}}),
-    "pre_grpo": ("turngym/KernelGen-v0", {}, {}),
+    # PRE-GRPO's other quality source, KernelGen's per-turn scores, runs a sandboxed process
+    # per candidate: the judge source keeps this test light (the estimator code is the same).
+    "pre_grpo": ("turngym/EmotionalSupport-v0", {"source": "judge"}, {}),
     "slea_rl": ("turngym/FrozenLake-v0", {}, {}),
     "pipo": ("turngym/FrozenLake-v0", {}, {}),
     "r3": ("turngym/TryAgain-v0", {}, {}),

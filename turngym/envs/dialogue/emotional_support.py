@@ -103,15 +103,15 @@ class EmotionalSupport(TextEnv):
         "disclosure_step": 0.12,
         "advice_trust": 0.5,
         "diminish": 0.7,
-        "responsiveness": 0.6,
+        "responsiveness": 0.8,
     }
     levels: ClassVar[Mapping[int, Mapping[str, Any]]] = {
         0: {"n_facts": 2, "trust_start": 0.4, "advice_trust": 0.45, "responsiveness": 1.0},
         1: {},
         2: {"trust_start": 0.25, "disclosure_step": 0.15, "advice_trust": 0.6,
-            "responsiveness": 0.5},
+            "responsiveness": 0.6},
         3: {"trust_start": 0.2, "disclosure_step": 0.18, "advice_trust": 0.65, "diminish": 0.5,
-            "responsiveness": 0.4},
+            "responsiveness": 0.5},
     }  # fmt: skip
 
     def __init__(self, *, judge: str = "rule", **kwargs: Any) -> None:
