@@ -158,12 +158,12 @@ class Trainer:
         t0 = time.monotonic()
         self.agent.reseed(_mix(cfg.seed, it, 0))
         self.ctx.step = it
-        groups = collect(
+        collected = collect(
             self._env(), rollout_agent(self.agent, self.hooks, self.ctx), self._task_seeds(it),
             cfg.group_size, split="train", options=cfg.env_options, max_turns=cfg.max_turns,
             round_index=it,
         )  # fmt: skip
-        groups = self.hooks.after_collect(groups, self.ctx)
+        groups = self.hooks.after_collect(collected, self.ctx)  # may replay or re-add groups
         t1 = time.monotonic()
         batch = TurnBatch.from_groups(groups)
         credit = self.estimator(batch, self.ctx)
@@ -176,8 +176,9 @@ class Trainer:
         )  # fmt: skip
         update = self._update(sequences, it) if sequences else {}
         self.iteration += 1
-        self.env_steps += batch.n_turns
-        row = {"iteration": self.iteration, "env_steps": self.env_steps, **_rollout_metrics(groups)}
+        self.env_steps += sum(ep.num_turns for g in collected for ep in g.episodes)
+        row = {"iteration": self.iteration, "env_steps": self.env_steps,
+               **_rollout_metrics(collected)}  # fmt: skip
         row.update({f"adv_{k}": v for k, v in _stats(credit.advantages).items()})
         row.update({f"credit_{k}": float(v) for k, v in credit.metrics.items()})
         row.update({f"seq_{k}": v for k, v in seq_stats.items()})
