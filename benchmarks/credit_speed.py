@@ -9,7 +9,9 @@ calls, a judge score), and every last turn a 10-item ``rank_hits`` list, F-GRPO'
 Every registered estimator runs with its default parameters (``mc_grpo`` with
 ``require_odd=False``: the groups have 8 episodes, not G+1 = 9), plus GiGPO's similarity
 mode, MAPO reading an ``InfoJudge`` and MatchTIR's Sinkhorn matching for information.
-Building the TurnBatch from the Group records is timed separately.
+Building the TurnBatch from the Group records is timed separately. Critic methods read
+precomputed random critic values (the critic's forward pass is excluded: it is the model's
+cost, not the estimator's).
 
 Target (issue 3): every estimator <= 0.5 s per call. Prints medians of --repeats runs.
 
@@ -28,8 +30,16 @@ from typing import Any
 
 import numpy as np
 
-from turngym.trainers.credit import CreditContext, TurnBatch, estimator_registry, resolve_estimator
+from turngym.trainers.credit import (
+    CreditContext,
+    TurnBatch,
+    estimator_registry,
+    method_of,
+    resolve_estimator,
+)
+from turngym.trainers.credit.values import FixedCritic, TurnValues
 from turngym.trainers.hooks import InfoJudge
+from turngym.trainers.plugs import critic_heads
 from turngym.types import Episode, Group, Turn
 
 TARGET_S = 0.5
@@ -39,6 +49,27 @@ INFO_ONLY = {
     "mapo (source=judge, InfoJudge)": ("mapo", {"source": "judge"}),
     "matchtir (matching=ot)": ("matchtir", {"matching": "ot"}),
 }
+
+
+class _Precomputed:
+    """A critic whose values are already computed (so its forward pass is not timed)."""
+
+    def __init__(self, values: TurnValues) -> None:
+        self._values = values
+
+    def values(self, batch: TurnBatch) -> TurnValues:
+        return self._values
+
+
+def context(name: str, batch: TurnBatch, seed: int) -> CreditContext:
+    """A context with a judge, or with random critic values for a critic method."""
+    plug = method_of(name).critic
+    if plug is None:  # the judge is what EmotionalSupport gives MAPO: the turns' judge scores
+        return CreditContext(judge=InfoJudge("judge_score"))
+    heads = critic_heads(plug)
+    rng = np.random.default_rng(seed)
+    values = FixedCritic({h: rng.random(batch.n_turns) for h in heads}).values(batch)
+    return CreditContext(critic=_Precomputed(values))
 
 
 def make_groups(n_groups: int, n_episodes: int, seed: int) -> list[Group]:
@@ -124,11 +155,9 @@ def main() -> None:
     print(f"| TurnBatch.from_groups (build, reported separately) | {build_s:.4f} | "
           f"{batch.n_turns / build_s:,.0f} | n/a |")  # fmt: skip
     for label, (name, params) in runs.items():
-        estimate = resolve_estimator(name, params, available={"judge"})
-        seconds = median_seconds(
-            lambda e=estimate: e(batch, CreditContext(judge=InfoJudge("judge_score"))),
-            args.repeats,
-        )
+        estimate = resolve_estimator(name, params, {"critic", "judge"})
+        ctx = context(name, batch, args.seed)
+        seconds = median_seconds(lambda e=estimate, c=ctx: e(batch, c), args.repeats)
         met = (
             "n/a (information)" if label in INFO_ONLY else ("yes" if seconds <= TARGET_S else "NO")
         )

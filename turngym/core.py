@@ -280,6 +280,10 @@ class TextEnv(gymnasium.Env[str, str]):
     """The tag that wraps an action."""
     example_actions: ClassVar[tuple[str, ...]] = ()
     """Valid-looking tagged actions for ``action_space.sample()`` and random agents."""
+    action_words: ClassVar[tuple[str, ...]] = ()
+    """The texts that go inside the action tag when the env's actions form a small closed set
+    (FrozenLake: its four moves). Read by :meth:`action_vocabulary`; empty means "the
+    contents of :attr:`example_actions`"."""
     difficulty_defaults: ClassVar[Mapping[str, Any]] = {}
     """Every difficulty knob and its default value."""
     levels: ClassVar[Mapping[int, Mapping[str, Any]]] = {}
@@ -377,6 +381,23 @@ class TextEnv(gymnasium.Env[str, str]):
     def oracle_action(self) -> str:
         """Return the (tagged) action an optimal player takes now."""
         raise NotImplementedError(f"{type(self).__name__} has no oracle")
+
+    @classmethod
+    def action_vocabulary(cls) -> tuple[str, ...]:
+        """The action texts a restricted decoder may produce (an agent's ``allowed_actions``).
+
+        :attr:`action_words` when the env declares them, otherwise the contents of the
+        :attr:`example_actions` tags, in order and without repeats.
+
+        Example:
+            >>> from turngym.envs.games.frozen_lake import FrozenLake
+            >>> FrozenLake.action_vocabulary()
+            ('left', 'down', 'right', 'up')
+        """
+        if cls.action_words:
+            return tuple(dict.fromkeys(cls.action_words))
+        parsed = (parse_action(example, cls.action_tag) for example in cls.example_actions)
+        return tuple(dict.fromkeys(p.content for p in parsed if p.ok and p.content))
 
     def leak_check(self, text: str) -> list[str]:
         """Return problems if ``text`` (shown to the agent) reveals privileged information.

@@ -273,6 +273,8 @@ class EnvRegistry(Registry[gymnasium.envs.registration.EnvSpec]):
         """
         if is_remote_id(name):
             return _remote_spec(name)
+        if name.startswith("openenv+") and "://" in name:  # any OpenEnv server (issue 20)
+            return import_string("turngym.envs.adapters.openenv:openenv_spec")(name)
         if name not in gymnasium.registry and ":" not in name:
             self.load_plugins()
         if name in gymnasium.registry:
@@ -354,6 +356,6 @@ def make(env_id: str, **kwargs: Any) -> gymnasium.Env:
         >>> info["task_id"].startswith("frozenlake-")
         True
     """
-    if ":" in env_id and not is_remote_id(env_id):
+    if ":" in env_id and not is_remote_id(env_id) and not env_id.startswith("openenv+"):
         return gymnasium.make(env_id, **kwargs)
     return gymnasium.make(env_registry.get(env_id), **kwargs)

@@ -122,6 +122,49 @@ gymnasium.register(
     max_episode_steps=3,
 )
 
+# --- Long-horizon quest (issue 20): planned quests take 100-300 turns ---
+gymnasium.register(
+    id="turngym/Expedition-v0",
+    entry_point="turngym.envs.games.expedition:Expedition",
+    max_episode_steps=400,
+)
+
+# --- GUI navigation (issue 20) ---
+gymnasium.register(
+    id="turngym/GUINav-v0",
+    entry_point="turngym.envs.gui.env:GUINav",
+    max_episode_steps=50,
+)
+
+# --- Composed tasks (issue 20): N sub-tasks in one episode; max_episode_steps = sum of budgets ---
+gymnasium.register(
+    id="turngym/ComposedSearchQA-v0",
+    entry_point="turngym.envs.compose:Composed",
+    max_episode_steps=24,
+    kwargs={"envs": ["turngym/SearchQA-v0"] * 3, "mode": "sequential"},
+)
+gymnasium.register(
+    id="turngym/ComposedGames-v0",
+    entry_point="turngym.envs.compose:Composed",
+    max_episode_steps=45,
+    kwargs={
+        "envs": ["turngym/Wordle-v0", "turngym/Countdown-v0", "turngym/FrozenLake-v0"],
+        "mode": "interleaved",
+    },
+)
+
+# --- Adapters (issue 20): registered only when their package is installed (found, not imported) ---
+import importlib.util  # noqa: E402
+
+if importlib.util.find_spec("textarena") is not None:
+    from turngym.envs.adapters.textarena import register_textarena_envs  # noqa: E402
+
+    register_textarena_envs()
+if importlib.util.find_spec("textworld") is not None:
+    from turngym.envs.adapters.textworld import register_textworld_envs  # noqa: E402
+
+    register_textworld_envs()
+
 # --- Multi-agent (issue 5) ---
 # PettingZoo AEC envs are not Gymnasium envs: they go to turngym's multi-agent registry
 # (turngym.envs.multiagent.registry, no PettingZoo import until an env is made).
@@ -136,3 +179,7 @@ register_multiagent(
 register_multiagent(
     "turngym/DealOrNoDeal-v0", "turngym.envs.multiagent.bargaining:DealOrNoDeal", max_turns=40
 )
+if importlib.util.find_spec("textarena") is not None:  # issue 20: TextArena's 2-player games
+    from turngym.envs.adapters.textarena_multi import register_textarena_multiagent  # noqa: E402
+
+    register_textarena_multiagent()

@@ -107,6 +107,19 @@ claim_registry: Registry[Claim] = Registry("claim", group="turngym.claims")
 # Built-in claims: name -> "module:attr" of a Claim object. Each method family keeps its
 # claims in one module of turngym.repro.claims.
 _BUILTINS: dict[str, str] = {
+    "mc-grpo-sign-flips": "turngym.repro.claims.baselines:MC_GRPO_SIGN_FLIPS",
+    "trloo-unbiased": "turngym.repro.claims.baselines:TRLOO_UNBIASED",
+    "a-grae-hard-focus": "turngym.repro.claims.baselines:A_GRAE_HARD_FOCUS",
+    "gigpo-long-horizon": "turngym.repro.claims.training:GIGPO_LONG_HORIZON",
+    "epo-entropy": "turngym.repro.claims.training:EPO_ENTROPY",
+    "ppo-gae-vs-grpo-long-horizon": "turngym.repro.claims.critic:PPO_GAE_LONG_HORIZON",
+    "bilevel-gae-vs-turn-gae": "turngym.repro.claims.critic:BILEVEL_GAE_VS_TURN_GAE",
+    "odysseus-light-critic": "turngym.repro.claims.critic:ODYSSEUS_LIGHT_CRITIC",
+    "archer-vs-grpo": "turngym.repro.claims.critic:ARCHER_VS_GRPO",
+    "seeupo-vs-grpo": "turngym.repro.claims.critic:SEEUPO_VS_GRPO",
+    "hiper-segment-variance": "turngym.repro.claims.critic:HIPER_SEGMENT_VARIANCE",
+    "tree-more-episodes-per-step": "turngym.repro.claims.critic:TREE_MORE_EPISODES",
+    "tree-zero-advantage-groups": "turngym.repro.claims.critic:TREE_ZERO_ADVANTAGE",
     # Structured rewards, judges and memory across iterations (issue 16).
     "rank-grpo-item-credit": "turngym.repro.claims.structured:RANK_GRPO",
     "f-grpo-phase-credit": "turngym.repro.claims.structured:F_GRPO",

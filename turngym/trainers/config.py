@@ -53,6 +53,15 @@ class TrainConfig:
     """Registered credit estimator (``turngym list estimators``)."""
     estimator_params: dict[str, Any] = field(default_factory=dict)
     """Keyword parameters of the estimator; misspelt names fail before any rollout."""
+    critic_params: dict[str, Any] = field(default_factory=dict)
+    """Options of the method's critic (e.g. ``{"lr": 1e-3, "model": "shared"}``)."""
+    strategy_params: dict[str, Any] = field(default_factory=dict)
+    """Options of the method's rollout strategy (e.g. ``{"branches": 4}`` for trees)."""
+    schedule_params: dict[str, Any] = field(default_factory=dict)
+    """Options of the method's update schedule (e.g. SeeUPO's ``{"eps_high": 0.2}``)."""
+    output_format: str = "action"
+    """``action``, or ``switch_subgoal`` (HiPER's ``<switch>``/``<subgoal>`` before the action,
+    added to the instructions and to a tiny model's vocabulary)."""
 
     # --- Rollouts ---
     iterations: int = 100
@@ -85,6 +94,11 @@ class TrainConfig:
     """Past turns shown in the prompt (``None``: all)."""
     include_instructions: bool = True
     """Whether prompts start with the env's instructions."""
+    decoding: str = "free"
+    """``free`` samples from the whole vocabulary; ``actions`` restricts every generated token
+    to the tokens of the env's action vocabulary (``TextEnv.action_vocabulary()``, e.g.
+    FrozenLake's four moves) and scores them under the same restriction. For tiny models
+    trained from scratch: the budget then goes on the task, not on learning the grammar."""
 
     # --- Optimisation ---
     learning_rate: float = 1e-3
@@ -113,6 +127,11 @@ class TrainConfig:
     """KL estimator: k1 or k3."""
     entropy_coef: float = 0.0
     """Weight of the entropy bonus."""
+    epo: dict[str, Any] | None = None
+    """EPO's entropy smoothing (arXiv 2509.22576), scaled by ``entropy_coef``: ``{}`` for the
+    released defaults, or options ``smooth_coef``, ``kappa_low``, ``kappa_high``, ``penalty``,
+    ``differentiable`` (UNVERIFIED: the paper's intent; the released term has no gradient),
+    ``schedule_epochs``. ``None``: off."""
     skip_without_signal: bool = True
     """Skip a minibatch whose advantages are all zero. Otherwise only the regularisers act, and
     Adam rescales their tiny gradients into full-size steps (seen as a late collapse)."""
@@ -139,8 +158,9 @@ class TrainConfig:
     max_env_steps: int | None = None
     """Stop after the iteration that crosses this many env steps (a budget in samples, the
     fair unit for comparing estimators: ``turngym bench`` uses it)."""
-    progress: bool = False
-    """Show a progress bar."""
+    progress: str = "auto"
+    """``bar`` (live), ``lines`` (one line per eval point), ``off``, or ``auto``: a bar on a
+    terminal, lines otherwise."""
     device: str = "cpu"
     """Torch device (``cpu``, ``cuda``, ``cuda:1``)."""
 
@@ -167,9 +187,25 @@ class TrainConfig:
             )
         if self.kl_estimator not in ("k1", "k3"):
             raise ValueError(f"kl_estimator must be 'k1' or 'k3', got {self.kl_estimator!r}")
+        if self.output_format not in ("action", "switch_subgoal"):
+            raise ValueError(
+                f"output_format must be 'action' or 'switch_subgoal', got {self.output_format!r}"
+            )
         if self.sequence_mode not in ("turn", "episode"):
             raise ValueError(
                 f"sequence_mode must be 'turn' or 'episode', got {self.sequence_mode!r}"
+            )
+        if self.epo is not None:
+            from turngym.trainers.regularisers import check_epo_options
+
+            check_epo_options(self.epo)
+            if self.entropy_coef <= 0:
+                raise ValueError("epo scales with entropy_coef: set entropy_coef > 0 to use it")
+        if self.decoding not in ("free", "actions"):
+            raise ValueError(f"decoding must be 'free' or 'actions', got {self.decoding!r}")
+        if self.progress not in ("auto", "bar", "lines", "off"):
+            raise ValueError(
+                f"progress must be auto, bar, lines or off, got {self.progress!r}"
             )
         if self.eval_split not in ("train", "validation", "test"):
             raise ValueError(

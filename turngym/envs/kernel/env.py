@@ -54,6 +54,7 @@ import numpy as np
 
 from turngym.core import TextEnv, TextSpace, Transition
 from turngym.envs.kernel import tasks as kt
+from turngym.envs.kernel.kernelbench import load_kernelbench
 from turngym.envs.kernel.reward import SPEED_SIGNALS, kernel_reward
 from turngym.envs.kernel.runner import evaluate_candidate
 
@@ -136,9 +137,17 @@ class KernelGen(TextEnv):
         3: {"levels": [3]},
     }
 
-    def __init__(self, **kwargs: Any) -> None:
-        """Create the env; keyword arguments are those of :class:`~turngym.core.TextEnv`."""
+    def __init__(self, *, kernelbench_dir: str | None = None, **kwargs: Any) -> None:
+        """Create the env; keyword arguments are those of :class:`~turngym.core.TextEnv`.
+
+        Args:
+            kernelbench_dir: A KernelBench checkout: play its problem files of ``levels``
+                instead of generated tasks (:mod:`turngym.envs.kernel.kernelbench`).
+            **kwargs: Those of :class:`~turngym.core.TextEnv` (knobs, ``level``...).
+        """
         super().__init__(**kwargs)
+        if kernelbench_dir is not None:
+            self._tasks_file = load_kernelbench(kernelbench_dir, self.difficulty["levels"])
         self.reference = ""
         self.oracle = ""
         self.last: dict[str, Any] | None = None
