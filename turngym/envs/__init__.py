@@ -110,6 +110,11 @@ gymnasium.register(
     entry_point="turngym.envs.dialogue.try_again:TryAgain",
     max_episode_steps=15,
 )
+gymnasium.register(
+    id="turngym/EmotionalSupport-v0",
+    entry_point="turngym.envs.dialogue.emotional_support:EmotionalSupport",
+    max_episode_steps=12,
+)
 
 # --- Kernel (issue 8) ---
 gymnasium.register(

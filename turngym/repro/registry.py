@@ -120,6 +120,18 @@ _BUILTINS: dict[str, str] = {
     "hiper-segment-variance": "turngym.repro.claims.critic:HIPER_SEGMENT_VARIANCE",
     "tree-more-episodes-per-step": "turngym.repro.claims.critic:TREE_MORE_EPISODES",
     "tree-zero-advantage-groups": "turngym.repro.claims.critic:TREE_ZERO_ADVANTAGE",
+    # Structured rewards, judges and memory across iterations (issue 16).
+    "rank-grpo-item-credit": "turngym.repro.claims.structured:RANK_GRPO",
+    "f-grpo-phase-credit": "turngym.repro.claims.structured:F_GRPO",
+    "matchtir-turn-signal": "turngym.repro.claims.structured:MATCHTIR",
+    "mapo-judged-turns": "turngym.repro.claims.structured:MAPO",
+    "scrl-partial-progress": "turngym.repro.claims.structured:SCRL",
+    "pre-grpo-peak-credit": "turngym.repro.claims.structured:PRE_GRPO",
+    "slea-rl-step-clusters": "turngym.repro.claims.memory:SLEA_RL",
+    "pipo-verifies-updates": "turngym.repro.claims.memory:PIPO",
+    "r3-replay-restores-gaps": "turngym.repro.claims.memory:R3",
+    "skill-r1-recurrent-skills": "turngym.repro.claims.memory:SKILL_R1",
+    "ufo-penalises-repeats": "turngym.repro.claims.memory:UFO",
 }
 
 

@@ -69,6 +69,10 @@ class TrainConfig:
     """Training iterations (collect → credit → update)."""
     tasks_per_iteration: int = 16
     """Train-split tasks sampled per iteration."""
+    task_pool: int | None = None
+    """Draw train tasks from seeds ``0..N-1`` only (a fixed set of N tasks seen again and
+    again, as in epochs over a dataset; methods that remember tasks need them to recur).
+    ``None``: a fresh seed each time."""
     group_size: int = 8
     """Episodes per task (G)."""
     max_turns: int | None = None
@@ -208,6 +212,8 @@ class TrainConfig:
             raise ValueError(
                 f"eval_split must be train, validation or test, got {self.eval_split!r}"
             )
+        if self.task_pool is not None and self.task_pool < 1:
+            raise ValueError(f"task_pool must be >= 1 or None, got {self.task_pool}")
         if self.max_env_steps is not None and self.max_env_steps < 1:
             raise ValueError(f"max_env_steps must be >= 1 or None, got {self.max_env_steps}")
         if self.dual_clip is not None and self.dual_clip <= 1:

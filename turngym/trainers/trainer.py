@@ -35,6 +35,7 @@ from turngym.rollout import collect, summarize
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.credit import resolve_estimator
 from turngym.trainers.credit.types import CreditContext, TurnBatch
+from turngym.trainers.hooks import env_judge, hooks_for, rollout_agent
 from turngym.trainers.losses import aggregate, clipped_surrogate, kl_penalty
 from turngym.trainers.plugs import build_parts, check_method, format_env, tiny_source
 from turngym.trainers.policy import BeliefProbe, sequence_token_logprobs
@@ -75,7 +76,10 @@ class Trainer:
             probe_env.validate_options({"split": "train", **config.env_options})
         self.allowed_actions = _allowed_actions(config, probe_env)
         self._reporter = on_progress
-        self.estimator = resolve_estimator(config.estimator, config.estimator_params, _CAPABILITIES)
+        judge = env_judge(probe_env)  # the env's own per-turn judge score, if it has one
+        available = _CAPABILITIES | ({"judge"} if judge is not None else set())
+        self.estimator = resolve_estimator(config.estimator, config.estimator_params, available)
+        self.hooks = hooks_for(self.estimator)  # prompt / group hooks the method brings
         check_method(config)  # the method's critic, strategy and schedule options, before the model
         self.out = Path(config.out_dir)
         self.device = torch.device(config.device)
@@ -90,7 +94,8 @@ class Trainer:
         self.eval_agent = self._agent(
             config.eval_temperature or 1.0, 1.0, greedy=config.eval_temperature == 0
         )
-        self.ctx = CreditContext(probe=BeliefProbe(self.model, self.tokenizer), state={}, step=0)
+        self.ctx = CreditContext(probe=BeliefProbe(self.model, self.tokenizer), judge=judge,
+                                 tokenizer=self.tokenizer, state={}, step=0)  # fmt: skip
         self.epo = None if config.epo is None else EPOSmoothing(
             check_epo_options(config.epo), self.ctx.state)  # fmt: skip
         self.parts = build_parts(config, self.model, self.tokenizer, self.device)
@@ -195,13 +200,15 @@ class Trainer:
         cfg, it = self.config, self.iteration
         t0 = time.monotonic()
         self.agent.reseed(_mix(cfg.seed, it, 0))
-        groups = self.parts.strategy.collect(
-            self._env(), self.agent, self._task_seeds(it), cfg.group_size, split="train",
-            options=cfg.env_options, max_turns=cfg.max_turns, round_index=it,
+        self.ctx.step = it
+        collected = self.parts.strategy.collect(
+            self._env(), rollout_agent(self.agent, self.hooks, self.ctx), self._task_seeds(it),
+            cfg.group_size, split="train", options=cfg.env_options, max_turns=cfg.max_turns,
+            round_index=it,
         )  # fmt: skip
+        groups = self.hooks.after_collect(collected, self.ctx)  # may replay or re-add groups
         t1 = time.monotonic()
         batch = TurnBatch.from_groups(groups)
-        self.ctx.step = it
         critic = self.parts.critic
         critic_metrics = critic.before_credit(batch, it) if critic is not None else {}
         credit = self.estimator(batch, self.ctx)
@@ -216,8 +223,9 @@ class Trainer:
         )  # fmt: skip
         update = self._schedule_update(sequences, it) if sequences else {}
         self.iteration += 1
-        self.env_steps += batch.n_turns
-        row = {"iteration": self.iteration, "env_steps": self.env_steps, **_rollout_metrics(groups)}
+        self.env_steps += sum(ep.num_turns for g in collected for ep in g.episodes)
+        row = {"iteration": self.iteration, "env_steps": self.env_steps,
+               **_rollout_metrics(collected)}  # fmt: skip
         row.update({f"adv_{k}": v for k, v in _stats(credit.advantages).items()})
         row.update({f"credit_{k}": float(v) for k, v in credit.metrics.items()})
         row.update({f"seq_{k}": v for k, v in seq_stats.items()})
@@ -235,7 +243,8 @@ class Trainer:
 
     def _task_seeds(self, iteration: int) -> list[int]:
         rng = np.random.default_rng([self.config.seed, iteration, 1])
-        return [int(s) for s in rng.integers(0, 2**31 - 1, self.config.tasks_per_iteration)]
+        high = self.config.task_pool or 2**31 - 1
+        return [int(s) for s in rng.integers(0, high, self.config.tasks_per_iteration)]
 
     def evaluate(self, temperature: float | None = None) -> dict[str, float]:
         """Success and return on the eval split.
@@ -248,7 +257,8 @@ class Trainer:
         if temperature is not None:
             agent = self._agent(temperature or 1.0, 1.0, greedy=temperature == 0)
         agent.reseed(_mix(cfg.seed, self.iteration, 2))
-        groups = collect(format_env(cfg.env, cfg), agent, cfg.eval_tasks, 1,
+        groups = collect(format_env(cfg.env, cfg), rollout_agent(agent, self.hooks, self.ctx),
+                         cfg.eval_tasks, 1,
                          split=cfg.eval_split, options=cfg.env_options,
                          max_turns=cfg.max_turns)  # fmt: skip
         return {f"eval_{k}": v for k, v in _rollout_metrics(groups).items()}

@@ -69,7 +69,10 @@ estimator_registry: Registry[Callable[..., Any]] = Registry("estimator", group="
 
 _BUILTINS = {
     name: f"turngym.trainers.credit.{name}:{name}"
-    for name in ("grpo", "drgrpo", "rloo", "trloo", "mc_grpo", "gigpo", "a_grae")
+    for name in ("grpo", "drgrpo", "rloo", "trloo", "mc_grpo", "gigpo", "a_grae",
+                 # structured rewards, judges and memory across iterations (issue 16)
+                 "rank_grpo", "f_grpo", "matchtir", "mapo", "scrl", "pre_grpo", "slea_rl",
+                 "pipo", "r3", "skill_r1", "ufo")
 }
 # Modules that register more than one estimator.
 _BUILTINS.update({

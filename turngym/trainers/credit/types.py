@@ -248,10 +248,14 @@ class CreditContext:
         probe: The policy's log-probability of a text given a conversation prefix (IGPO,
             A²TGPO, SIOP, PBSD, GRPO-VPS, InfoPO), or ``None``.
         critic: A turn-level value model (turn-PPO, ArCHer, HiPER), or ``None``.
-        judge: A per-turn scorer (MAPO), or ``None``.
+        judge: A per-turn scorer (MAPO): ``judge(batch) -> one score per turn row``, or
+            ``None`` (:mod:`turngym.trainers.hooks` builds one from an env's judge score).
         state: Kept by the trainer across iterations; estimators that need history (EPO,
             A-GRAE, PIPO) keep it under keys named after themselves.
         step: The training iteration, from 0.
+        tokenizer: Decodes completion token ids (``decode(ids) -> str``), for methods whose
+            unit is a span of an action (Rank-GRPO items, SCRL answers, F-GRPO phases); without
+            it they fall back to one advantage per turn.
     """
 
     probe: Any = None
@@ -259,6 +263,7 @@ class CreditContext:
     judge: Any = None
     state: dict[str, Any] = field(default_factory=dict)
     step: int = 0
+    tokenizer: Any = None
 
     def available(self) -> frozenset[str]:
         """Names of the capabilities that are set, for ``resolve_estimator(available=...)``."""
