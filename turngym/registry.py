@@ -19,7 +19,7 @@ import importlib.metadata
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import gymnasium
 from gymnasium.envs import registration as _gym_registration
@@ -152,7 +152,7 @@ class Registry(Generic[T]):
         if isinstance(entry, str):
             entry = import_string(entry)
             self._entries[name] = entry
-        return entry  # type: ignore[return-value]
+        return cast(T, entry)  # a resolved entry is the registered object
 
     def names(self) -> list[str]:
         """Return the registered names, sorted."""
@@ -380,7 +380,8 @@ def _remote_spec(remote_id: str) -> gymnasium.envs.registration.EnvSpec:
             f"{remote_id!r} is a remote env id; using it needs the serve extra "
             f"(pip install 'turngym[serve]'): {err}"
         ) from err
-    return resolve(remote_id)
+    spec: gymnasium.envs.registration.EnvSpec = resolve(remote_id)
+    return spec
 
 
 def make(env_id: str, **kwargs: Any) -> gymnasium.Env:

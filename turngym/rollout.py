@@ -108,6 +108,7 @@ def collect(
             env_kwargs=env_kwargs, max_turns=max_turns, max_concurrent=max_concurrent,
             episode_timeout=episode_timeout, workers=workers, round_index=round_index,
             progress=progress, on_episode=on_episode, train_seat=train_seat)  # fmt: skip
+    assert not isinstance(agent, Mapping)  # seat mappings went to the multi-agent engine
     return collect_single(env, agent, tasks, group_size, split=split, options=options,
         env_kwargs=env_kwargs, max_turns=max_turns, max_concurrent=max_concurrent,
         episode_timeout=episode_timeout, workers=workers, round_index=round_index,
@@ -129,6 +130,7 @@ async def acollect(
     if _multiagent(env, agent, kwargs.get("train_seat")):
         from turngym.rollout_multiagent import acollect_seats
         return await acollect_seats(env, agent, tasks, group_size, **kwargs)
+    assert not isinstance(agent, Mapping)  # seat mappings went to the multi-agent engine
     return await acollect_single(env, agent, tasks, group_size, **kwargs)
 
 

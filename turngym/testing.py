@@ -145,7 +145,7 @@ def _check_info_keys(make_env: Callable[[], gymnasium.Env], split: str, **_: Any
                 f"reset info[{key!r}] should be {kind.__name__}, got {info.get(key)!r}"
             )
     hash(info[STATE_KEY])
-    *_, step_info = env.step(_examples(env)[0])
+    step_info = env.step(_examples(env)[0])[-1]
     for key, kind in {ACTION_VALID: bool, REWARD_COMPONENTS: dict, STATE_KEY: object}.items():
         if key not in step_info or not isinstance(step_info[key], kind):
             raise EnvCheckError(f"step info[{key!r}] missing or not {kind.__name__}")
@@ -211,7 +211,7 @@ def _check_leaks(make_env: Callable[[], gymnasium.Env], split: str, **_: Any) ->
         obs, info = env.reset(seed=seed, options={"split": split})
         texts = [info.get(INSTRUCTIONS, ""), obs]
         for action in _random_actions(env, 20, seed) + ["<action>?</action>", "no tags"]:
-            obs, _, terminated, truncated, _ = env.step(action)
+            obs, _reward, terminated, truncated, _info = env.step(action)
             texts.append(obs)
             if terminated or truncated:
                 break
@@ -269,7 +269,7 @@ def _check_fuzz(
     env.reset(seed=0, options={"split": split})
     for action in fuzz_actions(n=fuzz_examples):
         _step_must_not_raise(env, action)
-    obs, _, _, _, info = env.step("this is not a tagged action")
+    info = env.step("this is not a tagged action")[-1]
     if info.get(ACTION_VALID, True):
         raise EnvCheckError("an untagged action was reported valid")
     try:
@@ -297,7 +297,7 @@ def _check_time_limit(make_env: Callable[[], gymnasium.Env], split: str, **_: An
         return
     env.reset(seed=0, options={"split": split})
     for turn in range(1, limit + 1):
-        _, _, terminated, truncated, _ = env.step("no action tag: invalid, so nothing happens")
+        terminated, truncated = env.step("no action tag: invalid, so nothing happens")[2:4]
         if terminated:
             raise EnvCheckError("an invalid action terminated the episode")
         if truncated != (turn == limit):

@@ -166,7 +166,7 @@ class FrozenLake(TextEnv):
     def check_difficulty(self, difficulty: Mapping[str, Any]) -> None:
         """Raise ``ValueError`` naming the knob and its valid range if a value is invalid."""
         size = difficulty["size"]
-        if isinstance(size, bool) or not isinstance(size, Integral) or not 3 <= size <= 10:
+        if isinstance(size, bool) or not isinstance(size, Integral) or not 3 <= int(size) <= 10:
             raise ValueError(f"FrozenLake: size={size!r} is invalid; use an integer from 3 to 10.")
         for name, (low, high, hint) in _RANGES.items():
             value = difficulty[name]

@@ -66,12 +66,12 @@ def neighbours(n_rows: int, n_cols: int) -> tuple[tuple[int, int, int, int], ...
     table = []
     for r in range(n_rows):
         for c in range(n_cols):
-            row = []
-            for dr, dc in _DELTAS:
-                rr, cc = r + dr, c + dc
-                inside = 0 <= rr < n_rows and 0 <= cc < n_cols
-                row.append(rr * n_cols + cc if inside else r * n_cols + c)
-            table.append(tuple(row))
+            left, down, right, up = (
+                (r + dr) * n_cols + c + dc if 0 <= r + dr < n_rows and 0 <= c + dc < n_cols
+                else r * n_cols + c
+                for dr, dc in _DELTAS
+            )  # fmt: skip
+            table.append((left, down, right, up))
     return tuple(table)
 
 

@@ -320,7 +320,7 @@ def run_in_sandbox(entry_module: str, payload: dict, limits: SandboxLimits | Non
         cfg = _config(entry_module, workdir, uid, limits, path, report_w)
         if not cfg["namespaces"]:
             os.makedirs(workdir, mode=0o700)
-            if cfg["uid"] is not None:
+            if uid is not None and cfg["uid"] is not None:
                 os.chown(workdir, uid, uid)
         proc = subprocess.Popen(
             [sys.executable, "-I", "-c", _BOOT_SOURCE, json.dumps(cfg)],
