@@ -69,7 +69,14 @@ def _hf(arg: str | None, *, seed: int) -> Agent:
         raise ValueError("hf needs a model: use 'hf:path/to/model' (a local dir or hub name).")
     from turngym.agents.hf import HFAgent  # torch and transformers: the `train` extra
 
-    return HFAgent.from_pretrained(arg, seed=seed)
+    try:
+        return HFAgent.from_pretrained(arg, seed=seed)
+    except OSError as err:  # transformers' "not a local folder and not on the hub" message
+        raise ValueError(
+            f"hf:{arg}: no model there: not a local model directory, and not in the local "
+            "Hugging Face cache (turngym never downloads); pass the directory of a saved "
+            "model, e.g. the checkpoint/ folder of a `turngym train` run"
+        ) from err
 
 
 def _tiny(arg: str | None, *, seed: int) -> Agent:

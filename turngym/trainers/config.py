@@ -13,11 +13,16 @@ import dataclasses
 import difflib
 import inspect
 import json
+import re
+import sys
 import textwrap
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from turngym._cliargs import mapping_arg
+from turngym._fieldtypes import check_field_types
 
 __all__ = ["AGGREGATIONS", "TrainConfig", "add_config_arguments", "config_from_args", "field_docs"]
 
@@ -141,6 +146,7 @@ class TrainConfig:
     """Torch device (``cpu``, ``cuda``, ``cuda:1``)."""
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # first: the checks below compare numbers and names
         positive = ("iterations", "tasks_per_iteration", "group_size", "max_new_tokens",
                     "ppo_epochs", "minibatch_size", "grad_accumulation", "eval_tasks",
                     "tiny_d_model", "tiny_layers")  # fmt: skip
@@ -195,25 +201,55 @@ class TrainConfig:
                 f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items()
             )
             raise ValueError(f"Unknown config key(s) {said}.")
-        if "stop" in merged:
+        if isinstance(merged.get("stop"), list):  # YAML/JSON lists; anything else is type-checked
             merged["stop"] = tuple(merged["stop"])
         return cls(**merged)
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
-        """Load YAML (``.yaml``/``.yml``) or JSON, then apply ``overrides``."""
-        text = Path(path).read_text()
-        if str(path).endswith((".yaml", ".yml")):
-            import yaml  # only needed for YAML configs
+        """Load YAML (``.yaml``/``.yml``) or JSON, then apply ``overrides``.
 
+        Raises:
+            ValueError: A missing or unreadable file, malformed YAML or JSON, unknown keys or
+                a wrong-typed or invalid value: one line that starts with the file's path.
+        """
+        data = _read_mapping(Path(path))
+        try:
+            return cls.from_dict(data, **overrides)
+        except ValueError as err:
+            raise type(err)(f"{path}: {err}") from err
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    """The mapping a YAML or JSON config file holds, or a one-line ``ValueError``."""
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ValueError(f"cannot read config file {path}: {err.strerror or err}") from err
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml  # only needed for YAML configs
+        except ImportError as err:
+            raise ValueError(f"{path}: YAML configs need PyYAML (pip install pyyaml), or "
+                             "write the config as JSON") from err  # fmt: skip
+        try:
             data = yaml.safe_load(text) or {}
-        else:
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise ValueError(f"{path}: not valid YAML ({problem}{where}); check the "
+                             "indentation, colons and quotes there") from err  # fmt: skip
+    else:
+        try:
             data = json.loads(text)
-        if not isinstance(data, dict):
-            raise ValueError(
-                f"{path}: a config file must hold a mapping, got {type(data).__name__}"
-            )
-        return cls.from_dict(data, **overrides)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column "
+                             f"{err.colno}); .yaml/.yml files are read as YAML") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a config file must hold a mapping of option: value, got "
+                         f"{type(data).__name__}")  # fmt: skip
+    return data
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -228,7 +264,9 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfig) -> None:
+def add_config_arguments(
+    parser: argparse.ArgumentParser, cls: type[TrainConfig] = TrainConfig
+) -> None:
     """Add one ``--kebab-case`` flag per config field, with the field's docstring as help.
 
     An absent flag leaves no attribute on the namespace (``argparse.SUPPRESS``), so a flag
@@ -238,10 +276,14 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfi
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default = f.default_factory() if callable(f.default_factory) else f.default
         kind = _arg_type(default, hints[f.name])
-        help_text = f"{docs.get(f.name, '')} (default: {default!r})".replace("%", "%%")
-        if isinstance(default, bool):
+        doc, choices = _named_choices(docs.get(f.name, ""), cls)
+        help_text = f"{doc} (default: {default!r})".replace("%", "%%")
+        if choices:
+            parser.add_argument(flag, choices=choices, metavar=f.name.upper(),
+                                default=argparse.SUPPRESS, help=help_text)  # fmt: skip
+        elif isinstance(default, bool):
             parser.add_argument(
                 flag,
                 action=argparse.BooleanOptionalAction,
@@ -254,9 +296,25 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfi
             parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=help_text)
 
 
+_DATA_ROLE = re.compile(r":data:`(\w+)`")
+
+
+def _named_choices(doc: str, cls: type) -> tuple[str, tuple[str, ...] | None]:
+    """A field documented as "one of :data:`NAME`" takes the strings of that module tuple.
+
+    Returns the help with the reference spelled out, and the choices (``None``: free text).
+    """
+    module = vars(sys.modules[cls.__module__])
+    for name in _DATA_ROLE.findall(doc):
+        values = module.get(name)
+        if isinstance(values, tuple) and values and all(isinstance(v, str) for v in values):
+            return doc.replace(f":data:`{name}`", ", ".join(values)), values
+    return doc, None
+
+
 def _arg_type(default: Any, hint: Any) -> Any:
     if isinstance(default, dict):
-        return json.loads
+        return mapping_arg
     kinds = [k for k in typing.get_args(hint) or (hint,) if k is not type(None)]
     if len(kinds) == 1 and kinds[0] in (int, float):
         parse = kinds[0]
@@ -266,7 +324,9 @@ def _arg_type(default: Any, hint: Any) -> Any:
     return str
 
 
-def config_from_args(args: argparse.Namespace, cls: type = TrainConfig) -> TrainConfig:
+def config_from_args(
+    args: argparse.Namespace, cls: type[TrainConfig] = TrainConfig
+) -> TrainConfig:
     """Build the config: ``--config`` file (if any), then every flag that was given."""
     overrides = {
         f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)
