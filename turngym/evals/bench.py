@@ -33,6 +33,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from turngym._cliargs import mapping_arg
 from turngym.evals.report import write_outputs
 from turngym.evals.results import (
     EntryResult,
@@ -257,7 +258,7 @@ def run_bench(
     envs = [env_provenance(e.env_id, e.env_kwargs, e.options) for e in spec.envs]
     cpus = os.cpu_count() or 1
     workers = max(1, workers or min(2, cpus))
-    jobs = []
+    jobs: list[dict[str, Any]] = []
     for entry, env in zip(spec.envs, envs, strict=True):
         for estimator in spec.estimators:
             for seed in spec.seeds:
@@ -346,9 +347,10 @@ def _bench_results(spec: BenchSpec, envs: list[dict], jobs: list[dict], done: li
 
 def bench_table(spec: BenchSpec, jobs: list[dict], done: list[dict], results: RunResults) -> str:
     """The headline Markdown table: final score, steps-to-threshold and AUC per estimator."""
-    from turngym.evals.tables import entry_label
+    from turngym.evals.stats import format_interval
+    from turngym.evals.tables import entry_note, short_label
 
-    lines = [f"| Estimator | Env | final {spec.metric} | ±95% CI | n | steps to "
+    lines = [f"| Estimator | Env | final {spec.metric} | 95% CI | n | steps to "
              f"{spec.threshold:g} (median; seeds reaching) | AUC (mean ± 95% CI over seeds) |",
              "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
     trained = [e for e in results.entries if e.agent.startswith("train:")]
@@ -365,15 +367,16 @@ def bench_table(spec: BenchSpec, jobs: list[dict], done: list[dict], results: Ru
         std = statistics.stdev(aucs) if len(aucs) > 1 else 0.0
         low, high = mean_interval(auc_mean, std, len(aucs))
         m = entry.metrics[spec.metric]
-        lines.append(f"| {estimator} | {entry_label(entry)} | {m.mean:.3f} | {m.half_width:.3f} "
+        lines.append(f"| {estimator} | {short_label(entry)} | {m.mean:.3f} | {format_interval(m)} "
                      f"| {m.n} | {steps} | {auc_mean:.3f} ± {(high - low) / 2:.3f} |")  # fmt: skip
     bench_keys = {e.key for e in trained}
     for entry in results.entries:  # the scripted floor and ceiling on the same envs
         if not entry.agent.startswith("train:") and entry.key in bench_keys:
             m = entry.metrics[spec.metric]
-            lines.append(f"| *{entry.agent}* (baseline) | {entry_label(entry)} | {m.mean:.3f} "
-                         f"| {m.half_width:.3f} | {m.n} | — | — |")  # fmt: skip
-    return "\n".join(lines)
+            lines.append(f"| *{entry.agent}* (baseline) | {short_label(entry)} | {m.mean:.3f} "
+                         f"| {format_interval(m)} | {m.n} | — | — |")  # fmt: skip
+    notes = {f"{short_label(e)}: {entry_note(e)}" for e in trained if entry_note(e)}
+    return "\n".join(lines + ([""] + sorted(notes) if notes else []))
 
 
 def _submit(out: Path, db: str | None, say: Callable[[str], None]) -> str | None:
@@ -406,7 +409,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--estimators", nargs="+", default=list(d.estimators))
     p.add_argument("--envs", nargs="+", default=None,
                    help="env ids (default: a 3x3 FrozenLake with a step cost)")
-    p.add_argument("--options", type=json.loads, default=None,
+    p.add_argument("--options", type=mapping_arg, default=None,
                    help='reset options for --envs as JSON, e.g. \'{"level": 1}\'')
     p.add_argument("--seeds", nargs="+", type=int, default=list(d.seeds))
     p.add_argument("--env-steps", type=int, default=d.env_steps, help="budget per run")
@@ -414,9 +417,9 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-tasks", type=int, default=d.eval_tasks, help="tasks per point")
     p.add_argument("--episodes", type=int, default=None, help="final test episodes per seed")
     p.add_argument("--threshold", type=float, default=d.threshold)
-    p.add_argument("--recipe", type=json.loads, default=None,
+    p.add_argument("--recipe", type=mapping_arg, default=None,
                    help="TrainConfig overrides as JSON, merged into the default recipe")
-    p.add_argument("--params", type=json.loads, default=None,
+    p.add_argument("--params", type=mapping_arg, default=None,
                    help='estimator parameters as JSON, e.g. \'{"gigpo": {"omega": 0.5}}\'')
     p.add_argument("--baselines", nargs="*", default=list(d.baselines))
     p.add_argument("--baseline-suite", default=d.baseline_suite)

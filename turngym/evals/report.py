@@ -51,12 +51,16 @@ def write_outputs(spec: BenchSpec, out: Path, jobs: list[dict], done: list[dict]
 
 
 def _markdown_table_to_html(table: str) -> str:
-    rows = [line.strip("|").split("|") for line in table.splitlines() if not line.startswith("|--")]
+    lines = table.splitlines()
+    notes = "".join(f"<p>{html.escape(line)}</p>" for line in lines
+                    if line.strip() and not line.startswith("|"))  # fmt: skip
+    rows = [line.strip("|").split("|") for line in lines
+            if line.startswith("|") and not line.startswith("|--")]  # fmt: skip
     head = "".join(f"<th>{html.escape(c.strip())}</th>" for c in rows[0])
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in r) + "</tr>"
                    for r in rows[1:])  # fmt: skip
     return (f'<table class="turngym-table"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table>")
+            f"<tbody>{body}</tbody></table>{notes}")
 
 
 def _report_html(spec: BenchSpec, results: RunResults, table: str, full_html: str,
