@@ -75,8 +75,8 @@ def _matches(value: Any, hint: Any) -> bool:
 
 
 def _matches_generic(value: Any, origin: Any, args: tuple[Any, ...]) -> bool:
-    if origin is tuple:
-        if not isinstance(value, tuple):
+    if origin is tuple:  # JSON and YAML have no tuples: their lists stand for them
+        if not isinstance(value, tuple | list):
             return False
         if len(args) == 2 and args[1] is Ellipsis:
             return all(_matches(v, args[0]) for v in value)

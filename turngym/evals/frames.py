@@ -252,9 +252,8 @@ def turns_frame(
             if "advantage" in info:
                 row["advantage"] = float(info["advantage"])
             rows.append(row)
-    pd = _pandas()
     extra = ["advantage"] if any("advantage" in r for r in rows) else []
-    frame = pd.DataFrame(rows, columns=[*TURN_COLUMNS, *extra])
+    frame = _pandas().DataFrame(rows, columns=[*TURN_COLUMNS, *extra])
     if credit is not None:
         advantages = list(credit.advantages)
         if len(advantages) != len(frame):
@@ -316,15 +315,15 @@ def _load_leaderboard(source: Any) -> RunFrames:
     finally:
         if store is not source:
             store.close()
-    pd = _pandas()
+    pandas = _pandas()
 
     def concat(frames: Sequence[pd.DataFrame], columns: Sequence[str]) -> pd.DataFrame:
-        return pd.concat(frames, ignore_index=True) if frames else \
-            pd.DataFrame(columns=list(columns))  # fmt: skip
+        return pandas.concat(frames, ignore_index=True) if frames else \
+            pandas.DataFrame(columns=list(columns))  # fmt: skip
 
     return RunFrames(
-        source=url, kind="leaderboard",
-        episodes=concat(episodes, EPISODE_COLUMNS), turns=pd.DataFrame(columns=list(TURN_COLUMNS)),
+        source=url, kind="leaderboard", episodes=concat(episodes, EPISODE_COLUMNS),
+        turns=pandas.DataFrame(columns=list(TURN_COLUMNS)),
         aggregates=concat(aggregates, AGGREGATE_COLUMNS), curves=concat(curves, CURVE_COLUMNS),
         provenance={name: s["provenance"] for name, s in submissions.items()},
     )  # fmt: skip

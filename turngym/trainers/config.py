@@ -147,6 +147,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_field_types(self)  # first: the checks below compare numbers and names
+        if isinstance(self.stop, list):  # from JSON/YAML (or TrainConfig(**to_dict()))
+            object.__setattr__(self, "stop", tuple(self.stop))
         positive = ("iterations", "tasks_per_iteration", "group_size", "max_new_tokens",
                     "ppo_epochs", "minibatch_size", "grad_accumulation", "eval_tasks",
                     "tiny_d_model", "tiny_layers")  # fmt: skip
