@@ -246,3 +246,36 @@ def test_unknown_subcommand_is_one_line(capsys):
     assert one_line(capsys.readouterr().err).startswith(
         "turngym: error: argument command: invalid choice: 'rollot'")
 
+
+
+# --- the same classes in other subcommands -----------------------------------------------------
+def test_bench_recipe_errors_before_any_training(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert run(["bench", "--recipe", "{iterations: 2}", "--no-submit", "--out", str(out)])[0] == 2
+    assert one_line(capsys.readouterr().err) == (
+        "turngym bench: --recipe cannot set iterations: the bench sets them for each run; use "
+        "--envs, --options, --estimators, --params, --seeds, --env-steps, --eval-every or "
+        "--eval-tasks instead")
+    code = run(["bench", "--recipe", "{learning_rate: fast}", "--estimators", "grpo",
+                "--baselines", "--no-submit", "--out", str(out)])[0]  # fmt: skip
+    assert code == 2 and not out.exists()
+    assert one_line(capsys.readouterr().err) == (
+        "turngym bench: learning_rate must be a number, got 'fast' (str)")
+
+
+def test_train_with_a_missing_model_directory(tmp_path, capsys):
+    pytest.importorskip("transformers")
+    model = tmp_path / "no-model"
+    assert run(["train", "--model", str(model), "--out-dir", str(tmp_path / "run")])[0] == 2
+    assert one_line(capsys.readouterr().err) == (
+        f"turngym train: --model {model}: no model there: not a local model directory (turngym "
+        "never downloads); pass the directory of a saved model, e.g. the checkpoint/ folder of "
+        "a `turngym train` run, or 'tiny'")
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_claim_goes_to_stderr(capsys):
+    code, out = run(["repro", "no-such-claim"])
+    assert code == 2 and out == ""
+    assert one_line(capsys.readouterr().err).startswith(
+        "turngym repro: Unknown claim 'no-such-claim'.")

@@ -405,7 +405,15 @@ def _cmd_train(args: argparse.Namespace, out: TextIO) -> int:
         print(f"turngym train needs the train extra: pip install 'turngym[train]' ({err})",
               file=sys.stderr)  # fmt: skip
         return 2
-    rows = Trainer(config).train()
+    try:
+        trainer = Trainer(config)
+    except OSError as err:  # transformers: "not a local folder and not a valid model id"
+        if config.model == "tiny":
+            raise
+        raise ValueError(f"--model {config.model}: no model there: not a local model directory "
+                         "(turngym never downloads); pass the directory of a saved model, e.g. "
+                         "the checkpoint/ folder of a `turngym train` run, or 'tiny'") from err
+    rows = trainer.train()
     final = rows[-1] if rows else {}
     keys = ("iteration", "env_steps", "success", "eval_success", "eval_return")
     print(json.dumps({k: final[k] for k in keys if k in final}), file=out)

@@ -430,9 +430,24 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-submit", action="store_true", help="do not submit to the leaderboard")
 
 
+_PER_RUN = ("env", "env_options", "estimator", "estimator_params", "seed", "iterations",
+            "max_env_steps", "eval_every", "eval_tasks", "max_turns", "checkpoint_every",
+            "out_dir")  # fmt: skip
+"""TrainConfig fields the bench sets for each run (its own options), not ``--recipe``."""
+
+
 def bench_spec_from_args(args: argparse.Namespace) -> BenchSpec:
-    """Build the spec from CLI options (unset options keep the quick defaults)."""
+    """Build the spec from CLI options (unset options keep the quick defaults).
+
+    Raises:
+        ValueError: ``--recipe`` sets a field the bench sets per run.
+    """
     d = BenchSpec()
+    fixed = sorted(set(args.recipe or {}) & set(_PER_RUN))
+    if fixed:
+        raise ValueError(f"--recipe cannot set {', '.join(fixed)}: the bench sets them for each "
+                         "run; use --envs, --options, --estimators, --params, --seeds, "
+                         "--env-steps, --eval-every or --eval-tasks instead")  # fmt: skip
     envs = d.envs
     if args.envs:
         episodes = args.episodes or 100
