@@ -271,7 +271,10 @@ class TextEnv(gymnasium.Env[str, str]):
     ``instructions`` only after reset, ``action_valid`` only after a step.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
+    # Not a ClassVar: gymnasium.Env declares it as an attribute (instances may replace it).
+    metadata: dict[str, Any] = {"render_modes": ["ansi"], "render_fps": 1}
+    observation_space: TextSpace
+    action_space: TextSpace
 
     # --- Set by subclasses ---
     family: ClassVar[str] = "text"
@@ -338,7 +341,9 @@ class TextEnv(gymnasium.Env[str, str]):
     def check_difficulty(self, difficulty: Mapping[str, Any]) -> None:
         """Raise ``ValueError`` with an actionable message if a knob value is invalid."""
 
-    def generate_task(self, rng: np.random.Generator, difficulty: Mapping[str, Any]) -> dict:
+    def generate_task(
+        self, rng: np.random.Generator, difficulty: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """Return a new JSON-serialisable task dict drawn with ``rng`` only.
 
         It must depend on nothing but ``rng`` and ``difficulty`` (not on instance state):
@@ -471,7 +476,8 @@ class TextEnv(gymnasium.Env[str, str]):
             if not isinstance(task, Mapping):
                 raise ValueError(f"options['task'] must be a task dict, got {type(task).__name__}.")
             try:
-                return json.loads(canonical_json(task))  # a deep copy that load_task may keep
+                copied: dict[str, Any] = json.loads(canonical_json(task))
+                return copied  # a deep copy that load_task may keep
             except TypeError as err:
                 raise ValueError(f"options['task'] must be JSON-serialisable: {err}") from err
         if self._tasks_file is not None:
@@ -500,7 +506,8 @@ class TextEnv(gymnasium.Env[str, str]):
                 _TASK_CACHE[key] = cached
                 if len(_TASK_CACHE) > _TASK_CACHE_SIZE:
                     del _TASK_CACHE[next(iter(_TASK_CACHE))]  # oldest first (dicts keep order)
-        return json.loads(cached)  # a fresh copy: load_task may keep references into it
+        fresh: dict[str, Any] = json.loads(cached)
+        return fresh  # a fresh copy: load_task may keep references into it
 
     def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         """Apply one tagged action. Malformed or illegal actions never raise.
@@ -539,7 +546,7 @@ class TextEnv(gymnasium.Env[str, str]):
             METRICS: self.metrics(),
         }
 
-    def render(self) -> str | None:  # type: ignore[override]
+    def render(self) -> str | None:
         """Return the current observation text in ``"ansi"`` mode, else ``None``."""
         return self._last_obs if self.render_mode == "ansi" else None
 

@@ -341,6 +341,7 @@ class Trainer:
         # minibatch's (token-mean weighs by valid tokens, seq-mean modes by sequences).
         share = _share(cfg.aggregation, mask, totals)
         loss = surrogate * share
+        assert entropy is not None  # asked for with_entropy=True
         ent = aggregate(entropy, mask, cfg.aggregation, loss_scale=totals["max_len"])
         m["entropy"] = float(ent.detach())
         if cfg.entropy_coef:

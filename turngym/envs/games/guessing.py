@@ -226,13 +226,14 @@ class AttributeGuessingGame(TextEnv):
         size = len(self.knowledge_base().names)
         n, limit = difficulty["n_candidates"], difficulty["max_questions"]
         name = type(self).__name__
-        if isinstance(n, bool) or not isinstance(n, Integral) or not (n == 0 or 2 <= n <= size):
+        if (isinstance(n, bool) or not isinstance(n, Integral)
+                or not (n == 0 or 2 <= int(n) <= size)):  # fmt: skip
             raise ValueError(
                 f"{name}: n_candidates={n!r} is invalid; use 2 to {size}, or 0 for all {size}."
             )
         if not isinstance(difficulty["show_candidates"], bool):
             raise ValueError(f"{name}: show_candidates must be True or False.")
-        if isinstance(limit, bool) or not isinstance(limit, Integral) or not 1 <= limit <= 500:
+        if isinstance(limit, bool) or not isinstance(limit, Integral) or not 1 <= int(limit) <= 500:
             raise ValueError(f"{name}: max_questions={limit!r} is invalid; use 1 to 500.")
 
     def generate_task(self, rng: np.random.Generator, difficulty: Mapping[str, Any]) -> dict:

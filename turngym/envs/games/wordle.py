@@ -263,7 +263,8 @@ class Wordle(TextEnv):
         length, guesses = difficulty["word_length"], difficulty["max_guesses"]
         if isinstance(length, bool) or length not in _LENGTHS:
             raise ValueError(f"Wordle: word_length={length!r} is invalid; use 4, 5 or 6.")
-        if isinstance(guesses, bool) or not isinstance(guesses, Integral) or not 1 <= guesses <= 20:
+        if (isinstance(guesses, bool) or not isinstance(guesses, Integral)
+                or not 1 <= int(guesses) <= 20):  # fmt: skip
             raise ValueError(
                 f"Wordle: max_guesses={guesses!r} is invalid; use an integer from 1 to 20."
             )

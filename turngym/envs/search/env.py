@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, SupportsFloat
+from typing import Any, ClassVar, SupportsFloat
 
 import numpy as np
 
@@ -167,11 +167,11 @@ class SearchQA(TextEnv):
                        "<search> people from </search>",
                        "<answer> Velmora Institute </answer>",
                        "<answer> 1921 </answer>")  # fmt: skip
-    difficulty_defaults: Mapping[str, Any] = {"corpus_size": 5000, "corpus_seed": 0,
+    difficulty_defaults: ClassVar[Mapping[str, Any]] = {"corpus_size": 5000, "corpus_seed": 0,
                                               "max_hops": 3, "comparison_rate": 0.25,
                                               "topk": 3, "reward": "em",
                                               "evidence": 0}  # fmt: skip
-    levels: Mapping[int, Mapping[str, Any]] = {
+    levels: ClassVar[Mapping[int, Mapping[str, Any]]] = {
         0: {"max_hops": 2, "comparison_rate": 0.0},
         1: {},
         2: {"max_hops": 4, "corpus_size": 20_000, "topk": 2},

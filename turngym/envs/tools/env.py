@@ -25,7 +25,7 @@ import json
 import pickle
 import sqlite3
 from collections.abc import Mapping
-from typing import Any, SupportsFloat
+from typing import Any, ClassVar, SupportsFloat
 
 import numpy as np
 
@@ -105,7 +105,7 @@ class ToolUse(TextEnv):
         '<tool_call>{"name": "inventory_get_item", "arguments": {"sku": 1234}}</tool_call>',
         '<tool_call>{"name": "finish", "arguments": {"answer": "42"}}</tool_call>',
     )
-    difficulty_defaults: Mapping[str, Any] = {
+    difficulty_defaults: ClassVar[Mapping[str, Any]] = {
         "apps": list(APPS),
         "goals": 2,
         "min_calls": 1,
@@ -113,7 +113,7 @@ class ToolUse(TextEnv):
         "records": 8,
         "distractor_tools": 2,
     }
-    levels: Mapping[int, Mapping[str, Any]] = {
+    levels: ClassVar[Mapping[int, Mapping[str, Any]]] = {
         0: {"goals": 1, "max_calls": 2, "records": 5, "distractor_tools": 0},
         1: {},
         2: {"goals": 2, "min_calls": 3, "max_calls": 5, "records": 20, "distractor_tools": 3},

@@ -62,7 +62,7 @@ _EPISODE_COLUMNS: dict[str, type] = {
 def _read_only(value: Any, dtype: type) -> np.ndarray:
     # A copy, so later edits to the caller's array cannot change a frozen record, and
     # read-only, so an estimator that writes into its input fails loudly instead of silently.
-    array = np.array(value, dtype=dtype, copy=True)
+    array: np.ndarray = np.array(value, dtype=dtype, copy=True)
     array.flags.writeable = False
     return array
 
