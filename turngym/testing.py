@@ -4,7 +4,8 @@
 
 ==================  ===========================================================================
 gymnasium           ``gymnasium.utils.env_checker.check_env`` on the unwrapped env
-info_keys           reserved info keys present with the right types after reset and step
+info_keys           reserved info keys present with the right types after reset and step,
+                    and the privileged keys the env declares (e.g. ``gold_answers``)
 determinism         two envs, same (split, seed, actions) → identical episodes
 splits              task ids of train/validation/test seeds never overlap
 snapshot            ``get_state`` then ``set_state`` replays the same continuation
@@ -36,6 +37,7 @@ from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 
 from turngym.core import (
     ACTION_VALID,
+    GOLD_ANSWERS,
     INSTRUCTIONS,
     METRICS,
     PRIVILEGED,
@@ -140,7 +142,9 @@ def _check_info_keys(make_env: Callable[[], gymnasium.Env], split: str, **_: Any
                 f"reset info[{key!r}] should be {kind.__name__}, got {info.get(key)!r}"
             )
     hash(info[STATE_KEY])
+    _check_declared_privileged(env.unwrapped, info, "reset")
     *_, step_info = env.step(_examples(env)[0])
+    _check_declared_privileged(env.unwrapped, step_info, "step")
     for key, kind in {ACTION_VALID: bool, REWARD_COMPONENTS: dict, STATE_KEY: object}.items():
         if key not in step_info or not isinstance(step_info[key], kind):
             raise EnvCheckError(f"step info[{key!r}] missing or not {kind.__name__}")
@@ -153,6 +157,24 @@ def _check_info_keys(make_env: Callable[[], gymnasium.Env], split: str, **_: Any
             raise EnvCheckError(f"reward_components {parts} do not add up to the reward {reward}")
         if terminated or truncated:
             break
+
+
+def _check_declared_privileged(env: Any, info: dict[str, Any], when: str) -> None:
+    """The reserved privileged keys an env declares are filled, with the documented types."""
+    declared = getattr(env, "privileged_keys", frozenset())
+    if GOLD_ANSWERS not in declared:
+        return
+    golds = info.get(PRIVILEGED, {}).get(GOLD_ANSWERS)
+    if not isinstance(golds, list) or not all(isinstance(g, str) and g for g in golds):
+        raise EnvCheckError(
+            f"{when} info['privileged'][{GOLD_ANSWERS!r}] should be a list of non-empty "
+            f"strings (the env declares it in privileged_keys), got {golds!r}"
+        )
+    if "{answer}" not in getattr(env, "answer_template", ""):
+        raise EnvCheckError(
+            f"the env declares {GOLD_ANSWERS!r} but its answer_template "
+            f"{getattr(env, 'answer_template', '')!r} has no '{{answer}}' slot"
+        )
 
 
 def _check_determinism(make_env: Callable[[], gymnasium.Env], split: str, **_: Any) -> None:
@@ -449,19 +471,31 @@ def _arrays(credit: Any) -> dict[str, Any]:
     return out
 
 
-def _run_checked(estimate: Callable[..., Any], groups: tuple[Any, ...], label: str) -> Any:
-    """Run once on ``groups``: type, shapes, finiteness, and no mutation of the inputs."""
+def _run_checked(
+    estimate: Callable[..., Any], groups: tuple[Any, ...], label: str, probe_seed: int | None
+) -> Any:
+    """Run once on ``groups``: type, shapes, finiteness, and no mutation of the inputs.
+
+    An estimator that requires a probe gets synthetic probe values: random ones drawn with
+    ``probe_seed``, or (``None``) one constant log-probability everywhere.
+    """
     import copy
 
     import numpy as np
 
+    from turngym.trainers.credit.probe_values import synthetic_probes
     from turngym.trainers.credit.types import Credit, CreditContext, TurnBatch
 
     before = copy.deepcopy(groups)
     batch = TurnBatch.from_groups(groups)
     columns = {k: np.array(v) for k, v in vars(batch).items() if isinstance(v, np.ndarray)}
+    ctx = CreditContext()
+    if "probe" in getattr(getattr(estimate, "func", estimate), "requires", ()):
+        seed = 0 if probe_seed is None else probe_seed
+        ctx.probe = synthetic_probes(batch, seed, constant=None if probe_seed is not None else -2.0,
+                                     targets=2)  # fmt: skip
     try:
-        credit = estimate(batch, CreditContext())
+        credit = estimate(batch, ctx)
     except Exception as err:
         hint = (
             " (batch arrays are read-only: copy before editing)" if "read-only" in str(err) else ""
@@ -496,7 +530,8 @@ def check_estimator(fn: Callable[..., Any] | str, /, **params: Any) -> None:
     every group is a singleton; and that rewards every episode of a group shares give zero
     advantage (up to 1e-9) in groups of two or more. Two constant batches are used: equal
     outcomes with zero turn rewards over ragged episodes, and equal outcomes with the same
-    reward on every turn of equally long episodes whose states never repeat.
+    reward on every turn of equally long episodes whose states never repeat. Estimators that
+    require a probe get synthetic probe values (random, and constant on the constant batches).
 
     Args:
         fn: The estimator function, or a registered name (resolved with ``params``).
@@ -516,17 +551,17 @@ def check_estimator(fn: Callable[..., Any] | str, /, **params: Any) -> None:
     from turngym.trainers.credit import resolve_estimator
 
     if isinstance(fn, str):
-        label, estimate = fn, resolve_estimator(fn, params)
+        label, estimate = fn, resolve_estimator(fn, params, {"probe"})  # probes: synthetic
     else:
         label, estimate = getattr(fn, "__name__", repr(fn)), functools.partial(fn, **params)
     for seed in range(4):
-        first = _arrays(_run_checked(estimate, _toy_groups(seed), f"{label} (seed {seed})"))
-        again = _arrays(_run_checked(estimate, _toy_groups(seed), f"{label} (seed {seed})"))
+        first = _arrays(_run_checked(estimate, _toy_groups(seed), f"{label} (seed {seed})", seed))
+        again = _arrays(_run_checked(estimate, _toy_groups(seed), f"{label} (seed {seed})", seed))
         if first.keys() != again.keys() or any(
             not np.array_equal(first[k], again[k]) for k in first
         ):
             raise EstimatorCheckError(f"{label}: two runs on equal batches (seed {seed}) differ")
-    _run_checked(estimate, _toy_groups(7, sizes=(1,)), f"{label} (singleton groups)")
+    _run_checked(estimate, _toy_groups(7, sizes=(1,)), f"{label} (singleton groups)", 7)
     constant = {
         "zero turn rewards, equal outcomes": _toy_groups(
             8, sizes=(2, 3, 5), outcome=0.7, reward=0.0
@@ -536,7 +571,7 @@ def check_estimator(fn: Callable[..., Any] | str, /, **params: Any) -> None:
         ),
     }
     for what, groups in constant.items():
-        credit = _run_checked(estimate, groups, f"{label} ({what})")
+        credit = _run_checked(estimate, groups, f"{label} ({what})", None)
         worst = int(np.argmax(np.abs(credit.advantages))) if credit.advantages.size else 0
         if credit.advantages.size and abs(credit.advantages[worst]) > 1e-9:
             raise EstimatorCheckError(
