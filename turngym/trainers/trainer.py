@@ -34,9 +34,11 @@ from turngym.registry import env_registry, make
 from turngym.rollout import collect, summarize
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.credit import resolve_estimator
-from turngym.trainers.credit.types import CreditContext, TurnBatch
+from turngym.trainers.credit.probe_values import ProbeOptions
+from turngym.trainers.credit.types import Credit, CreditContext, TurnBatch
 from turngym.trainers.losses import aggregate, clipped_surrogate, kl_penalty
-from turngym.trainers.policy import BeliefProbe, sequence_token_logprobs
+from turngym.trainers.policy import sequence_token_logprobs
+from turngym.trainers.probes import Prober, check_gold_answers, probe_needs
 from turngym.trainers.tokens import TrainingSequence, build_sequences, collate
 from turngym.types import Group
 
@@ -63,6 +65,8 @@ class Trainer:
         if isinstance(probe_env, TextEnv):  # bad reset options fail before the model is built
             probe_env.validate_options({"split": "train", **config.env_options})
         self.estimator = resolve_estimator(config.estimator, config.estimator_params, _CAPABILITIES)
+        needs = probe_needs(self.estimator)  # probe options and gold answers: checked now
+        check_gold_answers(needs, probe_env, config.env, config.estimator)
         self.out = Path(config.out_dir)
         self.device = torch.device(config.device)
         self.model, self.tokenizer = self._load_model()
@@ -76,7 +80,13 @@ class Trainer:
         self.eval_agent = self._agent(
             config.eval_temperature or 1.0, 1.0, greedy=config.eval_temperature == 0
         )
-        self.ctx = CreditContext(probe=BeliefProbe(self.model, self.tokenizer), state={}, step=0)
+        self.ctx = CreditContext(state={}, step=0)
+        self.prober = None if needs is None else Prober(
+            self.model, self.tokenizer, needs=needs,
+            options=ProbeOptions.from_dict(config.probe_options),
+            answer_template=getattr(probe_env, "answer_template", ""),
+            response_prefix=config.response_prefix, response_suffix=config.response_suffix,
+        )  # fmt: skip
         self.iteration = 0
         self.env_steps = 0
         self.elapsed_s = 0.0  # wall-clock seconds of earlier (resumed-from) train() calls
@@ -159,10 +169,13 @@ class Trainer:
         t1 = time.monotonic()
         batch = TurnBatch.from_groups(groups)
         self.ctx.step = it
+        if self.prober is not None:  # the rollout policy, before this iteration's update
+            self.ctx.probe = self.prober(batch)
         credit = self.estimator(batch, self.ctx)
         episodes = [ep for g in groups for ep in g.episodes]
         sequences, seq_stats = build_sequences(
             episodes, credit.per_episode(batch), mode=cfg.sequence_mode,
+            token_advantages=_token_advantages(credit, batch),
             clip_ranges=_per_episode_or_none(credit.clip_ranges, batch),
             weights=_per_episode_or_none(credit.weights, batch),
         )  # fmt: skip
@@ -175,6 +188,8 @@ class Trainer:
         row.update({f"seq_{k}": v for k, v in seq_stats.items()})
         row.update(update)
         row.update({"rollout_s": t1 - t0, "update_s": time.monotonic() - t1})
+        if self.prober is not None:  # probe cost (inside update_s)
+            row.update(self.ctx.probe.cost)
         return row
 
     def _task_seeds(self, iteration: int) -> list[int]:
@@ -386,6 +401,15 @@ def _stats(values: np.ndarray) -> dict[str, float]:
 
 def _per_episode_or_none(values: np.ndarray | None, batch: TurnBatch) -> list[np.ndarray] | None:
     return None if values is None else batch.split_by_episode(values)
+
+
+def _token_advantages(credit: Credit, batch: TurnBatch) -> list[Any] | None:
+    """Per-token advantages (one tuple of per-turn arrays per episode), or None."""
+    tokens = credit.token_advantages
+    if tokens is None:
+        return None
+    starts = batch.episode_start.tolist()
+    return [tokens[s : s + n] for s, n in zip(starts, batch.episode_length.tolist(), strict=True)]
 
 
 def _normalisers(seqs: Sequence[TrainingSequence]) -> dict[str, float]:

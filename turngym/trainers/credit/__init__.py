@@ -55,6 +55,13 @@ _BUILTINS = {
     name: f"turngym.trainers.credit.{name}:{name}"
     for name in ("grpo", "drgrpo", "rloo", "trloo", "mc_grpo", "gigpo", "a_grae")
 }
+# Probe-based estimators (they read precomputed ProbeValues from ctx.probe).
+_BUILTINS.update(
+    {
+        name: f"turngym.trainers.credit.{name}:{name}"
+        for name in ("igpo", "a2tgpo", "siop", "pbsd", "grpo_vps", "swap", "infopo")
+    }
+)
 for _name, _target in _BUILTINS.items():
     estimator_registry.register(_name, _target)
 
@@ -68,7 +75,11 @@ class MissingRequirementError(ValueError):
 
 
 def register_estimator(
-    name: str, *, requires: Iterable[str] = frozenset()
+    name: str,
+    *,
+    requires: Iterable[str] = frozenset(),
+    probes: Callable[[Mapping[str, Any]], Any] | None = None,
+    unverified: Iterable[str] = (),
 ) -> Callable[[Callable[..., Credit]], Callable[..., Credit]]:
     """Decorator: register an estimator under ``name`` and record what it needs.
 
@@ -76,13 +87,20 @@ def register_estimator(
         name: Lowercase snake name, e.g. ``"trloo"``.
         requires: Context capabilities the estimator uses (``"probe"``, ``"critic"``,
             ``"judge"``); stored on the function as ``requires``.
+        probes: For probe-based estimators: ``options -> ProbeNeeds``
+            (:mod:`turngym.trainers.credit.probe_values`), called with every option's value
+            at config time; implies ``requires={"probe"}``. Stored as ``probes``.
+        unverified: Options (``"name"`` or ``"name=value"``) whose formula is an UNVERIFIED
+            reconstruction; stored as ``unverified`` and shown by ``turngym list estimators``.
 
     Raises:
         ValueError: ``name`` already holds a different function.
     """
 
     def wrap(fn: Callable[..., Credit]) -> Callable[..., Credit]:
-        fn.requires = frozenset(requires)  # type: ignore[attr-defined]
+        fn.requires = frozenset(requires) | ({"probe"} if probes else set())  # type: ignore[attr-defined]
+        fn.probes = probes  # type: ignore[attr-defined]
+        fn.unverified = tuple(unverified)  # type: ignore[attr-defined]
         # A built-in's lazy "module:function" entry already resolves to this function;
         # registering the object while its module is still importing would look like a clash.
         if _BUILTINS.get(name) != f"{fn.__module__}:{fn.__qualname__}":
