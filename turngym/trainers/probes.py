@@ -195,8 +195,14 @@ class Prober:
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019 - one Prober per run; texts repeat a lot
     def _lead_and_text(self, lead: str, text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """Tokens of ``lead`` and of ``text`` written after it (tokenised together if clean)."""
-        head, joint = self._encode(lead), self._encode(lead + text)
+        """Tokens of ``lead`` and of ``text`` written after it (tokenised together if clean).
+
+        The lead's trailing whitespace belongs to the text: tokenizers attach a space to the
+        word after it (``"guess: owl"`` is ``guess``, ``:``, ``▁owl``).
+        """
+        stripped = lead.rstrip()
+        text = lead[len(stripped) :] + text
+        head, joint = self._encode(stripped), self._encode(stripped + text)
         if joint[: len(head)] == head and len(joint) > len(head):
             return tuple(head), tuple(joint[len(head) :])
         return tuple(head), tuple(self._encode(text))

@@ -303,8 +303,9 @@ def normalise_answer(text: str) -> str:
 def answer_from_action(action: str, template: str) -> str | None:
     """The answer in ``action`` written as ``template`` (``"<answer>{answer}</answer>"``).
 
-    The text between the template's last-found opening part and its closing part, stripped;
-    ``None`` when the opening part is absent or the answer is empty.
+    The text between the template's last-found opening part and its closing part, stripped
+    (whitespace inside the parts and letter case are not significant); ``None`` when the
+    opening part is absent or the answer is empty.
 
     Example:
         >>> answer_from_action("<search> x </search><answer> Paris </answer>",
@@ -312,16 +313,21 @@ def answer_from_action(action: str, template: str) -> str | None:
         'Paris'
     """
     head, _, tail = template.partition("{answer}")
-    head, tail = head.strip(), tail.strip()
-    if not head:
+    opening, closing = _loose(head), _loose(tail)
+    if opening is None:
         return None
-    start = action.rfind(head)
-    if start < 0:
+    starts = list(opening.finditer(action))
+    if not starts:
         return None
-    body = action[start + len(head) :]
-    if tail and tail in body:
-        body = body[: body.index(tail)]
-    return body.strip() or None
+    body = action[starts[-1].end() :]
+    end = closing.search(body) if closing is not None else None
+    return (body[: end.start()] if end else body).strip() or None
+
+
+def _loose(part: str) -> re.Pattern[str] | None:
+    """A pattern for ``part`` that tolerates any whitespace between its characters and case."""
+    chars = [re.escape(c) for c in part if not c.isspace()]
+    return re.compile(r"\s*".join(chars), re.IGNORECASE) if chars else None
 
 
 def synthetic_probes(
