@@ -5,7 +5,8 @@ average). Each task is a small grid the agent wanders over, so states repeat wit
 across the episodes of a group and GiGPO's anchor groups are not trivial. Every registered
 estimator runs with its default parameters (``mc_grpo`` with ``require_odd=False``: the
 groups have 8 episodes, not G+1 = 9), plus GiGPO's similarity mode for information. Building
-the TurnBatch from the Group records is timed separately.
+the TurnBatch from the Group records is timed separately. Probe-based estimators get
+synthetic probe values, precomputed (they are pure functions of them).
 
 Target (issue 3): every estimator <= 0.5 s per call. Prints medians of --repeats runs.
 
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from turngym.trainers.credit import CreditContext, TurnBatch, estimator_registry, resolve_estimator
+from turngym.trainers.credit.probe_values import synthetic_probes
 from turngym.types import Episode, Group, Turn
 
 TARGET_S = 0.5
@@ -99,9 +101,13 @@ def main() -> None:
     print("|---|---:|---:|---|")
     print(f"| TurnBatch.from_groups (build, reported separately) | {build_s:.4f} | "
           f"{batch.n_turns / build_s:,.0f} | n/a |")  # fmt: skip
+    # Probe-based estimators read precomputed probe values (3 scored texts per episode, 1-4
+    # action tokens per turn); computing them is the trainer's job (benchmarks/probe_cost.py).
+    probed = CreditContext(probe=synthetic_probes(batch, args.seed, targets=3))
     for label, (name, params) in runs.items():
-        estimate = resolve_estimator(name, params)
-        seconds = median_seconds(lambda e=estimate: e(batch, CreditContext()), args.repeats)
+        estimate = resolve_estimator(name, params, {"probe"})
+        ctx = probed if "probe" in estimator_registry.get(name).requires else CreditContext()
+        seconds = median_seconds(lambda e=estimate, c=ctx: e(batch, c), args.repeats)
         met = (
             "n/a (information)" if label in INFO_ONLY else ("yes" if seconds <= TARGET_S else "NO")
         )

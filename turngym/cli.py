@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -143,8 +145,33 @@ def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     if args.what == "envs":
         return _list_envs(args, out)
+    if args.what == "estimators":
+        return _list_estimators(args, out)
     names = _REGISTRIES[args.what].names()
     print(json.dumps(names) if args.json else "\n".join(names) or "(none registered)", file=out)
+    return 0
+
+
+def _list_estimators(args: argparse.Namespace, out: TextIO) -> int:
+    """Estimators with what they need, their status and their UNVERIFIED options."""
+    rows = []
+    for name in estimator_registry.names():
+        try:
+            fn = estimator_registry.get(name)
+        except Exception as err:  # a broken plugin still gets its row
+            rows.append({"name": name, "requires": [], "status": f"error: {err}", "unverified": []})
+            continue
+        status = re.search(r"Status:\s*([A-Z][A-Z-]*)", inspect.getdoc(fn) or "")
+        rows.append({"name": name, "requires": sorted(getattr(fn, "requires", ())),
+                     "status": status.group(1) if status else "-",
+                     "unverified": list(getattr(fn, "unverified", ()))})  # fmt: skip
+    if args.json:
+        print(json.dumps(rows, indent=2), file=out)
+        return 0
+    print(f"{'estimator':12} {'requires':10} {'status':14} UNVERIFIED options", file=out)
+    for r in rows:
+        print(f"{r['name']:12} {','.join(r['requires']) or '-':10} {r['status']:14} "
+              f"{', '.join(r['unverified']) or '-'}", file=out)  # fmt: skip
     return 0
 
 

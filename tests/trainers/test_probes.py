@@ -23,7 +23,10 @@ from turngym.trainers.probes import Prober, probe_needs  # noqa: E402
 from turngym.trainers.tokens import build_sequences, collate  # noqa: E402
 from turngym.types import Episode, Group, TokenTrace, Turn  # noqa: E402
 
-TEXTS = "\nPlay the game .\nno .\nyes .\n<action> ask: animal big</action> guess: owl cat <action>guess: owl"
+TEXTS = (
+    "\nPlay the game .\nno .\nyes .\n<action> ask: animal big</action> guess: owl cat "
+    "<action>guess: owl"
+)
 TEMPLATE = "<action>guess: {answer}</action>"
 
 
@@ -179,3 +182,26 @@ def test_gold_answers_required_before_any_rollout(tmp_path, monkeypatch, capsys)
         TrainConfig(estimator="igpo", probe_options={"share_prefixx": True})
     assert main(["train", "--estimator", "igpo", "--estimator-params",
                  json.dumps({"info_gain": "log_prob"})]) != 0  # fmt: skip
+
+
+def test_list_estimators_flags_unverified_options(capsys):
+    assert main(["list", "estimators"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "probe" in lines["igpo"] and "VERIFIED-CODE" in lines["igpo"]
+    assert "PAPER" in lines["pbsd"] and "combine" in lines["pbsd"]
+    assert main(["list", "estimators", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["a2tgpo"]["unverified"] and rows["grpo"]["requires"] == []
+
+
+def test_probe_claims_are_registered_with_three_seeds():
+    from turngym.repro.registry import get_claim
+
+    for name in (
+        "igpo-fewer-zero-advantage-groups",
+        "siop-verifier-free-credit",
+        "pbsd-credit-without-outcome-spread",
+        "infopo-intrinsic-where-outcomes-tie",
+    ):
+        claim = get_claim(name)
+        assert len(claim.seeds) >= 3 and claim.kind == "mechanism" and callable(claim.run)

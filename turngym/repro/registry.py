@@ -106,7 +106,12 @@ claim_registry: Registry[Claim] = Registry("claim", group="turngym.claims")
 
 # Built-in claims: name -> "module:attr" of a Claim object. Each method family keeps its
 # claims in one module of turngym.repro.claims.
-_BUILTINS: dict[str, str] = {}
+_BUILTINS: dict[str, str] = {
+    "igpo-fewer-zero-advantage-groups": "turngym.repro.claims.probes:IGPO_ZERO_ADVANTAGE",
+    "siop-verifier-free-credit": "turngym.repro.claims.probes:SIOP_VERIFIER_FREE",
+    "pbsd-credit-without-outcome-spread": "turngym.repro.claims.probes:PBSD_DENSE_CREDIT",
+    "infopo-intrinsic-where-outcomes-tie": "turngym.repro.claims.probes:INFOPO_GATE",
+}
 
 
 def register_claim(claim: Claim) -> Claim:

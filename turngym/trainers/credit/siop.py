@@ -211,7 +211,9 @@ def _needs(options: Mapping[str, Any]) -> ProbeNeeds:
                       gold=reference == "gold")  # fmt: skip
 
 
-@register_estimator("siop", probes=_needs)
+@register_estimator(
+    "siop", probes=_needs, unverified=("equivalence=normalized", "evidence=contains")
+)
 def siop(
     batch: TurnBatch,
     ctx: CreditContext,
