@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import string
 from collections.abc import Callable, Mapping, Sequence
@@ -191,9 +192,9 @@ class TokenValues:
 
     def split(self, values: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
         """``values`` (default: :attr:`values`), one array per turn (views)."""
-        if self.n_turns == 0:
-            return ()
-        return tuple(np.split(self.values if values is None else values, self.offsets[1:-1]))
+        values = self.values if values is None else values
+        bounds = self.offsets.tolist()
+        return tuple(values[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True))
 
 
 @dataclass(frozen=True, eq=False)
@@ -290,6 +291,7 @@ _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # observations and answers repeat across a group
 def normalise_answer(text: str) -> str:
     """SQuAD-style answer normalisation: lowercase, no punctuation or articles, single spaces.
 

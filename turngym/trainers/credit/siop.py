@@ -157,14 +157,21 @@ def outcome_targets(
     return q
 
 
-def _evidence(batch: TurnBatch, answers: Sequence[str | None], entails: Evidence) -> np.ndarray:
-    """Mean evidence of each episode's answer over the observations its actions brought back."""
+def _evidence(
+    batch: TurnBatch, answers: Sequence[str | None], labels: np.ndarray, entails: Evidence
+) -> np.ndarray:
+    """Mean evidence of each episode's answer over the observations its actions brought back.
+
+    Only groups with two or more clusters need it (one cluster gets ``q = m`` anyway).
+    """
     out = np.full(batch.n_episodes, np.nan)
+    top = np.full(batch.n_groups, -1)
+    np.maximum.at(top, batch.episode_group, labels)
     e = 0
-    for group in batch.groups:
+    for g, group in enumerate(batch.groups):
         for episode in group.episodes:
             observed = [t.observation[:2000] for t in episode.turns[1:]]
-            if answers[e] is not None and observed:
+            if top[g] >= 1 and answers[e] is not None and observed:
                 out[e] = float(np.mean([entails(o, answers[e]) for o in observed]))
             e += 1
     return out
@@ -284,7 +291,9 @@ def siop(
         q = np.array([1.0 if g else 0.0 for g in probes.golds])
     else:
         entails = _pluggable("evidence", evidence, _EVIDENCE)
-        support = _evidence(batch, answers, entails) if eta > 0 else np.full(len(answers), np.nan)
+        support = np.full(len(answers), np.nan)
+        if eta > 0:
+            support = _evidence(batch, answers, labels, entails)
         q = outcome_targets(batch, answers, labels, support, eta)
     n_refs = np.array([len(t) for t in probes.targets], np.float64)[batch.episode]
     log_first = _log_belief(probes.before, n_refs)
