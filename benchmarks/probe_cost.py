@@ -3,7 +3,8 @@
 One iteration of ``Trainer.step`` on SearchQA level 0 (G = 8 episodes per task, full
 history in the prompt, the default tiny Llama): collect, probe, assign credit, update. The
 same seed gives the same rollouts whatever the estimator, so the rows differ only by the
-probes and the credit. Rows:
+probes and the credit (minibatches without signal are updated too, so an untrained policy's
+all-zero GRPO advantages do not skip the update the probe rows pay for). Rows:
 
 * ``grpo``: no probes (the baseline);
 * ``igpo``: the gold answer probed at every turn's prompt, shared prefix encoded once;
@@ -51,6 +52,7 @@ def one_iteration(args: argparse.Namespace, estimator: str, params: dict, probe:
             tasks_per_iteration=args.tasks, group_size=args.group_size, max_new_tokens=12,
             response_prefix="", stop=("</search>", "</answer>"), history=None,
             minibatch_size=64, eval_every=0, out_dir=out, resume=False, seed=args.seed,
+            skip_without_signal=False,  # grpo's all-zero groups must still pay for the update
         )  # fmt: skip
         trainer = Trainer(config)
         start, cpu = time.perf_counter(), time.process_time()
