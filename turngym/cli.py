@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -147,23 +149,40 @@ def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     if args.what == "envs":
         return _list_envs(args, out)
-    if args.what == "estimators" and not args.json:
-        return _list_estimators(out)
+    if args.what == "estimators":
+        return _list_estimators(args, out)
     names = _REGISTRIES[args.what].names()
     print(json.dumps(names) if args.json else "\n".join(names) or "(none registered)", file=out)
     return 0
 
 
-def _list_estimators(out: TextIO) -> int:
-    """One line per estimator: its name and what its method needs beyond the estimator."""
+def _list_estimators(args: argparse.Namespace, out: TextIO) -> int:
+    """Estimators: what each needs (context, critic/strategy/schedule), status, UNVERIFIED."""
     from turngym.trainers.credit import method_of
 
+    rows = []
     for name in estimator_registry.names():
         try:
-            needs = method_of(name).describe()
-        except Exception as err:  # a broken plugin must not hide the others
-            needs = f"(cannot load: {err})"
-        print(f"{name:16} {needs}".rstrip(), file=out)
+            fn = estimator_registry.get(name)
+            method = method_of(name).describe()
+        except Exception as err:  # a broken plugin still gets its row
+            rows.append({"name": name, "requires": [], "method": "", "status": f"error: {err}",
+                         "unverified": []})  # fmt: skip
+            continue
+        status = re.search(r"Status:\s*([A-Z][A-Z-]*)", inspect.getdoc(fn) or "")
+        rows.append({"name": name, "requires": sorted(getattr(fn, "requires", ())),
+                     "method": "; ".join(p for p in method.split("; ")
+                                         if not p.startswith("requires")),
+                     "status": status.group(1) if status else "-",
+                     "unverified": list(getattr(fn, "unverified", ()))})  # fmt: skip
+    if args.json:
+        print(json.dumps(rows, indent=2), file=out)
+        return 0
+    print(f"{'estimator':12} {'requires':14} {'status':14} {'method parts':32} "
+          "UNVERIFIED options", file=out)  # fmt: skip
+    for r in rows:
+        print(f"{r['name']:12} {','.join(r['requires']) or '-':14} {r['status']:14} "
+              f"{r['method'] or '-':32} {', '.join(r['unverified']) or '-'}", file=out)  # fmt: skip
     return 0
 
 

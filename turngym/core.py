@@ -48,6 +48,8 @@ __all__ = [
     "PRIVILEGED",
     "METRICS",
     "RESERVED_INFO_KEYS",
+    "GOLD_ANSWERS",
+    "RESERVED_PRIVILEGED_KEYS",
     "TextSpace",
     "ParsedAction",
     "parse_action",
@@ -88,6 +90,15 @@ RESERVED_INFO_KEYS: tuple[str, ...] = (
     PRIVILEGED,
     METRICS,
 )
+
+# --- Reserved keys inside info["privileged"] ---------------------------------------------------
+GOLD_ANSWERS = "gold_answers"
+"""Accepted final answers of the task: a list of strings, the first one canonical (empty when
+the task asks for no answer). Probe-based credit methods score the policy's belief in it. An
+env that fills it on reset and every step declares it in :attr:`TextEnv.privileged_keys` and
+says how an answer is written in :attr:`TextEnv.answer_template`."""
+
+RESERVED_PRIVILEGED_KEYS: tuple[str, ...] = (GOLD_ANSWERS,)
 
 _RESET_OPTION_KEYS = frozenset({"split", "task", "difficulty", "level"})
 
@@ -291,6 +302,12 @@ class TextEnv(gymnasium.Env[str, str]):
     """Every difficulty knob and its default value."""
     levels: ClassVar[Mapping[int, Mapping[str, Any]]] = {}
     """Named presets of knobs, ``level -> overrides``."""
+    privileged_keys: ClassVar[frozenset[str]] = frozenset()
+    """The reserved privileged keys (e.g. :data:`GOLD_ANSWERS`) this env fills on reset and on
+    every step. A static declaration, so trainers can refuse a method before any rollout."""
+    answer_template: ClassVar[str] = ""
+    """How a final answer is written as an action, with ``{answer}`` where it goes, e.g.
+    ``"<answer>{answer}</answer>"`` (needed with :data:`GOLD_ANSWERS`)."""
     success_score: ClassVar[float] = 1.0
     """``info["success"]`` is ``score() >= success_score`` (an env whose score grades quality
     above "solved", like KernelGen's correct-and-faster, sets the solved level here)."""

@@ -8,7 +8,8 @@ re-exported); the multi-agent env checker is :mod:`turngym.envs.multiagent.testi
 
 ==================  ===========================================================================
 gymnasium           ``gymnasium.utils.env_checker.check_env`` on the unwrapped env
-info_keys           reserved info keys present with the right types after reset and step
+info_keys           reserved info keys present with the right types after reset and step,
+                    and the privileged keys the env declares (e.g. ``gold_answers``)
 determinism         two envs, same (split, seed, actions) → identical episodes
 splits              task ids of train/validation/test seeds never overlap
 snapshot            ``get_state`` then ``set_state`` replays the same continuation
@@ -42,6 +43,7 @@ from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 
 from turngym.core import (
     ACTION_VALID,
+    GOLD_ANSWERS,
     INSTRUCTIONS,
     METRICS,
     PRIVILEGED,
@@ -148,7 +150,9 @@ def _check_info_keys(make_env: Callable[[], gymnasium.Env], split: str, **_: Any
                 f"reset info[{key!r}] should be {kind.__name__}, got {info.get(key)!r}"
             )
     hash(info[STATE_KEY])
-    step_info = env.step(_examples(env)[0])[-1]
+    _check_declared_privileged(env.unwrapped, info, "reset")
+    *_, step_info = env.step(_examples(env)[0])
+    _check_declared_privileged(env.unwrapped, step_info, "step")
     for key, kind in {ACTION_VALID: bool, REWARD_COMPONENTS: dict, STATE_KEY: object}.items():
         if key not in step_info or not isinstance(step_info[key], kind):
             raise EnvCheckError(f"step info[{key!r}] missing or not {kind.__name__}")
@@ -161,6 +165,24 @@ def _check_info_keys(make_env: Callable[[], gymnasium.Env], split: str, **_: Any
             raise EnvCheckError(f"reward_components {parts} do not add up to the reward {reward}")
         if terminated or truncated:
             break
+
+
+def _check_declared_privileged(env: Any, info: dict[str, Any], when: str) -> None:
+    """The reserved privileged keys an env declares are filled, with the documented types."""
+    declared = getattr(env, "privileged_keys", frozenset())
+    if GOLD_ANSWERS not in declared:
+        return
+    golds = info.get(PRIVILEGED, {}).get(GOLD_ANSWERS)
+    if not isinstance(golds, list) or not all(isinstance(g, str) and g for g in golds):
+        raise EnvCheckError(
+            f"{when} info['privileged'][{GOLD_ANSWERS!r}] should be a list of non-empty "
+            f"strings (the env declares it in privileged_keys), got {golds!r}"
+        )
+    if "{answer}" not in getattr(env, "answer_template", ""):
+        raise EnvCheckError(
+            f"the env declares {GOLD_ANSWERS!r} but its answer_template "
+            f"{getattr(env, 'answer_template', '')!r} has no '{{answer}}' slot"
+        )
 
 
 def _check_determinism(make_env: Callable[[], gymnasium.Env], split: str, **_: Any) -> None:

@@ -109,6 +109,9 @@ class TrainConfig:
     output_format: str = "action"
     """``action``, or ``switch_subgoal`` (HiPER's ``<switch>``/``<subgoal>`` before the action,
     added to the instructions and to a tiny model's vocabulary)."""
+    probe_options: dict[str, Any] = field(default_factory=dict)
+    """How probes are computed for probe-based estimators (igpo, siop, ...): ``share_prefix``,
+    ``batch_rows``, ``answer_lead``, ``teacher_hint``, ``placeholder``."""
 
     # --- Rollouts ---
     iterations: int = 100
@@ -265,6 +268,9 @@ class TrainConfig:
             raise ValueError(f"max_env_steps must be >= 1 or None, got {self.max_env_steps}")
         if self.dual_clip is not None and self.dual_clip <= 1:
             raise ValueError(f"dual_clip must be > 1 or None, got {self.dual_clip}")
+        from turngym.trainers.credit.probe_values import ProbeOptions
+
+        ProbeOptions.from_dict(self.probe_options)  # a misspelt option fails here
 
     # --- Serialisation ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

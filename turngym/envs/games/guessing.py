@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from turngym.core import TextEnv, Transition
+from turngym.core import GOLD_ANSWERS, TextEnv, Transition
 
 __all__ = [
     "Attribute",
@@ -173,8 +173,8 @@ class AttributeGuessingGame(TextEnv):
 
     A task is ``{"secret": name, "candidates": [names...]}``. Solving pays reward 1 and ends
     the episode with score 1; running out of questions ends it with score 0 and the secret is
-    not revealed. Privileged info: ``secret`` and ``candidates_left`` (candidates consistent
-    with every answer and wrong guess so far).
+    not revealed. Privileged info: ``secret``, ``gold_answers`` (its name and aliases) and
+    ``candidates_left`` (candidates consistent with every answer and wrong guess so far).
     """
 
     # --- Set by subclasses ---
@@ -183,6 +183,8 @@ class AttributeGuessingGame(TextEnv):
     title: ClassVar[str] = "a guessing game"
     """The game's name in the instructions."""
     hidden_hint: ClassVar[str] = ""
+    privileged_keys: ClassVar[frozenset[str]] = frozenset({GOLD_ANSWERS})
+    answer_template: ClassVar[str] = "<action>guess: {answer}</action>"
     """What the agent is told about the thing when the candidates are not shown."""
 
     difficulty_defaults: ClassVar[Mapping[str, Any]] = {
@@ -420,7 +422,10 @@ class AttributeGuessingGame(TextEnv):
 
     def privileged(self) -> dict[str, Any]:
         """The secret and how many candidates are consistent with everything said so far."""
-        return {"secret": self.secret, "candidates_left": int(self._alive.sum())}
+        kb = self.knowledge_base()
+        golds = [self.secret, *kb.aliases[kb.names.index(self.secret)]] if self.secret else []
+        return {"secret": self.secret, GOLD_ANSWERS: golds,
+                "candidates_left": int(self._alive.sum())}  # fmt: skip
 
     def metrics(self) -> dict[str, Any]:
         """Questions used and the bits of information gained so far."""

@@ -18,6 +18,7 @@ import numpy as np
 
 from turngym.core import (
     ACTION_VALID,
+    GOLD_ANSWERS,
     METRICS,
     REWARD_COMPONENTS,
     TextEnv,
@@ -147,8 +148,9 @@ class SearchQA(TextEnv):
     Search-R1's ``{"id", "contents"}``) with ``qa_file`` (HotpotQA-style JSONL, see
     :func:`~turngym.envs.search.corpus.load_qa_file`).
 
-    Privileged: ``golds`` (aliases), ``supporting_doc_ids``, ``decomposition`` (per path the
-    anchor and each hop's sub-question, answer and gold passage) and ``min_searches``. The
+    Privileged: ``golds`` (aliases; also as ``gold_answers``), ``supporting_doc_ids``,
+    ``decomposition`` (per path the anchor and each hop's sub-question, answer and gold
+    passage) and ``min_searches``. The
     leak check: no gold alias occurs in any text outside ``<information>`` blocks.
 
     Example:
@@ -162,6 +164,8 @@ class SearchQA(TextEnv):
 
     family = "searchqa"
     action_tag = "answer"
+    privileged_keys = frozenset({GOLD_ANSWERS})
+    answer_template = "<answer> {answer} </answer>"
     example_actions = ("<search> film director born city </search>",
                        "<search> organisation founded year </search>",
                        "<search> people from </search>",
@@ -315,7 +319,7 @@ class SearchQA(TextEnv):
         """Golds, supporting passages, the hop chain(s) and the fewest searches needed."""
         ids = self.corpus.ids
         paths = self.task.get("paths", [])
-        return {"golds": self.golds,
+        return {"golds": self.golds, GOLD_ANSWERS: self.golds,
                 "supporting_doc_ids": [ids[p] for p in self.task.get("supporting", [])],
                 "decomposition": paths, "question_type": self.task.get("type", ""),
                 "min_searches": sum(len(p["steps"]) for p in paths) or 1}  # fmt: skip

@@ -29,7 +29,7 @@ from typing import Any, ClassVar, SupportsFloat
 
 import numpy as np
 
-from turngym.core import TextEnv, Transition, check_int_knobs, parse_action
+from turngym.core import GOLD_ANSWERS, TextEnv, Transition, check_int_knobs, parse_action
 from turngym.envs.tools.apps import APPS, DISTRACTOR_TOOLS, TOOLS, dump_rows, open_db, state_hash
 from turngym.envs.tools.calls import (
     answer_matches,
@@ -93,6 +93,8 @@ class ToolUse(TextEnv):
     """
 
     family = "tools"
+    privileged_keys = frozenset({GOLD_ANSWERS})
+    answer_template = "<answer>{answer}</answer>"  # shorthand for the finish tool
     action_tag = "tool_call"
     example_actions = (
         '<tool_call>{"name": "bank_find_accounts", "arguments": {"owner": "Ada Abbott"}}'
@@ -282,11 +284,12 @@ class ToolUse(TextEnv):
         return float(self.finished and self.state_matches() and self.answer_ok())
 
     def privileged(self) -> dict[str, Any]:
-        """Gold calls, gold final state hash, gold answer and the minimal number of calls."""
+        """Gold calls, final state hash, gold answer (list form too) and the fewest calls."""
         return {
             "gold_calls": [dict(c) for c in self.gold_calls],
             "gold_state_hash": self.gold_hash,
             "gold_answer": self.gold_answer,
+            GOLD_ANSWERS: [self.gold_answer] if self.gold_answer else [],
             "min_calls": len(self.gold_calls),
         }
 

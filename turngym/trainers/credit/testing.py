@@ -58,7 +58,6 @@ def _toy_groups(
 
 
 def _arrays(credit: Any) -> dict[str, Any]:
-
     out = {"advantages": credit.advantages}
     for name in ("clip_ranges", "weights", "returns"):
         if getattr(credit, name) is not None:
@@ -77,9 +76,6 @@ def _run_checked(
     context: Callable[[Any], Any] | None = None,
 ) -> Any:
     """Run once on ``groups``: type, shapes, finiteness, and no mutation of the inputs."""
-    import numpy as np
-
-
     before = copy.deepcopy(groups)
     batch = TurnBatch.from_groups(groups)
     columns = {k: np.array(v) for k, v in vars(batch).items() if isinstance(v, np.ndarray)}
@@ -109,6 +105,17 @@ def _run_checked(
     return credit
 
 
+def _synthetic_probes(seed: int | None) -> Callable[[Any], CreditContext]:
+    """A context maker with synthetic probe values: random (``seed``) or constant (``None``)."""
+    from turngym.trainers.credit.probe_values import synthetic_probes
+
+    def make(batch: TurnBatch) -> CreditContext:
+        constant = -2.0 if seed is None else None
+        return CreditContext(probe=synthetic_probes(batch, seed or 0, constant=constant, targets=2))
+
+    return make
+
+
 def check_estimator(
     fn: Callable[..., Any] | str,
     /,
@@ -128,7 +135,9 @@ def check_estimator(
     every group is a singleton; and that rewards every episode of a group shares give zero
     advantage (up to 1e-9) in groups of two or more. Two constant batches are used: equal
     outcomes with zero turn rewards over ragged episodes, and equal outcomes with the same
-    reward on every turn of equally long episodes whose states never repeat.
+    reward on every turn of equally long episodes whose states never repeat. Estimators that
+    require a probe get synthetic probe values unless ``context`` is given: random ones on the
+    random batches, one constant log-probability everywhere on the constant batches.
 
     Args:
         fn: The estimator function, or a registered name (resolved with ``params``).
@@ -146,26 +155,29 @@ def check_estimator(
     Example:
         >>> check_estimator("rloo")
         >>> check_estimator("mc_grpo", require_odd=False)
+        >>> check_estimator("igpo")  # probe-based: synthetic probe values
     """
-    import numpy as np
-
-
     if isinstance(fn, str):
-        available = {"critic", "probe", "judge"} if context is not None else ()
+        available = {"critic", "probe", "judge"} if context is not None else {"probe"}
         label, estimate = fn, resolve_estimator(fn, params, available)
     else:
         label, estimate = getattr(fn, "__name__", repr(fn)), functools.partial(fn, **params)
+    probed = "probe" in getattr(getattr(estimate, "func", estimate), "requires", ())
     for seed in range(4):
         what = f"{label} (seed {seed})"
-        first = _arrays(_run_checked(estimate, _toy_groups(seed), what, context))
-        again = _arrays(_run_checked(estimate, _toy_groups(seed), what, context))
+        ctx = context if context is not None or not probed else _synthetic_probes(seed)
+        first = _arrays(_run_checked(estimate, _toy_groups(seed), what, ctx))
+        again = _arrays(_run_checked(estimate, _toy_groups(seed), what, ctx))
         if first.keys() != again.keys() or any(
             not np.array_equal(first[k], again[k]) for k in first
         ):
             raise EstimatorCheckError(f"{label}: two runs on equal batches (seed {seed}) differ")
-    _run_checked(estimate, _toy_groups(7, sizes=(1,)), f"{label} (singleton groups)", context)
+    ctx = context if context is not None or not probed else _synthetic_probes(7)
+    _run_checked(estimate, _toy_groups(7, sizes=(1,)), f"{label} (singleton groups)", ctx)
     if not shared_rewards_zero:
         return
+    # Shared rewards with a constant belief everywhere: probe-based credit must vanish too.
+    ctx = context if context is not None or not probed else _synthetic_probes(None)
     constant = {
         "zero turn rewards, equal outcomes": _toy_groups(
             8, sizes=(2, 3, 5), outcome=0.7, reward=0.0
@@ -175,7 +187,7 @@ def check_estimator(
         ),
     }
     for what, groups in constant.items():
-        credit = _run_checked(estimate, groups, f"{label} ({what})", context)
+        credit = _run_checked(estimate, groups, f"{label} ({what})", ctx)
         worst = int(np.argmax(np.abs(credit.advantages))) if credit.advantages.size else 0
         if credit.advantages.size and abs(credit.advantages[worst]) > 1e-9:
             raise EstimatorCheckError(
