@@ -1,4 +1,4 @@
-"""PBSD: Privileged Bayesian Self-Distillation (CREDIT_METHODS.md 7)."""
+"""PBSD: Privileged Bayesian Self-Distillation (arXiv 2606.09348; docs/methods.md#pbsd)."""
 
 from __future__ import annotations
 
