@@ -488,8 +488,8 @@ def _per_episode_or_none(values: np.ndarray | None, batch: TurnBatch) -> list[np
     return None if values is None else batch.split_by_episode(values)
 
 
-def _per_episode_tokens(tokens: Sequence[np.ndarray] | None,
-                        batch: TurnBatch) -> list[Sequence[np.ndarray]] | None:  # fmt: skip
+def _per_episode_tokens(tokens: Sequence[np.ndarray | None] | None,
+                        batch: TurnBatch) -> list[Sequence[np.ndarray | None]] | None:  # fmt: skip
     """Per-turn token advantages regrouped per episode (``None`` when the estimator has none)."""
     if tokens is None:
         return None
