@@ -535,8 +535,8 @@ class TextEnv(gymnasium.Env[str, str]):
         """
         self.turn += 1
         parsed = parse_action(action, self.action_tag, max_chars=self.action_space.max_chars)
-        if parsed.ok:
-            outcome = self.apply(parsed.content)  # type: ignore[arg-type]
+        if parsed.content is not None:  # parsed.ok, spelled so that the type narrows
+            outcome = self.apply(parsed.content)
         else:
             example = self.example_actions[0] if self.example_actions else ""
             outcome = Transition(

@@ -143,9 +143,12 @@ def _add_retrieve_route(app: FastAPI, catalog: EnvCatalog) -> None:
     if served is None:
         return
     from turngym.envs.search.corpus import search_r1_retrieve
+    from turngym.envs.search.env import SearchQA
 
     env = catalog.build(served, {})
-    corpus = env.unwrapped.corpus  # type: ignore[attr-defined]
+    base = env.unwrapped
+    assert isinstance(base, SearchQA)  # the one env of turngym.envs.search
+    corpus = base.corpus
     env.close()
 
     @app.post("/retrieve")

@@ -352,7 +352,7 @@ class RemoteEnv(gymnasium.Env[str, str]):
     def _sync(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         conn = self._conn
         usable = conn is not None and not conn.dead and conn.loop.is_running()
-        loop = conn.loop if usable else background_loop()  # type: ignore[union-attr]
+        loop = conn.loop if conn is not None and usable else background_loop()
         if _running_loop() is loop:
             raise RuntimeError(
                 "RemoteEnv: a blocking call from inside the event loop that owns its "

@@ -162,7 +162,8 @@ async def snapshot(manager: SessionManager, session: Session, data: Any = None) 
 async def _load(manager: SessionManager, session: Session, snap: Snapshot) -> None:
     await _switch(manager, session, snap.served, snap.env_kwargs)
     assert session.env is not None
-    await manager.call(session, session.env.unwrapped.set_state, snap.state)  # type: ignore[attr-defined]
+    base: Any = session.env.unwrapped  # snapshots are duck-typed (see _get_state)
+    await manager.call(session, base.set_state, snap.state)
     session.turn, session.has_reset = snap.turn, True
     session.episode_id = snap.episode_id
     session.remember(snap.last, new_episode=True)

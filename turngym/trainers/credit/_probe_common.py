@@ -49,7 +49,8 @@ def info_gain(batch: TurnBatch, logprob: np.ndarray, kind: str) -> np.ndarray:
     """
     choose("info_gain", kind, ("prob_diff", "log_prob_diff"))
     values = np.exp(logprob) if kind == "prob_diff" else np.asarray(logprob, np.float64)
-    return next_values(batch, values) - values
+    gain: np.ndarray = next_values(batch, values) - values
+    return gain
 
 
 def pooled_normalise(
