@@ -20,8 +20,20 @@ Error codes are OpenEnv's ``WSErrorCode`` values (``INVALID_JSON``, ``UNKNOWN_TY
 ``VALIDATION_ERROR``, ``EXECUTION_ERROR``, ``CAPACITY_REACHED``, ``FACTORY_ERROR``,
 ``SESSION_ERROR``) plus one turngym code, ``MESSAGE_TOO_LARGE``. As in OpenEnv, a validation
 error carries ``errors`` (pydantic's list) and a capacity error ``active_sessions`` and
-``max_sessions``; after ``CAPACITY_REACHED`` and ``SESSION_ERROR`` the server closes the socket,
-after every other error it stays open.
+``max_sessions``. When a *connection* is refused (``CAPACITY_REACHED`` on connect) or its
+session ends (``SESSION_ERROR``) the server closes the socket; after every other error,
+including a ``fork`` or ``snapshot`` refused with ``CAPACITY_REACHED`` (a quota: see
+:mod:`turngym.server.accounting`), the socket and the session stay as they were.
+
+**Episodes end.** Once a reply says ``done`` (terminated or truncated by the time limit), a
+``step`` is refused with ``VALIDATION_ERROR`` (``episode_done: true``) and changes nothing;
+send ``reset`` for the next episode (no automatic reset, so a trainer never mixes two
+episodes). A ``reset`` that fails (unknown options, a refused knob value, an env that cannot be
+built) leaves the session as it was, episode included.
+
+**Frames.** A frame of more than ``max_message_bytes`` gets ``MESSAGE_TOO_LARGE`` and the socket
+stays open; one of more than twice that is refused by the WebSocket layer from its header,
+before its payload is read, and closes the socket (code 1009).
 
 **Text envs on the wire.** The action is ``{"message": str}`` (OpenEnv's text envs, e.g. its
 echo and TextArena envs, use the same field) and the observation ``{"text": str, "metadata":
@@ -45,6 +57,10 @@ with ``privileged=True``.
   own leak check (``TextEnv.leak_check``) on a text this session sent during the current
   episode, so ``turngym check`` can run it remotely. Other texts are refused: a client must not
   be able to probe the ground truth with guesses.
+* ``oracle`` → ``{"type": "oracle", "data": {"action": str}}``: the env's optimal action now
+  (``TextEnv.oracle_action``), so the ``oracle`` agent plays served envs. It reads the ground
+  truth, so only a server started with ``--privileged`` answers; others refuse it with
+  ``VALIDATION_ERROR``.
 """
 
 from __future__ import annotations
@@ -253,6 +269,10 @@ class _Fork(_Bare):
     type: Literal["fork"]
 
 
+class _Oracle(_Bare):
+    type: Literal["oracle"]
+
+
 class _MakeData(BaseModel):
     model_config = _FORBID
     env_id: str
@@ -288,14 +308,15 @@ class _LeakCheck(BaseModel):
 
 
 IncomingMessage = Annotated[
-    _Reset | _Step | _State | _Close | _Make | _Snapshot | _Restore | _Fork | _LeakCheck,
+    _Reset | _Step | _State | _Close | _Make | _Snapshot | _Restore | _Fork | _LeakCheck
+    | _Oracle,
     Field(discriminator="type"),
 ]
 """Every message a client may send, discriminated by ``type``."""
 
 _INCOMING: TypeAdapter[Any] = TypeAdapter(IncomingMessage)
 MESSAGE_TYPES = ("reset", "step", "state", "close", "make", "snapshot", "restore", "fork",
-                 "leak_check")  # fmt: skip
+                 "leak_check", "oracle")  # fmt: skip
 
 
 def parse_message(raw: str | bytes) -> Any:

@@ -121,6 +121,7 @@ class SearchQA(TextEnv):
     difficulty_defaults: Mapping[str, Any] = {"corpus_size": 5000, "corpus_seed": 0,
                                               "max_hops": 3, "comparison_rate": 0.25,
                                               "topk": 3, "reward": "em"}  # fmt: skip
+    costly_knobs = frozenset({"corpus_size", "corpus_seed"})  # each pair builds a BM25 index
     levels: Mapping[int, Mapping[str, Any]] = {
         0: {"max_hops": 2, "comparison_rate": 0.0},
         1: {},
@@ -184,6 +185,7 @@ class SearchQA(TextEnv):
         if not isinstance(task.get("question"), str) or not task.get("answers"):
             raise ValueError("A SearchQA task needs 'question' and a non-empty 'answers'.")
         self.queries, self.retrieved, self.answer = [], [], None
+        _ = self.corpus.index  # build (or load) it now, in reset, rather than in the first step
 
     # --- Text -----------------------------------------------------------------------------------
     def instructions(self) -> str:

@@ -93,6 +93,7 @@ class Shop(TextEnv):
         "<action>click[description]</action>",
         "<action>click[buy now]</action>",
     )
+    costly_knobs = frozenset({"catalog_size", "catalog_seed", "near_miss_rate"})  # a catalogue each
     difficulty_defaults: Mapping[str, Any] = {
         "catalog_size": 5000,
         "catalog_seed": 0,
@@ -193,6 +194,7 @@ class Shop(TextEnv):
         if upper is not None and (isinstance(upper, bool) or not isinstance(upper, (int, float))):
             raise ValueError("A Shop task's 'price_upper' must be a number or null.")
         self.target = catalog.by_id[task["target_id"]]
+        _ = catalog.index  # build (or load) it now, in reset, rather than in the first search
         product = catalog.products[self.target]
         self.goal = {
             "target_id": product["id"],
