@@ -81,9 +81,9 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
 
 
-def _preset_values(cls: type[TextEnv]) -> dict[str, frozenset[str]]:
-    """For each costly knob of ``cls``, the values its defaults and levels give it."""
-    presets = [cls.difficulty_defaults, *cls.levels.values()]
+def _preset_values(cls: type[TextEnv], registered: Mapping[str, Any]) -> dict[str, frozenset[str]]:
+    """For each costly knob of ``cls``, the values its defaults, levels and registration give."""
+    presets = [cls.difficulty_defaults, *cls.levels.values(), registered]
     return {knob: frozenset(_canonical(p[knob]) for p in presets if knob in p)
             for knob in cls.costly_knobs}  # fmt: skip
 
@@ -153,7 +153,7 @@ class EnvCatalog:
             knobs, presets = None, {}
             if isinstance(base, TextEnv):
                 knobs = frozenset(type(base).difficulty_defaults) | {"level"}
-                presets = _preset_values(type(base))
+                presets = _preset_values(type(base), registered.kwargs or {})
             slow = bool(base.metadata.get("turngym.slow", False))
         finally:
             env.close()

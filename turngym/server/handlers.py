@@ -212,7 +212,7 @@ async def _saved(manager: SessionManager, session: Session) -> Snapshot:
             f"{type(base).__name__} has no get_state()/set_state(): it cannot be snapshotted "
             "or forked (turngym.TextEnv subclasses can).",
         )
-    saved = await manager.offload(session, base.get_state)
+    saved = await manager.call(session, base.get_state)  # bounded by the episode: cheap
     assert session.served is not None and session.last is not None
     return Snapshot(session.served, dict(session.env_kwargs), saved, session.turn,
                     session.episode_id, session.last, session.trusted_task)  # fmt: skip

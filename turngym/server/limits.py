@@ -138,7 +138,7 @@ class BodyLimit:
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
             await _refuse(send, 413, f"the body has {declared} bytes; this server accepts at "
-                          f"most {self.max_bytes} (--max-body-bytes)")  # fmt: skip
+                          f"most {self.max_bytes} (--max-body-bytes)", close=True)  # fmt: skip
             return
         try:
             body = await asyncio.wait_for(self._read(receive), self.timeout_s)
@@ -187,7 +187,8 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _refuse(send: Send, status: int, message: str, *, close: bool = False) -> None:
+async def _refuse(send: Send, status: int, message: str, *, close: bool) -> None:
+    """Answer ``status`` with the message; ``close`` when the rest of the body is unread."""
     body = json.dumps({"detail": {"code": "REQUEST_REFUSED", "message": message}}).encode()
     headers = [(b"content-type", b"application/json"),
                (b"content-length", str(len(body)).encode())]  # fmt: skip
