@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from turngym.leaderboard.store import LeaderboardStore, SubmissionError
+from turngym.leaderboard.store import SubmissionError
 
 from ._runs import Spec, rate, write_run
 

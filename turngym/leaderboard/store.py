@@ -40,6 +40,7 @@ from turngym.evals.results import (
 )
 from turngym.evals.stats import Z95, MetricSummary
 from turngym.leaderboard.episodes import EpisodeRecord, env_label, match_agents, read_run_episodes
+from turngym.leaderboard.ranking import rank_rows
 from turngym.leaderboard.schema import entries as _entries
 from turngym.leaderboard.schema import envs as _envs
 from turngym.leaderboard.schema import episode_metrics as _episodes
@@ -420,9 +421,11 @@ class LeaderboardStore:
     def page_data(self, metric: str = "success") -> dict[str, Any]:
         """Everything the leaderboard page shows, as plain JSON-able data.
 
-        Rows are one per (submission, agent), ranked by the macro mean over the envs the row
-        covers. Its interval combines the per-env ones as independent estimates:
-        ``mean ± 1.96 * sqrt(sum se_i^2) / k`` with ``se_i`` = half-width / 1.96.
+        Rows are one per (submission, agent) with the macro mean over the envs the row covers.
+        Its interval combines the per-env ones as independent estimates:
+        ``mean ± 1.96 * sqrt(sum se_i^2) / k`` with ``se_i`` = half-width / 1.96. Rows are
+        ranked by it only within their env set (``env_sets``: rows on the same envs), and
+        per env in ``per_env[env]["rank"]`` (:func:`~turngym.leaderboard.ranking.rank_rows`).
         """
         _check_metric(metric)
         entries = self.entries()
@@ -433,9 +436,9 @@ class LeaderboardStore:
         for e in entries:
             if metric in e["metrics"]:
                 groups.setdefault((e["run"], e["agent"]), []).append(e)
-        rows = [_page_row(group, metric) for group in groups.values()]
-        sign = 1 if _higher_is_better(metric) else -1
-        rows.sort(key=lambda r: (-sign * r["mean"], r["run"], r["agent"]))
+        rows = sorted((_page_row(group, metric) for group in groups.values()),
+                      key=lambda r: (r["run"], r["agent"]))  # fmt: skip
+        rows, env_sets = rank_rows(rows, metric)
         curves = [{"run": e["run"], "agent": e["agent"], "env": e["env"], "metric": metric,
                    "points": [[p["env_steps"], p[metric]] for p in e["curve"] if metric in p]}
                   for e in entries if e["curve"]]  # fmt: skip
@@ -445,6 +448,7 @@ class LeaderboardStore:
             "metric": metric,
             "metrics": metrics,
             "envs": sorted({e["env"] for g in groups.values() for e in g}),
+            "env_sets": env_sets,
             "rows": rows,
             "curves": [c for c in curves if c["points"]],
         }
