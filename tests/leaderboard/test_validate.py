@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
-from turngym.leaderboard.store import SubmissionError
+pytest.importorskip("sqlalchemy")
 
-from ._runs import Spec, rate, write_run
+from turngym.leaderboard.store import SubmissionError  # noqa: E402
+
+from ._runs import Spec, rate, write_run  # noqa: E402
 
 ROW = "row turngym/Toy-v0 / random"
 
