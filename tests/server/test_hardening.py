@@ -312,11 +312,15 @@ def test_http_bad_reset_options_are_422_not_500():
             assert reply.json()["detail"]["message"] and "Traceback" not in reply.text
 
 
-def test_oracle_over_the_wire_only_when_privileged(capsys):
+def test_oracle_over_the_wire_only_when_privileged(capsys, tmp_path):
     with serve_app(["test/Counter-v0"], privileged=True) as server:
         code = main(["rollout", server.remote("test/Counter-v0"), "--agent", "oracle",
                      "--tasks", "3"])  # fmt: skip
         assert code == 0
+        code = main(["eval", server.remote("test/Counter-v0"), "--agents", "oracle",
+                     "--episodes", "3", "--out", str(tmp_path / "run")])  # fmt: skip
+        results = json.loads((tmp_path / "run" / "results.json").read_text())
+        assert code == 0 and results["entries"][0]["metrics"]["success"]["mean"] == 1.0
         env = RemoteEnv(server.url, "test/Counter-v0")
         env.reset(seed=5)
         done = False

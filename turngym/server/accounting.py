@@ -17,7 +17,8 @@ Quotas (:class:`~turngym.server.limits.Quotas`) are per owner and evict only the
 * **HTTP episodes.** At most ``http_episodes`` are kept, each with at most
   ``http_snapshots`` snapshots; a new ``/reset`` beyond that is refused with
   ``CAPACITY_REACHED`` rather than forgetting another client's episode, and an episode
-  without a request for the idle timeout is forgotten.
+  without a request for the idle timeout is forgotten. (A server without an idle timeout
+  forgets its least recently used episode instead, or the table would fill for good.)
 
 So the snapshot memory of a server is bounded by ``(max_sessions * snapshot_bytes +
 http_episodes * http_snapshot_bytes + orphan_bytes)``, whatever its clients do.
@@ -190,6 +191,8 @@ class HttpEpisodes:
         limit = self.store.quotas.http_episodes
         if len(self.owners) >= limit:
             self.expire()
+        if len(self.owners) >= limit and self.idle_timeout_s is None:
+            self.discard(next(iter(self.owners.values())))  # never idle out: forget the oldest
         if len(self.owners) >= limit:
             raise ProtocolError(
                 ErrorCode.CAPACITY_REACHED,

@@ -156,7 +156,8 @@ class ResetData(BaseModel):
     task: dict[str, Any] | None = Field(default=None, description="A task dict to play.")
     difficulty: dict[str, Any] | None = Field(default=None, description="Knob overrides.")
     level: int | None = Field(default=None, description="A difficulty preset.")
-    env_id: str | None = Field(default=None, description="Switch this session to another env.")
+    env_id: str | None = Field(default=None, max_length=200,
+                               description="Switch this session to another env.")
     env_kwargs: dict[str, Any] | None = Field(default=None, description="Constructor kwargs.")
 
     def reset_options(self) -> dict[str, Any] | None:
@@ -275,7 +276,7 @@ class _Oracle(_Bare):
 
 class _MakeData(BaseModel):
     model_config = _FORBID
-    env_id: str
+    env_id: str = Field(max_length=200)
     env_kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
