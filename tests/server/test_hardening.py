@@ -10,6 +10,7 @@ over HTTP is a 422, and the oracle works over the wire on a ``--privileged`` ser
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import socket
@@ -335,3 +336,36 @@ def test_oracle_over_the_wire_only_when_privileged(capsys, tmp_path):
         err = capsys.readouterr().err.strip()
         assert code == 2 and "--privileged" in err and len(err.splitlines()) == 1
         assert "AttributeError" not in err and "Traceback" not in err
+
+
+def test_validation_errors_are_listed_briefly():
+    """A frame with thousands of bad fields gets a short reply, not one error per field."""
+    with TestClient(create_app(["test/Counter-v0"])) as client:
+        with client.websocket_connect("/ws") as ws:
+            data = {f"k{i}": i for i in range(5000)}
+            error = ask(ws, "reset", data)["data"]
+            assert error["code"] == "VALIDATION_ERROR" and error["error_count"] == 5000
+            assert len(error["errors"]) <= 20
+
+
+def test_a_client_that_does_not_read_its_reply_is_dropped():
+    """BodyLimit gives a response up when the client stops reading (a slow reader)."""
+    from turngym.server.limits import BodyLimit
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"x" * 1000})
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def never_drains(message: dict) -> None:
+        await asyncio.sleep(3600)  # as uvicorn's send waits for a peer that does not read
+
+    async def run() -> float:
+        started = time.monotonic()
+        await BodyLimit(app, 1024, 0.2)({"type": "http", "headers": []}, receive, never_drains)
+        return time.monotonic() - started
+
+    assert asyncio.run(run()) < 2.0

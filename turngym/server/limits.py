@@ -5,7 +5,8 @@ What each limit stops (defaults in :class:`ServerLimits`):
 * **HTTP bodies** (:class:`BodyLimit`): a body over ``max_body_bytes`` is refused with 413 from
   its ``Content-Length`` before any of it is read, or as soon as a chunked body passes the
   limit; a body that does not arrive within ``body_timeout_s`` gets 408 and the connection
-  closes.
+  closes. A response the client does not read within ``body_timeout_s`` is abandoned and its
+  connection closed, so a slow reader cannot hold a reply in memory.
 * **HTTP headers** (:func:`guarded_h11`): a request whose headers are not complete within
   ``header_timeout_s`` of the connection (or of the previous response) is dropped, and headers
   over ``max_header_bytes`` are refused by h11, so a slow or endless header never holds a
@@ -159,7 +160,16 @@ class BodyLimit:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()  # after the body: only http.disconnect comes
 
-        await self.app(scope, replay, send)
+        async def send_in_time(message: Message) -> None:
+            try:
+                await asyncio.wait_for(send(message), self.timeout_s)
+            except asyncio.TimeoutError:  # the client stopped reading: give the reply up
+                raise _SlowReader from None
+
+        try:
+            await self.app(scope, replay, send_in_time)
+        except _SlowReader:
+            pass  # uvicorn closes a connection whose response the app left unfinished
 
     async def _read(self, receive: Receive) -> bytes | None:
         """The whole body, or ``None`` once it passes the limit (the rest is not read)."""
@@ -175,6 +185,10 @@ class BodyLimit:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+
+class _SlowReader(Exception):
+    """The client did not read a response within the time limit."""
 
 
 def _content_length(scope: Scope) -> int | None:

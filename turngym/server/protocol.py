@@ -103,6 +103,7 @@ PROTOCOL_VERSION = 1
 """Version of the turngym extensions (the OpenEnv part follows OpenEnv)."""
 
 _FORBID = ConfigDict(extra="forbid")
+_MAX_ERRORS = 20  # validation errors listed in an error reply
 
 
 class ErrorCode(str, Enum):
@@ -358,7 +359,9 @@ def _classify(err: ValidationError, raw: str | bytes) -> ProtocolError:
             ErrorCode.UNKNOWN_TYPE,
             f"Unknown message type: {kind!r}; expected one of {', '.join(MESSAGE_TYPES)}",
         )
-    return ProtocolError(ErrorCode.VALIDATION_ERROR, "Invalid message", errors=errors)
+    # The first few errors say what is wrong; all of them could be larger than the message.
+    return ProtocolError(ErrorCode.VALIDATION_ERROR, "Invalid message",
+                         errors=errors[:_MAX_ERRORS], error_count=len(errors))  # fmt: skip
 
 
 # --- Encoding -----------------------------------------------------------------------------------
