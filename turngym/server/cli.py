@@ -28,6 +28,15 @@ __all__ = ["add_parser", "serve", "limits_from_args", "limit_flags"]
 DEFAULT_PORT = 8000
 
 
+class _DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """Show each flag's default, except where there is none to show (None, False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Add ``serve`` to the CLI's subcommands.
 
@@ -42,6 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "served env from turngym with the id ENV_ID@http://HOST:PORT. Every limit below "
         "bounds what one client can make the server hold or do; the defaults are safe for "
         "untrusted clients.",
+        formatter_class=_DefaultsHelp,
     )
     p.add_argument("env_ids", nargs="+", metavar="ENV_ID",
                    help="env ids (the first is the default), or module:Name-v0")  # fmt: skip
