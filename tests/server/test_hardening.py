@@ -182,7 +182,10 @@ def test_another_clients_snapshots_do_not_evict_yours():
         assert server.stats()["snapshots"] <= Quotas().snapshots + Quotas().orphans
 
 
-def test_http_episodes_are_kept_until_idle_and_never_evicted():
+def test_http_episodes_in_use_are_never_evicted(monkeypatch):
+    from turngym.server import accounting
+
+    monkeypatch.setattr(accounting, "HTTP_GRACE_S", 1.0)
     app = create_app(["test/Counter-v0"], quotas=Quotas(http_episodes=3, http_snapshots=4))
     with TestClient(app) as client:
         first = client.post("/reset", json={"seed": 1}).json()["metadata"]["snapshot_id"]
@@ -199,6 +202,16 @@ def test_http_episodes_are_kept_until_idle_and_never_evicted():
                                                "snapshot_id": chain}).json()  # fmt: skip
             chain = chain["metadata"]["snapshot_id"]
         assert stats(client)["snapshots"] <= 3 * Quotas(http_snapshots=4).http_snapshots
+        # Once the others have been idle for the grace period, a new episode takes the place
+        # of the least recently used one; the chain in use survives.
+        time.sleep(1.1)
+        step = client.post("/step", json={"action": {"message": "<action>dec</action>"},
+                                          "snapshot_id": chain})  # fmt: skip
+        assert step.status_code == 200
+        assert client.post("/reset", json={}).status_code == 200
+        step = client.post("/step", json={"action": {"message": "<action>dec</action>"},
+                                          "snapshot_id": step.json()["metadata"]["snapshot_id"]})
+        assert step.status_code == 200
 
 
 # --- 4. A failed make leaves the session as it was -------------------------------------------

@@ -15,10 +15,11 @@ Quotas (:class:`~turngym.server.limits.Quotas`) are per owner and evict only the
 * **Forks.** An owner has at most ``forks`` live forks; a fork beyond that (or beyond the
   server's capacity) is refused and the forking session is unchanged.
 * **HTTP episodes.** At most ``http_episodes`` are kept, each with at most
-  ``http_snapshots`` snapshots; a new ``/reset`` beyond that is refused with
-  ``CAPACITY_REACHED`` rather than forgetting another client's episode, and an episode
-  without a request for the idle timeout is forgotten. (A server without an idle timeout
-  forgets its least recently used episode instead, or the table would fill for good.)
+  ``http_snapshots`` snapshots. When the table is full, a new ``/reset`` takes the place of the
+  least recently used episode only if that one has had no request for :data:`HTTP_GRACE_S`
+  seconds; otherwise it is refused with ``CAPACITY_REACHED``, so an episode in use is never
+  forgotten and a burst of ``/reset`` requests blocks new episodes for seconds, not for the
+  idle timeout. An episode without a request for the idle timeout is forgotten.
 
 So the snapshot memory of a server is bounded by ``(max_sessions * snapshot_bytes +
 http_episodes * http_snapshot_bytes + orphan_bytes)``, whatever its clients do.
@@ -38,7 +39,10 @@ from turngym.server.protocol import ErrorCode, ProtocolError
 if TYPE_CHECKING:
     from turngym.server.sessions import Snapshot
 
-__all__ = ["Quotas", "Owner", "SnapshotStore", "HttpEpisodes"]  # Quotas: from limits
+__all__ = ["Quotas", "Owner", "SnapshotStore", "HttpEpisodes", "HTTP_GRACE_S"]
+
+HTTP_GRACE_S = 30.0
+"""Seconds without a request after which a full HTTP episode table may forget an episode."""
 
 
 @dataclass(eq=False)
@@ -191,14 +195,17 @@ class HttpEpisodes:
         limit = self.store.quotas.http_episodes
         if len(self.owners) >= limit:
             self.expire()
-        if len(self.owners) >= limit and self.idle_timeout_s is None:
-            self.discard(next(iter(self.owners.values())))  # never idle out: forget the oldest
+        if len(self.owners) >= limit:
+            oldest = next(iter(self.owners.values()))  # least recently used first
+            grace = min(HTTP_GRACE_S, self.idle_timeout_s or HTTP_GRACE_S)
+            if time.monotonic() - oldest.last_active >= grace:
+                self.discard(oldest)
         if len(self.owners) >= limit:
             raise ProtocolError(
                 ErrorCode.CAPACITY_REACHED,
                 f"{len(self.owners)} stateless HTTP episodes are in progress (this server keeps "
-                f"{limit}, each until {self.idle_timeout_s} s without a request); retry later "
-                "or use WS /ws sessions.",
+                f"{limit}, none idle for {HTTP_GRACE_S:g} s yet); retry in a few seconds or "
+                "use WS /ws sessions.",
                 active_http_episodes=len(self.owners), max_http_episodes=limit,
             )  # fmt: skip
         quotas = self.store.quotas
