@@ -16,7 +16,8 @@ rendered grid of text per step). Target: >= 3,000 steps/s at 32 sessions for the
 
 ``--compare-openenv`` runs turngym's server and OpenEnv's (the ``openenv`` package, formerly
 ``openenv-core``; see ``_openenv_echo.py`` for how to install it without its ~110 declared
-dependencies) on equivalent echo envs, each in its own process, and drives both with the same
+dependencies) on equivalent echo envs (``bench/PlainEcho-v0``, a bare Gymnasium text env, and
+its OpenEnv twin), each in its own process, and drives both with the same
 client: raw OpenEnv-protocol WebSocket frames (``reset``, then ``step`` with ``{"message"}``
 until ``done``), 32 concurrent sessions, the servers alternating round by round so that load
 from elsewhere on the machine hits both alike. The figure is the ratio, not the absolute rates.
@@ -69,8 +70,34 @@ class Echo(TextEnv):
         return 0.0
 
 
+class PlainEcho(gymnasium.Env[str, str]):
+    """The OpenEnv echo env's twin for the side-by-side rows: a bare Gymnasium text env.
+
+    It does per step what ``_openenv_echo.Echo`` does (echo the text, reward 1, 50 steps) and
+    nothing else (no action tags, no per-turn record), so both servers serve the same work.
+    """
+
+    metadata = {"render_modes": []}  # noqa: RUF012 (gymnasium's convention)
+
+    def __init__(self) -> None:
+        self.action_space = gymnasium.spaces.Text(32_768)
+        self.observation_space = gymnasium.spaces.Text(32_768)
+        self.turn = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple:
+        super().reset(seed=seed)
+        self.turn = 0
+        return "turn 0: ", {}
+
+    def step(self, action: str) -> tuple:
+        self.turn += 1
+        return f"turn {self.turn}: {action}", 1.0, self.turn >= 50, False, {}
+
+
+PLAIN_ECHO_ID = "bench/PlainEcho-v0"
 if ECHO_ID not in gymnasium.registry:  # the server process imports this module too
     gymnasium.register(id=ECHO_ID, entry_point=Echo, max_episode_steps=50)
+    gymnasium.register(id=PLAIN_ECHO_ID, entry_point=PlainEcho)
 
 
 def _serve(env_ids: list[str], max_sessions: int, queue: Any) -> None:
@@ -205,9 +232,66 @@ def _start(target: Any, args: tuple) -> tuple[Any, str]:
     return proc, line.split(" on ", 1)[1].split(" ", 1)[0]
 
 
+async def _asgi_cpu_per_step(app: Any, steps: int, sessions: int) -> float:
+    """CPU microseconds per step of an ASGI app driven in process, without sockets.
+
+    Every session is a fake ``/ws`` connection fed OpenEnv-protocol frames through queues; the
+    process CPU time (all threads: a server's worker threads count) is divided by the steps.
+    Only the app's own work is left in (uvicorn, the network and a client are the same for
+    both servers), so the ratio is not the end-to-end one, but it does not depend on load.
+    """
+    reset = {"type": "websocket.receive", "text": json.dumps({"type": "reset", "data": {}})}
+    step = {"type": "websocket.receive",
+            "text": json.dumps({"type": "step", "data": {"message": "<action>ping</action>"}})}
+
+    async def session(count: int) -> None:
+        inbox: asyncio.Queue = asyncio.Queue()
+        outbox: asyncio.Queue = asyncio.Queue()
+        scope = {"type": "websocket", "path": "/ws", "raw_path": b"/ws", "root_path": "",
+                 "query_string": b"", "headers": [], "scheme": "ws", "subprotocols": [],
+                 "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 1),
+                 "asgi": {"version": "3.0"}, "state": {}}  # fmt: skip
+        task = asyncio.create_task(app(scope, inbox.get, outbox.put))
+        await inbox.put({"type": "websocket.connect"})
+        await outbox.get()  # websocket.accept
+        await inbox.put(reset)
+        await outbox.get()
+        for _ in range(count):
+            await inbox.put(step)
+            reply = json.loads((await outbox.get())["text"])
+            if reply["data"]["done"]:
+                await inbox.put(reset)
+                await outbox.get()
+        await inbox.put({"type": "websocket.disconnect", "code": 1000})
+        await asyncio.wait_for(task, 10)
+
+    await asyncio.gather(*(session(20) for _ in range(4)))  # warm-up
+    started = time.process_time()
+    await asyncio.gather(*(session(steps // sessions) for _ in range(sessions)))
+    return 1e6 * (time.process_time() - started) / (steps // sessions * sessions)
+
+
+def _app_costs(steps: int, sessions: int) -> dict[str, float]:
+    import _openenv_echo
+
+    from turngym.server.app import create_app
+
+    apps = {"turngym serve": lambda: create_app([PLAIN_ECHO_ID], max_sessions=sessions + 16,
+                                                idle_timeout_s=None),
+            "openenv (sync step)": lambda: _openenv_echo.app(_openenv_echo.Echo, sessions + 16),
+            "openenv (step_async)": lambda: _openenv_echo.app(_openenv_echo.EchoAsync,
+                                                              sessions + 16)}  # fmt: skip
+    costs: dict[str, list[float]] = {name: [] for name in apps}
+    built = {name: make() for name, make in apps.items()}
+    for _ in range(3):  # alternate, as the end-to-end rounds do
+        for name, app in built.items():
+            costs[name].append(asyncio.run(_asgi_cpu_per_step(app, steps, sessions)))
+    return {name: statistics.median(values) for name, values in costs.items()}
+
+
 def compare_openenv(seconds: float, rounds: int, sessions: int = 32) -> None:
     """Alternate turngym's and OpenEnv's servers, same client; print rates and the ratios."""
-    servers = {"turngym serve": _start(_serve, ([ECHO_ID], sessions + 16)),
+    servers = {"turngym serve": _start(_serve, ([PLAIN_ECHO_ID], sessions + 16)),
                "openenv (sync step)": _start(_serve_openenv, ("sync", sessions + 16)),
                "openenv (step_async)": _start(_serve_openenv, ("async", sessions + 16))}
     rates: dict[str, list[float]] = {name: [] for name in servers}
@@ -236,6 +320,12 @@ def compare_openenv(seconds: float, rounds: int, sessions: int = 32) -> None:
         ratio = statistics.median(a / b for a, b in zip(ours, values, strict=True))
         print(f"| {name} | {statistics.median(values):,.0f} | {min(values):,.0f} | "
               f"{max(values):,.0f} | {ratio:.2f}x | {statistics.median(cpu[name]):,.0f} |")
+    costs = _app_costs(steps=6400, sessions=sessions)
+    print(f"\nThe apps alone, in process (no uvicorn, no sockets), {sessions} sessions:")
+    print("| server app | CPU µs/step (median of 3) | this / turngym |")
+    print("|---|---:|---:|")
+    for name, cost in costs.items():
+        print(f"| {name} | {cost:,.0f} | {cost / costs['turngym serve']:.2f}x |")
 
 
 def main() -> None:

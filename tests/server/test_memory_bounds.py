@@ -1,10 +1,10 @@
 """A hostile load cannot grow a server's memory without bound, nor lock other clients out.
 
-A ``turngym serve`` subprocess (default limits) takes, twice over: oversized WebSocket frames
+A ``turngym serve`` subprocess (default limits) takes, round after round: oversized WebSocket frames
 on 32 sockets at once (some just under the hard cap, some announcing 8 MiB), sockets that fork
 until refused and leave, thousands of snapshots, thousands of stateless HTTP episodes and
-bodies that declare 100 MB. Its resident memory must level off (the second round adds almost
-nothing) and stay within a bound set by the quotas, and a well-behaved client must still play.
+bodies that declare 100 MB. Its resident memory must level off (the last of four rounds adds
+little) and stay within a bound set by the quotas, and a well-behaved client must still play.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ._loopback import serve_subprocess
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 LIMIT = ServerLimits().max_message_bytes
+ROUNDS = 4
 
 
 def rss_mb(pid: int) -> float:
@@ -76,7 +77,10 @@ async def _snapshotter(ws_url: str, count: int) -> None:
 async def _http(url: str, count: int) -> None:
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         for _ in range(0, count, 50):
-            await asyncio.gather(*(client.post("/reset", json={}) for _ in range(50)))
+            # A hostile client does not care about its own failures (a keep-alive connection
+            # closed under it): only the server's memory and the victim's service count here.
+            await asyncio.gather(*(client.post("/reset", json={}) for _ in range(50)),
+                                 return_exceptions=True)  # fmt: skip
 
 
 def _declared_bodies(url: str, count: int) -> None:
@@ -103,7 +107,7 @@ def test_hostile_load_keeps_memory_bounded_and_others_served():
         victim.reset(seed=0)
         base = rss_mb(server.pid)
         growth = []
-        for _ in range(2):
+        for _ in range(ROUNDS):
             asyncio.run(_battery(server.url))
             growth.append(rss_mb(server.pid) - base)
             started = time.monotonic()
@@ -115,6 +119,8 @@ def test_hostile_load_keeps_memory_bounded_and_others_served():
         assert stats["http_episodes"] <= Quotas().http_episodes
         assert stats["active_sessions"] <= 2  # the victim (and nothing the hostile ones left)
         victim.close()
-    print(f"RSS growth over the baseline: {growth[0]:.0f} MB, then {growth[1]:.0f} MB")
-    assert growth[0] < 300, growth
-    assert growth[1] - growth[0] < 40, growth  # it levels off: no growth without bound
+    print("RSS growth over the baseline after each round (MB):", [round(g) for g in growth])
+    assert max(growth) < 300, growth
+    # It levels off: the last round adds little (the first ones also fill the bounded caches,
+    # the quotas' tables and the worker threads' malloc arenas).
+    assert growth[-1] - growth[-2] < 30, growth

@@ -249,8 +249,8 @@ def guarded_h11(header_timeout_s: float) -> type:
                 self._disarm()  # headers are in: the body has its own limit
 
         def on_response_complete(self) -> None:
-            super().on_response_complete()
-            if not self.transport.is_closing():
+            super().on_response_complete()  # may already parse a pipelined request
+            if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
                 self._arm()
 
         def connection_lost(self, exc: Exception | None) -> None:

@@ -77,7 +77,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
 )
-from pydantic_core import PydanticSerializationError
+from pydantic_core import PydanticSerializationError, to_json
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -385,6 +385,14 @@ def encode(kind: str, data: BaseModel | dict[str, Any]) -> str:
     Values JSON cannot hold are converted (numpy to lists/numbers, anything else to its
     ``repr``); text that UTF-8 cannot carry (lone surrogates) is escaped.
     """
+    if isinstance(data, ObservationData):  # the hot path: a plain dict, no envelope model
+        fields = {"observation": data.observation, "reward": data.reward, "done": data.done,
+                  "metadata": data.metadata}  # fmt: skip
+        message: Any = {"type": kind, "data": fields}
+        try:
+            return to_json(message, fallback=_fallback, inf_nan_mode="null").decode()
+        except PydanticSerializationError:  # lone surrogates: let json escape them
+            return json.dumps(message, ensure_ascii=True, default=_fallback)
     envelope = _Envelope(type=kind, data=data)
     try:
         return envelope.model_dump_json(fallback=_fallback)
