@@ -143,8 +143,23 @@ def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     if args.what == "envs":
         return _list_envs(args, out)
+    if args.what == "estimators" and not args.json:
+        return _list_estimators(out)
     names = _REGISTRIES[args.what].names()
     print(json.dumps(names) if args.json else "\n".join(names) or "(none registered)", file=out)
+    return 0
+
+
+def _list_estimators(out: TextIO) -> int:
+    """One line per estimator: its name and what its method needs beyond the estimator."""
+    from turngym.trainers.credit import method_of
+
+    for name in estimator_registry.names():
+        try:
+            needs = method_of(name).describe()
+        except Exception as err:  # a broken plugin must not hide the others
+            needs = f"(cannot load: {err})"
+        print(f"{name:16} {needs}".rstrip(), file=out)
     return 0
 
 

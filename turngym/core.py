@@ -1,7 +1,7 @@
 """The text-environment contract: :class:`TextEnv`, :class:`TextSpace`, info keys, action tags.
 
-A :class:`TextEnv` *is* a ``gymnasium.Env[str, str]`` (STYLE.md 10.1): observations and actions
-are strings, ``reset`` and ``step`` have Gymnasium's signatures, and every env passes
+A :class:`TextEnv` *is* a ``gymnasium.Env[str, str]`` (docs/design.md#principles): observations
+and actions are strings, ``reset`` and ``step`` have Gymnasium's signatures, and every env passes
 ``gymnasium.utils.env_checker.check_env``. What turngym adds is a per-turn record in ``info``
 (the reserved keys below), tasks and splits (:mod:`turngym.tasks`), snapshot/restore, an
 oracle, and a leak check.
@@ -57,7 +57,7 @@ __all__ = [
     "clear_task_cache",
 ]
 
-# --- Reserved info keys (DESIGN.md section 2) ------------------------------------------------
+# --- Reserved info keys (docs/design.md#core-records) ----------------------------------------
 TASK_ID = "task_id"
 """Stable id of the current task (reset and every step)."""
 INSTRUCTIONS = "instructions"
@@ -280,6 +280,10 @@ class TextEnv(gymnasium.Env[str, str]):
     """The tag that wraps an action."""
     example_actions: ClassVar[tuple[str, ...]] = ()
     """Valid-looking tagged actions for ``action_space.sample()`` and random agents."""
+    action_words: ClassVar[tuple[str, ...]] = ()
+    """The texts that go inside the action tag when the env's actions form a small closed set
+    (FrozenLake: its four moves). Read by :meth:`action_vocabulary`; empty means "the
+    contents of :attr:`example_actions`"."""
     difficulty_defaults: ClassVar[Mapping[str, Any]] = {}
     """Every difficulty knob and its default value."""
     levels: ClassVar[Mapping[int, Mapping[str, Any]]] = {}
@@ -381,6 +385,23 @@ class TextEnv(gymnasium.Env[str, str]):
     def oracle_action(self) -> str:
         """Return the (tagged) action an optimal player takes now."""
         raise NotImplementedError(f"{type(self).__name__} has no oracle")
+
+    @classmethod
+    def action_vocabulary(cls) -> tuple[str, ...]:
+        """The action texts a restricted decoder may produce (an agent's ``allowed_actions``).
+
+        :attr:`action_words` when the env declares them, otherwise the contents of the
+        :attr:`example_actions` tags, in order and without repeats.
+
+        Example:
+            >>> from turngym.envs.games.frozen_lake import FrozenLake
+            >>> FrozenLake.action_vocabulary()
+            ('left', 'down', 'right', 'up')
+        """
+        if cls.action_words:
+            return tuple(dict.fromkeys(cls.action_words))
+        parsed = (parse_action(example, cls.action_tag) for example in cls.example_actions)
+        return tuple(dict.fromkeys(p.content for p in parsed if p.ok and p.content))
 
     def leak_check(self, text: str) -> list[str]:
         """Return problems if ``text`` (shown to the agent) reveals privileged information.

@@ -4,7 +4,7 @@
 imported on first use; registering a *different* object under a taken name raises (a silent
 overwrite is how lm-eval lost tasks before its PR #3549); unknown names fail with did-you-mean
 suggestions. Third-party packages extend a registry through an entry-point group, loaded
-lazily on the first miss, one broken plugin only warning (STYLE.md 10.4).
+lazily on the first miss, one broken plugin only warning (docs/design.md#principles).
 
 Envs live in Gymnasium's own registry; :class:`EnvRegistry` is the same interface over it, so
 ``turngym.make`` is ``gymnasium.make`` plus the plugin fallback, never a fork of it.
@@ -273,6 +273,8 @@ class EnvRegistry(Registry[gymnasium.envs.registration.EnvSpec]):
         """
         if is_remote_id(name):
             return _remote_spec(name)
+        if name.startswith("openenv+") and "://" in name:  # any OpenEnv server (issue 20)
+            return import_string("turngym.envs.adapters.openenv:openenv_spec")(name)
         if name not in gymnasium.registry and ":" not in name:
             self.load_plugins()
         if name in gymnasium.registry:
@@ -354,6 +356,6 @@ def make(env_id: str, **kwargs: Any) -> gymnasium.Env:
         >>> info["task_id"].startswith("frozenlake-")
         True
     """
-    if ":" in env_id and not is_remote_id(env_id):
+    if ":" in env_id and not is_remote_id(env_id) and not env_id.startswith("openenv+"):
         return gymnasium.make(env_id, **kwargs)
     return gymnasium.make(env_registry.get(env_id), **kwargs)

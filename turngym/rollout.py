@@ -1,7 +1,7 @@
 """The rollout engine: many episodes advanced in lockstep, collected into groups.
 
 ``collect(env, agent, tasks, group_size)`` plays ``group_size`` episodes of every task and
-returns one :class:`~turngym.types.Group` per task (DESIGN.md section 4).
+returns one :class:`~turngym.types.Group` per task (docs/design.md#the-rollout-engine).
 
 * **Lockstep batching.** Every tick gathers the conversation of each live episode and calls
   the agent once, so a local model generates for the whole batch at once; finished episodes

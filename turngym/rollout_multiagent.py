@@ -1,9 +1,9 @@
 """The seat-aware rollout engine for multi-agent games (PettingZoo AEC envs).
 
 :func:`turngym.rollout.collect` routes here when the env id is a multi-agent one (see
-:mod:`turngym.envs.multiagent.registry`) or when the agent is a seat mapping. DESIGN.md
-section 3: "the rollout engine drives them with one agent per seat (self-play or against a
-fixed opponent) and records ``Turn.agent_id``".
+:mod:`turngym.envs.multiagent.registry`) or when the agent is a seat mapping. It drives
+them with one agent per seat (self-play or against a fixed opponent) and records
+``Turn.agent_id`` (docs/design.md#the-rollout-engine).
 
 * **Seat mapping.** ``agent`` is one agent for every seat (self-play), or a mapping
   ``{seat: agent}`` covering every seat, e.g. ``{"player_0": policy, "player_1": minimax}``.

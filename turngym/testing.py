@@ -13,6 +13,8 @@ fuzz                malformed actions (random unicode, huge strings, nested/uncl
                     never raise and are reported invalid (hypothesis when installed)
 time_limit          ``TimeLimit`` truncates exactly at ``max_episode_steps``
 pickle              a pickled env continues identically
+oracle              the env's own ``oracle_action`` succeeds on a few tasks of the split (envs
+                    without an oracle pass)
 ==================  ===========================================================================
 
 Example:
@@ -44,6 +46,7 @@ from turngym.core import (
     STATE_KEY,
     SUCCESS,
     TASK_ID,
+    TextEnv,
     TextSpace,
     clear_task_cache,
 )
@@ -308,6 +311,27 @@ def _check_pickle(make_env: Callable[[], gymnasium.Env], split: str, **_: Any) -
         raise EnvCheckError("a pickled copy did not continue identically")
 
 
+def _check_oracle(make_env: Callable[[], gymnasium.Env], split: str, **_: Any) -> None:
+    """The env's oracle must succeed on three tasks: a broken install or grader shows here."""
+    env = make_env()
+    base = env.unwrapped
+    if not isinstance(base, TextEnv) or type(base).oracle_action is TextEnv.oracle_action:
+        return  # no oracle to check
+    limit = (env.spec.max_episode_steps if env.spec is not None else None) or 200
+    failed = []
+    for seed in range(3):
+        _, info = env.reset(seed=seed, options={"split": split})
+        for _ in range(limit):
+            _, _, terminated, truncated, info = env.step(base.oracle_action())
+            if terminated or truncated:
+                break
+        if not info.get(SUCCESS):
+            failed.append(f"seed {seed}, last observation {base.render_text()[-300:]!r}")
+    env.close()
+    if failed:
+        raise EnvCheckError(f"the oracle failed {len(failed)} of 3 {split} tasks: {failed[0]}")
+
+
 CHECKS: dict[str, Callable[..., None]] = {
     "gymnasium": _check_gymnasium,
     "info_keys": _check_info_keys,
@@ -318,6 +342,7 @@ CHECKS: dict[str, Callable[..., None]] = {
     "fuzz": _check_fuzz,
     "time_limit": _check_time_limit,
     "pickle": _check_pickle,
+    "oracle": _check_oracle,
 }
 """Every check, by name, in the order they run."""
 
@@ -444,12 +469,18 @@ def _arrays(credit: Any) -> dict[str, Any]:
         if getattr(credit, name) is not None:
             out[name] = getattr(credit, name)
     if credit.token_advantages is not None:
-        out["token_advantages"] = np.concatenate([np.zeros(0), *credit.token_advantages])
+        tokens = [t for t in credit.token_advantages if t is not None]
+        out["token_advantages"] = np.concatenate([np.zeros(0), *tokens])
     out["metrics"] = np.array([credit.metrics[k] for k in sorted(credit.metrics)], np.float64)
     return out
 
 
-def _run_checked(estimate: Callable[..., Any], groups: tuple[Any, ...], label: str) -> Any:
+def _run_checked(
+    estimate: Callable[..., Any],
+    groups: tuple[Any, ...],
+    label: str,
+    context: Callable[[Any], Any] | None = None,
+) -> Any:
     """Run once on ``groups``: type, shapes, finiteness, and no mutation of the inputs."""
     import copy
 
@@ -461,7 +492,7 @@ def _run_checked(estimate: Callable[..., Any], groups: tuple[Any, ...], label: s
     batch = TurnBatch.from_groups(groups)
     columns = {k: np.array(v) for k, v in vars(batch).items() if isinstance(v, np.ndarray)}
     try:
-        credit = estimate(batch, CreditContext())
+        credit = estimate(batch, context(batch) if context is not None else CreditContext())
     except Exception as err:
         hint = (
             " (batch arrays are read-only: copy before editing)" if "read-only" in str(err) else ""
@@ -486,8 +517,17 @@ def _run_checked(estimate: Callable[..., Any], groups: tuple[Any, ...], label: s
     return credit
 
 
-def check_estimator(fn: Callable[..., Any] | str, /, **params: Any) -> None:
-    """Check the estimator contract (STYLE.md 10.5) on random ragged batches.
+def check_estimator(
+    fn: Callable[..., Any] | str,
+    /,
+    *,
+    context: Callable[[Any], Any] | None = None,
+    shared_rewards_zero: bool = True,
+    **params: Any,
+) -> None:
+    """Check the estimator contract on random ragged batches.
+
+    The contract is in docs/extending.md#add-a-credit-estimator.
 
     On batches with ragged episodes (some empty), groups of 1 to 8 episodes, repeated and
     missing state keys and truncated episodes, it asserts that the estimator returns a
@@ -500,6 +540,12 @@ def check_estimator(fn: Callable[..., Any] | str, /, **params: Any) -> None:
 
     Args:
         fn: The estimator function, or a registered name (resolved with ``params``).
+        context: ``batch -> CreditContext`` for estimators that need one (e.g. a
+            :class:`~turngym.trainers.credit.values.FixedCritic` for critic methods); default
+            an empty context.
+        shared_rewards_zero: Check that shared rewards give zero advantage. Critic methods
+            measure advantages against a learned value, not against the group, so they pass
+            ``False``.
         **params: Keyword parameters for the estimator.
 
     Raises:
@@ -516,17 +562,21 @@ def check_estimator(fn: Callable[..., Any] | str, /, **params: Any) -> None:
     from turngym.trainers.credit import resolve_estimator
 
     if isinstance(fn, str):
-        label, estimate = fn, resolve_estimator(fn, params)
+        available = {"critic", "probe", "judge"} if context is not None else ()
+        label, estimate = fn, resolve_estimator(fn, params, available)
     else:
         label, estimate = getattr(fn, "__name__", repr(fn)), functools.partial(fn, **params)
     for seed in range(4):
-        first = _arrays(_run_checked(estimate, _toy_groups(seed), f"{label} (seed {seed})"))
-        again = _arrays(_run_checked(estimate, _toy_groups(seed), f"{label} (seed {seed})"))
+        what = f"{label} (seed {seed})"
+        first = _arrays(_run_checked(estimate, _toy_groups(seed), what, context))
+        again = _arrays(_run_checked(estimate, _toy_groups(seed), what, context))
         if first.keys() != again.keys() or any(
             not np.array_equal(first[k], again[k]) for k in first
         ):
             raise EstimatorCheckError(f"{label}: two runs on equal batches (seed {seed}) differ")
-    _run_checked(estimate, _toy_groups(7, sizes=(1,)), f"{label} (singleton groups)")
+    _run_checked(estimate, _toy_groups(7, sizes=(1,)), f"{label} (singleton groups)", context)
+    if not shared_rewards_zero:
+        return
     constant = {
         "zero turn rewards, equal outcomes": _toy_groups(
             8, sizes=(2, 3, 5), outcome=0.7, reward=0.0
@@ -536,7 +586,7 @@ def check_estimator(fn: Callable[..., Any] | str, /, **params: Any) -> None:
         ),
     }
     for what, groups in constant.items():
-        credit = _run_checked(estimate, groups, f"{label} ({what})")
+        credit = _run_checked(estimate, groups, f"{label} ({what})", context)
         worst = int(np.argmax(np.abs(credit.advantages))) if credit.advantages.size else 0
         if credit.advantages.size and abs(credit.advantages[worst]) > 1e-9:
             raise EstimatorCheckError(

@@ -1,6 +1,6 @@
 """Evals: agents on suites of envs, results with provenance, tables, head-to-head benchmarks.
 
-DESIGN.md section 7.
+See docs/design.md#the-harness.
 
 The parts: :mod:`~turngym.evals.results` (file schema), :mod:`~turngym.evals.stats`
 (intervals), :mod:`~turngym.evals.suites` (named suites), :mod:`~turngym.evals.runner`

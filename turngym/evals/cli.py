@@ -7,7 +7,9 @@ Each handler takes the parsed arguments and the output stream and returns the ex
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -31,6 +33,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--episodes", type=int, default=None, help="episodes per seed per env "
                    "(default: the suite's)")  # fmt: skip
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    p.add_argument("--options", type=json.loads, default=None,
+                   help='reset options for the env-id targets as JSON, e.g. '
+                   '\'{"difficulty": {"size": 3}}\' (suites keep their own)')  # fmt: skip
+    p.add_argument("--max-turns", type=int, default=None,
+                   help="turn cap for the env-id targets (default: the env's)")
     p.add_argument("--out", type=Path, default=None,
                    help="run directory (default: runs/eval/<hash of the request>)")
     p.add_argument("--max-concurrent", type=int, default=None, help="live episodes at once")
@@ -65,6 +72,11 @@ def _cmd_eval(args: argparse.Namespace, out: TextIO) -> int:
     from turngym.evals.tables import render, table_rows
 
     entries = resolve_entries(args.targets, episodes=args.episodes)
+    if args.options or args.max_turns:  # settings for env-id targets, not suite entries
+        ids = {t for t in args.targets if "/" in t}
+        entries = [replace(e, options=args.options or e.options,
+                           max_turns=args.max_turns or e.max_turns) if e.env_id in ids else e
+                   for e in entries]  # fmt: skip
     suites = tuple(t for t in args.targets if "/" not in t)
     request = EvalRequest(tuple(entries), tuple(args.agents), tuple(args.seeds), args.split,
                           suites=suites)  # fmt: skip
@@ -100,6 +112,7 @@ def _cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
 
     spec = bench_spec_from_args(args)
     report = run_bench(spec, args.out, workers=args.workers, db=args.db,
+                       submit=not args.no_submit, progress=args.progress,
                        log=lambda m: print(m, file=out, flush=True))  # fmt: skip
     print(report.summary(), file=out)
     return 0

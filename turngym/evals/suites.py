@@ -78,7 +78,10 @@ def builtin_env_ids() -> list[str]:
     ids = []
     for name in env_registry.names():
         spec = gymnasium.spec(name)
-        if isinstance(spec.entry_point, str) and spec.entry_point.startswith("turngym.envs."):
+        # Adapted suites (textarena/..., textworld/...) live in turngym.envs.adapters but are
+        # not turngym's own envs: the namespace tells them apart.
+        own = name.startswith("turngym/") and isinstance(spec.entry_point, str)
+        if own and spec.entry_point.startswith("turngym.envs."):
             ids.append(name)
     return sorted(ids)
 

@@ -21,7 +21,8 @@ from pathlib import Path
 from turngym.evals.results import EntryResult, RunResults, load_results
 from turngym.evals.stats import MetricSummary, macro_mean
 
-__all__ = ["TableRow", "FORMATS", "table_rows", "render", "load_tables", "entry_label"]
+__all__ = ["TableRow", "FORMATS", "table_rows", "render", "load_tables", "entry_label",
+           "interval_text"]  # fmt: skip
 
 FORMATS = ("markdown", "csv", "latex", "html")
 AGGREGATE = "all envs (macro mean)"
@@ -41,6 +42,17 @@ class TableRow:
     def aggregate(self) -> bool:
         """Whether this is a macro-mean row over envs."""
         return self.env == AGGREGATE
+
+
+def interval_text(ci95: tuple[float, float], digits: int = 3) -> str:
+    """An interval as ``[low, high]`` (Wilson intervals are asymmetric: no ``±``).
+
+    Example:
+        >>> interval_text((0.0123, 0.0987))
+        '[0.012, 0.099]'
+    """
+    low, high = ci95
+    return f"[{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def entry_label(entry: EntryResult) -> str:

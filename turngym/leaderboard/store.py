@@ -1,12 +1,12 @@
 """The leaderboard store: finished runs' results in SQLite (default) or PostgreSQL.
 
-Rows come only from results files (``results.json`` and ``episodes.jsonl``), and every row is
-recomputed from the episodes and checked against ``results.json``
-(:func:`~turngym.leaderboard.validate.check_submission`). A submission is refused, and nothing
-is written, when a field has the wrong type or a value outside its metric's range, a row does
-not match its episodes, its results lack provenance or episodes, its name is taken, the same run
-is already on the board, or an env on the board changed under the same id (another version or
-task fingerprint).
+Rows come only from results files (``results.json`` and ``episodes.jsonl``;
+docs/design.md#leaderboard-and-ci-gate), and every row is recomputed from the episodes and
+checked against ``results.json`` (:func:`~turngym.leaderboard.validate.check_submission`). A
+submission is refused, and nothing is written, when a field has the wrong type or a value
+outside its metric's range, a row does not match its episodes, its results lack provenance or
+episodes, its name is taken, the same run is already on the board, or an env on the board
+changed under the same id (another version or task fingerprint).
 
 One SQLAlchemy Core code path serves both databases. Concurrent writers are safe: SQLite
 writes take the database lock at the start of the transaction (``BEGIN IMMEDIATE``) and wait for

@@ -141,10 +141,11 @@ def create_app(
 
 
 def _add_retrieve_route(app: FastAPI, catalog: EnvCatalog) -> None:
-    """Mount Search-R1's ``POST /retrieve`` when a SearchQA env is served (DESIGN.md 9).
+    """Mount Search-R1's ``POST /retrieve`` when a SearchQA env is served.
 
     It searches the corpus of the first served SearchQA id with its registered kwargs; see
-    :func:`turngym.envs.search.corpus.search_r1_retrieve` for the request and reply.
+    :func:`turngym.envs.search.corpus.search_r1_retrieve` for the request and reply, and
+    docs/design.md#the-env-server.
     """
     served = next((s for s in catalog.envs.values()
                    if str(s.spec.entry_point).startswith("turngym.envs.search")), None)  # fmt: skip

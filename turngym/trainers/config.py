@@ -1,8 +1,9 @@
 """The trainer's configuration: one frozen dataclass, validated before any work starts.
 
-Help text is the docstring under each field (STYLE.md 10.8); :func:`add_config_arguments`
-turns the fields into ``--kebab-case`` flags with that help, and :meth:`TrainConfig.from_file`
-reads YAML or JSON into the same class. Unknown keys are errors, never silently ignored.
+Help text is the docstring under each field (docs/design.md#principles):
+:func:`add_config_arguments` turns the fields into ``--kebab-case`` flags with that help;
+:meth:`TrainConfig.from_file` reads YAML or JSON into the same class. Unknown keys are errors,
+never silently ignored.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ AGGREGATIONS: tuple[str, ...] = (
     "seq-mean-token-mean",
     "seq-mean-token-sum-norm",
 )
-"""The loss aggregation modes of CREDIT_METHODS.md section 0.4 (verl ``agg_loss``)."""
+"""The loss aggregation modes of docs/methods.md#loss-aggregation (verl ``agg_loss``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,12 +54,25 @@ class TrainConfig:
     """Registered credit estimator (``turngym list estimators``)."""
     estimator_params: dict[str, Any] = field(default_factory=dict)
     """Keyword parameters of the estimator; misspelt names fail before any rollout."""
+    critic_params: dict[str, Any] = field(default_factory=dict)
+    """Options of the method's critic (e.g. ``{"lr": 1e-3, "model": "shared"}``)."""
+    strategy_params: dict[str, Any] = field(default_factory=dict)
+    """Options of the method's rollout strategy (e.g. ``{"branches": 4}`` for trees)."""
+    schedule_params: dict[str, Any] = field(default_factory=dict)
+    """Options of the method's update schedule (e.g. SeeUPO's ``{"eps_high": 0.2}``)."""
+    output_format: str = "action"
+    """``action``, or ``switch_subgoal`` (HiPER's ``<switch>``/``<subgoal>`` before the action,
+    added to the instructions and to a tiny model's vocabulary)."""
 
     # --- Rollouts ---
     iterations: int = 100
     """Training iterations (collect → credit → update)."""
     tasks_per_iteration: int = 16
     """Train-split tasks sampled per iteration."""
+    task_pool: int | None = None
+    """Draw train tasks from seeds ``0..N-1`` only (a fixed set of N tasks seen again and
+    again, as in epochs over a dataset; methods that remember tasks need them to recur).
+    ``None``: a fresh seed each time."""
     group_size: int = 8
     """Episodes per task (G)."""
     max_turns: int | None = None
@@ -81,6 +95,11 @@ class TrainConfig:
     """Past turns shown in the prompt (``None``: all)."""
     include_instructions: bool = True
     """Whether prompts start with the env's instructions."""
+    decoding: str = "free"
+    """``free`` samples from the whole vocabulary; ``actions`` restricts every generated token
+    to the tokens of the env's action vocabulary (``TextEnv.action_vocabulary()``, e.g.
+    FrozenLake's four moves) and scores them under the same restriction. For tiny models
+    trained from scratch: the budget then goes on the task, not on learning the grammar."""
 
     # --- Optimisation ---
     learning_rate: float = 1e-3
@@ -102,13 +121,18 @@ class TrainConfig:
     dual_clip: float | None = 3.0
     """Dual-clip constant for negative advantages (``None``: off)."""
     aggregation: str = "token-mean"
-    """Loss aggregation, one of :data:`AGGREGATIONS` (CREDIT_METHODS.md 0.4)."""
+    """Loss aggregation, one of :data:`AGGREGATIONS` (docs/methods.md#loss-aggregation)."""
     kl_coef: float = 0.0
     """Weight of the KL penalty to the frozen initial policy (0: no reference model)."""
     kl_estimator: str = "k3"
     """KL estimator: k1 or k3."""
     entropy_coef: float = 0.0
     """Weight of the entropy bonus."""
+    epo: dict[str, Any] | None = None
+    """EPO's entropy smoothing (arXiv 2509.22576), scaled by ``entropy_coef``: ``{}`` for the
+    released defaults, or options ``smooth_coef``, ``kappa_low``, ``kappa_high``, ``penalty``,
+    ``differentiable`` (UNVERIFIED: the paper's intent; the released term has no gradient),
+    ``schedule_epochs``. ``None``: off."""
     skip_without_signal: bool = True
     """Skip a minibatch whose advantages are all zero. Otherwise only the regularisers act, and
     Adam rescales their tiny gradients into full-size steps (seen as a late collapse)."""
@@ -135,8 +159,9 @@ class TrainConfig:
     max_env_steps: int | None = None
     """Stop after the iteration that crosses this many env steps (a budget in samples, the
     fair unit for comparing estimators: ``turngym bench`` uses it)."""
-    progress: bool = False
-    """Show a progress bar."""
+    progress: str = "auto"
+    """``bar`` (live), ``lines`` (one line per eval point), ``off``, or ``auto``: a bar on a
+    terminal, lines otherwise."""
     device: str = "cpu"
     """Torch device (``cpu``, ``cuda``, ``cuda:1``)."""
 
@@ -163,14 +188,32 @@ class TrainConfig:
             )
         if self.kl_estimator not in ("k1", "k3"):
             raise ValueError(f"kl_estimator must be 'k1' or 'k3', got {self.kl_estimator!r}")
+        if self.output_format not in ("action", "switch_subgoal"):
+            raise ValueError(
+                f"output_format must be 'action' or 'switch_subgoal', got {self.output_format!r}"
+            )
         if self.sequence_mode not in ("turn", "episode"):
             raise ValueError(
                 f"sequence_mode must be 'turn' or 'episode', got {self.sequence_mode!r}"
+            )
+        if self.epo is not None:
+            from turngym.trainers.regularisers import check_epo_options
+
+            check_epo_options(self.epo)
+            if self.entropy_coef <= 0:
+                raise ValueError("epo scales with entropy_coef: set entropy_coef > 0 to use it")
+        if self.decoding not in ("free", "actions"):
+            raise ValueError(f"decoding must be 'free' or 'actions', got {self.decoding!r}")
+        if self.progress not in ("auto", "bar", "lines", "off"):
+            raise ValueError(
+                f"progress must be auto, bar, lines or off, got {self.progress!r}"
             )
         if self.eval_split not in ("train", "validation", "test"):
             raise ValueError(
                 f"eval_split must be train, validation or test, got {self.eval_split!r}"
             )
+        if self.task_pool is not None and self.task_pool < 1:
+            raise ValueError(f"task_pool must be >= 1 or None, got {self.task_pool}")
         if self.max_env_steps is not None and self.max_env_steps < 1:
             raise ValueError(f"max_env_steps must be >= 1 or None, got {self.max_env_steps}")
         if self.dual_clip is not None and self.dual_clip <= 1:

@@ -1,7 +1,7 @@
 """Clarify: ask a simulated user for the missing details, then carry out their request.
 
 The intent-clarification setting of InfoPO ("InfoPO: Information-Driven Policy Optimization
-for User-Centric Agents", arXiv 2603.00656; spec in ENVIRONMENTS.md 7.2): a user's request is
+for User-Centric Agents", arXiv 2603.00656; docs/environments.md#clarify): a user's request is
 underspecified, and the agent must ask before it acts. Each task is a form from one domain
 (:mod:`~turngym.envs.dialogue.domains`: flight, restaurant, meeting, order) with ``n_slots``
 fields; the opening request states ``n_stated`` of them and the rest are hidden. The

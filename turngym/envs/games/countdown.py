@@ -2,8 +2,9 @@
 
 The numbers round of the *Countdown* TV show as used for LLM reasoning by TinyZero
 (Jiayi-Pan/TinyZero, ``verl/utils/reward_score/countdown.py``) and "Stream of Search"
-(Gandhi et al., 2024), in TextArena's single-player puzzle style (ENVIRONMENTS.md sections 5.4
-and 5.5): the agent submits a whole arithmetic expression, e.g. ``<action>(25-5)*4+3</action>``,
+(Gandhi et al., 2024), in TextArena's single-player puzzle style
+(docs/environments.md#countdown): the agent submits a whole arithmetic expression, e.g.
+``<action>(25-5)*4+3</action>``,
 and gets its value back as feedback, with up to ``attempts`` tries per task.
 
 Expressions are parsed by a small recursive-descent parser (never ``eval``) and evaluated

@@ -1,6 +1,6 @@
 """FrozenLake: walk across a frozen lake to the goal without falling into a hole.
 
-The text version of Gymnasium's ``FrozenLake`` as used by RAGEN (ENVIRONMENTS.md section 5.2):
+The text version of Gymnasium's ``FrozenLake`` as used by RAGEN (docs/environments.md#frozenlake):
 the agent sees the grid (``P`` player, ``_`` ice, ``O`` hole, ``G`` goal, ``X`` player in a hole,
 ``√`` player on the goal) and answers ``<action>left|down|right|up</action>``. Reaching the goal
 pays ``goal_reward`` and ends the episode with score 1; a hole ends it with reward and score 0.

@@ -1,7 +1,7 @@
 """Shared machinery of the attribute-guessing games: TwentyQuestions and GuessMyCity.
 
 Both re-create LMRL-Gym's dialogue games (Abdulhai et al., 2023, "LMRL Gym: Benchmarks for
-Multi-Turn Reinforcement Learning with Language Models"; ENVIRONMENTS.md section 5.3) without a
+Multi-Turn Reinforcement Learning with Language Models") without a
 language model: the hidden thing comes from a shipped knowledge base of yes/no attributes, and a
 rule-based answerer answers exactly the question it is asked, from a small grammar:
 

@@ -1,7 +1,7 @@
 """Maze: find the goal of a procedurally generated maze while seeing only your surroundings.
 
 A partially observed text navigation task in the spirit of BALROG's MiniHack ``MazeWalk``
-and the maze puzzles of TextArena/KORGym (ENVIRONMENTS.md sections 5.4 and 5.5). Mazes are
+and the maze puzzles of TextArena/KORGym (docs/environments.md#maze). Mazes are
 carved by a randomized depth-first search (recursive backtracker) on a ``size`` x ``size``
 lattice of rooms, drawn as a ``(2 * size + 1)``-square grid of ``#`` walls and ``.`` floor;
 ``loops`` then knocks out extra walls so that there is more than one way round. The start is

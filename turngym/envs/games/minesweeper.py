@@ -1,7 +1,8 @@
 """Minesweeper: reveal every safe cell of a board without stepping on a mine.
 
-The classic game in TextArena's text form (``Minesweeper-v0``; ENVIRONMENTS.md sections 5.4 and
-5.5), also in GEM and KORGym: ``<action>reveal 3 4</action>`` opens the cell at row 3, column 4
+The classic game in TextArena's text form (``Minesweeper-v0``;
+docs/environments.md#minesweeper), also in GEM and KORGym: ``<action>reveal 3 4</action>``
+opens the cell at row 3, column 4
 (0-based), ``<action>flag 3 4</action>`` toggles a flag. Opening a cell with no adjacent mines
 opens its neighbours too (flood fill). As in TextArena and most desktop versions, the first
 reveal is always safe: mines are placed only then, outside the 3x3 block around it, so the

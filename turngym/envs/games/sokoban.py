@@ -1,4 +1,4 @@
-"""Sokoban: push every box onto a target (ENVIRONMENTS.md sections 5.1 and 5.5).
+"""Sokoban: push every box onto a target (docs/environments.md#sokoban).
 
 The env plays levels from :mod:`turngym.envs.games.sokoban_levels` (reverse-play generator,
 move-optimal BFS solver) with RAGEN's rendering and gym-sokoban's rewards.

@@ -1,7 +1,7 @@
 """Wordle: find the secret word from per-letter colour feedback.
 
 The text version of Josh Wardle's *Wordle* (2021) as used by LMRL-Gym (Abdulhai et al., 2023;
-ENVIRONMENTS.md section 5.3): the agent guesses words of the secret's length and after each
+docs/environments.md#wordle): the agent guesses words of the secret's length and after each
 guess sees one mark per letter, ``G`` (green: right letter, right place), ``Y`` (yellow: the
 letter is in the word elsewhere) or ``-`` (grey: not in the word, or no further copies of it).
 Duplicate letters follow the official rules: greens are marked first, then each remaining
@@ -55,7 +55,7 @@ _SAMPLE_WORDS = {
     5: ("crane", "slate", "pound", "fight", "brick", "lemon"),
     6: ("planet", "stream", "bright", "mother", "sailor", "cousin"),
 }
-# Oracle guess pool (ENVIRONMENTS.md 5.5): at most this many candidates and, outside hard mode,
+# Oracle guess pool: at most this many candidates and, outside hard mode,
 # this many extra probe words, preselected by letter coverage; keeps a step under ~50 ms.
 _POOL_CANDIDATES = 120
 _POOL_PROBES = 60

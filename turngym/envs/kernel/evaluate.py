@@ -8,7 +8,7 @@ handler or leftover thread can print after it.
 The protocol follows KernelBench's ``run_and_check_correctness`` (Ouyang et al., 2025): the
 reference and the candidate are exec'd from source into fresh module namespaces, the seed is
 set before each instantiation so their weights match, and several fresh random inputs must
-all match within dtype tolerances. Additions (ENVIRONMENTS.md 4.4): NaN never passes, a
+all match within dtype tolerances. Additions (docs/environments.md#kernelgen): NaN never passes, a
 deterministic cost model (:mod:`~turngym.envs.kernel.cost`) instead of GPU timing, optional
 noise-aware interleaved CPU timing, and the in-process hack checks of
 :mod:`~turngym.envs.kernel.hacks` (KernelGYM / Dr. Kernel's decoy-kernel check among them).

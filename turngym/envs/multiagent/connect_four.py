@@ -1,7 +1,7 @@
 """ConnectFour: drop discs into columns; four in a row wins. Depth-limited minimax opponent.
 
 The text version of PettingZoo's ``connect_four_v3`` and TextArena's ``ConnectFour-v0``
-(ENVIRONMENTS.md sections 5.4-5.5). The board has ``rows`` x ``columns`` cells (default 6 x 7);
+(docs/environments.md#connectfour). The board has ``rows`` x ``columns`` cells (default 6 x 7);
 an action is a column number, ``<action>4</action>``; a disc falls to the lowest empty cell.
 ``player_0`` plays X and ``player_1`` plays O.
 

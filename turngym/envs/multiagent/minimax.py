@@ -1,7 +1,7 @@
 """Minimax search for two-player zero-sum board games (negamax with alpha-beta pruning).
 
-The opponents of ``TicTacToe`` and ``ConnectFour`` (ENVIRONMENTS.md section 5.5: "scripted
-opponents of graded strength (random, greedy, depth-k minimax)"). Negamax with alpha-beta
+The opponents of ``TicTacToe`` and ``ConnectFour`` (opponents of graded
+strength; docs/environments.md#multi-agent-games). Negamax with alpha-beta
 pruning follows Knuth & Moore, "An analysis of alpha-beta pruning", Artificial Intelligence 6
 (1975). Small games are solved exactly (``depth=None``: full depth, memoised); larger ones
 are searched to a fixed depth and scored by the position's heuristic at the horizon.

@@ -1,4 +1,4 @@
-"""Shop: a WebShop-like shopping env (ENVIRONMENTS.md sections 3.2 and 3.5).
+"""Shop: a WebShop-like shopping env (docs/environments.md#shop).
 
 After WebShop (Yao et al., 2022, "WebShop: Towards Scalable Real-World Web Interaction with
 Grounded Language Agents").

@@ -1,4 +1,4 @@
-"""ToolUse: stateful tool use over SQLite-backed apps (ENVIRONMENTS.md section 2.5).
+"""ToolUse: stateful tool use over SQLite-backed apps (docs/environments.md#tooluse).
 
 The setting follows τ-bench (Yao et al., 2024): apps are a database, tools read and write
 it, and the episode succeeds when the final database equals the one the gold trace produces
@@ -75,7 +75,9 @@ class ToolUse(TextEnv):
     state's and, when the request asks a question, the answer contains the gold answer
     (tokens, case-insensitive, ``$`` and commas ignored), else 0. ``info["call_match"]``
     holds, for the last call, MatchTIR's similarity to the gold call at the same position and
-    to the best-matching gold call (``name_match``, ``arg_match`` fraction, ``score``), and
+    to the best-matching gold call (``name_match``, ``arg_match`` fraction, ``score``) and its
+    score against every gold call (``similarities``, for the ``matchtir`` estimator's
+    trajectory-level matching), and
     for the episode the greedy one-to-one assignment's mean score (``episode_score``).
 
     **Knobs.** ``apps`` (subset of bank, calendar, inventory), ``goals`` (1-3),
@@ -228,12 +230,11 @@ class ToolUse(TextEnv):
         at = None
         if position < len(self.gold_calls):
             at = call_similarity(name, arguments, self.gold_calls[position])
-        best = max(
-            ((call_similarity(name, arguments, g), j) for j, g in enumerate(self.gold_calls)),
-            key=lambda pair: (pair[0]["score"], -pair[1]),
-        )
+        scored = [(call_similarity(name, arguments, g), j) for j, g in enumerate(self.gold_calls)]
+        best = max(scored, key=lambda pair: (pair[0]["score"], -pair[1]))
         self._last_match = {"position": position, "at_position": at,
-                            "best": best[0], "best_index": best[1]}  # fmt: skip
+                            "best": best[0], "best_index": best[1],
+                            "similarities": [sim["score"] for sim, _ in scored]}  # fmt: skip
 
     def format_call(self, call: Mapping[str, Any]) -> str:
         """Render ``{"name", "arguments"}`` as a tagged action."""

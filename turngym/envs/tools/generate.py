@@ -1,4 +1,4 @@
-"""Task generation, backwards from a gold call trace (ENVIRONMENTS.md section 2.5).
+"""Task generation, backwards from a gold call trace (docs/environments.md#tooluse).
 
 A task is built the way SynthTools prescribes: sample the seeded database, then sample goals
 (a state change or a question) and for each derive the gold calls, *executing* them on the

@@ -136,7 +136,7 @@ def outcome_advantage(
     cross_steps: bool,
     singleton: str,
 ) -> np.ndarray:
-    """Group-relative advantage of each episode (GRPO family, CREDIT_METHODS.md 1.1).
+    """Group-relative advantage of each episode (GRPO family, docs/methods.md#grpo).
 
     With ``cross_steps`` the group statistics weight each episode by its number of turns
     (verl-agent ``compute_mean_std_cross_steps``). A group with a single episode follows the
