@@ -382,3 +382,21 @@ def test_a_client_that_does_not_read_its_reply_is_dropped():
         return time.monotonic() - started
 
     assert asyncio.run(run()) < 2.0
+
+
+def test_composed_envs_cannot_smuggle_kwargs_or_other_envs():
+    """A composition's ``envs``/``env_kwargs`` knobs would build any env with any kwargs."""
+    with TestClient(create_app(["turngym/ComposedGames-v0"])) as client:
+        with client.websocket_connect("/ws") as ws:
+            smuggled = [{"difficulty": {"env_kwargs": [{"tasks_file": "/etc/passwd"}] * 3}},
+                        {"difficulty": {"envs": ["turngym/SearchQA-v0"],
+                                        "env_kwargs": [{"corpus_size": 1_000_000}]}},
+                        {"difficulty": {"envs": ["turngym/Shop-v0"]}}]  # fmt: skip
+            for options in smuggled:
+                error = ask(ws, "reset", {"options": options})["data"]
+                assert error["code"] == "VALIDATION_ERROR", options
+                assert "--privileged" in error["message"], error
+            error = ask(ws, "make", {"env_id": "turngym/ComposedGames-v0",
+                                     "env_kwargs": {"envs": ["turngym/Wordle-v0"]}})["data"]
+            assert error["code"] == "VALIDATION_ERROR"
+            assert ask(ws, "reset", {"seed": 0})["type"] == "observation"  # as registered
