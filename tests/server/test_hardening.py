@@ -400,3 +400,31 @@ def test_composed_envs_cannot_smuggle_kwargs_or_other_envs():
                                      "env_kwargs": {"envs": ["turngym/Wordle-v0"]}})["data"]
             assert error["code"] == "VALIDATION_ERROR"
             assert ask(ws, "reset", {"seed": 0})["type"] == "observation"  # as registered
+
+
+def test_a_ping_flood_that_never_reads_its_pongs_is_dropped():
+    """Pongs are written by the WebSocket layer itself: unread, they must not pile up."""
+    with serve_app(["test/Counter-v0"]) as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        key = base64.b64encode(b"0123456789abcdef").decode()
+        handshake = (f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+                     f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n").encode()  # fmt: skip
+        ping = bytes([0x89, 0x80 | 125]) + b"mask" + b"p" * 125  # masked, 125-byte payload
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.sendall(handshake)
+            answer = b""
+            while b"\r\n\r\n" not in answer:  # the 101 (pings sent with it would be lost)
+                answer += sock.recv(1)
+            assert b" 101 " in answer
+            sent, dropped = 0, False  # from here on, nothing is read: the pongs pile up
+            try:
+                while sent < (64 << 20):
+                    sock.sendall(ping * 1000)
+                    sent += len(ping) * 1000
+            except OSError:  # reset or broken pipe: the server dropped the connection
+                dropped = True
+        assert dropped, f"sent {sent >> 20} MiB of pings without being dropped"
+        assert sent < (32 << 20)
+        assert server.wait_for(lambda s: s["active_sessions"] == 0)["active_sessions"] == 0

@@ -16,7 +16,9 @@ What each limit stops (defaults in :class:`ServerLimits`):
   is refused from its header, before its payload is buffered, and closes the socket (1009). The
   server reads one message at a time per socket (uvicorn pauses reading until the app takes
   it), so a socket holds at most a couple of frames in memory. Peers that stop answering pings
-  are dropped.
+  are dropped, and so is a peer that makes the server buffer more than
+  :data:`MAX_UNREAD_BYTES` it does not read (:func:`guarded_websockets`: a flood of pings
+  whose pongs it never reads would otherwise grow the server's write buffer without bound).
 
 :func:`uvicorn_config` applies all of them to a uvicorn ``Config``. :class:`Quotas` are the
 per-client limits on what a server keeps (see :mod:`turngym.server.accounting`). This module
@@ -32,7 +34,11 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ServerLimits", "Quotas", "BodyLimit", "guarded_h11", "uvicorn_config"]
+__all__ = ["ServerLimits", "Quotas", "BodyLimit", "guarded_h11", "guarded_websockets",
+           "uvicorn_config", "MAX_UNREAD_BYTES"]
+
+MAX_UNREAD_BYTES = 1 << 20
+"""Bytes a WebSocket peer may leave unread in the server's write buffer before it is dropped."""
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -260,6 +266,29 @@ def guarded_h11(header_timeout_s: float) -> type:
     return GuardedH11Protocol
 
 
+def guarded_websockets() -> type | str:
+    """The WebSocket protocol of uvicorn, dropping a peer that leaves too much unread.
+
+    The protocol answers pings itself, writing each pong at once; a peer that floods pings and
+    never reads would grow the write buffer without bound. Past :data:`MAX_UNREAD_BYTES` the
+    connection is aborted. (The app's own replies wait for the buffer to drain instead.) An
+    older uvicorn without the sans-I/O protocol gets its default (``"auto"``).
+    """
+    try:
+        from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+    except ImportError:  # pragma: no cover - uvicorn < 0.35
+        return "auto"
+
+    class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            transport = self.transport
+            if transport is not None and transport.get_write_buffer_size() > MAX_UNREAD_BYTES:
+                transport.abort()
+
+    return GuardedWebSocketProtocol
+
+
 def uvicorn_config(app: Any, limits: ServerLimits, **kwargs: Any) -> Any:
     """A ``uvicorn.Config`` for ``app`` with every limit of ``limits`` applied.
 
@@ -270,6 +299,7 @@ def uvicorn_config(app: Any, limits: ServerLimits, **kwargs: Any) -> Any:
     return uvicorn.Config(
         BodyLimit(app, limits.body_bytes, limits.body_timeout_s),
         http=guarded_h11(limits.header_timeout_s),
+        ws=guarded_websockets(),
         h11_max_incomplete_event_size=limits.max_header_bytes,
         timeout_keep_alive=max(1, round(limits.keep_alive_s)),
         limit_concurrency=limits.max_connections,
