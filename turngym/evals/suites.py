@@ -87,7 +87,9 @@ def builtin_env_ids() -> list[str]:
 
 
 def _levels(env_id: str) -> list[int]:
-    creator = gymnasium.envs.registration.load_env_creator(gymnasium.spec(env_id).entry_point)
+    entry = gymnasium.spec(env_id).entry_point
+    registration = gymnasium.envs.registration
+    creator = registration.load_env_creator(entry) if isinstance(entry, str) else entry
     return sorted(getattr(creator, "levels", {}) or {})
 
 

@@ -19,6 +19,7 @@ static export are in :mod:`turngym.leaderboard.web`.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from html import escape
@@ -192,13 +193,17 @@ def _main_tables(data: Mapping[str, Any]) -> str:
 
 
 # --- Per-env breakdown -------------------------------------------------------------------------
+def _env_mean(row: Mapping[str, Any], env: str) -> Any:
+    return row["per_env"][env].get("mean")
+
+
 def _breakdown(data: Mapping[str, Any]) -> str:
     """One small table per env: the runs that have a score there, best first."""
     metric, sections = str(data["metric"]), []
     ranked, _ = rank_rows(list(data["rows"]), metric)
     for env in (str(env) for env in data["envs"]):
-        scored = [row for row in ranked if env in row["per_env"]]
-        scored = _best_first(scored, lambda row, env=env: row["per_env"][env].get("mean"), metric)
+        scored = [row for row in ranked if env in (row.get("per_env") or {})]
+        scored = _best_first(scored, functools.partial(_env_mean, env=env), metric)
         lines = []
         for row in scored:
             stats = row["per_env"][env]

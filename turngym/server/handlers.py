@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -121,7 +122,8 @@ def _reset_target(manager: SessionManager, session: Session,
     """The env and kwargs a reset plays: the session's, unless it names others."""
     if data.env_id is None and data.env_kwargs is None and session.served is not None:
         return session.served, session.env_kwargs
-    served = manager.catalog.get(data.env_id or (session.served and session.served.env_id))
+    current = session.served.env_id if session.served is not None else None
+    served = manager.catalog.get(data.env_id or current)
     if data.env_kwargs is not None:
         return served, dict(data.env_kwargs)
     return served, dict(session.env_kwargs) if session.served is served else {}
@@ -232,8 +234,10 @@ async def _load(manager: SessionManager, session: Session, snap: Snapshot) -> No
     switching = not _is_current(session, snap.served, snap.env_kwargs)
     env = await _build(manager, session, snap.served, snap.env_kwargs) if switching else (
         session.env)  # fmt: skip
+    assert env is not None  # a snapshot is only ever taken of a session with an env
+    base: Any = env.unwrapped  # set_state is optional: checked when the snapshot was taken
     try:
-        await manager.offload(session, env.unwrapped.set_state, snap.state)
+        await manager.offload(session, base.set_state, snap.state)
     except BaseException:
         if switching:
             await _discard(manager, session, env)
@@ -325,9 +329,10 @@ def execution_error(err: Exception) -> ProtocolError:
     return ProtocolError(ErrorCode.EXECUTION_ERROR, f"{type(err).__name__}: {err}", exception=kind)
 
 
-_HANDLERS = {"make": make, "reset": reset, "step": step, "state": state,
-             "snapshot": snapshot, "restore": restore, "fork": fork,
-             "leak_check": leak_check, "oracle": oracle}  # fmt: skip
+_HANDLERS: dict[str, Callable[[SessionManager, Session, Any], Awaitable[Reply]]] = {
+    "make": make, "reset": reset, "step": step, "state": state, "snapshot": snapshot,
+    "restore": restore, "fork": fork, "leak_check": leak_check, "oracle": oracle,
+}  # fmt: skip
 
 
 async def handle(manager: SessionManager, session: Session, message: Any) -> str:
