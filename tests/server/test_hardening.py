@@ -293,6 +293,31 @@ def test_websocket_frames_over_the_cap_are_refused_from_their_header():
             assert time.monotonic() - started < 3
 
 
+def test_a_message_split_into_small_frames_is_capped_as_a_whole():
+    """Continuation frames each under the cap cannot add up to a message over it."""
+    with serve_app(["test/Counter-v0"]) as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        key = base64.b64encode(b"0123456789abcdef").decode()
+        handshake = (f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+                     f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n").encode()  # fmt: skip
+        fragment = 200 << 10  # each under the 512 KiB hard cap; three are over it
+
+        def header(opcode: int) -> bytes:  # not final, masked with zeros (payload as sent)
+            return bytes([opcode, 0x80 | 127]) + fragment.to_bytes(8, "big") + bytes(4)
+
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(handshake)
+            assert b" 101 " in sock.recv(4096)
+            sock.sendall(header(0x01) + b"x" * fragment + header(0x00) + b"x" * fragment)
+            started = time.monotonic()
+            sock.sendall(header(0x00) + b"x" * 1024)  # the third announces too much
+            answer = sock.recv(4096)
+            assert answer[:1] == b"\x88" and int.from_bytes(answer[2:4], "big") == 1009
+            assert time.monotonic() - started < 3
+        assert server.wait_for(lambda s: s["active_sessions"] == 0)["active_sessions"] == 0
+
+
 # --- Minor: episodes end, HTTP errors, the oracle ----------------------------------------------
 def test_steps_after_done_are_refused_and_change_nothing():
     with TestClient(create_app(["test/Counter-v0"])) as client:
