@@ -19,7 +19,8 @@ every machine.
 
 Both caches are bounded: the process keeps the :data:`MEMORY_INDEXES` most recently used
 indexes, and the disk cache keeps at most ``$TURNGYM_CACHE_MAX_BYTES`` (default
-:data:`DEFAULT_DISK_BYTES`) of index files, least recently used deleted first.
+:data:`DEFAULT_DISK_BYTES`) of index files, least recently used deleted first. Indexes are
+read or built one at a time, so concurrent requests for one corpus build it once.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ _WORD = re.compile(r"[a-z0-9]+(?:[-.][a-z0-9]+)*")
 _CACHE_VERSION = 1  # bump when the on-disk format or the scoring changes
 _MEMORY: OrderedDict[str, BM25Index] = OrderedDict()
 _MEMORY_LOCK = threading.Lock()
+_BUILD_LOCK = threading.Lock()
 MEMORY_INDEXES = 8
 """Indexes kept in memory per process (least recently used forgotten first)."""
 DEFAULT_DISK_BYTES = 2 << 30
@@ -253,24 +255,37 @@ def load_or_build(
         The index (shared: do not mutate it).
     """
     key = _corpus_key(docs, k1, b, stopwords)
+    cached = _remembered(key)
+    if cached is not None:
+        return cached
+    # One index is read or built at a time: threads that miss the same corpus at once (a
+    # server's burst of resets) wait for the first and share its index, rather than each
+    # holding a copy of it, and the memory of builds in flight is one index's.
+    with _BUILD_LOCK:
+        cached = _remembered(key)
+        if cached is not None:
+            return cached
+        path = cache_dir() / "bm25" / f"{key}.pkl"
+        index = _read(path) if use_disk else None
+        if index is None:
+            index = BM25Index.build(docs, k1=k1, b=b, stopwords=stopwords)
+            if use_disk:
+                _write(path, index)
+                _prune_disk(path.parent, keep=path)
+        with _MEMORY_LOCK:
+            _MEMORY[key] = index
+            while len(_MEMORY) > MEMORY_INDEXES:
+                _MEMORY.popitem(last=False)
+    return index
+
+
+def _remembered(key: str) -> BM25Index | None:
+    """The in-memory index of ``key`` (now the most recently used), if kept."""
     with _MEMORY_LOCK:
         cached = _MEMORY.get(key)
         if cached is not None:
             _MEMORY.move_to_end(key)
-    if cached is not None:
-        return cached
-    path = cache_dir() / "bm25" / f"{key}.pkl"
-    index = _read(path) if use_disk else None
-    if index is None:
-        index = BM25Index.build(docs, k1=k1, b=b, stopwords=stopwords)
-        if use_disk:
-            _write(path, index)
-            _prune_disk(path.parent, keep=path)
-    with _MEMORY_LOCK:
-        _MEMORY[key] = index
-        while len(_MEMORY) > MEMORY_INDEXES:
-            _MEMORY.popitem(last=False)
-    return index
+    return cached
 
 
 def clear_memory_cache() -> None:

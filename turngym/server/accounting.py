@@ -31,18 +31,29 @@ import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from turngym.server.catalog import ServedEnv
 from turngym.server.limits import Quotas
-from turngym.server.protocol import ErrorCode, ProtocolError
+from turngym.server.protocol import ErrorCode, ObservationData, ProtocolError
 
-if TYPE_CHECKING:
-    from turngym.server.sessions import Snapshot
-
-__all__ = ["Quotas", "Owner", "SnapshotStore", "HttpEpisodes", "HTTP_GRACE_S"]
+__all__ = ["Quotas", "Owner", "Snapshot", "SnapshotStore", "HttpEpisodes", "HTTP_GRACE_S"]
 
 HTTP_GRACE_S = 30.0
 """Seconds without a request after which a full HTTP episode table may forget an episode."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A saved session state, kept on the server under an opaque id."""
+
+    served: ServedEnv
+    env_kwargs: dict[str, Any]
+    state: bytes
+    turn: int
+    episode_id: str | None
+    last: ObservationData
+    trusted_task: bool = True
 
 
 @dataclass(eq=False)

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 import gymnasium
 
-from turngym.server.accounting import HttpEpisodes, Owner, SnapshotStore
+from turngym.server.accounting import HttpEpisodes, Owner, Snapshot, SnapshotStore
 from turngym.server.catalog import EnvCatalog, ServedEnv
 from turngym.server.limits import Quotas
 from turngym.server.protocol import ErrorCode, ObservationData, ProtocolError
@@ -109,19 +109,6 @@ class Session:
     def touch(self) -> None:
         """Mark activity now (the idle clock restarts)."""
         self.last_active = time.monotonic()
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """A saved session state, kept on the server under an opaque id."""
-
-    served: ServedEnv
-    env_kwargs: dict[str, Any]
-    state: bytes
-    turn: int
-    episode_id: str | None
-    last: ObservationData
-    trusted_task: bool = True
 
 
 class SessionManager:

@@ -160,7 +160,7 @@ class Shop(TextEnv):
     # --- Tasks --------------------------------------------------------------------------------
     def generate_task(self, rng: np.random.Generator, difficulty: Mapping[str, Any]) -> dict:
         """Pick a target product and draw a goal it satisfies (WebShop's goal sampling)."""
-        spec = {
+        spec: dict[str, Any] = {
             "size": int(difficulty["catalog_size"]),
             "seed": int(difficulty["catalog_seed"]),
             "near_miss_rate": float(difficulty["near_miss_rate"]),
