@@ -155,6 +155,31 @@ def test_remote_fork_refused_keeps_the_parent_episode():
         first.close(), env.close()
 
 
+def test_one_address_cannot_take_every_session_or_http_episode():
+    """With a per-address cap, clients at one address leave room for the others."""
+    app = create_app(["test/Counter-v0"], max_sessions=8, quotas=Quotas(per_host=2))
+    with TestClient(app) as client:
+        elsewhere = TestClient(app, client=("192.0.2.7", 40000))
+        with client.websocket_connect("/ws") as a, client.websocket_connect("/ws"):
+            ask(a, "reset", {"seed": 0})
+            error = ask(a, "fork")["data"]  # a fork counts against the address too
+            assert error["code"] == "CAPACITY_REACHED" and error["max_sessions_per_host"] == 2
+            assert ask(a, "state")["type"] == "state"  # the refused fork changed nothing
+            with client.websocket_connect("/ws") as third:
+                refused = third.receive_json()["data"]
+            assert refused["code"] == "CAPACITY_REACHED" and "testclient" in refused["message"]
+            with elsewhere.websocket_connect("/ws") as other:
+                assert ask(other, "reset", {"seed": 1})["type"] == "observation"
+        with client.websocket_connect("/ws") as again:  # closing freed the address's slots
+            assert settled(client, "active_sessions", 1) == 1
+            assert ask(again, "reset", {"seed": 2})["type"] == "observation"
+        for _ in range(2):
+            assert client.post("/reset", json={}).status_code == 200
+        full = client.post("/reset", json={})
+        assert full.status_code == 503 and full.json()["detail"]["max_http_episodes_per_host"] == 2
+        assert elsewhere.post("/reset", json={}).status_code == 200
+
+
 # --- 3. Snapshots count against the client that took them ------------------------------------
 def _flood(ws: Any, kind: str, count: int, batch: int = 256) -> None:
     """Send ``count`` bare messages, ``batch`` in flight at a time, and read every reply."""

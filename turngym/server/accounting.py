@@ -69,6 +69,7 @@ class Owner:
         forks: Ids of the live forks made by the owner's sessions.
         sessions: Live sessions of this owner (its snapshots are orphaned at zero).
         last_active: ``time.monotonic()`` of the last use (HTTP episodes expire by it).
+        host: The client's network address (``Quotas.per_host`` counts by it), if known.
     """
 
     id: str
@@ -79,6 +80,7 @@ class Owner:
     forks: set[str] = field(default_factory=set)
     sessions: int = 0
     last_active: float = field(default_factory=time.monotonic)
+    host: str | None = None
 
 
 def _size(snapshot: Snapshot) -> int:
@@ -197,20 +199,29 @@ class HttpEpisodes:
         self.idle_timeout_s = idle_timeout_s
         self.owners: OrderedDict[str, Owner] = OrderedDict()
 
-    def new(self) -> Owner:
-        """An owner for a new episode (``POST /reset``).
+    def new(self, host: str | None = None) -> Owner:
+        """An owner for a new episode (``POST /reset``) of a client at ``host``.
 
         Raises:
-            ProtocolError: ``CAPACITY_REACHED`` when the table is full of live episodes.
+            ProtocolError: ``CAPACITY_REACHED`` when the table is full of live episodes, or
+                when ``host`` holds ``Quotas.per_host`` of them (none idle for the grace
+                period: only the host's own are forgotten for it).
         """
-        limit = self.store.quotas.http_episodes
+        limit, per_host = self.store.quotas.http_episodes, self.store.quotas.per_host
         if len(self.owners) >= limit:
             self.expire()
+        if per_host is not None and host is not None:
+            own = [o for o in self.owners.values() if o.host == host]
+            if len(own) >= per_host and not self._forget_idle(own[0]):
+                raise ProtocolError(
+                    ErrorCode.CAPACITY_REACHED,
+                    f"Clients at {host} hold {len(own)} stateless HTTP episodes (at most "
+                    f"{per_host} per address, none idle for {HTTP_GRACE_S:g} s yet); retry "
+                    "in a few seconds.",
+                    active_http_episodes=len(own), max_http_episodes_per_host=per_host,
+                )  # fmt: skip
         if len(self.owners) >= limit:
-            oldest = next(iter(self.owners.values()))  # least recently used first
-            grace = min(HTTP_GRACE_S, self.idle_timeout_s or HTTP_GRACE_S)
-            if time.monotonic() - oldest.last_active >= grace:
-                self.discard(oldest)
+            self._forget_idle(next(iter(self.owners.values())))  # least recently used first
         if len(self.owners) >= limit:
             raise ProtocolError(
                 ErrorCode.CAPACITY_REACHED,
@@ -221,9 +232,17 @@ class HttpEpisodes:
             )  # fmt: skip
         quotas = self.store.quotas
         owner = Owner(secrets.token_urlsafe(16), quotas.http_snapshots,
-                      quotas.http_snapshot_bytes)  # fmt: skip
+                      quotas.http_snapshot_bytes, host=host)  # fmt: skip
         self.owners[owner.id] = owner
         return owner
+
+    def _forget_idle(self, owner: Owner) -> bool:
+        """Forget ``owner`` if it has had no request for the grace period; say whether."""
+        grace = min(HTTP_GRACE_S, self.idle_timeout_s or HTTP_GRACE_S)
+        if time.monotonic() - owner.last_active < grace:
+            return False
+        self.discard(owner)
+        return True
 
     def discard(self, owner: Owner) -> None:
         """Forget ``owner`` and its snapshots (its episode never started)."""

@@ -176,7 +176,8 @@ async def _websocket_session(ws: WebSocket, manager: SessionManager, limit: int)
     await ws.accept()
     session_id = ws.query_params.get("session_id")
     try:
-        session = manager.attach(session_id) if session_id else manager.open()
+        host = ws.client.host if ws.client is not None else None
+        session = manager.attach(session_id) if session_id else manager.open(host=host)
     except ProtocolError as err:  # OpenEnv: error frame, then close
         full = err.code is ErrorCode.CAPACITY_REACHED
         await _close(ws, CLOSE_TRY_AGAIN_LATER if full else CLOSE_POLICY, err.code.value, err)
@@ -311,16 +312,16 @@ def _add_http_episode_routes(app: FastAPI, manager: SessionManager) -> None:
     """
 
     @app.post("/reset", response_model=HttpObservation)
-    async def http_reset(request: ResetRequest | None = None) -> HttpObservation:
+    async def http_reset(raw: Request, request: ResetRequest | None = None) -> HttpObservation:
         data = request or ResetRequest()
         try:
-            owner = manager.http.new()
+            owner = manager.http.new(_host(raw))
         except ProtocolError as err:
             raise _http_error(err) from None
         return await _throwaway(manager, lambda s: handlers.reset(manager, s, data), owner)
 
     @app.post("/step", response_model=HttpObservation)
-    async def http_step(request: StepRequest) -> HttpObservation:
+    async def http_step(raw: Request, request: StepRequest) -> HttpObservation:
         if request.snapshot_id is None:
             raise HTTPException(422, {"code": ErrorCode.VALIDATION_ERROR.value, "message": (
                 "Stateless /step continues from 'snapshot_id' (metadata.snapshot_id of the "
@@ -332,7 +333,7 @@ def _add_http_episode_routes(app: FastAPI, manager: SessionManager) -> None:
                 manager.http.touch(owner)
             else:  # a WS session's snapshot (or an orphan): the chain is a new HTTP episode
                 manager.get_snapshot(snapshot_id)  # unknown ids: 422 before taking a slot
-                owner = manager.http.new()
+                owner = manager.http.new(_host(raw))
         except ProtocolError as err:
             raise _http_error(err) from None
 
@@ -356,6 +357,11 @@ def _add_http_episode_routes(app: FastAPI, manager: SessionManager) -> None:
             raise _http_error(err) from None
         assert isinstance(data, SessionState)
         return data
+
+
+def _host(request: Request) -> str | None:
+    """The client's network address (what ``Quotas.per_host`` counts by)."""
+    return request.client.host if request.client is not None else None
 
 
 async def _throwaway(manager: SessionManager, run: Any, owner: Owner) -> HttpObservation:

@@ -76,6 +76,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--max-http-episodes", type=int, default=Quotas.http_episodes,
                    help="stateless HTTP episodes (/reset chains) kept at once; beyond, "
                    "/reset answers 503")  # fmt: skip
+    g.add_argument("--max-sessions-per-host", type=int, default=None,
+                   help="sessions (with their forks) and, separately, HTTP episodes that "
+                   "clients at one network address may hold (default: no cap; every client "
+                   "on one machine or behind one proxy shares an address)")  # fmt: skip
     g = p.add_argument_group("connection limits")
     g.add_argument("--max-message-bytes", type=int, default=ServerLimits.max_message_bytes,
                    help="WebSocket frames over this get MESSAGE_TOO_LARGE; over twice this "
@@ -117,15 +121,16 @@ def limits_from_args(args: argparse.Namespace) -> tuple[ServerLimits, Quotas]:
     )  # fmt: skip
     quotas = Quotas(forks=args.max_forks, snapshots=args.max_snapshots,
                     snapshot_bytes=args.max_snapshot_bytes,
-                    http_episodes=args.max_http_episodes)  # fmt: skip
+                    http_episodes=args.max_http_episodes,
+                    per_host=args.max_sessions_per_host)  # fmt: skip
     return limits, quotas
 
 
 def limit_flags(args: argparse.Namespace) -> list[str]:
     """The limit flags of ``args`` as arguments again (for the server in a container)."""
     names = ("max_forks", "max_snapshots", "max_snapshot_bytes", "max_http_episodes",
-             "max_body_bytes", "max_header_bytes", "header_timeout", "body_timeout",
-             "keep_alive", "max_connections")  # fmt: skip
+             "max_sessions_per_host", "max_body_bytes", "max_header_bytes", "header_timeout",
+             "body_timeout", "keep_alive", "max_connections")  # fmt: skip
     flags = []
     for name in names:
         value = getattr(args, name, None)

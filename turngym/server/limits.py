@@ -109,6 +109,10 @@ class Quotas:
         http_snapshot_bytes: Bytes of snapshots per HTTP episode.
         orphans: Snapshots kept after their owner closed (shared, least recently used first).
         orphan_bytes: Bytes of those.
+        per_host: Sessions (with their forks) and, separately, HTTP episodes that clients at
+            one network address may hold at once (``None``: no cap). Every client on one
+            machine (or behind one proxy) shares an address, so set it on servers that
+            remote clients reach directly, above what one trainer there needs.
     """
 
     forks: int = 16
@@ -119,9 +123,12 @@ class Quotas:
     http_snapshot_bytes: int = 256 << 10
     orphans: int = 1024
     orphan_bytes: int = 32 << 20
+    per_host: int | None = None
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
+            if name == "per_host" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"quota {name} must be a positive integer, got {value!r}")
 

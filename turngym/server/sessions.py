@@ -25,6 +25,7 @@ import functools
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -147,16 +148,33 @@ class SessionManager:
         self.http = HttpEpisodes(self.snapshots, idle_timeout_s)
         self.reaped = 0
         self._pool: ThreadPoolExecutor | None = None
+        self._hosts: Counter[str] = Counter()  # live sessions by client address
 
     # --- Table --------------------------------------------------------------------------------
-    def open(self, *, parent: Session | None = None) -> Session:
+    def open(self, *, parent: Session | None = None, host: str | None = None) -> Session:
         """Create a session: a connection's own, or a fork of ``parent`` waiting to be attached.
+
+        Args:
+            parent: The session a fork is made from (the fork counts against its owner).
+            host: The network address of the connection's client (a fork's is its parent's).
 
         Raises:
             ProtocolError: ``CAPACITY_REACHED`` with ``active_sessions`` and ``max_sessions``
-                when the server is full, or with ``max_forks`` when ``parent``'s owner has
-                all the forks it may have.
+                when the server is full, with ``max_forks`` when ``parent``'s owner has
+                all the forks it may have, or with ``max_sessions_per_host`` when clients at
+                ``host`` hold all the sessions one address may.
         """
+        if parent is not None and parent.owner is not None:
+            host = parent.owner.host
+        per_host = self.quotas.per_host
+        if per_host is not None and host is not None and self._hosts[host] >= per_host:
+            what = "Fork refused: clients" if parent is not None else "Clients"
+            raise ProtocolError(
+                ErrorCode.CAPACITY_REACHED,
+                f"{what} at {host} hold {self._hosts[host]} sessions (at most {per_host} per "
+                "address, --max-sessions-per-host); close some first.",
+                active_sessions=self._hosts[host], max_sessions_per_host=per_host,
+            )  # fmt: skip
         if parent is not None and parent.owner is not None:
             forks = parent.owner.forks
             if len(forks) >= self.quotas.forks:
@@ -181,8 +199,11 @@ class SessionManager:
             owner = parent.owner
             owner.forks.add(session_id)
         else:
-            owner = Owner(session_id, self.quotas.snapshots, self.quotas.snapshot_bytes)
+            owner = Owner(session_id, self.quotas.snapshots, self.quotas.snapshot_bytes,
+                          host=host)  # fmt: skip
         owner.sessions += 1
+        if host is not None:
+            self._hosts[host] += 1
         session = Session(id=session_id, last_active=time.monotonic(), owner=owner,
                           attached=parent is None)  # fmt: skip
         self.sessions[session.id] = session
@@ -237,6 +258,10 @@ class SessionManager:
             return
         owner.forks.discard(session.id)
         owner.sessions -= 1
+        if owner.host is not None:
+            self._hosts[owner.host] -= 1
+            if self._hosts[owner.host] <= 0:
+                del self._hosts[owner.host]
         if session.attached and not any(s.attached for s in self._sessions_of(owner)):
             for waiting in self._sessions_of(owner):  # nobody can attach them any more
                 await self.release(waiting)
