@@ -31,6 +31,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 import turngym
 from turngym.server import handlers
@@ -48,6 +50,7 @@ from turngym.server.protocol import (
     TextAction,
     TextObservation,
     error_message,
+    invalid_input,
     parse_message,
 )
 from turngym.server.sessions import (
@@ -133,6 +136,13 @@ def create_app(
     @app.websocket("/ws")
     async def websocket_session(ws: WebSocket) -> None:
         await _websocket_session(ws, manager, max_message_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
+        # FastAPI's own reply quotes the whole input back; this one lists a few errors only.
+        refused = invalid_input("Invalid request", err.errors())
+        detail = {"code": refused.code.value, "message": refused.message, **refused.extra}
+        return JSONResponse({"detail": detail}, status_code=422)
 
     _add_info_routes(app, manager)
     _add_http_episode_routes(app, manager)

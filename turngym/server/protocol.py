@@ -66,6 +66,7 @@ with ``privileged=True``.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Annotated, Any, Literal
 
@@ -80,6 +81,7 @@ from pydantic import (
 from pydantic_core import PydanticSerializationError, to_json
 
 __all__ = [
+    "invalid_input",
     "PROTOCOL_VERSION",
     "ErrorCode",
     "ProtocolError",
@@ -359,9 +361,19 @@ def _classify(err: ValidationError, raw: str | bytes) -> ProtocolError:
             ErrorCode.UNKNOWN_TYPE,
             f"Unknown message type: {kind!r}; expected one of {', '.join(MESSAGE_TYPES)}",
         )
-    # The first few errors say what is wrong; all of them could be larger than the message.
-    return ProtocolError(ErrorCode.VALIDATION_ERROR, "Invalid message",
-                         errors=errors[:_MAX_ERRORS], error_count=len(errors))  # fmt: skip
+    return invalid_input("Invalid message", errors)
+
+
+def invalid_input(message: str, errors: Sequence[Mapping[str, Any]]) -> ProtocolError:
+    """``VALIDATION_ERROR`` listing the first few of pydantic's ``errors`` (type, loc, msg).
+
+    The first few say what is wrong; all of them, or the input they quote, could be far larger
+    than the message itself, so neither is sent back.
+    """
+    listed = [{"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": e.get("msg")}
+              for e in errors[:_MAX_ERRORS]]  # fmt: skip
+    return ProtocolError(ErrorCode.VALIDATION_ERROR, message, errors=listed,
+                         error_count=len(errors))  # fmt: skip
 
 
 # --- Encoding -----------------------------------------------------------------------------------
@@ -423,8 +435,9 @@ class StepRequest(BaseModel):
 
     action: TextAction
     snapshot_id: str | None = Field(
-        default=None, description="metadata.snapshot_id of the previous /reset or /step reply."
-    )
+        default=None, max_length=128,
+        description="metadata.snapshot_id of the previous /reset or /step reply.",
+    )  # fmt: skip
     timeout_s: float | None = Field(default=None, gt=0, description="Ignored (OpenEnv field).")
     request_id: str | None = Field(default=None, max_length=255)
 
