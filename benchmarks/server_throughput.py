@@ -320,6 +320,12 @@ def compare_openenv(seconds: float, rounds: int, sessions: int = 32) -> None:
         ratio = statistics.median(a / b for a, b in zip(ours, values, strict=True))
         print(f"| {name} | {statistics.median(values):,.0f} | {min(values):,.0f} | "
               f"{max(values):,.0f} | {ratio:.2f}x | {statistics.median(cpu[name]):,.0f} |")
+    if load[0] > (os.cpu_count() or 1):
+        print(f"\nThe machine is loaded (load average {load[0]:.1f} on {os.cpu_count()} CPUs): "
+              "the scheduler shares CPU time per runnable thread, so a server that runs steps "
+              "in a thread pool gets more of it than one event-loop thread, whatever either "
+              "costs per step. Compare the CPU µs/step columns; steps/s ratios need an idle "
+              "machine.")  # fmt: skip
     costs = _app_costs(steps=6400, sessions=sessions)
     print(f"\nThe apps alone, in process (no uvicorn, no sockets), {sessions} sessions:")
     print("| server app | CPU µs/step (median of 3) | this / turngym |")
