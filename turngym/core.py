@@ -311,6 +311,11 @@ class TextEnv(gymnasium.Env[str, str]):
     success_score: ClassVar[float] = 1.0
     """``info["success"]`` is ``score() >= success_score`` (an env whose score grades quality
     above "solved", like KernelGen's correct-and-faster, sets the solved level here)."""
+    costly_knobs: ClassVar[frozenset[str]] = frozenset()
+    """Knobs whose values select what the env builds (a corpus, a catalogue, a search index,
+    other envs and their constructor arguments) or scale every step's work; ``turngym serve``
+    lets untrusted clients set them only to values found in :attr:`difficulty_defaults`,
+    :attr:`levels` and the registered kwargs."""
 
     def __init__(
         self,

@@ -107,6 +107,9 @@ class Composed(TextEnv):
         "turns_per_task": 0,
     }
     levels: ClassVar[Mapping[int, Mapping[str, Any]]] = {}
+    # They choose which envs are built and with which constructor arguments (file paths, corpus
+    # sizes...): a server takes them from untrusted clients only as registered.
+    costly_knobs: ClassVar[frozenset[str]] = frozenset({"envs", "env_kwargs"})
 
     def __init__(self, **kwargs: Any) -> None:
         """Create the env; keyword arguments are those of :class:`~turngym.core.TextEnv`."""
