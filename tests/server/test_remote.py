@@ -218,11 +218,12 @@ def test_frame_limits_on_a_real_server():
             ws.send(json.dumps({"type": "step", "data": {"message": "<action>inc</action>"}}))
             assert json.loads(ws.recv())["type"] == "observation"  # still usable
             # Beyond twice the limit: refused from the frame header, unread. The server closes
-            # while the client is still sending, so either call may see the close.
+            # while the client is still sending, so either call may see the close; on a busy
+            # machine the reset can even beat the close frame (then nothing was received).
             with pytest.raises(ConnectionClosed) as caught:
                 ws.send("y" * (17 << 20))
                 ws.recv()
-            assert caught.value.rcvd is not None and caught.value.rcvd.code == 1009
+            assert caught.value.rcvd is None or caught.value.rcvd.code == 1009
         assert server.wait_for(lambda s: s["active_sessions"] == 0)["active_sessions"] == 0
 
 
