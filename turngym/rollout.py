@@ -32,6 +32,7 @@ import gymnasium
 
 from turngym._progress import progress_bar as _progress
 from turngym.agents.base import ActionResult, Agent, EnvAwareAgent
+from turngym.backends import check_backend
 from turngym.core import INSTRUCTIONS, PRIVILEGED, SCORE, STATE_KEY, SUCCESS, TASK_ID, TextEnv
 from turngym.envs.multiagent.registry import multiagent_registry
 from turngym.evals.stats import wilson_interval
@@ -175,13 +176,17 @@ class _Collector:
             except Exception as err:
                 self._finish(slot, error=_describe(err), env_broken=True)
                 continue
-            slot.observation = obs
-            slot.instructions = str(info.get(INSTRUCTIONS, ""))
-            slot.task_id = str(info.get(TASK_ID, f"{self.split}/{spec.seed}"))
-            slot.state_key = info.get(STATE_KEY)
-            slot.privileged = dict(info.get(PRIVILEGED, {}))
-            slot.last_info = info
-            self.live.append(slot)
+            self._begin(slot, obs, info)
+
+    def _begin(self, slot: _Slot, obs: str, info: dict[str, Any]) -> None:
+        """Make ``slot`` live from its env's reset (shared with the other backends)."""
+        slot.observation = obs
+        slot.instructions = str(info.get(INSTRUCTIONS, ""))
+        slot.task_id = str(info.get(TASK_ID, f"{self.split}/{slot.spec.seed}"))
+        slot.state_key = info.get(STATE_KEY)
+        slot.privileged = dict(info.get(PRIVILEGED, {}))
+        slot.last_info = info
+        self.live.append(slot)
 
     def conversations(self) -> list[Conversation]:
         """The conversation of every live episode, in slot order."""
@@ -334,6 +339,9 @@ def _with_task_id(episode: Episode, task_id: str) -> Episode:
 
 
 def _describe(err: BaseException) -> str:
+    described = getattr(err, "description", None)
+    if isinstance(described, str):  # raised in another process (a Ray actor), described there
+        return described
     frames = traceback.extract_tb(err.__traceback__)
     where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
     return f"{type(err).__name__}: {err}{where}"
@@ -374,6 +382,7 @@ def collect(
     progress: bool = False,
     on_episode: Callable[[Episode], None] | None = None,
     train_seat: str | None = None,
+    backend: str = "local",
 ) -> list[Group]:
     """Play ``group_size`` episodes of each task in lockstep and return one Group per task.
 
@@ -401,6 +410,8 @@ def collect(
         on_episode: Called with each episode the moment it finishes (before the others of
             its group), so a caller can persist results as they come.
         train_seat: Multi-agent only: return just this seat's groups.
+        backend: ``local`` (envs in this process) or ``ray`` (envs in Ray actors, same
+            episodes: :func:`turngym.backends.ray_rollout.collect_ray`).
 
     Returns:
         One Group per task, in the order of ``tasks``; episodes in member order.
@@ -411,6 +422,12 @@ def collect(
         >>> [all(ep.success for ep in g.episodes) for g in groups]
         [True, True, True]
     """
+    if check_backend(backend) == "ray":
+        from turngym.backends.ray_rollout import collect_ray  # Ray: only when asked for
+        return collect_ray(env, agent, tasks, group_size, split=split, options=options,  # type: ignore[arg-type]
+            env_kwargs=env_kwargs, max_turns=max_turns, max_concurrent=max_concurrent,
+            episode_timeout=episode_timeout, workers=workers, round_index=round_index,
+            progress=progress, on_episode=on_episode, train_seat=train_seat)  # fmt: skip
     if _multiagent(env, agent, train_seat):
         from turngym.rollout_multiagent import collect_seats  # PettingZoo: only when needed
         return collect_seats(env, agent, tasks, group_size, split=split, options=options,
@@ -447,6 +464,9 @@ async def acollect(
     Env steps run in a worker thread so the event loop stays responsive. Takes the same
     keyword arguments as :func:`collect` except ``progress``.
     """
+    if check_backend(kwargs.pop("backend", "local")) == "ray":
+        from turngym.backends.ray_rollout import acollect_ray
+        return await acollect_ray(env, agent, tasks, group_size, **kwargs)  # type: ignore[arg-type]
     if _multiagent(env, agent, kwargs.get("train_seat")):
         from turngym.rollout_multiagent import acollect_seats
         return await acollect_seats(env, agent, tasks, group_size, **kwargs)
