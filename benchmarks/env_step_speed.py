@@ -12,7 +12,10 @@ the in-process caches and reloads it from disk.
 
 Targets (issue 7): Household and Shop steps <= 2 ms median; index build <= 10 s, cached.
 
-    python benchmarks/env_step_speed.py [--episodes 100] [--seed 0]
+The long-horizon rows play ``turngym/Expedition-v0`` for up to 300 turns per episode
+(issue 20): its planned quests take 100-300 turns, so rollouts of that length must be fast.
+
+    python benchmarks/env_step_speed.py [--episodes 100] [--seed 0] [--long-episodes 20]
 """
 
 from __future__ import annotations
@@ -127,11 +130,52 @@ def index_table(size: int = 5000) -> list[str]:
     return rows
 
 
+# --- Long-horizon rollouts (issue 20): 300-turn episodes must stay fast -----------------------
+LONG_ENV_ID = "turngym/Expedition-v0"
+
+
+def long_horizon_table(episodes: int, seed: int, turns: int = 300) -> list[str]:
+    """Steps/s of ``turns``-turn Expedition rollouts, oracle and random policies.
+
+    Each rollout resets a test task and steps until it ends or ``turns`` steps pass (the
+    oracle usually finishes its 100-300-turn quest first; the random policy plays all 300).
+    Only ``env.step`` is timed; resets (world generation) are reported apart.
+    """
+    rows = []
+    for policy in ("oracle", "random"):
+        env, rng = turngym.make(LONG_ENV_ID, max_episode_steps=turns), random.Random(seed)
+        step_s = reset_s = 0.0
+        steps = []
+        for episode in range(episodes):
+            start = time.perf_counter()
+            env.reset(seed=episode, options={"split": "test"})
+            reset_s += time.perf_counter() - start
+            n = 0
+            while True:
+                if policy == "oracle":
+                    action = env.unwrapped.oracle_action()  # type: ignore[attr-defined]
+                else:
+                    action = rng.choice(env.action_space.examples)  # type: ignore[attr-defined]
+                start = time.perf_counter()
+                _, _, terminated, truncated, _ = env.step(action)
+                step_s += time.perf_counter() - start
+                n += 1
+                if terminated or truncated:
+                    break
+            steps.append(n)
+        rows.append(
+            f"| {policy} | {episodes} | {statistics.mean(steps):.0f} | {sum(steps) / step_s:,.0f} "
+            f"| {reset_s / episodes * 1e3:.0f} |"
+        )
+    return rows
+
+
 def main() -> None:
     """Print both tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=100, help="episodes per env")
     parser.add_argument("--seed", type=int, default=0, help="seed of the action mix")
+    parser.add_argument("--long-episodes", type=int, default=20, help="300-turn rollouts")
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs "
           f"visible, Python {platform.python_version()}")  # fmt: skip
@@ -143,6 +187,10 @@ def main() -> None:
     print("| env | steps | median ms | p90 ms | target |")
     print("|---|---:|---:|---:|---|")
     print("\n".join(step_table(args.episodes, args.seed)))
+    print(f"\n{LONG_ENV_ID}: rollouts of up to 300 turns, {args.long_episodes} test tasks\n")
+    print("| policy | episodes | mean turns | steps/s | reset ms |")
+    print("|---|---:|---:|---:|---:|")
+    print("\n".join(long_horizon_table(args.long_episodes, args.seed)))
 
 
 if __name__ == "__main__":

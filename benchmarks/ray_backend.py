@@ -48,8 +48,9 @@ class TextAgent(BaseAgent):
              "<action>up</action>")  # fmt: skip
 
     def act_batch(self, conversations: Sequence[Conversation]) -> list[ActionResult]:
+        moves = self.MOVES
         return [
-            ActionResult(self.MOVES[(zlib.crc32(c.episode_id.encode()) + len(c.turns)) % len(self.MOVES)])
+            ActionResult(moves[(zlib.crc32(c.episode_id.encode()) + len(c.turns)) % len(moves)])
             for c in conversations
         ]
 

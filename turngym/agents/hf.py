@@ -1,4 +1,4 @@
-"""A policy agent for any transformers causal language model (DESIGN.md section 5, ``hf:``).
+"""A policy agent for any transformers causal language model (docs/design.md#agents).
 
 :class:`HFAgent` answers the whole batch of live conversations with ONE batched generation:
 prompts are left-padded, then a manual sampling loop runs the model once over the prompts and
@@ -499,5 +499,8 @@ def _in_hub_cache(name: str) -> bool:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:  # pragma: no cover - transformers depends on huggingface_hub
         return False
-    found = try_to_load_from_cache(name, "config.json")
+    try:
+        found = try_to_load_from_cache(name, "config.json")
+    except ValueError:  # not a valid hub name (e.g. a filesystem path): not in the cache
+        return False
     return isinstance(found, str)

@@ -37,6 +37,7 @@ def job_resources(job: dict[str, Any]) -> dict[str, float]:
 
 def run_jobs_ray(
     jobs: list[dict[str, Any]],
+    train_job: Callable[[dict[str, Any], Any], dict[str, Any]],
     display: Callable[[Any], None],
     done: Callable[[dict, dict], dict],
 ) -> list[dict[str, Any]]:
@@ -44,13 +45,14 @@ def run_jobs_ray(
 
     Args:
         jobs: Job dicts (see :func:`turngym.evals.bench_jobs.train_job`).
+        train_job: Runs one job, sending progress events to its second argument (the bench
+            passes :func:`turngym.evals.bench_jobs.train_job`; handed in, so this module does
+            not import the bench back).
         display: Receives the runs' progress events (on a driver thread).
         done: Called with ``(result, job)`` as each result arrives, in job order.
     """
     ray = init_ray()
     from ray.util.queue import Queue
-
-    from turngym.evals.bench_jobs import train_job
 
     queue = Queue(actor_options={"num_cpus": 0})
 

@@ -194,9 +194,9 @@ class EnvHost:
 
 
 def _failure(err: BaseException) -> EnvFailure:
-    from turngym.rollout import _describe  # the local backend's wording, so results match
+    from turngym._rollout_common import describe_error  # the local wording: results match
 
-    return EnvFailure(_describe(err))
+    return EnvFailure(describe_error(err))
 
 
 class _Host:

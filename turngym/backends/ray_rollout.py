@@ -21,17 +21,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from turngym._progress import progress_bar as _progress
+from turngym._rollout_common import close_quietly as _close_quietly
+from turngym._rollout_common import describe_error as _describe
+from turngym._rollout_common import plays_multiagent
 from turngym.agents.base import ActionResult, Agent, EnvAwareAgent
 from turngym.backends.ray_cluster import cluster_cpus, init_ray
 from turngym.backends.ray_envs import HostPool, plan_placement
-from turngym.rollout import (
-    EnvSource,
-    _close_quietly,
-    _Collector,
-    _describe,
-    _multiagent,
-    _Slot,
-)
+from turngym.rollout_single import EnvSource, _Collector, _Slot
 from turngym.types import Episode, Group
 
 __all__ = ["collect_ray", "acollect_ray"]
@@ -122,7 +118,7 @@ _COLLECTOR_ARGS = {"split", "options", "env_kwargs", "max_turns", "max_concurren
 
 
 def _check_single_agent(env: EnvSource, agent: Any, train_seat: str | None) -> None:
-    if _multiagent(env, agent, train_seat) or not isinstance(agent, (Agent, EnvAwareAgent)):
+    if plays_multiagent(env, agent, train_seat) or not isinstance(agent, (Agent, EnvAwareAgent)):
         raise ValueError(
             "backend='ray' plays single-agent envs with one agent; multi-agent envs and seat "
             "mappings run on the local backend"

@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from turngym._cliargs import mapping_arg
 from turngym.backends import check_backend
 from turngym.evals.bench_jobs import run_jobs
 from turngym.evals.report import short_env_labels, write_outputs
@@ -126,7 +127,8 @@ class BenchSpec:
         recipe: TrainConfig settings for every run (:data:`DEFAULT_RECIPE`).
         params: Estimator name -> its parameters.
         baselines: Scripted agents evaluated on ``baseline_suite``.
-        baseline_suite: Suite for the baselines (``smoke`` covers every family).
+        baseline_suite: Suite for the baselines besides the bench's own envs (``smoke``
+            covers every family; ``None``: the bench's envs only).
         baseline_episodes: Episodes per env for the baselines (``None``: the suite's).
         suite: Name of the bench suite these settings started from (for the report).
     """
@@ -142,7 +144,7 @@ class BenchSpec:
     recipe: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_RECIPE))
     params: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(DEFAULT_PARAMS))
     baselines: tuple[str, ...] = ("random", "oracle")
-    baseline_suite: str = "smoke"
+    baseline_suite: str | None = "smoke"
     baseline_episodes: int | None = 20
     suite: str = "quick"
 
@@ -232,7 +234,7 @@ def _jobs(spec: BenchSpec, envs: list[dict], out: Path, workers: int) -> list[di
     """One training job per (env, estimator, seed)."""
     from turngym.trainers.config import TrainConfig
 
-    jobs = []
+    jobs: list[dict[str, Any]] = []
     for index, (entry, env) in enumerate(zip(spec.envs, envs, strict=True)):
         for estimator in spec.estimators:
             for seed in spec.seeds:
@@ -308,10 +310,11 @@ def run_bench(
     # Baselines on the bench's own envs (floor and ceiling of the head-to-head table) and on
     # a suite covering every env family.
     own = list(spec.envs)  # as many episodes as the trained policies get
-    suite = resolve_entries([spec.baseline_suite], spec.baseline_episodes)
+    names = [spec.baseline_suite] if spec.baseline_suite else []
+    suite = resolve_entries(names, spec.baseline_episodes)
     baseline_request = EvalRequest(
         tuple(own + [e for e in suite if e not in own]), spec.baselines, (0,), "test",
-        suites=(spec.baseline_suite,),
+        suites=tuple(names),
     ) if spec.baselines else None  # fmt: skip
 
     started = time.monotonic()
@@ -321,7 +324,8 @@ def run_bench(
     done = run_jobs(jobs, workers, say, progress, backend)
     baselines, baseline_dir = None, None
     if baseline_request is not None:
-        say(f"baselines {', '.join(spec.baselines)} on suite {spec.baseline_suite!r}")
+        say(f"baselines {', '.join(spec.baselines)} on the bench's envs"
+            + (f" and suite {spec.baseline_suite!r}" if spec.baseline_suite else ""))
         # Named by the request, so a bench rerun with other baselines starts a fresh eval.
         baseline_dir = out / f"baselines-{kwargs_hash(baseline_request.to_dict())}"
         baselines = evaluate(baseline_request, baseline_dir, backend=backend)
@@ -387,7 +391,7 @@ def _curves(spec: BenchSpec, jobs: list[dict], done: list[dict],
 
 def bench_table(spec: BenchSpec, jobs: list[dict], done: list[dict], results: RunResults) -> str:
     """The headline Markdown table: final score, the random floor, steps-to-threshold, AUC."""
-    from turngym.evals.tables import interval_text
+    from turngym.evals.stats import format_interval
 
     trained = [e for e in results.entries if e.agent.startswith("train:")]
     labels = short_env_labels(trained)
@@ -410,13 +414,13 @@ def bench_table(spec: BenchSpec, jobs: list[dict], done: list[dict], results: Ru
         low, high = mean_interval(auc_mean, std, len(aucs))
         m = entry.metrics[spec.metric]
         lines.append(f"| {estimator} | {labels[entry.key][0]} | {m.mean:.3f} | "
-                     f"{interval_text(m.ci95)} | {m.n} | {_versus(m, floors.get(entry.key))} | "
+                     f"{format_interval(m)} | {m.n} | {_versus(m, floors.get(entry.key))} | "
                      f"{steps} | {auc_mean:.3f} ± {(high - low) / 2:.3f} |")  # fmt: skip
     for entry in results.entries:  # the scripted floor and ceiling on the same envs
         if not entry.agent.startswith("train:") and entry.key in labels:
             m = entry.metrics[spec.metric]
             lines.append(f"| {entry.agent} (baseline) | {labels[entry.key][0]} | {m.mean:.3f} | "
-                         f"{interval_text(m.ci95)} | {m.n} | — | — | — |")  # fmt: skip
+                         f"{format_interval(m)} | {m.n} | — | — | — |")  # fmt: skip
     notes = [f"{marker} {text}" for marker, text in dict(labels.values()).items() if text]
     return "\n".join(lines + ([""] + notes if notes else []))
 
@@ -495,7 +499,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--estimators", nargs="+", default=None)
     p.add_argument("--envs", nargs="+", default=None,
                    help="env ids (default: the suite's env)")
-    p.add_argument("--options", type=json.loads, default=None,
+    p.add_argument("--options", type=mapping_arg, default=None,
                    help='reset options for --envs as JSON, e.g. \'{"level": 1}\'')
     p.add_argument("--seeds", nargs="+", type=int, default=None)
     p.add_argument("--env-steps", type=int, default=None, help="budget per run")
@@ -503,12 +507,14 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-tasks", type=int, default=None, help="tasks per point")
     p.add_argument("--episodes", type=int, default=None, help="final test episodes per seed")
     p.add_argument("--threshold", type=float, default=None)
-    p.add_argument("--recipe", type=json.loads, default=None,
+    p.add_argument("--recipe", type=mapping_arg, default=None,
                    help="TrainConfig overrides as JSON, merged into the default recipe")
-    p.add_argument("--params", type=json.loads, default=None,
+    p.add_argument("--params", type=mapping_arg, default=None,
                    help='estimator parameters as JSON, e.g. \'{"gigpo": {"omega": 0.5}}\'')
     p.add_argument("--baselines", nargs="*", default=None)
-    p.add_argument("--baseline-suite", default=None)
+    p.add_argument("--baseline-suite", default=None,
+                   help="suite for the baselines besides the bench's envs (default: smoke; "
+                   "none: only the bench's envs)")  # fmt: skip
     p.add_argument("--workers", type=int, default=None, help="training runs at once")
     p.add_argument("--backend", default="local", choices=["local", "ray"],
                    help="local process pool, or Ray tasks (joins RAY_ADDRESS when set)")
@@ -520,8 +526,23 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-submit", action="store_true", help="do not submit to the leaderboard")
 
 
+_PER_RUN = ("env", "env_options", "estimator", "estimator_params", "seed", "iterations",
+            "max_env_steps", "eval_every", "eval_tasks", "max_turns", "checkpoint_every",
+            "out_dir")  # fmt: skip
+"""TrainConfig fields the bench sets for each run (its own options), not ``--recipe``."""
+
+
 def bench_spec_from_args(args: argparse.Namespace) -> BenchSpec:
-    """Build the spec from CLI options: the suite's settings, then every option given."""
+    """Build the spec from CLI options: the suite's settings, then every option given.
+
+    Raises:
+        ValueError: ``--recipe`` sets a field the bench sets per run.
+    """
+    fixed = sorted(set(args.recipe or {}) & set(_PER_RUN))
+    if fixed:
+        raise ValueError(f"--recipe cannot set {', '.join(fixed)}: the bench sets them for each "
+                         "run; use --envs, --options, --estimators, --params, --seeds, "
+                         "--env-steps, --eval-every or --eval-tasks instead")  # fmt: skip
     spec = bench_suite(args.suite)
     envs = spec.envs
     if args.envs:
@@ -538,8 +559,9 @@ def bench_spec_from_args(args: argparse.Namespace) -> BenchSpec:
         "baselines": None if args.baselines is None else tuple(args.baselines),
         "baseline_suite": args.baseline_suite,
     }  # fmt: skip
-    return replace(
+    spec = replace(
         spec, envs=envs, recipe={**spec.recipe, **(args.recipe or {})},
         params={**spec.params, **(args.params or {})},
         **{k: v for k, v in given.items() if v is not None},
     )  # fmt: skip
+    return replace(spec, baseline_suite=None) if args.baseline_suite == "none" else spec

@@ -87,7 +87,10 @@ def run_jobs(jobs: list[dict], workers: int, say: Callable[[str], None],
         if backend == "ray":
             from turngym.backends.ray_bench import run_jobs_ray
 
-            return run_jobs_ray(jobs, display, lambda result, job: _announce(result, job, say))
+            def announce(result: dict, job: dict) -> dict:
+                return _announce(result, job, say)
+
+            return run_jobs_ray(jobs, train_job, display, announce)
         if workers == 1:  # events go straight to the display (it has the queue's `put`)
             return [_announce(train_job(j, display), j, say) for j in jobs]
         return _run_pool(jobs, workers, say, display)

@@ -1,6 +1,6 @@
 """The results files of a run directory: schema, provenance, loading and validation.
 
-A run directory (DESIGN.md section 7) holds:
+A run directory (docs/design.md#eval-runner) holds:
 
 * ``run.json`` — what was asked (entries, agents, seeds), written before the first episode;
   a rerun checks it to resume the same eval and refuses a different one.
@@ -154,7 +154,7 @@ class EntryResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        data = {
+        data: dict[str, Any] = {
             "env_id": self.env_id, "env_version": self.env_version, "env_kwargs": self.env_kwargs,
             "options": self.options, "env_kwargs_hash": self.env_kwargs_hash,
             "env_fingerprint": self.env_fingerprint, "split": self.split, "agent": self.agent,

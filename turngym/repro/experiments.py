@@ -101,7 +101,7 @@ def train_and_evaluate(estimator: str, *, env: str, seed: int, env_steps: int,
         ``success`` and ``return`` of the final policy over ``episodes`` test tasks (sampling
         as the bench does), the last training iteration's ``entropy``, the mean and standard
         deviation of the per-iteration entropy, and ``env_steps``; with ``history`` also
-        ``entropy_history``, the per-iteration entropies.
+        ``entropy_history`` (the per-iteration entropies) and ``rows`` (every metrics row).
     """
     from turngym.evals.bench import DEFAULT_RECIPE
     from turngym.rollout import summarize
@@ -131,4 +131,5 @@ def train_and_evaluate(estimator: str, *, env: str, seed: int, env_steps: int,
     }  # fmt: skip
     if history:
         out["entropy_history"] = entropy.tolist()
+        out["rows"] = rows
     return out

@@ -1,9 +1,9 @@
 """Policy-side tensor code: token log-probabilities, the belief probe and shared-prefix forward.
 
 * :func:`token_logprobs` scores every token of a padded batch under a causal LM.
-* :class:`BeliefProbe` is the ``probe`` of DESIGN.md section 6 (CREDIT_METHODS.md section 3):
-  the policy's log-probability of a text (e.g. a gold answer) as the next assistant message
-  after a conversation prefix.
+* :class:`BeliefProbe` is the ``probe`` of the credit context
+  (docs/design.md#credit-assignment-and-training): the policy's log-probability of a text
+  (e.g. a gold answer) as the next assistant message after a conversation prefix.
 * :func:`shared_prefix_token_logprobs` encodes a prompt shared by G sequences once and runs the
   G continuations on top of its key/value cache, as in Prefix Grouper (arXiv 2506.05433). The
   autograd graph runs through the cached prefix, so losses and gradients equal those of G

@@ -29,10 +29,11 @@ advantage goes back onto that turn's model tokens, zero elsewhere.
 ``token_level_rewards``, ``response_mask``, ``uid`` and ``config``; it passes the non-tensor
 fields to its GDPO estimator alone. Estimators that read only rewards and groups (``grpo``,
 ``rloo``, ``trloo``, ...) work through it unchanged, scoring an episode by its total reward
-(as verl's own GRPO does; the env's ``outcome`` needs the non-tensor fields). Estimators that group turns by anchor
-state (:data:`ANCHORED`: GiGPO) refuse to run without anchors rather than silently dropping
-their step level: call :func:`compute_advantage` (same arguments as verl's; it passes the
-non-tensor fields to ``turngym_*`` estimators and defers to verl for every other name).
+(as verl's own GRPO does; the env's ``outcome`` needs the non-tensor fields). Estimators
+that group turns by anchor state (:data:`ANCHORED`: GiGPO) refuse to run without anchors
+rather than silently dropping their step level: call :func:`compute_advantage` (same
+arguments as verl's; it passes the non-tensor fields to ``turngym_*`` estimators and defers
+to verl for every other name).
 """
 
 from __future__ import annotations

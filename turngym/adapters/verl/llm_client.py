@@ -48,7 +48,7 @@ class TransformersLLMClient:
 
     async def generate(self, request_id: str, *, prompt_ids: list[int],
                        sampling_params: dict[str, Any], **_: Any) -> TokenOutput:  # fmt: skip
-        """verl's ``LLMServerClient.generate``: sample a continuation of ``prompt_ids``."""
+        """Verl's ``LLMServerClient.generate``: sample a continuation of ``prompt_ids``."""
         return await asyncio.to_thread(self._generate, list(prompt_ids), dict(sampling_params))
 
     @torch.no_grad()
