@@ -279,14 +279,16 @@ class HostPool:
         self._numbers += 1
         return ActorEnv(host, self._numbers)
 
-    def call(self, method: str, items: Sequence[tuple[ActorEnv, Any]],
+    def call(self, method: str, items: Sequence[tuple[Any, Any]],
              deadlines: Sequence[float | None] | None = None,
              timeout_message: str = "episode timed out") -> list[Any]:  # fmt: skip
         """Run ``method`` on every ``(handle, argument)``, one call per actor; results in order.
 
-        ``deadlines`` (``time.monotonic()`` values, one per item) bound the wait: an actor call
-        still running when its earliest deadline passes is abandoned, its items get
-        ``TimeoutError(timeout_message)``, and the actor (stuck in an env) is replaced.
+        Each handle is an :class:`ActorEnv` (typed ``Any``: the engine's slots hold them where
+        the local backend holds envs). ``deadlines`` (``time.monotonic()`` values, one per
+        item) bound the wait: an actor call still running when its earliest deadline passes
+        is abandoned, its items get ``TimeoutError(timeout_message)``, and the actor (stuck in
+        an env) is replaced.
         """
         groups: dict[int, tuple[_Host, list[int]]] = {}
         for position, (handle, _) in enumerate(items):
@@ -294,7 +296,7 @@ class HostPool:
         pending: dict[Any, tuple[_Host, list[int], float | None]] = {}
         for host, positions in groups.values():
             batch = [(items[p][0].number, items[p][1]) for p in positions]
-            due = [deadlines[p] for p in positions if deadlines[p] is not None] if deadlines else []
+            due = [d for p in positions if (d := deadlines[p]) is not None] if deadlines else []
             ref = getattr(host.actor, method).remote(batch)
             pending[ref] = (host, positions, min(due) if due else None)
         out: list[Any] = [None] * len(items)

@@ -27,7 +27,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from uuid import uuid4
 
-from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutput, register
+from verl.experimental.agent_loop.agent_loop import (
+    AgentLoopBase,
+    AgentLoopMetrics,
+    AgentLoopOutput,
+    register,
+)
 from verl.utils.profiler import simple_timer
 
 from turngym.core import INSTRUCTIONS, SCORE, STATE_KEY, SUCCESS
@@ -100,7 +105,7 @@ class TurngymAgentLoop(AgentLoopBase):
                     {"role": "user", "content": obs}]  # fmt: skip
         ids = await self.ct_build_initial_tokens(messages)
         mask: list[int] = []
-        logprobs: list[float] | None = None
+        logprobs: list[float] = []  # stays empty unless the server returns log-probabilities
         rewards: list[float] = []
         anchors = [info.get(STATE_KEY)]
         metrics: dict[str, Any] = {}
@@ -114,7 +119,7 @@ class TurngymAgentLoop(AgentLoopBase):
                 ids, out.token_ids, mask, logprobs if (logprobs or out.log_probs) else None,
                 assistant_logprobs=out.log_probs or None,
             )  # fmt: skip
-            ids, logprobs = merged.token_ids, merged_logprobs
+            ids, logprobs = merged.token_ids, merged_logprobs or logprobs
             action = self.tokenizer.decode(out.token_ids, skip_special_tokens=True)
             with simple_timer("tool_calls", metrics):
                 obs, reward, terminated, truncated, info = await loop.run_in_executor(
@@ -132,19 +137,22 @@ class TurngymAgentLoop(AgentLoopBase):
             ):
                 break
             merged, new_mask, merged_logprobs = await self.ct_merge_context_msg(
-                previous, messages, ids, mask, logprobs
+                previous, messages, ids, mask, logprobs or None
             )
             if len(new_mask) >= self.response_length:  # no room for the env's reply
                 break
-            ids, mask, logprobs = merged.token_ids, new_mask, merged_logprobs
+            ids, mask, logprobs = merged.token_ids, new_mask, merged_logprobs or logprobs
             anchors.append(info.get(STATE_KEY))
         return self._output(ids, mask, logprobs, rewards, anchors[: len(rewards)], info, metrics)
 
-    def _output(self, ids: list[int], mask: list[int], logprobs: list[float] | None,
+    def _output(self, ids: list[int], mask: list[int], logprobs: list[float],
                 rewards: list[float], anchors: list[Any], info: dict[str, Any],
                 metrics: dict[str, Any]) -> AgentLoopOutput:  # fmt: skip
         n = self.response_length
         success = bool(info.get(SUCCESS, False))
+        # A response cut at verl's response_length keeps only the turns whose model tokens
+        # start inside it: per-turn fields must match the mask's runs of 1s.
+        kept = sum(1 for i, m in enumerate(mask[:n]) if m and (i == 0 or not mask[i - 1]))
         return AgentLoopOutput(
             prompt_ids=ids[: len(ids) - len(mask)],
             response_ids=ids[len(ids) - len(mask) :][:n],
@@ -152,10 +160,10 @@ class TurngymAgentLoop(AgentLoopBase):
             response_logprobs=logprobs[:n] if logprobs else None,
             reward_score=float(sum(rewards)),
             num_turns=2 * len(rewards) + 1,
-            metrics=metrics,
+            metrics=AgentLoopMetrics(**metrics),
             extra_fields={
-                "turn_scores": rewards,
-                "anchor_obs": anchors,
+                "turn_scores": rewards[:kept],
+                "anchor_obs": anchors[:kept],
                 "success": success,
                 "outcome": float(info.get(SCORE, float(success))),
             },  # fmt: skip

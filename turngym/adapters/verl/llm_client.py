@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from verl.workers.rollout.replica import TokenOutput
 
+from turngym.agents.hf import cache_argument
+
 __all__ = ["TransformersLLMClient"]
 
 
@@ -45,6 +47,7 @@ class TransformersLLMClient:
         self.device = next(model.parameters()).device
         self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
         self._lock = threading.Lock()  # one generation at a time on the shared model
+        self._cache_name = cache_argument(model)
 
     async def generate(self, request_id: str, *, prompt_ids: list[int],
                        sampling_params: dict[str, Any], **_: Any) -> TokenOutput:  # fmt: skip
@@ -64,7 +67,7 @@ class TransformersLLMClient:
             ids = torch.tensor([prompt_ids], device=self.device)
             past = None
             for _ in range(limit):
-                out = self.model(input_ids=ids, past_key_values=past, use_cache=True)
+                out = self.model(input_ids=ids, use_cache=True, **{self._cache_name: past})
                 past = out.past_key_values
                 logits = out.logits[0, -1].float()
                 token = self._choose(logits, temperature, params)
