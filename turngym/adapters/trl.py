@@ -61,7 +61,7 @@ def task_dataset(seeds: Iterable[int]) -> Any:
         >>> task_dataset([4, 7])["prompt"]
         ['turngym task 4', 'turngym task 7']
     """
-    from datasets import Dataset
+    from datasets import Dataset  # type: ignore[import-untyped]
 
     return Dataset.from_dict({"prompt": [f"{TASK_PREFIX}{int(s)}" for s in seeds]})
 
@@ -387,13 +387,15 @@ class TurngymGRPOTrainer(GRPOTrainer):
         self.turngym_rollout = rollout
         self.turngym_context = CreditContext()
         kwargs.setdefault("reward_funcs", episode_return)
-        super().__init__(*args, rollout_func=rollout, **kwargs)
+        kwargs["rollout_func"] = rollout
+        super().__init__(*args, **kwargs)
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         out = super()._generate_and_score_completions(inputs)
         mode = "train" if self.model.training else "eval"
         size = self.num_generations if mode == "train" else self.num_generations_eval
-        batch = TurnBatch.from_groups(self.turngym_rollout.episodes(size))
+        groups = self.turngym_rollout.episodes(int(size or self.num_generations or 1))
+        batch = TurnBatch.from_groups(groups)
         credit = self.turngym_estimate(batch, self.turngym_context)
         self.turngym_context.step += 1
         width = out["completion_ids"].shape[1]
