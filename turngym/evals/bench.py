@@ -438,6 +438,7 @@ def _versus(summary: Any, floor: Any) -> str:
 
 def describe_setup(spec: BenchSpec, workers: int) -> list[str]:
     """The knobs a reader needs to interpret the table (starting policy, decoding, budget)."""
+    from turngym.core import TextEnv
     from turngym.registry import make
     from turngym.trainers.config import TrainConfig
 
@@ -446,8 +447,10 @@ def describe_setup(spec: BenchSpec, workers: int) -> list[str]:
     if cfg.model == "tiny":
         model += f" (d={cfg.tiny_d_model}, {cfg.tiny_layers} layers), random init, no warm start"
     if cfg.decoding == "actions":
-        moves = sorted({a for e in spec.envs
-                        for a in make(e.env_id).unwrapped.action_vocabulary()})  # fmt: skip
+        # Training already required a TextEnv with a vocabulary for decoding="actions".
+        bases = [make(e.env_id).unwrapped for e in spec.envs]
+        moves = sorted({a for base in bases if isinstance(base, TextEnv)
+                        for a in base.action_vocabulary()})  # fmt: skip
         decoding = (f"restricted to the env's actions ({', '.join(moves)}): the untrained "
                     "policy is a random valid mover")  # fmt: skip
     else:
