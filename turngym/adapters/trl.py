@@ -58,7 +58,7 @@ def task_dataset(seeds: Iterable[int]) -> Any:
     """A ``datasets.Dataset`` with one ``prompt`` per task seed, for :class:`TurngymRollout`.
 
     Example:
-        >>> task_dataset([4, 7])["prompt"]
+        >>> list(task_dataset([4, 7])["prompt"])
         ['turngym task 4', 'turngym task 7']
     """
     from datasets import Dataset  # type: ignore[import-untyped]
