@@ -16,3 +16,10 @@ if importlib.util.find_spec("torch") is None:
         "turngym/agents/hf.py",
         "turngym/agents/tiny.py",
     ]
+
+# The training-framework adapters import their framework at module level (the `verl` and
+# `trl` extras); without it their modules have nothing to run.
+if importlib.util.find_spec("verl") is None:
+    collect_ignore_glob += ["turngym/adapters/verl/*.py"]
+if importlib.util.find_spec("trl") is None:
+    collect_ignore_glob += ["turngym/adapters/trl.py"]

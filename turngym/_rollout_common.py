@@ -8,9 +8,11 @@ here, so neither depends on the other or on the dispatcher above them.
 from __future__ import annotations
 
 import traceback
+from collections.abc import Mapping
 from typing import Any
 
 from turngym.core import INSTRUCTIONS, PRIVILEGED
+from turngym.envs.multiagent.registry import multiagent_registry
 
 __all__ = [
     "DEFAULT_MAX_TURNS",
@@ -18,6 +20,7 @@ __all__ = [
     "public_info",
     "describe_error",
     "close_quietly",
+    "plays_multiagent",
 ]
 
 DEFAULT_MAX_TURNS = 100
@@ -44,6 +47,9 @@ def public_info(info: dict[str, Any]) -> dict[str, Any]:
 
 def describe_error(err: BaseException) -> str:
     """``Type: message (at file:line)`` of an exception, for ``Episode.error``."""
+    described = getattr(err, "description", None)
+    if isinstance(described, str):  # raised in another process (a Ray actor), described there
+        return described
     frames = traceback.extract_tb(err.__traceback__)
     where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
     return f"{type(err).__name__}: {err}{where}"
@@ -55,3 +61,12 @@ def close_quietly(env: Any) -> None:
         env.close()
     except Exception:
         pass
+
+
+def plays_multiagent(env: Any, agent: Any, train_seat: str | None) -> bool:
+    """Whether a rollout goes to the seat-aware engine.
+
+    It does for a multi-agent env id, a seat mapping of agents, or a seat to train.
+    """
+    named = isinstance(env, str) and env in multiagent_registry
+    return isinstance(agent, Mapping) or train_seat is not None or named

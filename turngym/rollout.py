@@ -26,9 +26,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from turngym._rollout_common import DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_TURNS
+from turngym._rollout_common import DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_TURNS, plays_multiagent
 from turngym.agents.base import Agent, EnvAwareAgent
-from turngym.envs.multiagent.registry import multiagent_registry
+from turngym.backends import check_backend
 from turngym.evals.stats import wilson_interval
 from turngym.rollout_single import EnvSource, acollect_single, collect_single
 from turngym.types import Episode, Group
@@ -41,11 +41,6 @@ __all__ = [
     "DEFAULT_MAX_TURNS",
     "DEFAULT_MAX_CONCURRENT",
 ]
-
-
-def _multiagent(env: EnvSource, agent: Any, train_seat: str | None) -> bool:
-    named = isinstance(env, str) and env in multiagent_registry
-    return isinstance(agent, Mapping) or train_seat is not None or named
 
 
 def collect(
@@ -65,6 +60,7 @@ def collect(
     progress: bool = False,
     on_episode: Callable[[Episode], None] | None = None,
     train_seat: str | None = None,
+    backend: str = "local",
 ) -> list[Group]:
     """Play ``group_size`` episodes of each task in lockstep and return one Group per task.
 
@@ -92,6 +88,8 @@ def collect(
         on_episode: Called with each episode the moment it finishes (before the others of
             its group), so a caller can persist results as they come.
         train_seat: Multi-agent only: return just this seat's groups.
+        backend: ``local`` (envs in this process) or ``ray`` (envs in Ray actors, same
+            episodes: :func:`turngym.backends.ray_rollout.collect_ray`).
 
     Returns:
         One Group per task, in the order of ``tasks``; episodes in member order.
@@ -102,7 +100,13 @@ def collect(
         >>> [all(ep.success for ep in g.episodes) for g in groups]
         [True, True, True]
     """
-    if _multiagent(env, agent, train_seat):
+    if check_backend(backend) == "ray":
+        from turngym.backends.ray_rollout import collect_ray  # Ray: only when asked for
+        return collect_ray(env, agent, tasks, group_size, split=split, options=options,  # type: ignore[arg-type]
+            env_kwargs=env_kwargs, max_turns=max_turns, max_concurrent=max_concurrent,
+            episode_timeout=episode_timeout, workers=workers, round_index=round_index,
+            progress=progress, on_episode=on_episode, train_seat=train_seat)  # fmt: skip
+    if plays_multiagent(env, agent, train_seat):
         from turngym.rollout_multiagent import collect_seats  # PettingZoo: only when needed
         return collect_seats(env, agent, tasks, group_size, split=split, options=options,
             env_kwargs=env_kwargs, max_turns=max_turns, max_concurrent=max_concurrent,
@@ -127,7 +131,10 @@ async def acollect(
     Env steps run in a worker thread so the event loop stays responsive. Takes the same
     keyword arguments as :func:`collect` except ``progress``.
     """
-    if _multiagent(env, agent, kwargs.get("train_seat")):
+    if check_backend(kwargs.pop("backend", "local")) == "ray":
+        from turngym.backends.ray_rollout import acollect_ray
+        return await acollect_ray(env, agent, tasks, group_size, **kwargs)  # type: ignore[arg-type]
+    if plays_multiagent(env, agent, kwargs.get("train_seat")):
         from turngym.rollout_multiagent import acollect_seats
         return await acollect_seats(env, agent, tasks, group_size, **kwargs)
     assert not isinstance(agent, Mapping)  # seat mappings went to the multi-agent engine

@@ -146,13 +146,17 @@ class _Collector:
             except Exception as err:
                 self._finish(slot, error=describe_error(err), env_broken=True)
                 continue
-            slot.observation = obs
-            slot.instructions = str(info.get(INSTRUCTIONS, ""))
-            slot.task_id = str(info.get(TASK_ID, f"{self.split}/{spec.seed}"))
-            slot.state_key = info.get(STATE_KEY)
-            slot.privileged = dict(info.get(PRIVILEGED, {}))
-            slot.last_info = info
-            self.live.append(slot)
+            self._begin(slot, obs, info)
+
+    def _begin(self, slot: _Slot, obs: str, info: dict[str, Any]) -> None:
+        """Make ``slot`` live from its env's reset (shared with the Ray backend)."""
+        slot.observation = obs
+        slot.instructions = str(info.get(INSTRUCTIONS, ""))
+        slot.task_id = str(info.get(TASK_ID, f"{self.split}/{slot.spec.seed}"))
+        slot.state_key = info.get(STATE_KEY)
+        slot.privileged = dict(info.get(PRIVILEGED, {}))
+        slot.last_info = info
+        self.live.append(slot)
 
     def conversations(self) -> list[Conversation]:
         """The conversation of every live episode, in slot order."""

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from turngym._cliargs import mapping_arg
+from turngym.backends import check_backend
 from turngym.evals.bench_jobs import run_jobs
 from turngym.evals.report import short_env_labels, write_outputs
 from turngym.evals.results import (
@@ -276,6 +277,7 @@ def run_bench(
     submit: bool = True,
     log: Callable[[str], None] | None = None,
     progress: str = "auto",
+    backend: str = "local",
 ) -> BenchReport:
     """Run (or finish) a bench and write its report; see the module docstring.
 
@@ -292,6 +294,8 @@ def run_bench(
         submit: Whether to submit the results to the leaderboard.
         log: Progress messages.
         progress: How the runs' progress is shown (``TrainConfig.progress`` modes).
+        backend: ``local`` or ``ray``: training runs become Ray tasks declaring their CPU/GPU
+            needs, and the baselines' envs run in Ray actors (:mod:`turngym.backends`).
     """
     from turngym.evals.runner import EvalRequest, evaluate
     from turngym.evals.suites import resolve_entries
@@ -299,6 +303,7 @@ def run_bench(
     say = log or (lambda msg: None)
     out = Path(out)
     _validate(spec)
+    check_backend(backend)
     envs = [env_provenance(e.env_id, e.env_kwargs, e.options, e.max_turns) for e in spec.envs]
     workers = max(1, workers or min(2, os.cpu_count() or 1))
     jobs = _jobs(spec, envs, out, workers)
@@ -316,14 +321,14 @@ def run_bench(
     say(f"bench ({spec.suite}): {len(jobs)} training runs ({len(spec.estimators)} estimators x "
         f"{len(spec.envs)} envs x {len(spec.seeds)} seeds), {workers} at once, "
         f"{spec.env_steps:,} env steps each -> {out}")  # fmt: skip
-    done = run_jobs(jobs, workers, say, progress)
+    done = run_jobs(jobs, workers, say, progress, backend)
     baselines, baseline_dir = None, None
     if baseline_request is not None:
         say(f"baselines {', '.join(spec.baselines)} on the bench's envs"
             + (f" and suite {spec.baseline_suite!r}" if spec.baseline_suite else ""))
         # Named by the request, so a bench rerun with other baselines starts a fresh eval.
         baseline_dir = out / f"baselines-{kwargs_hash(baseline_request.to_dict())}"
-        baselines = evaluate(baseline_request, baseline_dir)
+        baselines = evaluate(baseline_request, baseline_dir, backend=backend)
     results = _bench_results(spec, envs, jobs, done, baselines, workers)
     table = bench_table(spec, jobs, done, results)
     episodes = [ep for d in done for ep in d["episodes"]]
@@ -514,6 +519,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
                    help="suite for the baselines besides the bench's envs (default: smoke; "
                    "none: only the bench's envs)")  # fmt: skip
     p.add_argument("--workers", type=int, default=None, help="training runs at once")
+    p.add_argument("--backend", default="local", choices=["local", "ray"],
+                   help="local process pool, or Ray tasks (joins RAY_ADDRESS when set)")
     p.add_argument("--progress", default="auto", choices=["auto", "bar", "lines", "off"],
                    help="live bars on a terminal (auto), one line per eval point, or nothing")
     p.add_argument("--out", type=Path, default=Path("runs/bench"))

@@ -69,7 +69,7 @@ def train_job(job: dict[str, Any], progress_queue: Any = None) -> dict[str, Any]
 
 
 def run_jobs(jobs: list[dict], workers: int, say: Callable[[str], None],
-             progress: str = "auto") -> list[dict]:  # fmt: skip
+             progress: str = "auto", backend: str = "local") -> list[dict]:  # fmt: skip
     """Run every job (``workers`` at once) and return their results in job order.
 
     Args:
@@ -77,11 +77,20 @@ def run_jobs(jobs: list[dict], workers: int, say: Callable[[str], None],
         workers: Runs at once; 1 runs them in this process.
         say: Prints a line (one per finished run, and progress lines in ``lines`` mode).
         progress: ``TrainConfig.progress`` mode for the runs' progress.
+        backend: ``local`` (a process pool here) or ``ray`` (one Ray task per run, placed by
+            its declared CPU/GPU needs: :mod:`turngym.backends.ray_bench`).
     """
     from turngym.trainers.progress import MultiRunDisplay
 
     display = MultiRunDisplay(progress, say)
     try:
+        if backend == "ray":
+            from turngym.backends.ray_bench import run_jobs_ray
+
+            def announce(result: dict, job: dict) -> dict:
+                return _announce(result, job, say)
+
+            return run_jobs_ray(jobs, train_job, display, announce)
         if workers == 1:  # events go straight to the display (it has the queue's `put`)
             return [_announce(train_job(j, display), j, say) for j in jobs]
         return _run_pool(jobs, workers, say, display)

@@ -43,6 +43,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-concurrent", type=int, default=None, help="live episodes at once")
     p.add_argument("--metrics", nargs="+", default=["success", "return"])
     p.add_argument("--progress", action="store_true", help="show progress bars")
+    p.add_argument("--backend", default="local", choices=["local", "ray"],
+                   help="where envs run: this process (local) or Ray actors (ray: joins "
+                   "RAY_ADDRESS when set, else starts a local cluster; turngym[ray])")  # fmt: skip
     p.set_defaults(handler=_cmd_eval)
 
     p = sub.add_parser("table", help="benchmark table (mean ± 95%% CI) from results files")
@@ -84,7 +87,8 @@ def _cmd_eval(args: argparse.Namespace, out: TextIO) -> int:
     print(f"run directory: {run_dir}", file=out)
     try:
         results = evaluate(request, run_dir, max_concurrent=args.max_concurrent,
-                           progress=args.progress, log=lambda m: print(m, file=out))  # fmt: skip
+                           progress=args.progress, log=lambda m: print(m, file=out),
+                           backend=args.backend)  # fmt: skip
     except (OSError, RuntimeError) as err:
         kept = ""
         if (run_dir / "episodes.jsonl").exists():  # only a run that started has episodes
@@ -119,7 +123,8 @@ def _cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
     spec = bench_spec_from_args(args)
     report = run_bench(spec, args.out, workers=args.workers, db=args.db,
                        submit=not args.no_submit, progress=args.progress,
-                       log=lambda m: print(m, file=out, flush=True))  # fmt: skip
+                       log=lambda m: print(m, file=out, flush=True),
+                       backend=args.backend)  # fmt: skip
     print(report.summary(), file=out)
     return 0
 

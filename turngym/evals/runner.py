@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from turngym.agents import make_agent
+from turngym.backends import check_backend
 from turngym.evals.results import (
     EntryResult,
     ResultsError,
@@ -134,11 +135,14 @@ def evaluate(
     max_concurrent: int | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    backend: str = "local",
 ) -> RunResults:
     """Run (or resume) an eval and write its run directory; return the aggregates.
 
     Everything that can be checked is checked before the first episode: env ids, agent specs,
-    reset options (each env is built and reset once to fingerprint it).
+    reset options (each env is built and reset once to fingerprint it). ``backend="ray"``
+    plays the episodes with their envs in Ray actors (:mod:`turngym.backends`); the run
+    directory is the same either way, so a run may be resumed on either backend.
 
     Raises:
         turngym.registry.UnknownNameError: Unknown env id or agent name.
@@ -146,6 +150,7 @@ def evaluate(
     """
     say = log or (lambda msg: None)
     out = Path(out_dir)
+    check_backend(backend)
     for entry in request.entries:
         env_registry.get(entry.env_id)
     # One agent per spec (a model is loaded once); other seeds reseed it, or rebuild it when
@@ -165,10 +170,11 @@ def evaluate(
                 continue
             agent = _seeded(agents[spec], spec, seed)
             if getattr(agent, "prefers_async", False):
-                asyncio.run(_run_async(mine, agent, request, episodes_log, max_concurrent))
+                asyncio.run(_run_async(mine, agent, request, episodes_log, max_concurrent,
+                                       backend))  # fmt: skip
             else:
                 for job in mine:
-                    _run_job(job, agent, request, episodes_log, max_concurrent, progress)
+                    _run_job(job, agent, request, episodes_log, max_concurrent, progress, backend)
     finally:
         episodes_log.close()
     configs = {spec: _agent_config(spec, agent) for spec, agent in agents.items()}
@@ -221,11 +227,11 @@ def _recorder(job: _Job, log: _EpisodeLog) -> Callable[[Episode], None]:
     return record
 
 
-def _collect_kwargs(job: _Job, request: EvalRequest, log: _EpisodeLog, max_concurrent: int | None
-                    ) -> dict[str, Any]:  # fmt: skip
+def _collect_kwargs(job: _Job, request: EvalRequest, log: _EpisodeLog, max_concurrent: int | None,
+                    backend: str) -> dict[str, Any]:  # fmt: skip
     return dict(split=request.split, options=job.entry.options, env_kwargs=job.entry.env_kwargs,
                 max_turns=job.entry.max_turns, max_concurrent=max_concurrent,
-                on_episode=_recorder(job, log))  # fmt: skip
+                on_episode=_recorder(job, log), backend=backend)  # fmt: skip
 
 
 def _seeded(agent: Any, spec: str, seed: int) -> Any:
@@ -238,20 +244,20 @@ def _seeded(agent: Any, spec: str, seed: int) -> Any:
 
 
 def _run_job(job: _Job, agent: Any, request: EvalRequest, log: _EpisodeLog,
-             max_concurrent: int | None, progress: bool) -> None:  # fmt: skip
+             max_concurrent: int | None, progress: bool, backend: str) -> None:  # fmt: skip
     reseed = getattr(agent, "reseed", None)
     if reseed is not None:  # every env of this (agent, seed) starts from the same stream
         reseed(job.seed)
     collect(job.entry.env_id, agent, job.task_seeds, 1, progress=progress,
-            **_collect_kwargs(job, request, log, max_concurrent))  # fmt: skip
+            **_collect_kwargs(job, request, log, max_concurrent, backend))  # fmt: skip
 
 
 async def _run_async(jobs: list[_Job], agent: Any, request: EvalRequest, log: _EpisodeLog,
-                     max_concurrent: int | None) -> None:  # fmt: skip
+                     max_concurrent: int | None, backend: str) -> None:  # fmt: skip
     """Network agents: every env of this (agent, seed) at once; the agent bounds requests."""
     await asyncio.gather(*(
         acollect(job.entry.env_id, agent, job.task_seeds, 1,
-                 **_collect_kwargs(job, request, log, max_concurrent))
+                 **_collect_kwargs(job, request, log, max_concurrent, backend))
         for job in jobs
     ))  # fmt: skip
 

@@ -1,0 +1,118 @@
+"""Rollout throughput, local backend vs Ray backend, on a 2-CPU local Ray cluster.
+
+Plays ``--episodes`` episodes with every one live at once (``max_concurrent`` = episodes) and
+reports env turns per second, on two agents:
+
+* ``random``: an env-aware reference agent; on Ray it acts inside the env actors, in the same
+  round trip as the step;
+* ``text``: an agent that answers from the conversation text on the driver (a stand-in for a
+  model: cheap, so the table shows the engine, not the model); on Ray every tick ships the
+  actions to the actors and the observations back.
+
+The cheap env is FrozenLake (microseconds per step); the slow env is KernelGen (every step
+grades a candidate module in a sandboxed subprocess; the oracle submits the reference, so an
+episode is one or two evaluations). Ray figures are for warm actors (the pool keeps them
+between rollouts, as a trainer or an eval with several seeds does); the first rollout's actor
+start is shown separately. Timings are medians of ``--repeats`` runs; the Ray overhead column
+is ``local turns/s / ray turns/s - 1``.
+
+Target (issue 19): Ray's overhead on the cheap env <= 20% at 512 concurrent episodes.
+
+    python benchmarks/ray_backend.py [--episodes 512] [--repeats 3] [--slow-episodes 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+import zlib
+from collections.abc import Sequence
+
+from turngym.agents import OracleAgent, RandomAgent
+from turngym.agents.base import ActionResult, BaseAgent
+from turngym.rollout import collect
+from turngym.types import Conversation
+
+TARGET = 0.20
+CHEAP = "turngym/FrozenLake-v0"
+SLOW = "turngym/KernelGen-v0"
+
+
+class TextAgent(BaseAgent):
+    """Answers from the text alone: a move chosen by the episode id and the turn number."""
+
+    MOVES = ("<action>down</action>", "<action>right</action>", "<action>left</action>",
+             "<action>up</action>")  # fmt: skip
+
+    def act_batch(self, conversations: Sequence[Conversation]) -> list[ActionResult]:
+        moves = self.MOVES
+        return [
+            ActionResult(moves[(zlib.crc32(c.episode_id.encode()) + len(c.turns)) % len(moves)])
+            for c in conversations
+        ]
+
+
+def turns_per_s(env: str, agent_factory, episodes: int, backend: str) -> tuple[float, int]:
+    started = time.perf_counter()
+    groups = collect(env, agent_factory(), episodes, max_concurrent=episodes, backend=backend)
+    elapsed = time.perf_counter() - started
+    turns = sum(len(ep.turns) for g in groups for ep in g.episodes)
+    return turns / elapsed, turns
+
+
+def measure(env: str, agent_factory, episodes: int, repeats: int) -> dict[str, float]:
+    from turngym.backends.ray_envs import release_warm
+
+    release_warm()
+    cold_started = time.perf_counter()
+    collect(env, agent_factory(), episodes, max_concurrent=episodes, backend="ray")
+    cold = time.perf_counter() - cold_started
+    local = [turns_per_s(env, agent_factory, episodes, "local")[0] for _ in range(repeats)]
+    ray_ = [turns_per_s(env, agent_factory, episodes, "ray")[0] for _ in range(repeats)]
+    lo, ra = statistics.median(local), statistics.median(ray_)
+    return {"local": lo, "ray": ra, "overhead": lo / ra - 1, "cold_s": cold}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--slow-episodes", type=int, default=4)
+    parser.add_argument("--cpus", type=int, default=2)
+    args = parser.parse_args()
+
+    import ray
+
+    started = time.perf_counter()
+    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
+    print(f"local Ray cluster: {args.cpus} CPUs, started in {time.perf_counter() - started:.1f} s")
+    rows = []
+    for env, agent, factory, n, repeats in [
+        (CHEAP, "random", lambda: RandomAgent(seed=0), args.episodes, args.repeats),
+        (CHEAP, "text", TextAgent, args.episodes, args.repeats),
+        (SLOW, "oracle", OracleAgent, args.slow_episodes, 1),
+    ]:
+        r = measure(env, factory, n, repeats)
+        rows.append((env, agent, n, r))
+        print(f"  {env} {agent}: {r}", flush=True)
+    ray.shutdown()
+
+    print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores on the host; "
+          f"medians of {args.repeats} runs (slow env: 1 run)\n")  # fmt: skip
+    print("| env | agent | live episodes | local turns/s | Ray turns/s | Ray overhead | "
+          "first Ray rollout (actor start) |")  # fmt: skip
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for env, agent, n, r in rows:
+        print(f"| {env} | {agent} | {n} | {r['local']:,.0f} | {r['ray']:,.0f} | "
+              f"{r['overhead']:+.0%} | {r['cold_s']:.1f} s |")  # fmt: skip
+    cheap = [r["overhead"] for env, _, _, r in rows if env == CHEAP]
+    verdict = "meets" if max(cheap) <= TARGET else "misses"
+    print(f"\nTarget: Ray overhead <= {TARGET:.0%} on the cheap env: {verdict} "
+          f"(worst {max(cheap):+.0%}).")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,359 @@
+"""Env instances living in Ray actors, placed by what the env declares it costs.
+
+An :class:`EnvHost` actor holds env instances by number and resets or steps a batch of them
+per call, so one tick of the rollout engine costs one round trip per actor, not one per
+episode. The driver addresses an instance through an :class:`ActorEnv` handle; a
+:class:`HostPool` owns the actors, spreads handles over them and replaces an actor that dies.
+
+**Placement** (:func:`plan_placement`). An env declares the CPUs one instance keeps busy while
+it steps in ``metadata["turngym.cpus"]`` (default: 1 for envs marked ``metadata["turngym.slow"]``,
+:data:`CHEAP_ENV_CPUS` otherwise). Every actor asks Ray for the CPUs of the instances it hosts,
+capped at 1 because an actor steps its instances one after another in one process. So:
+
+* a slow env gets one actor per instance (its steps run in parallel across actors), and only
+  as many instances are live at once as the cluster's CPUs cover;
+* a cheap env is packed, at least :data:`MIN_ENVS_PER_HOST` instances per actor and at most one
+  actor per cluster CPU, which keeps the per-tick round trips few.
+
+**Failures.** An exception inside an env comes back described in the actor (the same text the
+local backend records); an actor that dies (a crashed env process, a killed worker, a lost
+node) fails every call in flight on it with an :class:`EnvFailure`, and the pool starts a
+fresh actor in its place. Instances are built lazily on their first reset, so the handles that
+were idle on the dead actor simply rebuild their env on the replacement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium
+
+__all__ = [
+    "CPUS_KEY",
+    "CHEAP_ENV_CPUS",
+    "MIN_ENVS_PER_HOST",
+    "Placement",
+    "plan_placement",
+    "EnvFailure",
+    "EnvHost",
+    "ActorEnv",
+    "HostPool",
+    "release_warm",
+]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours its error text for terminals
+
+CPUS_KEY = "turngym.cpus"
+"""Env metadata key: CPUs one instance keeps busy while it steps (a float > 0)."""
+
+CHEAP_ENV_CPUS = 1 / 64
+"""Default CPUs per instance of an env that is not marked slow: 64 instances fill one actor."""
+
+MIN_ENVS_PER_HOST = 64
+"""Cheap envs are packed at least this many per actor, so a tick costs few round trips."""
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """How the instances of one env are spread over actors.
+
+    Attributes:
+        hosts: Number of actors.
+        envs_per_host: Instances one actor may hold at once.
+        host_cpus: CPUs each actor asks Ray for.
+        slow: Whether the env is slow (one instance per actor).
+    """
+
+    hosts: int
+    envs_per_host: int
+    host_cpus: float
+    slow: bool
+
+    @property
+    def capacity(self) -> int:
+        """Instances that can be live at once."""
+        return self.hosts * self.envs_per_host
+
+
+def plan_placement(metadata: Mapping[str, Any], concurrency: int, cpus: float) -> Placement:
+    """Place ``concurrency`` instances of an env with this ``metadata`` on ``cpus`` CPUs.
+
+    Args:
+        metadata: The env's ``metadata`` (``turngym.slow``, ``turngym.cpus``).
+        concurrency: Instances wanted at once (live episodes).
+        cpus: CPUs the cluster declares.
+
+    Raises:
+        ValueError: A non-positive declared cost, or one instance needs more CPUs than the
+            cluster has.
+
+    Example:
+        >>> plan_placement({}, 512, 2.0)
+        Placement(hosts=2, envs_per_host=256, host_cpus=1.0, slow=False)
+        >>> plan_placement({"turngym.slow": True}, 512, 2.0)
+        Placement(hosts=2, envs_per_host=1, host_cpus=1.0, slow=True)
+    """
+    slow = bool(metadata.get("turngym.slow", False))
+    cost = float(metadata.get(CPUS_KEY, 1.0 if slow else CHEAP_ENV_CPUS))
+    if not cost > 0:
+        raise ValueError(f'metadata["{CPUS_KEY}"] must be > 0 CPUs per env, got {cost}')
+    if cost > cpus:
+        raise ValueError(
+            f"one env instance declares {cost} CPUs but the Ray cluster has {cpus}; add nodes "
+            f'or lower metadata["{CPUS_KEY}"]'
+        )
+    concurrency = max(1, concurrency)
+    if slow:
+        hosts = max(1, min(concurrency, int(cpus // cost)))
+        return Placement(hosts, 1, min(1.0, cost), True)
+    hosts = max(1, min(math.ceil(concurrency / MIN_ENVS_PER_HOST), int(cpus)))
+    per_host = math.ceil(concurrency / hosts)
+    return Placement(hosts, per_host, min(1.0, cost * per_host), False)
+
+
+class EnvFailure(Exception):
+    """An env call that failed in (or with) its actor; ``description`` is what gets recorded."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+class EnvHost:
+    """A Ray actor body: env instances by number, reset and stepped in batches.
+
+    Env-aware reference agents (random, oracle) read the env objects, so they act here, next to
+    their envs (:meth:`act_step`); the agent is a copy made when the actor starts, which keeps
+    each episode's random stream (it is keyed by episode id) in the actor hosting the episode.
+    """
+
+    def __init__(self, make_env: Callable[[], gymnasium.Env]) -> None:
+        self.make_env = make_env
+        self.agent: Any = None
+        self.envs: dict[int, gymnasium.Env] = {}
+
+    def start(self, agent: Any) -> None:
+        """Begin a rollout: forget the previous one's envs, take this one's agent copy."""
+        self.close(list(self.envs))
+        self.agent = agent
+
+    def reset(self, items: Sequence[tuple[int, tuple[int, dict]]]) -> list[Any]:
+        """Reset each ``(number, (seed, options))``; build the instance on first use."""
+        out: list[Any] = []
+        for number, (seed, options) in items:
+            try:
+                env = self.envs.get(number)
+                if env is None:
+                    env = self.envs[number] = self.make_env()
+                out.append(env.reset(seed=seed, options=options))
+            except Exception as err:
+                self.envs.pop(number, None)
+                out.append(_failure(err))
+        return out
+
+    def step(self, items: Sequence[tuple[int, str]]) -> list[Any]:
+        """Step each ``(number, action text)``; an exception becomes an :class:`EnvFailure`."""
+        out: list[Any] = []
+        for number, text in items:
+            try:
+                out.append(self.envs[number].step(text))
+            except Exception as err:
+                out.append(_failure(err))
+        return out
+
+    def act_step(self, items: Sequence[tuple[int, Any]]) -> list[Any]:
+        """Let the env-aware agent act on each ``(number, conversation)``, then step.
+
+        Returns one ``(ActionResult, step outcome)`` per item, or an :class:`EnvFailure`.
+        """
+        conversations = [conversation for _, conversation in items]
+        try:
+            envs = [self.envs[number] for number, _ in items]
+            actions = self.agent.act_batch_with_envs(conversations, envs)
+        except Exception as err:  # the agent failed: every episode of the batch records it
+            return [_failure(err)] * len(items)
+        outcomes = self.step([(n, a.text) for (n, _), a in zip(items, actions, strict=True)])
+        return [o if isinstance(o, EnvFailure) else (a, o)
+                for a, o in zip(actions, outcomes, strict=True)]  # fmt: skip
+
+    def close(self, numbers: Sequence[int]) -> None:
+        """Close and forget these instances (unknown numbers are ignored)."""
+        for number in numbers:
+            env = self.envs.pop(number, None)
+            if env is not None:
+                try:
+                    env.close()
+                except Exception:  # a broken env's close must not fail the actor
+                    pass
+
+
+def _failure(err: BaseException) -> EnvFailure:
+    from turngym._rollout_common import describe_error  # the local wording: results match
+
+    return EnvFailure(describe_error(err))
+
+
+class _Host:
+    """One actor slot of a pool: the current actor, and how many handles point at it."""
+
+    def __init__(self, pool: HostPool) -> None:
+        self.pool = pool
+        self.actor = pool.spawn()
+        self.handles = 0
+
+    def replace(self) -> None:
+        """Kill the actor (if it still runs) and start a fresh one in its place."""
+        _kill(self.pool.ray, self.actor)
+        self.actor = self.pool.spawn()
+
+
+class ActorEnv:
+    """Driver-side handle of one env instance in a :class:`HostPool` actor."""
+
+    def __init__(self, host: _Host, number: int) -> None:
+        self.host = host
+        self.number = number
+        self.closed = False
+
+    def close(self) -> None:
+        """Forget the instance; the actor closes it (fire and forget)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.host.handles -= 1
+        self.host.actor.close.remote([self.number])
+
+
+# Actors of the last finished rollout, kept for the next one with the same env and placement
+# (a trainer collects every iteration): {key: actors}. Starting an actor costs seconds.
+_WARM: dict[tuple, list[Any]] = {}
+_LIVE_POOLS = [0]
+
+
+class HostPool:
+    """The actors of one rollout: spawns, places handles, batches calls, replaces the dead.
+
+    On :meth:`close` the actors are kept warm for the next rollout of the same env with the
+    same placement (their envs are closed; the next rollout's agent replaces this one's),
+    unless another rollout is running at the same time, whose actors may be waiting for the
+    CPUs these hold. Actors of any other env are stopped when a pool starts.
+    """
+
+    def __init__(self, ray: Any, make_env: Callable[[], gymnasium.Env], placement: Placement,
+                 agent: Any = None) -> None:  # fmt: skip
+        self.ray = ray
+        self.placement = placement
+        self._remote = ray.remote(EnvHost).options(num_cpus=placement.host_cpus, max_restarts=0)
+        self._factory = ray.put(make_env)
+        self._agent = ray.put(agent)
+        context = ray.get_runtime_context()
+        self._key = (context.gcs_address, context.get_job_id(), placement.host_cpus,
+                     hashlib.sha256(ray.cloudpickle.dumps(make_env)).hexdigest())  # fmt: skip
+        for key in [k for k in _WARM if k != self._key]:  # they would hold CPUs we need
+            for actor in _WARM.pop(key):
+                _kill(ray, actor)
+        _LIVE_POOLS[0] += 1
+        self.hosts = [_Host(self) for _ in range(placement.hosts)]
+        self._numbers = 0
+        self.replaced = 0
+
+    def spawn(self) -> Any:
+        """Start one actor for this rollout (a warm one when there is one) and hand it the agent."""
+        warm = _WARM.get(self._key)
+        actor = warm.pop() if warm else self._remote.remote(self._factory)
+        actor.start.remote(self._agent)  # actor calls run in order: before any reset
+        return actor
+
+    def new_env(self) -> ActorEnv:
+        """A handle on the least-loaded actor (its instance is built on first reset)."""
+        host = min(self.hosts, key=lambda h: h.handles)
+        if host.handles >= self.placement.envs_per_host:
+            raise RuntimeError(f"all {self.placement.capacity} env slots of the pool are in use")
+        host.handles += 1
+        self._numbers += 1
+        return ActorEnv(host, self._numbers)
+
+    def call(self, method: str, items: Sequence[tuple[Any, Any]],
+             deadlines: Sequence[float | None] | None = None,
+             timeout_message: str = "episode timed out") -> list[Any]:  # fmt: skip
+        """Run ``method`` on every ``(handle, argument)``, one call per actor; results in order.
+
+        Each handle is an :class:`ActorEnv` (typed ``Any``: the engine's slots hold them where
+        the local backend holds envs). ``deadlines`` (``time.monotonic()`` values, one per
+        item) bound the wait: an actor call still running when its earliest deadline passes
+        is abandoned, its items get ``TimeoutError(timeout_message)``, and the actor (stuck in
+        an env) is replaced.
+        """
+        groups: dict[int, tuple[_Host, list[int]]] = {}
+        for position, (handle, _) in enumerate(items):
+            groups.setdefault(id(handle.host), (handle.host, []))[1].append(position)
+        pending: dict[Any, tuple[_Host, list[int], float | None]] = {}
+        for host, positions in groups.values():
+            batch = [(items[p][0].number, items[p][1]) for p in positions]
+            due = [d for p in positions if (d := deadlines[p]) is not None] if deadlines else []
+            ref = getattr(host.actor, method).remote(batch)
+            pending[ref] = (host, positions, min(due) if due else None)
+        out: list[Any] = [None] * len(items)
+        while pending:
+            dues = [due for _, _, due in pending.values() if due is not None]
+            wait = max(0.0, min(dues) - time.monotonic()) if dues else None
+            ready, _ = self.ray.wait(list(pending), num_returns=len(pending), timeout=wait)
+            for ref in ready:
+                host, positions, _ = pending.pop(ref)
+                for p, value in zip(positions, self._results(ref, host, len(positions)),
+                                    strict=True):  # fmt: skip
+                    out[p] = value
+            now = time.monotonic()
+            for ref in [r for r, (_, _, due) in pending.items() if due is not None and due <= now]:
+                host, positions, _ = pending.pop(ref)
+                self._replace(host)
+                for p in positions:
+                    out[p] = TimeoutError(timeout_message)
+        return out
+
+    def _results(self, ref: Any, host: _Host, n: int) -> list[Any]:
+        try:
+            return self.ray.get(ref)
+        except self.ray.exceptions.RayActorError as err:
+            self._replace(host)
+            lines = _ANSI.sub("", str(err)).strip().splitlines()
+            reason = f" ({lines[0].strip()})" if lines else ""
+            return [EnvFailure(f"{type(err).__name__}: env actor died{reason}")] * n
+
+    def _replace(self, host: _Host) -> None:
+        host.replace()
+        self.replaced += 1
+
+    def close(self) -> None:
+        """Keep the actors warm for the next rollout, or stop them (see the class docstring)."""
+        _LIVE_POOLS[0] -= 1
+        keep = _LIVE_POOLS[0] == 0
+        for host in self.hosts:
+            if keep:
+                host.actor.start.remote(None)  # close the envs, drop the agent copy
+                _WARM.setdefault(self._key, []).append(host.actor)
+            else:
+                _kill(self.ray, host.actor)
+
+
+def release_warm() -> None:
+    """Stop every actor kept warm between rollouts (frees their CPUs on the cluster)."""
+    from turngym.backends.ray_cluster import require_ray
+
+    ray = require_ray()
+    for key in list(_WARM):
+        for actor in _WARM.pop(key):
+            _kill(ray, actor)
+
+
+def _kill(ray: Any, actor: Any) -> None:
+    try:
+        ray.kill(actor, no_restart=True)
+    except Exception:  # already dead, or its cluster is gone: nothing to stop
+        pass

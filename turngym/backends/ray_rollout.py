@@ -1,0 +1,197 @@
+"""``collect(..., backend="ray")``: the rollout engine with its envs in Ray actors.
+
+The episode bookkeeping is the local engine's own (:class:`turngym.rollout._Collector`: the
+same episode specs, seeds, reset options, turn records, truncation and error handling), so an
+episode played here is the one the local backend plays for the same seeds. What changes is
+where envs live (:mod:`turngym.backends.ray_envs`): resets and steps go to the actors in one
+batched call per actor per tick, while the agent, on the driver, still answers every live
+episode at once. Env-aware reference agents (random, oracle) read env objects, so they act
+inside the actors, next to their envs, in the same round trip as the step.
+
+Differences from the local backend, all documented on :func:`collect_ray`: live episodes of a
+slow env are capped by the CPUs the cluster has for them, and an episode timeout cuts every
+episode sharing the stuck actor (a slow env's instances have an actor each).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from turngym._progress import progress_bar as _progress
+from turngym._rollout_common import close_quietly as _close_quietly
+from turngym._rollout_common import describe_error as _describe
+from turngym._rollout_common import plays_multiagent
+from turngym.agents.base import ActionResult, Agent, EnvAwareAgent
+from turngym.backends.ray_cluster import cluster_cpus, init_ray
+from turngym.backends.ray_envs import HostPool, plan_placement
+from turngym.rollout_single import EnvSource, _Collector, _Slot
+from turngym.types import Episode, Group
+
+__all__ = ["collect_ray", "acollect_ray"]
+
+
+class _RayCollector(_Collector):
+    """The local engine's state machine, with env calls batched to Ray actors."""
+
+    def __init__(self, env: EnvSource, tasks: int | Sequence[int], group_size: int, *,
+                 agent: Any, **kwargs: Any) -> None:  # fmt: skip
+        # The base builds one env here: it names the env, reads its turn limit and metadata
+        # and validates the reset options, so a bad config fails before any actor starts.
+        super().__init__(env, tasks, group_size, **kwargs)
+        ray = init_ray()
+        first = self.free_envs.pop()
+        metadata = dict(first.unwrapped.metadata)
+        _close_quietly(first)
+        if self.pool is not None:  # slow envs step in their own actors, not in threads
+            self.pool.shutdown(wait=False)
+            self.pool = None
+        placement = plan_placement(metadata, self.concurrency, cluster_cpus())
+        self.concurrency = min(self.concurrency, placement.capacity)
+        env_aware = isinstance(agent, EnvAwareAgent)
+        self.hosts = HostPool(ray, self.make_env, placement, agent if env_aware else None)
+        self.make_env = self.hosts.new_env  # type: ignore[assignment]
+        self._acted: list[Any] | None = None  # outcomes of the last act_step round trip
+
+    def fill(self) -> None:
+        """Start queued episodes until ``concurrency`` are live, one reset call per actor."""
+        while self.queue and len(self.live) < self.concurrency:
+            starting: list[_Slot] = []
+            while self.queue and len(self.live) + len(starting) < self.concurrency:
+                spec = self.queue.popleft()
+                env = self.free_envs.pop() if self.free_envs else self.make_env()
+                starting.append(_Slot(env=env, spec=spec, started=time.monotonic()))
+            options = self.reset_options
+            outcomes = self.hosts.call(
+                "reset", [(s.env, (s.spec.seed, dict(options))) for s in starting]
+            )
+            for slot, outcome in zip(starting, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    self._finish(slot, error=_describe(outcome), env_broken=True)
+                else:
+                    self._begin(slot, *outcome)
+
+    def act_in_actors(self) -> list[ActionResult]:
+        """Env-aware agents: act and step inside the actors; the next ``apply`` records it."""
+        results = self.hosts.call(
+            "act_step", [(s.env, c) for s, c in zip(self.live, self.conversations(), strict=True)],
+            self._deadlines(), self._timeout_message(),
+        )  # fmt: skip
+        self._acted = [r if isinstance(r, BaseException) else r[1] for r in results]
+        return [ActionResult("") if isinstance(r, BaseException) else r[0] for r in results]
+
+    def _step_all(self, actions: Sequence[ActionResult]) -> list[Any]:
+        if self._acted is not None:
+            outcomes, self._acted = self._acted, None
+            return outcomes
+        items = [(s.env, a.text) for s, a in zip(self.live, actions, strict=True)]
+        return self.hosts.call("step", items, self._deadlines(), self._timeout_message())
+
+    def _deadlines(self) -> list[float | None]:
+        if self.episode_timeout is None:
+            return [None] * len(self.live)
+        return [s.started + self.episode_timeout for s in self.live]
+
+    def _timeout_message(self) -> str:
+        return f"episode exceeded {self.episode_timeout} s"  # the local backend's wording
+
+    def close(self) -> None:
+        """Stop the actors (the envs live and die with them)."""
+        self.hosts.close()
+
+
+def _collector(env: EnvSource, agent: Any, tasks: int | Sequence[int], group_size: int,
+               kwargs: dict[str, Any]) -> _RayCollector:  # fmt: skip
+    unknown = set(kwargs) - _COLLECTOR_ARGS
+    if unknown:
+        raise TypeError(f"collect(backend='ray') got unexpected arguments {sorted(unknown)}")
+    defaults = {"split": "test", "options": None, "env_kwargs": None, "max_turns": None,
+                "max_concurrent": None, "episode_timeout": None, "workers": 0, "round_index": 0,
+                "on_episode": None}  # fmt: skip
+    return _RayCollector(env, tasks, group_size, agent=agent, **{**defaults, **kwargs})
+
+
+_COLLECTOR_ARGS = {"split", "options", "env_kwargs", "max_turns", "max_concurrent",
+                   "episode_timeout", "workers", "round_index", "on_episode"}  # fmt: skip
+
+
+def _check_single_agent(env: EnvSource, agent: Any, train_seat: str | None) -> None:
+    if plays_multiagent(env, agent, train_seat) or not isinstance(agent, (Agent, EnvAwareAgent)):
+        raise ValueError(
+            "backend='ray' plays single-agent envs with one agent; multi-agent envs and seat "
+            "mappings run on the local backend"
+        )
+
+
+def collect_ray(
+    env: EnvSource,
+    agent: Agent | EnvAwareAgent,
+    tasks: int | Sequence[int],
+    group_size: int = 1,
+    *,
+    progress: bool = False,
+    on_episode: Callable[[Episode], None] | None = None,
+    train_seat: str | None = None,
+    **kwargs: Any,
+) -> list[Group]:
+    """:func:`turngym.rollout.collect` with env instances in Ray actors.
+
+    Takes :func:`~turngym.rollout.collect`'s arguments and returns the same groups for the
+    same seeds. ``workers`` is ignored (placement follows the env's declared cost, see
+    :func:`~turngym.backends.ray_envs.plan_placement`). Two differences: a slow env has at
+    most as many live episodes as the cluster's CPUs cover, which changes how episodes are
+    batched for the agent (a model agent whose draws depend on its batch composition then
+    samples differently, as it would locally with another ``max_concurrent``); and an episode
+    timeout cuts every episode that shares the stuck actor. An actor that dies (a crashing
+    env, a killed worker) records an error on each episode it was playing and is replaced.
+
+    Example:
+        >>> from turngym.agents import OracleAgent
+        >>> groups = collect_ray("turngym/FrozenLake-v0", OracleAgent(), 2)  # doctest: +SKIP
+    """
+    _check_single_agent(env, agent, train_seat)
+    collector = _collector(env, agent, tasks, group_size, {**kwargs, "on_episode": on_episode})
+    try:
+        with _progress(progress, collector.total) as advance:
+            collector.fill()
+            while not collector.done:
+                before = len(collector.results)
+                if isinstance(agent, EnvAwareAgent):
+                    actions = collector.act_in_actors()
+                else:
+                    actions = agent.act_batch(collector.conversations())
+                collector.apply(actions)
+                collector.fill()
+                advance(len(collector.results) - before)
+        return collector.groups()
+    finally:
+        collector.close()
+
+
+async def acollect_ray(
+    env: EnvSource,
+    agent: Agent | EnvAwareAgent,
+    tasks: int | Sequence[int],
+    group_size: int = 1,
+    **kwargs: Any,
+) -> list[Group]:
+    """:func:`turngym.rollout.acollect` with env instances in Ray actors (see :func:`collect_ray`).
+
+    Actor calls run in a worker thread, so the event loop stays free while envs step.
+    """
+    _check_single_agent(env, agent, kwargs.pop("train_seat", None))
+    collector = await asyncio.to_thread(_collector, env, agent, tasks, group_size, kwargs)
+    try:
+        await asyncio.to_thread(collector.fill)
+        while not collector.done:
+            if isinstance(agent, EnvAwareAgent):
+                actions = await asyncio.to_thread(collector.act_in_actors)
+            else:
+                actions = await agent.aact_batch(collector.conversations())
+            await asyncio.to_thread(collector.apply, actions)
+            await asyncio.to_thread(collector.fill)
+        return collector.groups()
+    finally:
+        collector.close()
