@@ -28,7 +28,8 @@ def test_recorded_episodes_are_identical(env_id):
     assert sorted(got) == sorted(_GOLDEN[env_id])
     for key, digests in _GOLDEN[env_id].items():
         steps = got[key]
-        first = next((i for i, (a, b) in enumerate(zip(steps, digests, strict=False)) if a != b), None)
+        pairs = enumerate(zip(steps, digests, strict=False))
+        first = next((i for i, (a, b) in pairs if a != b), None)
         assert first is None and len(steps) == len(digests), (
             f"{env_id} {key}: first difference at record {first} "
             f"({len(steps)} records now, {len(digests)} recorded)"
