@@ -18,7 +18,7 @@ import json
 import pickle
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral
 from pathlib import Path
@@ -26,6 +26,7 @@ from typing import Any, ClassVar, SupportsFloat
 
 import gymnasium
 import numpy as np
+from gymnasium.utils import seeding
 
 from turngym.tasks import (
     SPLITS,
@@ -54,6 +55,7 @@ __all__ = [
     "Transition",
     "TextEnv",
     "InvalidActionPenalty",
+    "cached_task",
     "clear_task_cache",
 ]
 
@@ -101,6 +103,23 @@ _TASK_CACHE_LOCK = threading.Lock()
 def clear_task_cache() -> None:
     """Forget every cached task draw (the checker does, to test generators themselves)."""
     _TASK_CACHE.clear()
+
+
+def cached_task(key: tuple[type, str, int, str], draw: Callable[[], dict[str, Any]]) -> dict:
+    """The task ``draw()`` returns for ``key`` = (env class, split, seed, difficulty JSON).
+
+    Each key is drawn once per process (the last 4096 are kept) and every call returns a
+    fresh copy, which the env may keep and change. Sound because a task may depend on nothing
+    but its key (see :meth:`TextEnv.generate_task`).
+    """
+    cached = _TASK_CACHE.get(key)
+    if cached is None:
+        cached = canonical_json(draw())
+        with _TASK_CACHE_LOCK:  # envs stepped from worker threads share the cache
+            _TASK_CACHE[key] = cached
+            if len(_TASK_CACHE) > _TASK_CACHE_SIZE:
+                del _TASK_CACHE[next(iter(_TASK_CACHE))]  # oldest first (dicts keep order)
+    return json.loads(cached)
 
 
 class TextSpace(gymnasium.spaces.Space[str]):
@@ -220,22 +239,32 @@ def parse_action(text: str, tag: str = "action", *, max_chars: int = 32_768) -> 
         >>> parse_action("up").error
         'no <action>...</action> tag found'
     """
+    return ParsedAction(*_parse_fields(text, tag, max_chars))
+
+
+def _parse_fields(text: str, tag: str, max_chars: int) -> tuple[str | None, str | None]:
+    """:func:`parse_action` as a plain ``(content, error)`` pair (the env step's hot path)."""
     if not isinstance(text, str):
-        return ParsedAction(None, f"action must be a string, got {type(text).__name__}")
+        return None, f"action must be a string, got {type(text).__name__}"
     if len(text) > max_chars:
-        return ParsedAction(None, f"action is {len(text)} characters long (limit {max_chars})")
-    open_tag, close_tag = f"<{tag}>", f"</{tag}>"
+        return None, f"action is {len(text)} characters long (limit {max_chars})"
+    open_tag, close_tag = _tags(tag)
     if text.startswith(open_tag) and text.endswith(close_tag) and text.count("<") == 2:
         content = text[len(open_tag) : -len(close_tag)].strip()  # the common case, no regex
-        return ParsedAction(content) if content else ParsedAction(None, f"the <{tag}> tag is empty")
+        return (content, None) if content else (None, f"the <{tag}> tag is empty")
     stripped = _THINK.sub(" ", text) if "think>" in text.lower() else text
     matches = _tag_pattern(tag).findall(stripped)
     if not matches:
-        return ParsedAction(None, f"no <{tag}>...</{tag}> tag found")
+        return None, f"no <{tag}>...</{tag}> tag found"
     content = matches[-1].strip()
     if not content:
-        return ParsedAction(None, f"the <{tag}> tag is empty")
-    return ParsedAction(content)
+        return None, f"the <{tag}> tag is empty"
+    return content, None
+
+
+@functools.lru_cache(maxsize=64)
+def _tags(tag: str) -> tuple[str, str]:
+    return f"<{tag}>", f"</{tag}>"
 
 
 # --- The env base class -----------------------------------------------------------------------
@@ -399,7 +428,7 @@ class TextEnv(gymnasium.Env[str, str]):
         Raises:
             ValueError: Unknown option keys, split, level or knobs, or a malformed task.
         """
-        super().reset(seed=seed)
+        self._seed_lazily(seed)
         options = options or {}
         self.episode_difficulty = self._validated_difficulty(options)
         self.split = options.get("split", "train")
@@ -413,6 +442,33 @@ class TextEnv(gymnasium.Env[str, str]):
         info = self._info()
         info[INSTRUCTIONS] = self.instructions()
         return self._last_obs, info
+
+    # --- The env's generator, built when first used -------------------------------------------
+    # Gymnasium's reset(seed=...) builds a new numpy Generator at once, which costs more than
+    # a whole step of most envs, while most episodes never draw from it (the task comes from
+    # its own stream, turngym.tasks.task_rng). So a seeded reset only records the seed, and
+    # Gymnasium's ``_np_random`` slot becomes a property that builds the very same generator
+    # (seeding.np_random(seed)) the first time anything, Gymnasium's checker included, reads it.
+    def _seed_lazily(self, seed: int | None) -> None:
+        if type(seed) is not int or seed < 0:  # None, or a seed Gymnasium should reject
+            super().reset(seed=seed)
+            return
+        self.__dict__["_rng_value"] = None
+        self.__dict__["_rng_pending"] = seed
+        self._np_random_seed = seed  # what seeding.np_random reports for an int seed
+
+    @property
+    def _np_random(self) -> np.random.Generator | None:  # type: ignore[override]
+        rng = self.__dict__.get("_rng_value")
+        if rng is None and "_rng_pending" in self.__dict__:
+            rng, _ = seeding.np_random(self.__dict__.pop("_rng_pending"))
+            self.__dict__["_rng_value"] = rng
+        return rng
+
+    @_np_random.setter
+    def _np_random(self, value: np.random.Generator | None) -> None:
+        self.__dict__["_rng_value"] = value
+        self.__dict__.pop("_rng_pending", None)
 
     def validate_options(self, options: Mapping[str, Any]) -> None:
         """Check reset options without resetting, so a bad config fails before any work.
@@ -465,21 +521,12 @@ class TextEnv(gymnasium.Env[str, str]):
             difficulty_json = self._difficulty_json
         else:
             difficulty_json = canonical_json(difficulty)
-        key = (type(self), self.split, seed, difficulty_json)
-        cached = _TASK_CACHE.get(key)
-        if cached is None:
-            task = draw_task(
-                lambda rng: self.generate_task(rng, difficulty),
-                family=self.family,
-                split=self.split,
-                seed=seed,
-            )
-            cached = canonical_json(task)
-            with _TASK_CACHE_LOCK:  # envs stepped from worker threads share the cache
-                _TASK_CACHE[key] = cached
-                if len(_TASK_CACHE) > _TASK_CACHE_SIZE:
-                    del _TASK_CACHE[next(iter(_TASK_CACHE))]  # oldest first (dicts keep order)
-        return json.loads(cached)  # a fresh copy: load_task may keep references into it
+        split = self.split
+        return cached_task(
+            (type(self), split, seed, difficulty_json),
+            lambda: draw_task(lambda rng: self.generate_task(rng, difficulty),
+                              family=self.family, split=split, seed=seed),
+        )  # fmt: skip
 
     def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         """Apply one tagged action. Malformed or illegal actions never raise.
@@ -489,22 +536,30 @@ class TextEnv(gymnasium.Env[str, str]):
         wrong.
         """
         self.turn += 1
-        parsed = parse_action(action, self.action_tag, max_chars=self.action_space.max_chars)
-        if parsed.ok:
-            outcome = self.apply(parsed.content)  # type: ignore[arg-type]
+        content, error = _parse_fields(action, self.action_tag, self.action_space.max_chars)
+        if content is not None:
+            outcome = self.apply(content)
         else:
             example = self.example_actions[0] if self.example_actions else ""
             outcome = Transition(
                 valid=False,
                 effective=False,
-                message=f"Invalid action: {parsed.error}. Answer like {example}",
+                message=f"Invalid action: {error}. Answer like {example}",
             )
         body = self.render_text()
         self._last_obs = f"{outcome.message}\n\n{body}" if outcome.message else body
-        info = self._info()
-        info[ACTION_VALID] = outcome.valid
-        info[REWARD_COMPONENTS] = dict(outcome.reward_components)
-        info[METRICS] = {**info[METRICS], "action_effective": outcome.effective}
+        # The info of _info plus the step's keys, built as one dict (same keys, same order).
+        score = float(self.score())
+        info = {
+            TASK_ID: self.task_id,
+            STATE_KEY: self.state_key(),
+            SUCCESS: score >= self.success_score,
+            SCORE: score,
+            PRIVILEGED: self.privileged(),
+            METRICS: {**self.metrics(), "action_effective": outcome.effective},
+            ACTION_VALID: outcome.valid,
+            REWARD_COMPONENTS: dict(outcome.reward_components),
+        }
         return self._last_obs, float(outcome.reward), bool(outcome.terminated), False, info
 
     def _info(self) -> dict[str, Any]:
@@ -542,8 +597,9 @@ class TextEnv(gymnasium.Env[str, str]):
 
 
 _NOT_SNAPSHOTTED = frozenset(
-    {"observation_space", "action_space", "_np_random", "_np_random_seed", "spec", "_tasks_file"}
-)
+    {"observation_space", "action_space", "_np_random", "_np_random_seed", "spec", "_tasks_file",
+     "_rng_value", "_rng_pending"}
+)  # fmt: skip
 
 
 class InvalidActionPenalty(gymnasium.Wrapper[str, str, str, str]):

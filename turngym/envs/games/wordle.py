@@ -34,6 +34,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping
 from numbers import Integral
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -68,6 +69,27 @@ _WORD = re.compile(r"[a-z]+")
 @functools.cache
 def _examples(length: int) -> tuple[str, ...]:
     return tuple(f"<action>{w}</action>" for w in _SAMPLE_WORDS[length])
+
+
+@functools.lru_cache(maxsize=4096)
+def _bits(start: int, left: int) -> float:
+    """Bits of information in narrowing ``start`` equally likely secrets to ``left``."""
+    return round(math.log2(start / max(1, left)), 6)
+
+
+# The outcomes of a legal guess; frozen records, so one instance each serves every step.
+_SOLVED = Transition(
+    reward=1.0,
+    terminated=True,
+    message="Solved!",
+    reward_components=MappingProxyType({"solved": 1.0}),
+)
+_LOST = Transition(
+    terminated=True,
+    message="No guesses left. The game is over.",
+    reward_components=MappingProxyType({}),
+)
+_GO_ON = Transition(reward_components=MappingProxyType({}))
 
 
 class Wordle(TextEnv):
@@ -175,6 +197,7 @@ class Wordle(TextEnv):
         self.max_guesses = int(self.episode_difficulty["max_guesses"])
         self.hard_mode = bool(self.episode_difficulty["hard_mode"])
         self.guesses, self.marks = [], []
+        self._lines: list[str] = []  # one rendered line per guess
         # The oracle's candidate set; a hand-written secret outside the solutions joins it.
         extra = None if secret in solution_set(len(secret)) else secret
         self._universe_key = (len(secret), extra)
@@ -191,21 +214,22 @@ class Wordle(TextEnv):
                 message="The game is over. Call reset() for a new one.",
             )
         word = command.strip().lower()
-        problem = self._illegal(word)
+        # A word of the list has the right length and letters; only hard mode can refuse it.
+        legal = word in load_word_lists()[1][len(self.secret)]
+        problem = self._illegal(word) if self.hard_mode or not legal else ""
         if problem:
             return Transition(valid=False, effective=False, message=f"Invalid guess: {problem}")
         marks = feedback(word, self.secret)
         self.guesses.append(word)
         self.marks.append(marks)
+        self._lines.append(f"{len(self.guesses)}. {word.upper()}  {' '.join(marks)}")
         if self._mask & (self._mask - 1):  # more than one candidate left
             self._mask &= candidate_index(*self._universe_key).consistent(word, marks)
         if word == self.secret:
-            return Transition(
-                reward=1.0, terminated=True, message="Solved!", reward_components={"solved": 1.0}
-            )
+            return _SOLVED
         if len(self.guesses) >= self.max_guesses:
-            return Transition(terminated=True, message="No guesses left. The game is over.")
-        return Transition()
+            return _LOST
+        return _GO_ON
 
     def _illegal(self, word: str) -> str:
         """Why ``word`` may not be guessed now ("" if it may). Echoes only non-secret words."""
@@ -269,13 +293,11 @@ class Wordle(TextEnv):
     def render_text(self) -> str:
         """Guesses left, then one line per guess with its marks."""
         left = self.max_guesses - len(self.guesses)
-        lines = [
+        head = (
             f"Guesses left: {left} of {self.max_guesses}. "
             f"The secret word has {len(self.secret)} letters."
-        ]
-        for i, (guess, marks) in enumerate(zip(self.guesses, self.marks, strict=True), start=1):
-            lines.append(f"{i}. {guess.upper()}  {' '.join(marks)}")
-        return "\n".join(lines)
+        )
+        return "\n".join([head, *self._lines]) if self._lines else head
 
     def state_key(self) -> str:
         """``"guesses=adieu,crane"``: the sorted set of guessed words (the feedback follows)."""
@@ -293,7 +315,7 @@ class Wordle(TextEnv):
         """Guesses used and the bits of information gained so far."""
         return {
             "guesses_used": len(self.guesses),
-            "bits_gained": round(math.log2(self._n_start / max(1, self._mask.bit_count())), 6),
+            "bits_gained": _bits(self._n_start, self._mask.bit_count()),
         }
 
     def oracle_action(self) -> str:

@@ -79,19 +79,22 @@ def feedback(guess: str, secret: str) -> str:
     """
     if len(guess) != len(secret):
         raise ValueError(f"feedback needs words of equal length, got {guess!r} and {secret!r}")
+    if guess == secret:
+        return GREEN * len(guess)
     # The secret's letters that no green uses, as a list: at most 6 letters, so removing one
-    # copy is cheaper than keeping a Counter.
-    unmatched = [s for g, s in zip(guess, secret, strict=True) if g != s]
-    marks = []
-    for g, s in zip(guess, secret, strict=True):
+    # copy is cheaper than keeping a Counter. This runs on every step, and zip's strict=
+    # keyword alone would triple its cost; the lengths are checked above.
+    unmatched = [s for g, s in zip(guess, secret) if g != s]  # noqa: B905
+    marks = ""
+    for g, s in zip(guess, secret):  # noqa: B905
         if g == s:
-            marks.append(GREEN)
+            marks += GREEN
         elif g in unmatched:
-            marks.append(YELLOW)
+            marks += YELLOW
             unmatched.remove(g)
         else:
-            marks.append(GREY)
-    return "".join(marks)
+            marks += GREY
+    return marks
 
 
 class CandidateIndex:
@@ -105,21 +108,24 @@ class CandidateIndex:
     keeps the same words as comparing :func:`feedback` word by word (a test checks this).
     """
 
-    __slots__ = ("words", "full", "nbytes", "at", "exactly", "at_least")
+    __slots__ = ("words", "full", "nbytes", "at", "not_at", "exactly", "at_least")
 
     def __init__(self, words: tuple[str, ...]) -> None:
         length = len(words[0])
         self.words = words
         self.full = (1 << len(words)) - 1
         self.nbytes = (len(words) + 7) // 8
-        self.at: list[dict[str, int]] = [{} for _ in range(length)]
-        exactly = {letter: [0] * (length + 1) for letter in "abcdefghijklmnopqrstuvwxyz"}
+        alphabet = "abcdefghijklmnopqrstuvwxyz"
+        at = [dict.fromkeys(alphabet, 0) for _ in range(length)]
+        exactly = {letter: [0] * (length + 1) for letter in alphabet}
         for index, word in enumerate(words):
             bit = 1 << index
             for position, letter in enumerate(word):
-                self.at[position][letter] = self.at[position].get(letter, 0) | bit
+                at[position][letter] |= bit
             for letter in set(word):
                 exactly[letter][word.count(letter)] |= bit
+        self.at = at
+        self.not_at = [{k: self.full & ~v for k, v in here.items()} for here in at]
         self.exactly: dict[str, list[int]] = {}
         self.at_least: dict[str, list[int]] = {}
         for letter, by_count in exactly.items():
@@ -132,16 +138,22 @@ class CandidateIndex:
     def consistent(self, guess: str, marks: str) -> int:
         """The bitset of the words that would give ``guess`` exactly these ``marks``."""
         keep = self.full
-        tally: dict[str, list[int]] = {}  # letter -> [green or yellow marks, grey marks]
-        for position, (letter, mark) in enumerate(zip(guess, marks, strict=True)):
-            here = self.at[position].get(letter, 0)
-            keep = keep & here if mark == GREEN else keep & ~here
-            counts = tally.get(letter)
-            if counts is None:
-                counts = tally[letter] = [0, 0]
-            counts[mark == GREY] += 1
-        for letter, (hits, greys) in tally.items():
-            keep &= (self.exactly if greys else self.at_least)[letter][hits]
+        hits: dict[str, int] = {}  # letter -> its green and yellow marks
+        greys = ""
+        for position, letter in enumerate(guess):
+            mark = marks[position]
+            if mark == GREEN:
+                keep &= self.at[position][letter]
+                hits[letter] = hits.get(letter, 0) + 1
+            else:
+                keep &= self.not_at[position][letter]
+                if mark == YELLOW:
+                    hits[letter] = hits.get(letter, 0) + 1
+                else:
+                    greys += letter
+                    hits.setdefault(letter, 0)
+        for letter, k in hits.items():
+            keep &= (self.exactly if letter in greys else self.at_least)[letter][k]
         return keep
 
     def words_of(self, mask: int) -> tuple[str, ...]:
