@@ -85,8 +85,11 @@ def _board_actions(rows: int, cols: int) -> TextSpace:
 
 
 @lru_cache(maxsize=32)
-def _column_header(cols: int, width: int, label: int) -> str:
-    return " " * label + " " + " ".join(f"{c:>{width}}" for c in range(cols))
+def _frame(rows: int, cols: int) -> tuple[str, tuple[str, ...], int]:
+    """The column-number line, the row labels and the symbol width of a board."""
+    width, label = len(str(cols - 1)), len(str(rows - 1))
+    header = " " * label + " " + " ".join(f"{c:>{width}}" for c in range(cols))
+    return header, tuple(f"{r:>{label}} " for r in range(rows)), width
 
 
 class Minesweeper(TextEnv):
@@ -369,14 +372,15 @@ class Minesweeper(TextEnv):
             f"Mines: {self.n_mines}. Flags: {self._n_flags}. Safe cells revealed: "
             f"{self._n_revealed} of {safe}."
         ]
-        width, label = len(str(self.cols - 1)), len(str(self.rows - 1))
-        lines.append(_column_header(self.cols, width, label))
+        header, labels, width = _frame(self.rows, self.cols)
+        lines.append(header)
         symbols = self._symbols(show_mines=self.status != "play")
         if width > 1:
             symbols = [f"{s:>{width}}" for s in symbols]
-        cols = self.cols
-        for r in range(self.rows):
-            lines.append(f"{r:>{label}} " + " ".join(symbols[r * cols : (r + 1) * cols]))
+        # One join for the whole board, then a slice per row (every symbol has ``width``
+        # characters plus a separator).
+        flat, stride = " ".join(symbols), self.cols * (width + 1)
+        lines += [labels[r] + flat[r * stride : (r + 1) * stride - 1] for r in range(self.rows)]
         return "\n".join(lines)
 
     def _symbols(self, show_mines: bool) -> list[str]:
@@ -401,7 +405,7 @@ class Minesweeper(TextEnv):
 
     def privileged(self) -> dict[str, Any]:
         """The mine layout and whether logic alone clears it (``None`` before placement)."""
-        cells = [list(divmod(m, self.cols)) for m in self.mines] if self.mines else None
+        cells = [[m // self.cols, m % self.cols] for m in self.mines] if self.mines else None
         return {"mine_cells": cells, "logic_solvable": self.logic_solvable}
 
     def metrics(self) -> dict[str, Any]:

@@ -88,7 +88,7 @@ def flood(
         if opened is not None:
             opened.append(here)
         if counts[here] == 0:
-            stack.extend(nb for nb in nbrs[here] if not revealed[nb])
+            stack += nbrs[here]  # revealed ones are skipped when popped
     return count
 
 
@@ -290,15 +290,18 @@ def logic_solves(rows: int, cols: int, mines: Iterable[int], first: int) -> bool
     counts = mine_counts(nbrs, mine_set)
     full, n_safe, n_mines = (1 << rows * cols) - 1, rows * cols - len(mine_set), len(mine_set)
     revealed = _flood_bits(first, nbrs, counts, 0)
-    known, live = 0, cells_of(revealed)
+    known, live, changed = 0, cells_of(revealed), full
     while revealed.bit_count() < n_safe:
-        safe, known, live = _one_round(masks, counts, revealed, n_mines, full, known, live)
+        safe, mines_now, live = _one_round(
+            masks, counts, revealed, n_mines, full, known, live, changed
+        )
         if safe < 0:
             return False
         before = revealed
         for cell in cells_of(safe):
             revealed = _flood_bits(cell, nbrs, counts, revealed)
         live += cells_of(revealed & ~before)
+        changed, known = (revealed & ~before) | (mines_now & ~known), mines_now
     return True
 
 
@@ -310,16 +313,25 @@ def _one_round(
     full: int,
     mines: int,
     live: list[int],
+    changed: int,
 ) -> tuple[int, int, list[int]]:
-    """One pass of the rules: ``(safe, mines, live)``; ``safe`` is -1 when nothing follows."""
+    """One pass of the rules: ``(safe, mines, live)``; ``safe`` is -1 when nothing follows.
+
+    Only the numbers next to a cell in ``changed`` (or that are themselves new) are read
+    again: any other one gave nothing new in the last pass, and its constraint is the same.
+    """
     unknown = full & ~(revealed | mines)
     new_safe = new_mines = 0
     still = []
     for cell in live:
-        cells = masks[cell] & unknown
+        around = masks[cell]
+        if not (around | 1 << cell) & changed:
+            still.append(cell)
+            continue
+        cells = around & unknown
         if cells:
             still.append(cell)
-            k = counts[cell] - (masks[cell] & mines).bit_count()
+            k = counts[cell] - (around & mines).bit_count()
             if k == 0:
                 new_safe |= cells
             elif k == cells.bit_count():
@@ -331,6 +343,7 @@ def _one_round(
         new_mines |= unknown
     if not new_safe and not new_mines:
         rules = {masks[c] & unknown: counts[c] - (masks[c] & mines).bit_count() for c in still}
+        rules.pop(0, None)  # numbers whose neighbours are all known (kept above while clean)
         if unknown:
             rules[unknown] = left
         new_safe, new_mines = _subset_bits(rules, unknown)
