@@ -148,6 +148,10 @@ def draw_user(
 
 
 # --- Titles -----------------------------------------------------------------------------------
+_ALNUM = re.compile(r"[a-z0-9]+")
+
+
+@functools.lru_cache(maxsize=1 << 16)  # catalogue titles recur in every episode's pool
 def normalize_title(text: str) -> str:
     """Casefold, strip accents, turn every run of non-alphanumerics into one space.
 
@@ -155,9 +159,11 @@ def normalize_title(text: str) -> str:
         >>> normalize_title("  Glass   HARBOR: (1987)"), normalize_title("Amélie!")
         ('glass harbor 1987', 'amelie')
     """
+    if text.isascii():  # no accents to strip, and casefold is lower
+        return " ".join(_ALNUM.findall(text.lower()))
     plain = unicodedata.normalize("NFKD", text)
     plain = "".join(ch for ch in plain if not unicodedata.combining(ch)).casefold()
-    return " ".join(re.findall(r"[a-z0-9]+", plain))
+    return " ".join(_ALNUM.findall(plain))
 
 
 def _title_keys(title: str) -> tuple[list[str], list[str]]:
