@@ -108,3 +108,64 @@ def test_search_with_scores_matches_search():
     assert [doc for doc, _ in hits] == index.search("apple pie", k=3)
     assert hits[0][1] >= hits[1][1] >= hits[2][1] > 0
     assert index.search_with_scores("zebra") == []
+
+
+# --- Postings, backends, batches ----------------------------------------------------------------
+def _random_corpus(seed: int, n: int = 300) -> list[str]:
+    import random
+
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(40)]  # few words: many equal scores
+    return [" ".join(rng.choices(words, k=rng.randint(1, 12))) for _ in range(n)]
+
+
+def test_postings_are_compact_float32_csr():
+    index = BM25Index.build(CORPUS)
+    assert index.doc_ids.dtype == "int32" and index.weights.dtype == "float32"
+    assert len(index.indptr) == len(index.vocab) + 1 and index.indptr[-1] == len(index.doc_ids)
+    apple = index.vocab["apple"]
+    assert index.doc_ids[index.indptr[apple] : index.indptr[apple + 1]].tolist() == [0, 1, 2]
+    assert index.nbytes() == 8 * len(index.doc_ids) + 8 * len(index.indptr)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_search_many_matches_single_searches_on_both_backends(seed, monkeypatch):
+    docs = _random_corpus(seed)
+    index = BM25Index.build(docs)
+    queries = ["w1 w2", "w3", "w4 w4 w5 w6", "nothing", "w7 w1 w9 w10 w11", ""]
+    monkeypatch.setattr(bm25, "DEFAULT_BACKEND", "numpy")
+    single = [index.search_with_scores(q, 7) for q in queries]
+    assert index.search_many(queries, 7, backend="numpy") == single
+    scores = [index.scores(q) for q in queries]
+    for hits, dense in zip(single, scores, strict=True):
+        ranked = sorted((-float(s), d) for d, s in enumerate(dense) if s > 0)[:7]
+        assert [(d, -s) for s, d in ranked] == hits  # best first, ties by document id
+    pytest.importorskip("numba")
+    assert index.search_many(queries, 7, backend="numba") == single
+
+
+def test_prefetched_results_serve_the_next_single_searches(monkeypatch):
+    index = BM25Index.build(_random_corpus(3))
+    expected = index.search_with_scores("w1 w2", 5)
+    index.prefetch(["w1 w2", "w3", "w1 w2"], 5)
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("searched again although the batch answered this query")
+
+    monkeypatch.setattr(index, "search_many", no_search)
+    assert index.search_with_scores("w1 w2", 5) == expected
+    assert index.search_with_scores("w1 w2", 5) == expected  # served as often as asked
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="backend"):
+        BM25Index.build(CORPUS).search_many(["apple"], 3, backend="gpu")
+
+
+def test_index_pickles_without_its_scratch_buffers():
+    import pickle
+
+    index = BM25Index.build(CORPUS)
+    index.search("apple pie red", 2)  # allocates the per-thread scratch arrays
+    copy = pickle.loads(pickle.dumps(index))
+    assert copy.search_with_scores("apple pie", 3) == index.search_with_scores("apple pie", 3)

@@ -407,6 +407,16 @@ class TextEnv(gymnasium.Env[str, str]):
         """Return the (tagged) action an optimal player takes now."""
         raise NotImplementedError(f"{type(self).__name__} has no oracle")
 
+    @classmethod
+    def before_steps(cls, envs: Sequence[TextEnv], actions: Sequence[str]) -> None:
+        """Prepare a rollout tick: every live env of this class and the action it will step.
+
+        The rollout engine steps envs one by one; an env whose steps can share work (a
+        batched search over one index) does that work here, once for the whole tick, so
+        that each ``step`` finds it done. It must not change any env's state: stepping
+        gives the same result whether or not this ran. The default does nothing.
+        """
+
     def leak_check(self, text: str) -> list[str]:
         """Return problems if ``text`` (shown to the agent) reveals privileged information.
 

@@ -41,3 +41,13 @@ def test_digest_tells_container_and_number_types_apart():
     assert digest(1) != digest(1.0) != digest(True)
     assert digest({"a": 1, "b": 2}) == digest({"b": 2, "a": 1})
     assert canonical({1: 0.1}) == {"dict": [["1", {"float": "0.1"}]]}
+
+
+@pytest.mark.parametrize(
+    "env_id", ["turngym/SearchQA-v0", pytest.param("turngym/Shop-v0", marks=pytest.mark.slow)]
+)
+def test_search_envs_record_the_same_episodes_with_the_numpy_backend(env_id, monkeypatch):
+    from turngym.retrieval import bm25
+
+    monkeypatch.setattr(bm25, "DEFAULT_BACKEND", "numpy")
+    assert record(env_id) == _GOLDEN[env_id]
