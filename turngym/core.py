@@ -17,8 +17,7 @@ import functools
 import json
 import pickle
 import re
-import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral
 from pathlib import Path
@@ -26,11 +25,13 @@ from typing import Any, ClassVar, SupportsFloat
 
 import gymnasium
 import numpy as np
-from gymnasium.utils import seeding
 
+from turngym._seeding import LazySeeding
 from turngym.tasks import (
     SPLITS,
+    cached_task,
     canonical_json,
+    clear_task_cache,
     draw_task,
     load_tasks_file,
     resolve_difficulty,
@@ -92,34 +93,6 @@ RESERVED_INFO_KEYS: tuple[str, ...] = (
 )
 
 _RESET_OPTION_KEYS = frozenset({"split", "task", "difficulty", "level"})
-
-# Drawn tasks by (env class, split, seed, difficulty JSON) -> task JSON. Sound because
-# generate_task must depend on nothing but its rng and difficulty (see its docstring).
-_TASK_CACHE: dict[tuple[type, str, int, str], str] = {}
-_TASK_CACHE_SIZE = 4096
-_TASK_CACHE_LOCK = threading.Lock()
-
-
-def clear_task_cache() -> None:
-    """Forget every cached task draw (the checker does, to test generators themselves)."""
-    _TASK_CACHE.clear()
-
-
-def cached_task(key: tuple[type, str, int, str], draw: Callable[[], dict[str, Any]]) -> dict:
-    """The task ``draw()`` returns for ``key`` = (env class, split, seed, difficulty JSON).
-
-    Each key is drawn once per process (the last 4096 are kept) and every call returns a
-    fresh copy, which the env may keep and change. Sound because a task may depend on nothing
-    but its key (see :meth:`TextEnv.generate_task`).
-    """
-    cached = _TASK_CACHE.get(key)
-    if cached is None:
-        cached = canonical_json(draw())
-        with _TASK_CACHE_LOCK:  # envs stepped from worker threads share the cache
-            _TASK_CACHE[key] = cached
-            if len(_TASK_CACHE) > _TASK_CACHE_SIZE:
-                del _TASK_CACHE[next(iter(_TASK_CACHE))]  # oldest first (dicts keep order)
-    return json.loads(cached)
 
 
 class TextSpace(gymnasium.spaces.Space[str]):
@@ -289,7 +262,7 @@ class Transition:
     effective: bool = True
 
 
-class TextEnv(gymnasium.Env[str, str]):
+class TextEnv(LazySeeding, gymnasium.Env[str, str]):
     """Base class of every turngym env: a Gymnasium env whose spaces are text.
 
     ``reset(options=...)`` accepts ``split`` (``"train"``/``"validation"``/``"test"``,
@@ -438,7 +411,7 @@ class TextEnv(gymnasium.Env[str, str]):
         Raises:
             ValueError: Unknown option keys, split, level or knobs, or a malformed task.
         """
-        self._seed_lazily(seed)
+        self.seed_lazily(seed)
         options = options or {}
         self.episode_difficulty = self._validated_difficulty(options)
         self.split = options.get("split", "train")
@@ -452,33 +425,6 @@ class TextEnv(gymnasium.Env[str, str]):
         info = self._info()
         info[INSTRUCTIONS] = self.instructions()
         return self._last_obs, info
-
-    # --- The env's generator, built when first used -------------------------------------------
-    # Gymnasium's reset(seed=...) builds a new numpy Generator at once, which costs more than
-    # a whole step of most envs, while most episodes never draw from it (the task comes from
-    # its own stream, turngym.tasks.task_rng). So a seeded reset only records the seed, and
-    # Gymnasium's ``_np_random`` slot becomes a property that builds the very same generator
-    # (seeding.np_random(seed)) the first time anything, Gymnasium's checker included, reads it.
-    def _seed_lazily(self, seed: int | None) -> None:
-        if type(seed) is not int or seed < 0:  # None, or a seed Gymnasium should reject
-            super().reset(seed=seed)
-            return
-        self.__dict__["_rng_value"] = None
-        self.__dict__["_rng_pending"] = seed
-        self._np_random_seed = seed  # what seeding.np_random reports for an int seed
-
-    @property
-    def _np_random(self) -> np.random.Generator | None:  # type: ignore[override]
-        rng = self.__dict__.get("_rng_value")
-        if rng is None and "_rng_pending" in self.__dict__:
-            rng, _ = seeding.np_random(self.__dict__.pop("_rng_pending"))
-            self.__dict__["_rng_value"] = rng
-        return rng
-
-    @_np_random.setter
-    def _np_random(self, value: np.random.Generator | None) -> None:
-        self.__dict__["_rng_value"] = value
-        self.__dict__.pop("_rng_pending", None)
 
     def validate_options(self, options: Mapping[str, Any]) -> None:
         """Check reset options without resetting, so a bad config fails before any work.

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
-import warnings
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +36,7 @@ from turngym.core import INSTRUCTIONS, PRIVILEGED, SCORE, STATE_KEY, SUCCESS, TA
 from turngym.envs.multiagent.registry import multiagent_registry
 from turngym.evals.stats import wilson_interval
 from turngym.registry import make
+from turngym.tick import prepare_tick
 from turngym.types import Conversation, Episode, Group, Turn
 
 __all__ = [
@@ -216,7 +216,7 @@ class _Collector:
         self.live = still_live
 
     def _step_all(self, actions: Sequence[ActionResult]) -> list[Any]:
-        _prepare_tick([s.env.unwrapped for s in self.live], [a.text for a in actions])
+        prepare_tick([s.env.unwrapped for s in self.live], [a.text for a in actions])
         if self.pool is None:
             outcomes: list[Any] = []
             for slot, action in zip(self.live, actions, strict=True):
@@ -326,28 +326,6 @@ class _Collector:
             self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _prepare_tick(envs: Sequence[Any], actions: Sequence[str]) -> None:
-    """Call each env class's ``before_steps`` once with its envs of this tick (batched work).
-
-    The hook only saves time (stepping gives the same results without it), so a failing hook
-    is reported and the tick goes on.
-    """
-    by_class: dict[type, tuple[list[Any], list[str]]] = {}
-    for env, action in zip(envs, actions, strict=True):
-        if isinstance(env, TextEnv):
-            group = by_class.setdefault(type(env), ([], []))
-            group[0].append(env)
-            group[1].append(action)
-    for cls, (members, texts) in by_class.items():
-        if cls.before_steps.__func__ is TextEnv.before_steps.__func__:  # type: ignore[attr-defined]
-            continue
-        try:
-            cls.before_steps(members, texts)
-        except Exception as err:  # noqa: BLE001  (an optimisation must never stop a rollout)
-            warnings.warn(f"{cls.__name__}.before_steps failed ({_describe(err)}); "
-                          "stepping without it.", stacklevel=2)  # fmt: skip
-
-
 def _with_task_id(episode: Episode, task_id: str) -> Episode:
     if episode.task_id == task_id:
         return episode
@@ -437,7 +415,6 @@ def collect(
     """
     if _multiagent(env, agent, train_seat):
         from turngym.rollout_multiagent import collect_seats  # PettingZoo: only when needed
-
         return collect_seats(env, agent, tasks, group_size, split=split, options=options,
             env_kwargs=env_kwargs, max_turns=max_turns, max_concurrent=max_concurrent,
             episode_timeout=episode_timeout, workers=workers, round_index=round_index,
@@ -474,7 +451,6 @@ async def acollect(
     """
     if _multiagent(env, agent, kwargs.get("train_seat")):
         from turngym.rollout_multiagent import acollect_seats
-
         return await acollect_seats(env, agent, tasks, group_size, **kwargs)
     collector = _Collector(
         env, tasks, group_size,

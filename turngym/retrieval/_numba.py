@@ -2,7 +2,7 @@
 
 It is the ``fast`` extra's backend, imported only when used.
 
-Per query it adds the terms' weights into a float32 accumulator in query order, exactly as the
+Per query it adds the terms' weights into a float64 accumulator in query order, exactly as the
 numpy backend does (so the scores are bit-identical), remembers which documents it touched,
 and keeps the ``k`` best in a small sorted buffer ordered by (score descending, document id
 ascending), the same tie rule as the numpy backend. One thread; compiled once per machine
@@ -25,7 +25,7 @@ __all__ = ["search_postings"]
 
 @numba.njit(cache=True, nogil=True)
 def _top_k(indptr, doc_ids, weights, n_docs, q_ptr, q_terms, k, out_docs, out_scores, out_n):  # type: ignore[no-untyped-def]  # noqa: D103
-    acc = np.zeros(n_docs, dtype=np.float32)
+    acc = np.zeros(n_docs, dtype=np.float64)
     touched = np.empty(n_docs, dtype=np.int32)
     for q in range(len(q_ptr) - 1):
         m = 0
@@ -70,7 +70,7 @@ def search_postings(
     flat = [t for terms in term_lists for t in terms]
     q_terms = np.asarray(flat, dtype=np.int64) if flat else np.zeros(0, np.int64)
     out_docs = np.zeros((len(term_lists), k), dtype=np.int32)
-    out_scores = np.zeros((len(term_lists), k), dtype=np.float32)
+    out_scores = np.zeros((len(term_lists), k), dtype=np.float64)
     out_n = np.zeros(len(term_lists), dtype=np.int64)
     _top_k(index.indptr, index.doc_ids, index.weights, index.n_docs, q_ptr, q_terms, k,
            out_docs, out_scores, out_n)  # fmt: skip

@@ -87,7 +87,7 @@ class BM25Index:
     Postings are compressed-sparse rows by term: ``vocab[term]`` is a term id ``t``, and
     ``doc_ids[indptr[t]:indptr[t + 1]]`` (int32, increasing) with ``weights[...]`` (float32)
     are the documents holding it and their precomputed BM25 weights: 8 bytes a posting.
-    Scores add the query terms' weights in float32, in query order, so every backend gives
+    Scores add the query terms' weights in float64, in query order, so every backend gives
     the same numbers; equal scores rank by document id.
 
     Example:
@@ -131,14 +131,12 @@ class BM25Index:
         self._init_runtime()
 
     def _init_runtime(self) -> None:
-        # Per-thread scratch arrays (envs may be stepped from worker threads) and the results
-        # a batch prefetched for the next single queries (see :meth:`prefetch`).
-        self._scratch = threading.local()
+        # The results a batch prefetched for the next single queries (see :meth:`prefetch`).
         self._prefetched: dict[tuple[str, int], list[tuple[int, float]]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        del state["_scratch"], state["_prefetched"]
+        del state["_prefetched"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -215,7 +213,7 @@ class BM25Index:
 
     def scores(self, query: str) -> np.ndarray:
         """Return the BM25 score of every document for ``query`` (repeated words count once)."""
-        scores = np.zeros(self.n_docs, dtype=np.float32)
+        scores = np.zeros(self.n_docs, dtype=np.float64)
         for term in self.term_ids(query):
             span = slice(self.indptr[term], self.indptr[term + 1])
             # Within one term's postings every document appears once, so += is exact.
@@ -282,30 +280,24 @@ class BM25Index:
             return []
         spans = [slice(self.indptr[t], self.indptr[t + 1]) for t in terms]
         if len(spans) == 1:  # one term: its postings are the scores, each document once
-            docs, scores = self.doc_ids[spans[0]], self.weights[spans[0]]
+            docs = self.doc_ids[spans[0]]
+            scores = self.weights[spans[0]].astype(np.float64)
         else:
-            acc, where = self._buffers()
-            for span in spans:
-                acc[self.doc_ids[span]] += self.weights[span]
-            touched = np.concatenate([self.doc_ids[span] for span in spans])
-            # One entry per document: ``where`` remembers the last position that wrote it.
-            where[touched] = np.arange(len(touched))
-            docs = touched[where[touched] == np.arange(len(touched))]
-            scores = acc[docs]
-            acc[docs] = 0.0  # leave the scratch array clean for the next query
+            # One C pass adds every posting in query-term order (as the numba backend does);
+            # every weight is > 0, so the non-zero entries are the touched documents.
+            ids = np.concatenate([self.doc_ids[span] for span in spans])
+            dense = np.bincount(
+                ids, weights=np.concatenate([self.weights[span] for span in spans]),
+                minlength=self.n_docs,
+            )  # fmt: skip
+            docs = np.flatnonzero(dense)
+            scores = dense[docs]
         if len(docs) > k:
             kth = np.partition(scores, len(docs) - k)[len(docs) - k]
             keep = scores >= kth  # every document tied with the k-th stays in the running
             docs, scores = docs[keep], scores[keep]
         order = np.lexsort((docs, -scores))[:k]
         return [(int(d), float(s)) for d, s in zip(docs[order], scores[order], strict=True)]
-
-    def _buffers(self) -> tuple[np.ndarray, np.ndarray]:
-        scratch = self._scratch
-        if getattr(scratch, "acc", None) is None:
-            scratch.acc = np.zeros(self.n_docs, dtype=np.float32)
-            scratch.where = np.zeros(self.n_docs, dtype=np.int64)
-        return scratch.acc, scratch.where
 
     def nbytes(self) -> int:
         """Bytes held by the posting arrays (the vocabulary dict not included)."""
