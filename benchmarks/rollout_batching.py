@@ -92,10 +92,10 @@ def bpe_tokenizer(vocab_size: int = 32_000):
     from turngym.envs.shop.catalog import get_catalog
 
     def texts():
-        world = get_world(0, 20_000)
+        world = get_world(0, 5000)
         yield from world.titles
         yield from world.texts
-        for product in get_catalog(2000).products:
+        for product in get_catalog(1000).products:
             yield " ".join(str(v) for v in product.values())
         for words in load_word_lists()[1].values():
             yield " ".join(sorted(words))

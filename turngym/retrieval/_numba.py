@@ -28,37 +28,58 @@ def _top_k(indptr, doc_ids, weights, n_docs, q_ptr, q_terms, k, out_docs, out_sc
     acc = np.zeros(n_docs, dtype=np.float64)
     touched = np.empty(n_docs, dtype=np.int32)
     for q in range(len(q_ptr) - 1):
+        postings = 0
+        for j in range(q_ptr[q], q_ptr[q + 1]):
+            postings += indptr[q_terms[j] + 1] - indptr[q_terms[j]]
+        # Many postings: scan every document in order (sequential memory) rather than the
+        # touched list (random access). Either way the same scores, kept by the same rule.
+        dense = postings * 4 > n_docs
         m = 0
         for j in range(q_ptr[q], q_ptr[q + 1]):
             t = q_terms[j]
+            if dense:
+                for p in range(indptr[t], indptr[t + 1]):
+                    acc[doc_ids[p]] += weights[p]
+                continue
             for p in range(indptr[t], indptr[t + 1]):
                 d = doc_ids[p]
-                if acc[d] == 0.0:  # every weight is > 0, so 0 means "not touched yet"
+                if acc[d] == 0.0:  # every weight is > 0: 0 means "not touched yet"
                     touched[m] = d
                     m += 1
                 acc[d] += weights[p]
-        n = 0
-        for i in range(m):
-            d = touched[i]
-            s = acc[d]
-            acc[d] = 0.0
-            if n == k:  # full: skip anything not better than the worst kept
-                ws, wd = out_scores[q, k - 1], out_docs[q, k - 1]
-                if s < ws or (s == ws and d > wd):
-                    continue
-                n -= 1
-            pos = n  # insertion into the sorted buffer
-            while pos > 0:
-                above_s, above_d = out_scores[q, pos - 1], out_docs[q, pos - 1]
-                if above_s > s or (above_s == s and above_d < d):
-                    break
-                out_scores[q, pos] = out_scores[q, pos - 1]
-                out_docs[q, pos] = out_docs[q, pos - 1]
-                pos -= 1
-            out_scores[q, pos] = s
-            out_docs[q, pos] = d
-            n += 1
+        n = _keep_best(acc, touched, m, n_docs if dense else -1, k, out_docs[q], out_scores[q])
         out_n[q] = n
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _keep_best(acc, touched, m, scan, k, docs, scores):  # type: ignore[no-untyped-def]
+    """Keep the ``k`` best documents (score descending, id ascending) and clear ``acc``.
+
+    It reads every document when ``scan`` >= 0, else only ``touched[:m]``.
+    """
+    n = 0
+    count = scan if scan >= 0 else m
+    for i in range(count):
+        d = i if scan >= 0 else touched[i]
+        s = acc[d]
+        if s == 0.0:
+            continue
+        acc[d] = 0.0
+        if n == k:  # full: skip anything not better than the worst kept
+            if s < scores[k - 1] or (s == scores[k - 1] and d > docs[k - 1]):
+                continue
+            n -= 1
+        pos = n  # insertion into the sorted buffer
+        while pos > 0:
+            if scores[pos - 1] > s or (scores[pos - 1] == s and docs[pos - 1] < d):
+                break
+            scores[pos] = scores[pos - 1]
+            docs[pos] = docs[pos - 1]
+            pos -= 1
+        scores[pos] = s
+        docs[pos] = d
+        n += 1
+    return n
 
 
 def search_postings(
