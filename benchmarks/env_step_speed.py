@@ -256,7 +256,7 @@ def rates(game: Game, seconds: float, first: int, read: bool) -> Rates:
 def measure(make: Callable[[], Game], seconds: float, repeats: int, read: bool = False) -> Rates:
     """Median rates over ``repeats`` runs on disjoint seeds (no task is drawn twice)."""
     game = make()
-    rates(game, 0.2, 10**8, read)  # warm-up: imports, word lists, indexes
+    rates(game, 1.0, 10**8, read)  # warm-up: imports, word lists, indexes, solver memos
     runs = [rates(game, seconds, r * 10**6, read) for r in range(repeats)]
     return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
