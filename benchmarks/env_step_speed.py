@@ -56,6 +56,11 @@ TARGET = 10_000
 # Why an env stays under TARGET steps/s; printed next to it.
 REASONS = {
     "turngym/KernelGen-v0": "each step compiles and runs the submitted program in a sandbox",
+    "turngym/Minesweeper-v0": "the first reveal draws a no-guess layout with the logic solver",
+    "turngym/ToolUse-v0": "each call runs SQL on an in-memory SQLite database",
+    "turngym/SearchQA-v0": "each search is a BM25 query over the corpus",
+    "turngym/Shop-v0": "each search is a BM25 query over the catalogue",
+    "turngym/Countdown-v0": "answers are evaluated in exact rational arithmetic (Fraction)",
 }
 SKIP = {"turngym/KernelGen-v0"}  # seconds per step: measured by kernel_eval_throughput.py
 CLOCK: list[Callable[[], float]] = [time.thread_time]
