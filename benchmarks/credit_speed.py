@@ -2,10 +2,17 @@
 
 The batch has 1,000 groups x 8 episodes with ragged lengths (7 to 18 turns, about 12.5 on
 average). Each task is a small grid the agent wanders over, so states repeat within and
-across the episodes of a group and GiGPO's anchor groups are not trivial. Every registered
-estimator runs with its default parameters (``mc_grpo`` with ``require_odd=False``: the
-groups have 8 episodes, not G+1 = 9), plus GiGPO's similarity mode for information. Building
-the TurnBatch from the Group records is timed separately.
+across the episodes of a group and GiGPO's anchor groups are not trivial. Every turn also
+carries what the structured-reward estimators read (a tool call's similarities to 4 gold
+calls, a judge score), and every last turn a 10-item ``rank_hits`` list, F-GRPO's
+``phase_rewards`` and 3 sub-problem verdicts, so those estimators do their full work.
+Every registered estimator runs with its default parameters (``mc_grpo`` with
+``require_odd=False``: the groups have 8 episodes, not G+1 = 9), plus GiGPO's similarity
+mode, MAPO reading an ``InfoJudge`` and MatchTIR's Sinkhorn matching for information.
+Building the TurnBatch from the Group records is timed separately. Critic methods read
+precomputed random critic values (the critic's forward pass is excluded: it is the model's
+cost, not the estimator's); probe-based estimators read synthetic probe values, precomputed
+(they are pure functions of them; computing them is benchmarks/probe_cost.py's subject).
 
 Target (issue 3): every estimator <= 0.5 s per call. Prints medians of --repeats runs.
 
@@ -24,12 +31,47 @@ from typing import Any
 
 import numpy as np
 
-from turngym.trainers.credit import CreditContext, TurnBatch, estimator_registry, resolve_estimator
+from turngym.trainers.credit import (
+    CreditContext,
+    TurnBatch,
+    estimator_registry,
+    method_of,
+    resolve_estimator,
+)
+from turngym.trainers.credit.probe_values import normalise_answer, synthetic_probes
+from turngym.trainers.credit.values import FixedCritic, TurnValues
+from turngym.trainers.hooks import InfoJudge
+from turngym.trainers.plugs import critic_heads
 from turngym.types import Episode, Group, Turn
 
 TARGET_S = 0.5
 EXTRA_PARAMS = {"mc_grpo": {"require_odd": False}}
-INFO_ONLY = {"gigpo (similarity=True)": ("gigpo", {"similarity": True})}
+INFO_ONLY = {
+    "gigpo (similarity=True)": ("gigpo", {"similarity": True}),
+    "mapo (source=judge, InfoJudge)": ("mapo", {"source": "judge"}),
+    "matchtir (matching=ot)": ("matchtir", {"matching": "ot"}),
+}
+
+
+class _Precomputed:
+    """A critic whose values are already computed (so its forward pass is not timed)."""
+
+    def __init__(self, values: TurnValues) -> None:
+        self._values = values
+
+    def values(self, batch: TurnBatch) -> TurnValues:
+        return self._values
+
+
+def context(name: str, batch: TurnBatch, seed: int) -> CreditContext:
+    """A context with a judge, or with random critic values for a critic method."""
+    plug = method_of(name).critic
+    if plug is None:  # the judge is what EmotionalSupport gives MAPO: the turns' judge scores
+        return CreditContext(judge=InfoJudge("judge_score"))
+    heads = critic_heads(plug)
+    rng = np.random.default_rng(seed)
+    values = FixedCritic({h: rng.random(batch.n_turns) for h in heads}).values(batch)
+    return CreditContext(critic=_Precomputed(values))
 
 
 def make_groups(n_groups: int, n_episodes: int, seed: int) -> list[Group]:
@@ -45,6 +87,7 @@ def make_groups(n_groups: int, n_episodes: int, seed: int) -> list[Group]:
             steps = moves[rng.integers(0, 4, size=length)]
             cells = np.clip(np.cumsum(np.vstack([[0, 0], steps[:-1]]), axis=0), 0, 4)
             success = bool(rng.random() < 0.4)
+            sims = rng.random((length, 4)).round(2).tolist()
             turns = tuple(
                 Turn(
                     t,
@@ -56,6 +99,7 @@ def make_groups(n_groups: int, n_episodes: int, seed: int) -> list[Group]:
                     False,
                     f"{task}:{r},{c}",
                     True,
+                    _info(rng, sims[t], t == length - 1),
                 )  # fmt: skip
                 for t, (r, c) in enumerate(cells.tolist())
             )
@@ -63,6 +107,19 @@ def make_groups(n_groups: int, n_episodes: int, seed: int) -> list[Group]:
                                     float(success), success))  # fmt: skip
         groups.append(Group(f"{task}@0", task, tuple(episodes)))
     return groups
+
+
+def _info(rng: np.random.Generator, similarities: list[float], last: bool) -> dict[str, Any]:
+    """Per-turn info of the structured estimators (see the module docstring)."""
+    info: dict[str, Any] = {
+        "call_match": {"call": {"similarities": similarities}},
+        "judge_score": float(rng.normal(0, 0.05)),
+    }
+    if last:
+        info["rank_hits"] = rng.integers(0, 2, 10).tolist()
+        info["phase_rewards"] = {"generation": float(rng.random()), "ranking": float(rng.random())}
+        info["subproblem_correct"] = rng.integers(0, 2, 3).tolist()
+    return info
 
 
 def median_seconds(fn: Callable[[], Any], repeats: int) -> float:
@@ -99,9 +156,17 @@ def main() -> None:
     print("|---|---:|---:|---|")
     print(f"| TurnBatch.from_groups (build, reported separately) | {build_s:.4f} | "
           f"{batch.n_turns / build_s:,.0f} | n/a |")  # fmt: skip
+    # Probe-based estimators read precomputed probe values (3 scored texts per episode, 1-4
+    # action tokens per turn); computing them is the trainer's job (benchmarks/probe_cost.py).
+    probed = CreditContext(probe=synthetic_probes(batch, args.seed, targets=3))
     for label, (name, params) in runs.items():
-        estimate = resolve_estimator(name, params)
-        seconds = median_seconds(lambda e=estimate: e(batch, CreditContext()), args.repeats)
+        estimate = resolve_estimator(name, params, {"critic", "judge", "probe"})
+        ctx = probed if "probe" in estimator_registry.get(name).requires else context(
+            name, batch, args.seed)  # fmt: skip
+        # Cold caches every call: a training batch brings new observations and answers.
+        seconds = median_seconds(
+            lambda e=estimate, c=ctx: (normalise_answer.cache_clear(), e(batch, c)), args.repeats
+        )
         met = (
             "n/a (information)" if label in INFO_ONLY else ("yes" if seconds <= TARGET_S else "NO")
         )

@@ -28,7 +28,12 @@ runs of ``--seconds`` each, on disjoint seeds, one thread.
 **Shop index.** The 5,000-product Shop catalogue and its BM25 index, built cold and reloaded
 from the disk cache (issue 7 target: <= 10 s).
 
+**Long horizon.** ``turngym/Expedition-v0`` played for up to 300 turns per episode, oracle and
+random policies (issue 20): its planned quests take 100-300 turns, so rollouts of that length
+must be fast. Only ``env.step`` is timed; resets (world generation) are reported apart.
+
     python benchmarks/env_step_speed.py [--seconds 1] [--repeats 3] [--envs ID ...] [--no-peers]
+        [--long-episodes 20]
 """
 
 from __future__ import annotations
@@ -366,6 +371,42 @@ def index_table(size: int = 5000, target: float = 10.0) -> list[str]:
     return rows
 
 
+LONG_ENV_ID = "turngym/Expedition-v0"
+
+
+def long_horizon_table(episodes: int, seed: int = 0, turns: int = 300) -> list[str]:
+    """Steps/s of ``turns``-turn Expedition rollouts, oracle and random policies.
+
+    Each rollout resets a test task and steps until it ends or ``turns`` steps pass (the
+    oracle usually finishes its 100-300-turn quest first; the random policy plays all 300).
+    """
+    rows = []
+    for policy in ("oracle", "random"):
+        env, rng = turngym.make(LONG_ENV_ID, max_episode_steps=turns), random.Random(seed)
+        step_s = reset_s = 0.0
+        steps = []
+        for episode in range(episodes):
+            start = time.perf_counter()
+            env.reset(seed=episode, options={"split": "test"})
+            reset_s += time.perf_counter() - start
+            n, done = 0, False
+            while not done:
+                if policy == "oracle":
+                    action = env.unwrapped.oracle_action()  # type: ignore[attr-defined]
+                else:
+                    action = rng.choice(env.action_space.examples)  # type: ignore[attr-defined]
+                start = time.perf_counter()
+                _, _, terminated, truncated, _ = env.step(action)
+                step_s += time.perf_counter() - start
+                n, done = n + 1, terminated or truncated
+            steps.append(n)
+        rows.append(
+            f"| {policy} | {episodes} | {statistics.mean(steps):.0f} | {sum(steps) / step_s:,.0f} "
+            f"| {reset_s / episodes * 1e3:.0f} |"
+        )
+    return rows
+
+
 def main() -> None:
     """Print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -374,6 +415,8 @@ def main() -> None:
     parser.add_argument("--envs", nargs="*", help="env ids (default: every registered one)")
     parser.add_argument("--no-peers", action="store_true", help="skip the TextArena/GEM table")
     parser.add_argument("--no-index", action="store_true", help="skip the Shop index table")
+    parser.add_argument("--long-episodes", type=int, default=20,
+                        help="300-turn Expedition rollouts per policy (0: skip that table)")
     parser.add_argument("--nltk-data", help="NLTK data folder for the peers' Wordle (NLTK_DATA)")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                         help="this thread's CPU time, or elapsed time")  # fmt: skip
@@ -404,6 +447,12 @@ def main() -> None:
         print("| cache | products | catalogue s | index s | target |")
         print("|---|---:|---:|---:|---|")
         print("\n".join(index_table()))
+    if args.long_episodes > 0:
+        print(f"\n{LONG_ENV_ID}: rollouts of up to 300 turns, {args.long_episodes} test tasks, "
+              "wall clock\n")  # fmt: skip
+        print("| policy | episodes | mean turns | steps/s | reset ms |")
+        print("|---|---:|---:|---:|---:|")
+        print("\n".join(long_horizon_table(args.long_episodes)))
 
 
 if __name__ == "__main__":

@@ -41,7 +41,9 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from transformers import DynamicCache
 
+from turngym.agents.hf import cache_argument
 from turngym.agents.tiny import build_tiny
 
 __all__ = ["RecordedRequest", "LoopbackOpenAI", "serve_openai"]
@@ -259,7 +261,9 @@ class LoopbackOpenAI:
         generator = torch.Generator().manual_seed(seed)
         stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
         eos = self.tokenizer.eos_token_id
-        out = self.model(input_ids=torch.tensor([prompt]), use_cache=True)
+        # Our own cache object, passed under the name the installed transformers expects.
+        cache = {cache_argument(self.model): DynamicCache(config=self.model.config)}
+        out = self.model(input_ids=torch.tensor([prompt]), use_cache=True, **cache)
         sample = _Sample(text="", finish_reason="length")
         ids: list[int] = []
         for step in range(body.max_tokens or 16):
@@ -279,7 +283,7 @@ class LoopbackOpenAI:
             if cuts:
                 sample.text, sample.finish_reason = sample.text[: min(cuts)], "stop"
                 break
-            out = self.model(input_ids=torch.tensor([[token]]), past_key_values=out.past_key_values)
+            out = self.model(input_ids=torch.tensor([[token]]), use_cache=True, **cache)
         return sample
 
 

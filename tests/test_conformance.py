@@ -10,6 +10,7 @@ from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 
 import turngym
 from turngym.agents import OracleAgent
+from turngym.core import TextEnv
 from turngym.registry import env_registry
 from turngym.rollout import collect
 from turngym.testing import CHECKS, check_env
@@ -25,7 +26,9 @@ def _param(env_id: str) -> object:
     return pytest.param(env_id, marks=pytest.mark.slow) if slow else env_id
 
 
-ENV_IDS = [_param(env_id) for env_id in env_registry.names()]
+# Adapted suites (textarena/...) have no oracle and their own slow tests
+# (tests/envs/test_adapters_*.py); this file covers turngym's own envs.
+ENV_IDS = [_param(env_id) for env_id in env_registry.names() if env_id.startswith("turngym/")]
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
@@ -86,3 +89,22 @@ def test_checker_catches_a_raising_step():
 
     report = check_env(lambda: Fragile(), only=["fuzz"])
     assert not report.ok and "IndexError" in report.results[0].message
+
+
+def test_checker_catches_a_broken_oracle():
+    """``turngym check`` fails an env whose oracle does not succeed (issue 17), and passes one
+    without an oracle."""
+    from toy_envs import Counter
+
+    class WrongWay(Counter):
+        def oracle_action(self):
+            return "<action>dec</action>"
+
+    report = check_env(lambda: WrongWay(), only=["oracle"])
+    assert not report.ok and "the oracle failed 3 of 3" in report.results[0].message
+    assert check_env(lambda: Counter(), only=["oracle"]).ok
+
+    class NoOracle(Counter):
+        oracle_action = TextEnv.oracle_action
+
+    assert check_env(lambda: NoOracle(), only=["oracle"]).ok

@@ -1,7 +1,7 @@
 """The text-environment contract: :class:`TextEnv`, :class:`TextSpace`, info keys, action tags.
 
-A :class:`TextEnv` *is* a ``gymnasium.Env[str, str]`` (STYLE.md 10.1): observations and actions
-are strings, ``reset`` and ``step`` have Gymnasium's signatures, and every env passes
+A :class:`TextEnv` *is* a ``gymnasium.Env[str, str]`` (docs/design.md#principles): observations
+and actions are strings, ``reset`` and ``step`` have Gymnasium's signatures, and every env passes
 ``gymnasium.utils.env_checker.check_env``. What turngym adds is a per-turn record in ``info``
 (the reserved keys below), tasks and splits (:mod:`turngym.tasks`), snapshot/restore, an
 oracle, and a leak check.
@@ -50,6 +50,8 @@ __all__ = [
     "PRIVILEGED",
     "METRICS",
     "RESERVED_INFO_KEYS",
+    "GOLD_ANSWERS",
+    "RESERVED_PRIVILEGED_KEYS",
     "TextSpace",
     "ParsedAction",
     "parse_action",
@@ -60,7 +62,7 @@ __all__ = [
     "clear_task_cache",
 ]
 
-# --- Reserved info keys (DESIGN.md section 2) ------------------------------------------------
+# --- Reserved info keys (docs/design.md#core-records) ----------------------------------------
 TASK_ID = "task_id"
 """Stable id of the current task (reset and every step)."""
 INSTRUCTIONS = "instructions"
@@ -91,6 +93,15 @@ RESERVED_INFO_KEYS: tuple[str, ...] = (
     PRIVILEGED,
     METRICS,
 )
+
+# --- Reserved keys inside info["privileged"] ---------------------------------------------------
+GOLD_ANSWERS = "gold_answers"
+"""Accepted final answers of the task: a list of strings, the first one canonical (empty when
+the task asks for no answer). Probe-based credit methods score the policy's belief in it. An
+env that fills it on reset and every step declares it in :attr:`TextEnv.privileged_keys` and
+says how an answer is written in :attr:`TextEnv.answer_template`."""
+
+RESERVED_PRIVILEGED_KEYS: tuple[str, ...] = (GOLD_ANSWERS,)
 
 _RESET_OPTION_KEYS = frozenset({"split", "task", "difficulty", "level"})
 
@@ -273,7 +284,10 @@ class TextEnv(LazySeeding, gymnasium.Env[str, str]):
     ``instructions`` only after reset, ``action_valid`` only after a step.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
+    # Not a ClassVar: gymnasium.Env declares it as an attribute (instances may replace it).
+    metadata: dict[str, Any] = {"render_modes": ["ansi"], "render_fps": 1}
+    observation_space: TextSpace
+    action_space: TextSpace
 
     # --- Set by subclasses ---
     family: ClassVar[str] = "text"
@@ -282,10 +296,20 @@ class TextEnv(LazySeeding, gymnasium.Env[str, str]):
     """The tag that wraps an action."""
     example_actions: ClassVar[tuple[str, ...]] = ()
     """Valid-looking tagged actions for ``action_space.sample()`` and random agents."""
+    action_words: ClassVar[tuple[str, ...]] = ()
+    """The texts that go inside the action tag when the env's actions form a small closed set
+    (FrozenLake: its four moves). Read by :meth:`action_vocabulary`; empty means "the
+    contents of :attr:`example_actions`"."""
     difficulty_defaults: ClassVar[Mapping[str, Any]] = {}
     """Every difficulty knob and its default value."""
     levels: ClassVar[Mapping[int, Mapping[str, Any]]] = {}
     """Named presets of knobs, ``level -> overrides``."""
+    privileged_keys: ClassVar[frozenset[str]] = frozenset()
+    """The reserved privileged keys (e.g. :data:`GOLD_ANSWERS`) this env fills on reset and on
+    every step. A static declaration, so trainers can refuse a method before any rollout."""
+    answer_template: ClassVar[str] = ""
+    """How a final answer is written as an action, with ``{answer}`` where it goes, e.g.
+    ``"<answer>{answer}</answer>"`` (needed with :data:`GOLD_ANSWERS`)."""
     success_score: ClassVar[float] = 1.0
     """``info["success"]`` is ``score() >= success_score`` (an env whose score grades quality
     above "solved", like KernelGen's correct-and-faster, sets the solved level here)."""
@@ -336,7 +360,9 @@ class TextEnv(LazySeeding, gymnasium.Env[str, str]):
     def check_difficulty(self, difficulty: Mapping[str, Any]) -> None:
         """Raise ``ValueError`` with an actionable message if a knob value is invalid."""
 
-    def generate_task(self, rng: np.random.Generator, difficulty: Mapping[str, Any]) -> dict:
+    def generate_task(
+        self, rng: np.random.Generator, difficulty: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """Return a new JSON-serialisable task dict drawn with ``rng`` only.
 
         It must depend on nothing but ``rng`` and ``difficulty`` (not on instance state):
@@ -389,6 +415,23 @@ class TextEnv(LazySeeding, gymnasium.Env[str, str]):
         that each ``step`` finds it done. It must not change any env's state: stepping
         gives the same result whether or not this ran. The default does nothing.
         """
+
+    @classmethod
+    def action_vocabulary(cls) -> tuple[str, ...]:
+        """The action texts a restricted decoder may produce (an agent's ``allowed_actions``).
+
+        :attr:`action_words` when the env declares them, otherwise the contents of the
+        :attr:`example_actions` tags, in order and without repeats.
+
+        Example:
+            >>> from turngym.envs.games.frozen_lake import FrozenLake
+            >>> FrozenLake.action_vocabulary()
+            ('left', 'down', 'right', 'up')
+        """
+        if cls.action_words:
+            return tuple(dict.fromkeys(cls.action_words))
+        parsed = (parse_action(example, cls.action_tag) for example in cls.example_actions)
+        return tuple(dict.fromkeys(p.content for p in parsed if p.ok and p.content))
 
     def leak_check(self, text: str) -> list[str]:
         """Return problems if ``text`` (shown to the agent) reveals privileged information.
@@ -462,7 +505,8 @@ class TextEnv(LazySeeding, gymnasium.Env[str, str]):
             if not isinstance(task, Mapping):
                 raise ValueError(f"options['task'] must be a task dict, got {type(task).__name__}.")
             try:
-                return json.loads(canonical_json(task))  # a deep copy that load_task may keep
+                copied: dict[str, Any] = json.loads(canonical_json(task))
+                return copied  # a deep copy that load_task may keep
             except TypeError as err:
                 raise ValueError(f"options['task'] must be JSON-serialisable: {err}") from err
         if self._tasks_file is not None:
@@ -529,7 +573,7 @@ class TextEnv(LazySeeding, gymnasium.Env[str, str]):
             METRICS: self.metrics(),
         }
 
-    def render(self) -> str | None:  # type: ignore[override]
+    def render(self) -> str | None:
         """Return the current observation text in ``"ansi"`` mode, else ``None``."""
         return self._last_obs if self.render_mode == "ansi" else None
 

@@ -223,7 +223,9 @@ def clear_task_cache() -> None:
     _TASK_CACHE.clear()
 
 
-def cached_task(key: tuple[type, str, int, str], draw: Callable[[], dict[str, Any]]) -> dict:
+def cached_task(
+    key: tuple[type, str, int, str], draw: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
     """The task ``draw()`` returns for ``key`` = (env class, split, seed, difficulty JSON).
 
     Each key is drawn once per process (the last 4096 are kept) and every call returns a
@@ -237,4 +239,5 @@ def cached_task(key: tuple[type, str, int, str], draw: Callable[[], dict[str, An
             _TASK_CACHE[key] = cached
             if len(_TASK_CACHE) > _TASK_CACHE_SIZE:
                 del _TASK_CACHE[next(iter(_TASK_CACHE))]  # oldest first (dicts keep order)
-    return json.loads(cached)
+    fresh: dict[str, Any] = json.loads(cached)
+    return fresh

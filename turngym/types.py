@@ -1,7 +1,7 @@
 """Core records shared by envs, the rollout engine, trainers and evals.
 
-These are plain frozen dataclasses (DESIGN.md section 2): no torch, no numpy. Estimators read
-them through a columnar view built elsewhere and never mutate them.
+These are plain frozen dataclasses (docs/design.md#core-records): no torch, no numpy.
+Estimators read them through a columnar view built elsewhere and never mutate them.
 
 Every record round-trips through JSON (``to_dict`` / ``from_dict``) so that episodes can be
 written to ``episodes.jsonl`` and replayed or re-scored later.

@@ -186,12 +186,12 @@ def collected(env_id: str) -> list[str]:
 
 
 def env_ids() -> list[str]:
-    """Every registered single- and multi-agent id but :data:`SKIPPED`, sorted."""
+    """Every registered turngym single- and multi-agent id but :data:`SKIPPED`, sorted."""
     from turngym.envs.multiagent.registry import multiagent_ids
     from turngym.registry import env_registry
 
-    single = {i for i in env_registry.names() if i.startswith("turngym/")}
-    return sorted((single | set(multiagent_ids())) - SKIPPED)
+    ours = {i for i in (*env_registry.names(), *multiagent_ids()) if i.startswith("turngym/")}
+    return sorted(ours - SKIPPED)  # adapted ids (textarena/...) run another project's code
 
 
 def record(env_id: str) -> dict[str, list[str]]:

@@ -62,6 +62,32 @@ def _leave_behind() -> dict:
     return {"spawned": True}
 
 
+def _syscalls() -> dict:
+    """Try what the seccomp filter must refuse (and a thread, which it must allow)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    out = {"fork": _try(lambda: os.fork() == 0 and os._exit(0)),
+           "exec": _try(lambda: os.execv("/bin/true", ["true"])),
+           "socket": _try(lambda: socket.socket().close()),
+           "socketpair": _try(lambda: socket.socketpair()),
+           "thread": _try(lambda: threading.Thread(target=lambda: None).start())}
+    for name, call in {"unshare": lambda: libc.unshare(0x10000000),  # CLONE_NEWUSER
+                       "ptrace": lambda: libc.ptrace(16, 1, 0, 0),  # PTRACE_ATTACH to pid 1
+                       "mount": lambda: libc.mount(b"tmpfs", b"/tmp", b"tmpfs", 0, None),
+                       "setns": lambda: libc.setns(0, 0)}.items():
+        rc = call()
+        out[name] = "ok" if rc == 0 else os.strerror(ctypes.get_errno())
+    return out
+
+
+def _sysv_shm() -> int:
+    """Create a System V shared memory segment (persists on the host without an ipc ns)."""
+    import ctypes
+
+    return ctypes.CDLL(None).shmget(0x7467, 4096, 0o1666)  # IPC_CREAT | 0666
+
+
 def main() -> None:
     p = json.load(sys.stdin)
     case = p["case"]
@@ -93,9 +119,26 @@ def main() -> None:
         out.update(_leave_behind())
     elif case == "flood":
         sys.stdout.write("x" * (3 << 20) + "\n")
+    elif case == "syscalls":
+        out.update(_syscalls())
+    elif case == "ipc":
+        out["shmid"] = _sysv_shm()
+    elif case == "exists":
+        out.update({path: os.path.lexists(path) for path in p["paths"]})
+        out["writable"] = {path: _try(lambda path=path: _write(os.path.join(path, "w")))
+                           for path in p.get("dirs", [])}
     elif case == "crash":
         os._exit(3)
     print(json.dumps(out))
+
+
+def fs_probe(fd: int, paths: list[str]) -> None:
+    """Fork-server target: report the walls as seen from inside, on the channel ``fd``."""
+    out = {"uid": os.getuid(), "fork": _try(lambda: os.fork() == 0 and os._exit(0)),
+           "kernel_modules": sorted(m for m in sys.modules if m.startswith("turngym.envs.kernel")),
+           "read": {path: _try(lambda path=path: _read(path)) for path in paths}}
+    with socket.socket(fileno=fd) as sock:
+        sock.sendall(b"H" + json.dumps(out).encode())
 
 
 if __name__ == "__main__":

@@ -17,10 +17,10 @@ import turngym
 from turngym.envs.kernel import tasks as kt
 from turngym.envs.kernel.cost import OP_OVERHEAD_US, measure_cost
 from turngym.envs.kernel.env import KernelGen, reference_as_candidate
-from turngym.envs.kernel.evaluate import compare
 from turngym.envs.kernel.hacks import static_hacks
 from turngym.envs.kernel.reward import kernel_reward
 from turngym.envs.kernel.runner import evaluate_candidate, prescreen
+from turngym.envs.kernel.verdict import compare
 
 RELU_REF, RELU_ORACLE = kt.render("relu", {"B": 8, "D": 64})
 SOFTMAX_REF, SOFTMAX_ORACLE = kt.render("softmax", {"B": 8, "D": 64})
@@ -46,14 +46,15 @@ HACKS = {
         _forward("return torch.relu(x)", prelude="def relu_kernel(x):\n    return x.clamp_min(0)"),
         "kernel_never_launched",
     ),
-    "calls_reference_at_runtime": (
+    # The reference no longer lives in the candidate's process; hunting for it is still seen.
+    "hunts_reference_with_gc": (
         _forward("""
             for obj in __import__("g" + "c").get_objects():
                 if type(obj).__name__ == "Model" and obj is not self:
                     return obj(x)
             return torch.relu(x)
         """),
-        "calls_reference",
+        "sandbox_escape",
     ),
     "names_reference": (_forward("return Model()(x)"), "reference_name"),
     "cached_output": (
@@ -62,7 +63,7 @@ HACKS = {
                 self.cache = torch.relu(x)
             return self.cache
         """),
-        "cached_output",
+        "constant_output",  # decided by the grader: the same output for different inputs
     ),
     "constant_output": (_forward("return torch.zeros(8, 64)"), "constant_output"),
     "mutates_inputs": (_forward("return x.relu_()"), "mutates_inputs"),
@@ -313,7 +314,8 @@ def test_triton_kernel_runs_in_interpreter_and_decoy_is_caught() -> None:
     """Honest Triton ReLU: launched and correct; a decoy returning torch.relu: caught.
 
     Launches are recorded by the interpreter hook (``TRITON_INTERPRET=1``); the decoy defines
-    the same ``@triton.jit`` kernel but never launches it (``kernel_never_launched``).
+    the same ``@triton.jit`` kernel but never launches it. The grader sees that from outside:
+    the decoy's traced ATen graph alone reproduces its outputs (``kernel_never_launched``).
     """
     pytest.importorskip("triton", reason="triton not installed (pip install turngym[kernel])")
     launch = """
@@ -324,11 +326,13 @@ def test_triton_kernel_runs_in_interpreter_and_decoy_is_caught() -> None:
     honest = evaluate_candidate(RELU_REF, _forward(launch, prelude=_TRITON_RELU))
     assert honest["status"] == "correct", honest
     assert honest["kernels"]["launched"] == ["relu_kernel"]
-    assert honest["kernels"]["triton_launches"] == 3  # one launch per correctness trial
-    # The launch is costed as one fused op over its arguments, not as interpreter copies.
+    assert honest["kernels"]["triton_launches"] >= 4  # 3 fresh trials + the probe, at least
+    # The launch is costed as one fused op over its arguments, not as interpreter copies; as
+    # the claim of the candidate's own process it is reported but never earns speed credit.
     assert honest["cost"]["candidate"]["kernel_launches"] == 1
-    assert honest["kernels"]["coverage"] == 1.0
-    assert kernel_reward(honest)["correct"] > 0
+    assert honest["cost"]["verified"] is False and honest["kernels"]["coverage"] == 1.0
+    assert kernel_reward(honest) == {"correct": 0.5, "faster": 0.0, "coverage": 0.0}
+    assert kernel_reward({**honest, "cost": {**honest["cost"], "speedup": 9.0}})["faster"] == 0
 
     decoy = evaluate_candidate(RELU_REF, _forward("return torch.relu(x)", prelude=_TRITON_RELU))
     assert decoy["status"] == "hack", decoy

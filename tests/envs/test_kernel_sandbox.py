@@ -8,7 +8,10 @@ root (own uid, namespaces) skip without it.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
+import glob
+import json
 import os
 import socket
 import sys
@@ -93,7 +96,7 @@ def mode(request, monkeypatch):
 
 
 def _interpreter_hidden() -> bool:
-    return bool(sandbox._rebind_plan([sys.prefix, sys.base_prefix, *sys.path]))
+    return sandbox.interpreter_hidden(sys.path)
 
 
 @pytest.fixture
@@ -143,19 +146,31 @@ def test_memory_bomb_hits_address_space_limit(mode):
     assert any(v.startswith("memory limit") for v in res.violations)
 
 
-@needs_root
-@pytest.mark.slow
-def test_fork_bomb_is_capped_and_reaped(uid_mode):
+def test_fork_bomb_is_refused_by_seccomp(mode):
     res = run("forkbomb", SandboxLimits(cpu_seconds=10, wall_seconds=30, max_processes=16))
     assert res.ok, res.stderr_tail
+    assert res.result["forked"] == 0 and res.result["refused"] == 300
+    assert any("seccomp" in n for n in res.notes)
+
+
+@needs_root
+@pytest.mark.slow
+def test_fork_bomb_without_seccomp_is_capped_and_reaped(uid_mode):
+    """The process limit is still a wall of its own (seccomp off)."""
+    limits = SandboxLimits(cpu_seconds=10, wall_seconds=30, max_processes=16, seccomp=False)
+    res = run("forkbomb", limits)
+    assert res.ok, res.stderr_tail
     assert res.result["forked"] < 16 and res.result["refused"] > 0
-    assert any(v.startswith("left ") for v in res.violations)  # and the fixture: all reaped
+    if uid_mode == "flat":  # in the pid namespace they die with pid 1 (the fixture checks)
+        assert any(v.startswith("left ") for v in res.violations)
 
 
 def test_leftover_processes_are_killed_and_reported(uid_mode):
-    res = run("leave")
+    res = run("leave", dataclasses.replace(TIGHT, seccomp=False))
     assert res.ok and res.result["spawned"]
-    assert any(v.startswith("left ") and "processes running" in v for v in res.violations)
+    if uid_mode == "flat":  # with a pid namespace, nothing outlives the candidate (pid 1)
+        assert any(v.startswith("left ") and "processes running" in v for v in res.violations)
+    assert not run("leave").ok  # with seccomp, the daemon cannot even be forked
 
 
 @needs_root
@@ -166,14 +181,20 @@ def test_network_is_unreachable_inside():
         server.bind(("127.0.0.1", 0))
         server.listen()
         res = run("network", port=server.getsockname()[1])
+        open_net = run("network", dataclasses.replace(TIGHT, seccomp=False),
+                       port=server.getsockname()[1])
     assert not res.ok and "network attempted" in res.violations
-    assert "Network is unreachable" in res.stderr_tail
+    assert "Operation not permitted" in res.stderr_tail  # seccomp: no socket at all
+    assert not open_net.ok and "Network is unreachable" in open_net.stderr_tail  # the namespace
 
 
 def test_network_unavailable_is_noted(monkeypatch):
     monkeypatch.setattr(sandbox, "_namespaces_available", lambda: False)
     res = run("echo", x=1)
     assert res.ok and any("network namespace unavailable" in n for n in res.notes)
+    # The fallback says what is missing, and seccomp is still up.
+    assert any(n.startswith("no private root") for n in res.notes)
+    assert "seccomp" in res.notes[0]
     if ROOT and _interpreter_hidden():  # no mount namespace to reach the interpreter: stays root
         assert res.result["uid"] == 0 and any("caller's uid" in n for n in res.notes)
 
@@ -202,12 +223,12 @@ def test_reading_the_parents_files_and_memory(uid_mode):
              str(REPO / "README.md")]
     res = run("read", paths=paths)
     assert res.ok
-    for path in paths[:3]:  # another uid: ptrace check / 0700 home
+    for path in paths[:3]:  # another uid: ptrace check / 0700 home; no /proc of the host
         assert not res.result[path] == "ok", path
-    # Honest limit: world-readable files (this repository) stay readable unless hidden.
+    # Honest limit: world-readable import dirs (this repository) stay readable unless hidden.
     assert res.result[str(REPO / "README.md")] == "ok"
-    if uid_mode == "namespaces":
-        assert res.result["root_entries"] in ([], [".pyenv"], None)  # /root is an empty tmpfs
+    if uid_mode == "namespaces":  # /root holds only what was bound in (the interpreter)
+        assert res.result["root_entries"] in ([], [".pyenv"], None)
         hidden = run("read", SandboxLimits(hide_paths=(str(REPO / "README.md"),)),
                      paths=[str(REPO / "README.md")])
         assert hidden.result[str(REPO / "README.md")] != "ok"
@@ -280,3 +301,100 @@ def test_import_dirs_under_tmp_stay_importable_and_a_scratch_root_is_refused():
     assert res.ok and res.result["x"] == 10 and res.violations == [], res.stderr_tail
     with pytest.raises(ValueError, match="scratch dir"):
         run_in_sandbox("sandbox_children", {"case": "echo"}, TIGHT, sys_path=["/tmp"])
+
+
+# --- Issue 17: seccomp, the minimal root, persistence ------------------------------------------
+def test_seccomp_refuses_process_creation_exec_sockets_ptrace_namespaces_mounts(mode):
+    res = run("syscalls")
+    assert res.ok, res.stderr_tail
+    for name in ("fork", "exec", "socket", "socketpair"):
+        assert "Operation not permitted" in res.result[name], (name, res.result[name])
+    for name in ("unshare", "ptrace", "mount", "setns"):
+        assert res.result[name] == "Operation not permitted", (name, res.result[name])
+    assert res.result["thread"] == "ok"  # threads stay possible
+
+
+@needs_root
+def test_minimal_root_hides_the_host_and_is_read_only():
+    if not sandbox._namespaces_available():
+        pytest.skip("namespaces unavailable here")
+    other = [p for p in ("/work/main", "/home", "/srv", "/run", "/mnt", "/opt", "/boot")
+             if os.path.exists(p) and not any(p == d or d.startswith(p + "/")
+                                              for d in sandbox.root_binds(sys.path))]
+    res = run("exists", paths=other + ["/usr/bin", "/dev/null", "/dev/sda", "/proc/self"],
+              dirs=["/", "/usr", "/etc", str(REPO)])
+    assert res.ok, res.stderr_tail
+    assert [p for p in other if res.result[p]] == []
+    assert res.result["/usr/bin"] and res.result["/dev/null"] and res.result["/proc/self"]
+    assert not res.result["/dev/sda"]
+    for d, outcome in res.result["writable"].items():
+        assert outcome != "ok", d
+    assert "minimal-read-only-root" in res.notes[0] and "ipc-namespace" in res.notes[0]
+
+
+def _world_writable_dirs() -> list[str]:
+    """World-writable dirs of the host: the usual suspects plus a shallow scan of /."""
+    found = {d for d in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock", "/dev/mqueue")
+             if os.path.isdir(d)}
+    for pattern in ("/*", "/*/*", "/*/*/*"):
+        for path in glob.glob(pattern):
+            if path.startswith(("/proc", "/sys")):
+                continue
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if os.path.isdir(path) and st.st_mode & 0o002:
+                found.add(path)
+    return sorted(found)
+
+
+@needs_root
+def test_no_world_writable_host_dir_is_shared(uid_mode):
+    """Every world-writable dir of the host: absent, read-only or private inside; host clean."""
+    dirs = _world_writable_dirs()
+    before = {d: set(os.listdir(d)) for d in dirs}
+    res = run("exists", paths=[], dirs=dirs)
+    assert res.ok, res.stderr_tail
+    for d, outcome in res.result["writable"].items():
+        if outcome == "ok":  # only in a private tmpfs (reported) or, flat, deleted by owner
+            assert any(v.startswith(f"wrote outside its directory: {d}") for v in res.violations)
+    assert {d: set(os.listdir(d)) for d in dirs} == before
+
+
+@needs_root
+def test_system_v_ipc_stays_private():
+    if not sandbox._namespaces_available():
+        pytest.skip("namespaces unavailable here")
+    res = run("ipc")
+    assert res.ok and res.result["shmid"] >= 0, res.stderr_tail
+    with open("/proc/sysvipc/shm") as f:
+        assert " 29799 " not in f.read()  # the key 0x7467 never shows up on the host
+
+
+def test_fork_server_children_get_the_same_walls():
+    """Children forked from the warm template: own uid, seccomp, minimal root, package hidden."""
+    from turngym.envs.kernel.forkserver import ForkServer, with_hidden_package
+
+    server = ForkServer(preload=("turngym.envs.kernel.harness", "sandbox_children"),
+                        sys_path=[CHILDREN])
+    oracle = REPO / "turngym" / "envs" / "kernel" / "tasks.py"
+    try:
+        child = server.spawn("sandbox_children:fs_probe",
+                             {"paths": [str(oracle), str(REPO / "tests" / "conftest.py")]},
+                             with_hidden_package(TIGHT))
+        child.channel.settimeout(120)
+        raw = b""
+        while chunk := child.channel.recv(1 << 16):
+            raw += chunk
+        result = child.finish()
+    finally:
+        server.close()
+    seen = json.loads(raw[1:])
+    assert result.exit_code == 0 and result.cpu_seconds is not None, result
+    assert "seccomp" in result.notes[0] and "Operation not permitted" in seen["fork"]
+    assert "turngym.envs.kernel.tasks" not in seen["kernel_modules"]  # no oracle in memory
+    if ROOT:
+        assert seen["uid"] in SANDBOX_UIDS
+    if sandbox._namespaces_available():  # oracles and tests are hidden
+        assert all(v != "ok" for v in seen["read"].values()), seen["read"]

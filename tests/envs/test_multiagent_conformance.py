@@ -27,7 +27,8 @@ from turngym.envs.multiagent.testing import MULTIAGENT_CHECKS, check_multiagent_
 from turngym.registry import UnknownNameError  # noqa: E402
 from turngym.rollout import collect  # noqa: E402
 
-ENV_IDS = multiagent_ids()
+# turngym's own games; TextArena's (textarena/...) have tests/envs/test_adapters_textarena.py.
+ENV_IDS = [env_id for env_id in multiagent_ids() if env_id.startswith("turngym/")]
 OPPONENTS = {
     "turngym/TicTacToe-v0": MinimaxAgent,
     "turngym/ConnectFour-v0": MinimaxAgent,

@@ -42,7 +42,7 @@ def _play(answers, task=TASK, **knobs):
     return env, [env.step(f"<answer>{a}</answer>") for a in answers]
 
 
-# --- Reward: UFO's attempt discount and repetition penalty (ENVIRONMENTS.md 7.1) -------------
+# --- Reward: UFO's attempt discount and repetition penalty (docs/environments.md#tryagain)
 def test_correct_at_first_attempt_earns_one():
     _, steps = _play(["19"])
     obs, reward, terminated, _, info = steps[0]

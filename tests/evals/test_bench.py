@@ -1,6 +1,7 @@
 """turngym bench on a tiny budget: files, curve statistics, rerun reuse, leaderboard rows."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -56,7 +57,12 @@ def test_tiny_bench_writes_report_results_and_reuses_finished_runs(tmp_path):
     assert results.provenance["bench"]["env_steps"] == 40
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "train:grpo" in html
-    assert "| grpo |" in report.table and "| *oracle* (baseline) |" in report.table
+    assert "*" not in html.split("<h2>Configuration")[0]  # no Markdown emphasis leaks in
+    assert "Starting policy:" in html and "Decoding: restricted" in html
+    md = (out / "bench.md").read_text()
+    assert "FrozenLake-v0 ¹" in report.table and "¹ FrozenLake-v0: difficulty=" in md
+    assert "| vs random |" in report.table
+    assert "| grpo |" in report.table and "| oracle (baseline) |" in report.table
     # A rerun trains nothing again: the finished runs' done.json are reused.
     done = sorted(out.glob("train/*/done.json"))
     stamps = [p.stat().st_mtime_ns for p in done]
@@ -79,3 +85,20 @@ def test_bad_estimator_fails_before_training(tmp_path):
 def test_spec_round_trips_to_json():
     data = json.loads(json.dumps(TINY.to_dict()))
     assert data["envs"][0]["env_id"] == "turngym/FrozenLake-v0"
+
+
+def _comparable(results: dict) -> dict:
+    prov = {k: v for k, v in results["provenance"].items() if k not in ("date", "command")}
+    return {**results, "provenance": prov}
+
+
+def test_two_identical_benches_give_identical_tables(tmp_path):
+    spec = replace(TINY, baseline_suite=None)  # the bench's own env: floor and ceiling
+    for name in ("a", "b"):
+        run_bench(spec, tmp_path / name, workers=1, submit=False, progress="off")
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert (a / "bench.md").read_bytes() == (b / "bench.md").read_bytes()
+    ra = json.loads((a / "results.json").read_text())
+    rb = json.loads((b / "results.json").read_text())
+    assert _comparable(ra) == _comparable(rb)
+    assert ra["provenance"]["torch_threads_per_run"] >= 1

@@ -69,7 +69,8 @@ def test_kl_estimators():
     ("kappa", "expected"), [((0.5, 1.5), [0.1, 0.0, 0.1]), ((0.0, 2.0), [0.0, 0.0, 0.1])]
 )
 def test_epo_worked_example(kappa, expected):
-    # CREDIT_METHODS.md 10.2: H_bar = 1.0, H = [0.5, 1.2, 3.0], p = 0.1.
+    # EPO's released code (docs/methods.md#epo-entropy-smoothing):
+    # H_bar = 1.0, H = [0.5, 1.2, 3.0], p = 0.1.
     entropy = torch.tensor([[0.5, 1.2, 3.0]])
     value = epo_smoothing(
         entropy,
@@ -102,7 +103,8 @@ def test_epo_weight_schedule():
 
 @pytest.mark.parametrize("gate", ["action", "response"])
 def test_llds_worked_example(gate):
-    # CREDIT_METHODS.md 10.3: both gates give 0.2 * (0.2 + 0.4) / 4 = 0.03.
+    # LLDS (docs/methods.md#llds-likelihood-preservation): both gates give
+    # 0.2 * (0.2 + 0.4) / 4 = 0.03.
     old = torch.tensor([[-1.0, -2.0, -0.5, -0.3]])
     new = torch.tensor([[-1.2, -1.9, -0.9, -0.3]], requires_grad=True)
     loss = llds_penalty(old, new, torch.ones(1, 4), torch.ones(1, 4), coef=0.2, gate=gate)

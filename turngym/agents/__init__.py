@@ -64,33 +64,58 @@ def _replay(arg: str | None, *, seed: int) -> ReplayAgent:
     return ReplayAgent(arg)
 
 
+def _hf_options(kind: str, query: str) -> dict:
+    """Generation overrides from an ``hf:``/``tiny:`` spec query (``?temperature=0&...``)."""
+    from turngym.agents.openai_spec import bool_option, optional_int, query_options
+
+    def actions(text: str) -> tuple[str, ...] | None:
+        return None if text.lower() in {"none", "free"} else tuple(text.split(","))
+
+    table = {"temperature": float, "top_p": float, "max_new_tokens": int, "stop": str,
+             "response_prefix": str, "response_suffix": str, "history": optional_int,
+             "include_instructions": bool_option, "share_prefix": bool_option,
+             "allowed_actions": actions, "device": str}  # fmt: skip
+    options = query_options(kind, query, table)
+    if "stop" in options:
+        options["stop"] = tuple(options["stop"])
+    return options
+
+
 def _hf(arg: str | None, *, seed: int) -> Agent:
     if not arg:
         raise ValueError("hf needs a model: use 'hf:path/to/model' (a local dir or hub name).")
     from turngym.agents.hf import HFAgent  # torch and transformers: the `train` extra
 
-    return HFAgent.from_pretrained(arg, seed=seed)
+    path, _, query = arg.partition("?")
+    # A checkpoint written by `turngym train` carries its recipe; the query overrides it.
+    try:
+        return HFAgent.from_pretrained(path, seed=seed, **_hf_options("hf", query))
+    except OSError as err:  # transformers' "not a local folder and not on the hub" message
+        raise ValueError(
+            f"hf:{path}: no model there: not a local model directory, and not in the local "
+            "Hugging Face cache (turngym never downloads); pass the directory of a saved "
+            "model, e.g. the checkpoint/ folder of a `turngym train` run"
+        ) from err
 
 
 def _tiny(arg: str | None, *, seed: int) -> Agent:
     if not arg:
         raise ValueError("tiny needs an env: use 'tiny:frozenlake' or 'tiny:turngym/Sokoban-v0'.")
+    import os
+
     from turngym.agents.hf import HFAgent  # torch and transformers: the `train` extra
     from turngym.agents.tiny import build_tiny
 
-    model, tokenizer = build_tiny(arg, seed=seed)
+    source, _, query = arg.partition("?")
+    options = _hf_options("tiny", query)
+    if os.path.isdir(source):  # a trained tiny model (a `turngym train` checkpoint)
+        return HFAgent.from_pretrained(source, seed=seed, **options)
+    model, tokenizer = build_tiny(source, seed=seed)
     # The prefix opens the action tag so that even an untrained model answers in the grammar;
     # a Llama attends to every earlier token, so the shared instructions are encoded once.
-    return HFAgent(
-        model,
-        tokenizer,
-        response_prefix="<action>",
-        stop=("</action>",),
-        max_new_tokens=8,
-        history=0,
-        seed=seed,
-        share_prefix=True,
-    )
+    defaults = dict(response_prefix="<action>", stop=("</action>",), max_new_tokens=8,
+                    history=0, share_prefix=True)  # fmt: skip
+    return HFAgent(model, tokenizer, seed=seed, **{**defaults, **options})
 
 
 def _openai(arg: str | None, *, seed: int) -> Agent:

@@ -1,4 +1,4 @@
-"""The agent protocol: batched, with an async twin (DESIGN.md section 5).
+"""The agent protocol: batched, with an async twin (docs/design.md#agents).
 
 The rollout engine hands an agent the :class:`~turngym.types.Conversation` of every live
 episode at once, so a local model can generate for the whole batch in one call. Agents own

@@ -1,4 +1,4 @@
-"""A policy agent for any transformers causal language model (DESIGN.md section 5, ``hf:``).
+"""A policy agent for any transformers causal language model (docs/design.md#agents).
 
 :class:`HFAgent` answers the whole batch of live conversations with ONE batched generation:
 prompts are left-padded, then a manual sampling loop runs the model once over the prompts and
@@ -12,6 +12,20 @@ distribution BEFORE nucleus (top-p) truncation, which is what a trainer recomput
 model (vLLM's default "raw" logprobs differ from this only by the temperature). At
 ``temperature=0`` (greedy) they are ``log_softmax(logits)``.
 
+Restricted decoding (``allowed_actions``, opt-in): the completion is exactly one token, drawn
+from the tokens of the allowed actions (each must be a single token for the tokenizer, as
+FrozenLake's, Sokoban's or Maze's moves are for the tiny tokenizer); logits outside that set
+are masked before sampling and the recorded logprobs are those of the restricted
+distribution. It is meant for tiny models trained from scratch, whose budget would otherwise
+go on learning the action grammar (a trainer then scores tokens under the same restriction,
+:func:`turngym.trainers.policy.sequence_token_logprobs`).
+
+A *recipe* is everything besides the weights that decides what the agent does: prompt
+(history window, instructions), response prefix and suffix, generation settings and the
+decoding restriction. :meth:`HFAgent.save_recipe` writes it next to a checkpoint
+(:data:`RECIPE_FILE`) and :meth:`HFAgent.from_pretrained` reads it back, so a checkpoint
+evaluated later behaves as it did in the run that wrote it.
+
 Example:
     >>> from turngym.agents.tiny import build_tiny
     >>> from turngym.types import Conversation
@@ -24,6 +38,8 @@ Example:
 
 from __future__ import annotations
 
+import inspect
+import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +50,24 @@ import torch
 from turngym.agents.base import ActionResult, BaseAgent, prompt_messages
 from turngym.types import Conversation, TokenTrace
 
-__all__ = ["HFAgent"]
+__all__ = [
+    "HFAgent",
+    "RECIPE_FILE",
+    "RECIPE_KEYS",
+    "action_token_ids",
+    "cache_argument",
+    "load_recipe",
+]
+
+RECIPE_FILE = "turngym_agent.json"
+"""File name of the agent recipe saved next to a checkpoint's weights."""
+
+RECIPE_KEYS: tuple[str, ...] = (
+    "temperature", "top_p", "max_new_tokens", "stop", "response_prefix", "response_suffix",
+    "history", "include_instructions", "share_prefix", "allowed_actions",
+)  # fmt: skip
+"""The :class:`HFAgent` settings a recipe holds (every constructor option but the model,
+tokenizer, seed and device)."""
 
 # Below this many shared tokens the extra forward pass of prefix sharing costs more than it saves.
 _MIN_SHARED_TOKENS = 16
@@ -78,6 +111,40 @@ def _nucleus_probs(logprobs: torch.Tensor, top_p: float) -> torch.Tensor:
     return probs * keep
 
 
+def cache_argument(model: Any) -> str:
+    """Name under which ``model.forward`` takes its key/value cache.
+
+    transformers 5 renamed ``past_key_values`` to ``cache`` (the old name still works but warns
+    on every call); earlier releases only know ``past_key_values``. Asking the forward's
+    signature which one it takes passes the cache the way the installed model expects it.
+    """
+    parameters = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
+def action_token_ids(tokenizer: Any, actions: Iterable[str]) -> list[int]:
+    """Sorted token ids of one-token ``actions`` (restricted decoding, module docstring).
+
+    Each action is tokenized on its own without special tokens, as a model would generate it
+    right after a response prefix.
+
+    Raises:
+        ValueError: No actions, or an action that is not exactly one token.
+    """
+    ids: set[int] = set()
+    for action in actions:
+        tokens = list(tokenizer(action, add_special_tokens=False)["input_ids"])
+        if len(tokens) != 1:
+            raise ValueError(
+                f"Restricted decoding needs one-token actions, but {action!r} is {len(tokens)} "
+                "tokens for this tokenizer; use free decoding for this env."
+            )
+        ids.add(int(tokens[0]))
+    if not ids:
+        raise ValueError("Restricted decoding needs at least one allowed action.")
+    return sorted(ids)
+
+
 class HFAgent(BaseAgent):
     r"""Generates actions with a transformers causal LM, one batched generation per call.
 
@@ -104,6 +171,9 @@ class HFAgent(BaseAgent):
             Only for models whose every layer attends to all earlier tokens (Llama, Qwen2
             without sliding window, ...): rows are padded between the shared prefix and their
             own suffix, which sliding-window and recurrent layers would not ignore.
+        allowed_actions: Generate exactly one of these action texts, each a single token,
+            e.g. ``("up", "down", "left", "right")`` after the response prefix ``<action>``
+            (module docstring). ``None``: no restriction.
 
     Raises:
         ValueError: A sampling parameter is out of range.
@@ -125,6 +195,7 @@ class HFAgent(BaseAgent):
         seed: int = 0,
         device: str | torch.device | None = None,
         share_prefix: bool = False,
+        allowed_actions: Sequence[str] | None = None,
     ) -> None:
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0 (0 is greedy), got {temperature}")
@@ -136,6 +207,10 @@ class HFAgent(BaseAgent):
             raise ValueError(f"history must be None (all turns) or >= 0, got {history}")
         if isinstance(stop, str):
             raise ValueError(f"stop must be a sequence of strings, e.g. ({stop!r},)")
+        if isinstance(allowed_actions, str):
+            raise ValueError(
+                f"allowed_actions must be a sequence of strings, e.g. ({allowed_actions!r},)"
+            )
         if device is not None:
             model = model.to(device)
         self.model = model
@@ -156,25 +231,56 @@ class HFAgent(BaseAgent):
         # Pads are masked out, so any id works; tokenizers without a pad token use eos.
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else min(self.eos_ids, default=0))
+        self.allowed_actions = None if allowed_actions is None else tuple(allowed_actions)
+        self.allowed_ids: list[int] | None = None
+        self._logit_mask: torch.Tensor | None = None
+        if self.allowed_actions is not None:
+            self.allowed_ids = action_token_ids(tokenizer, self.allowed_actions)
+        self._cache_name = cache_argument(model)
 
     @classmethod
     def from_pretrained(cls, path: str, *, local_files_only: bool = True, **kwargs: Any) -> HFAgent:
-        """Load a model and tokenizer with ``AutoModelForCausalLM``/``AutoTokenizer``.
+        """Load a model, its tokenizer and, when saved with it, its recipe.
 
         Args:
-            path: A local directory (``save_pretrained`` output) or a hub name.
-            local_files_only: Only read local files and the local hub cache (the default,
-                DESIGN.md section 5: no downloads at run time); pass ``False`` to allow them.
-            **kwargs: Keyword arguments of :class:`HFAgent` (``temperature``, ``device``...).
+            path: A local directory (``save_pretrained`` output, e.g. a turngym checkpoint) or
+                a hub name.
+            local_files_only: Only read local files and the local hub cache (the default: no
+                downloads at run time); pass ``False`` to allow them.
+            **kwargs: Keyword arguments of :class:`HFAgent` (``temperature``, ``device``...);
+                they override the saved recipe.
 
         Returns:
             The agent.
+
+        Raises:
+            FileNotFoundError: ``path`` is neither a directory nor (with ``local_files_only``)
+                a model in the local cache.
         """
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        if local_files_only and not os.path.isdir(path) and not _in_hub_cache(path):
+            raise FileNotFoundError(
+                f"No model at {path!r}: give the directory of a saved model or checkpoint "
+                "(e.g. runs/train/checkpoint)."
+            )
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_files_only)
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=local_files_only)
-        return cls(model, tokenizer, **kwargs)
+        return cls(model, tokenizer, **{**load_recipe(path), **kwargs})
+
+    def recipe(self) -> dict[str, Any]:
+        """The settings of :data:`RECIPE_KEYS` as JSON-able values."""
+        values = {key: getattr(self, key) for key in RECIPE_KEYS}
+        values["stop"] = list(self.stop)
+        if self.allowed_actions is not None:
+            values["allowed_actions"] = list(self.allowed_actions)
+        return values
+
+    def save_recipe(self, directory: str | os.PathLike[str]) -> None:
+        """Write :meth:`recipe` to ``directory/`` :data:`RECIPE_FILE`."""
+        path = os.path.join(directory, RECIPE_FILE)
+        with open(path, "w") as fh:
+            json.dump(self.recipe(), fh, indent=2)
 
     # --- Prompts ---------------------------------------------------------------------------
     def messages(self, conversation: Conversation) -> list[dict[str, str]]:
@@ -257,9 +363,9 @@ class HFAgent(BaseAgent):
             input_ids=ids,
             attention_mask=mask,
             position_ids=positions,
-            past_key_values=past,
             use_cache=True,
             logits_to_keep=1,  # only the last position's logits are needed
+            **{self._cache_name: past},
         )
 
     def _shared_length(self, prompts: Sequence[Sequence[int]]) -> int:
@@ -270,23 +376,32 @@ class HFAgent(BaseAgent):
         shared = min(shared, min(len(p) for p in prompts) - 1)  # every row keeps a suffix
         return shared if shared >= _MIN_SHARED_TOKENS else 0
 
-    def _prefill(self, prompts: Sequence[Sequence[int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
-        """Run the prompts; return the model output, attention mask and position ids."""
+    def _new_cache(self) -> Any:
+        from transformers import DynamicCache
+
+        # Our own cache object, filled in place by the forward: the output's copy of it would
+        # have to be read under a name that differs between transformers releases.
+        return DynamicCache(config=self.model.config)
+
+    def _prefill(
+        self, prompts: Sequence[Sequence[int]]
+    ) -> tuple[Any, torch.Tensor, torch.Tensor, Any]:
+        """Run the prompts; return the output, attention mask, position ids and the cache."""
         shared = self._shared_length(prompts)
+        cache = self._new_cache()
         if not shared:
             ids, mask, positions = self._left_pad(prompts)
-            return self._forward(ids, mask, positions, None), mask, positions
+            return self._forward(ids, mask, positions, cache), mask, positions, cache
         prefix = torch.tensor([list(prompts[0][:shared])], dtype=torch.long, device=self.device)
         prefix_positions = torch.arange(shared, device=self.device)[None, :]
-        out = self._forward(prefix, torch.ones_like(prefix), prefix_positions, None)
-        past = out.past_key_values
-        past.batch_repeat_interleave(len(prompts))
+        self._forward(prefix, torch.ones_like(prefix), prefix_positions, cache)
+        cache.batch_repeat_interleave(len(prompts))
         # Rows are [shared prefix | pads | own suffix]; the mask hides the pads and the
         # positions continue from the prefix, so every row computes what it would alone.
         ids, suffix_mask, suffix_positions = self._left_pad([p[shared:] for p in prompts])
         mask = torch.cat([suffix_mask.new_ones((len(prompts), shared)), suffix_mask], dim=1)
         positions = suffix_positions + shared
-        return self._forward(ids, mask, positions, past), mask, positions
+        return self._forward(ids, mask, positions, cache), mask, positions, cache
 
     @torch.inference_mode()
     def _generate(self, prompts: Sequence[Sequence[int]]) -> list[_Row]:
@@ -302,23 +417,35 @@ class HFAgent(BaseAgent):
             self.model.train(was_training)
 
     def _sample_loop(self, prompts: Sequence[Sequence[int]]) -> list[_Row]:
-        out, mask, positions = self._prefill(prompts)
+        out, mask, positions, cache = self._prefill(prompts)
         rows = [_Row() for _ in prompts]
-        for step in range(1, self.max_new_tokens + 1):
+        # A restricted completion is one action token (module docstring).
+        budget = 1 if self.allowed_ids is not None else self.max_new_tokens
+        for step in range(1, budget + 1):
             tokens, logprobs = self._sample(out.logits[:, -1, :])
             live = self._record(rows, tokens.tolist(), logprobs.tolist())
-            if not live or step == self.max_new_tokens:
+            if not live or step == budget:
                 break
             # Finished rows keep being fed (their tokens are ignored) so the cache stays
             # rectangular; the loop ends as soon as every row is done.
             mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
             positions = positions[:, -1:] + 1
-            out = self._forward(tokens[:, None], mask, positions, out.past_key_values)
+            out = self._forward(tokens[:, None], mask, positions, cache)
         return rows
+
+    def _restrict(self, logits: torch.Tensor) -> torch.Tensor:
+        """Mask logits outside the allowed tokens (``allowed_actions``) with -inf."""
+        if self.allowed_ids is None:
+            return logits
+        if self._logit_mask is None or self._logit_mask.shape[-1] != logits.shape[-1]:
+            mask = torch.ones(logits.shape[-1], dtype=torch.bool, device=logits.device)
+            mask[torch.tensor(self.allowed_ids, device=logits.device)] = False
+            self._logit_mask = mask
+        return logits.masked_fill(self._logit_mask, float("-inf"))
 
     def _sample(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Pick the next token of every row; return it with its logprob (module docstring)."""
-        logits = logits.float()
+        logits = self._restrict(logits.float())
         if self.temperature == 0.0:
             logprobs = torch.log_softmax(logits, dim=-1)
             tokens = logits.argmax(dim=-1)
@@ -345,3 +472,35 @@ class HFAgent(BaseAgent):
                     row.text, row.done = text[:cut], True
             live = live or not row.done
         return live
+
+
+def load_recipe(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The recipe saved in ``path`` (:data:`RECIPE_FILE`), or ``{}`` when there is none.
+
+    Raises:
+        ValueError: The file holds keys that are not :data:`RECIPE_KEYS`.
+    """
+    file = os.path.join(path, RECIPE_FILE)
+    if not os.path.isfile(file):
+        return {}
+    with open(file) as fh:
+        recipe = json.load(fh)
+    unknown = sorted(set(recipe) - set(RECIPE_KEYS))
+    if unknown:
+        raise ValueError(f"{file}: unknown recipe keys {unknown}; known: {list(RECIPE_KEYS)}")
+    if "stop" in recipe:
+        recipe["stop"] = tuple(recipe["stop"])
+    return recipe
+
+
+def _in_hub_cache(name: str) -> bool:
+    """Whether a hub model name is already in the local Hugging Face cache."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - transformers depends on huggingface_hub
+        return False
+    try:
+        found = try_to_load_from_cache(name, "config.json")
+    except ValueError:  # not a valid hub name (e.g. a filesystem path): not in the cache
+        return False
+    return isinstance(found, str)

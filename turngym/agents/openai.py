@@ -1,4 +1,4 @@
-"""An agent for any OpenAI-compatible chat-completions server (DESIGN.md section 5, ``openai:``).
+"""An agent for any OpenAI-compatible chat-completions server (docs/design.md#agents).
 
 :class:`OpenAIAgent` sends one ``POST <base url>/chat/completions`` per conversation, all of a
 batch concurrently (at most ``max_concurrency`` in flight per agent), over ``httpx``. It works

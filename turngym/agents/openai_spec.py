@@ -18,13 +18,14 @@ from urllib.parse import parse_qsl
 
 from turngym.evals.results import redact
 
-__all__ = ["DEFAULT_BASE_URL", "parse_spec"]
+__all__ = ["DEFAULT_BASE_URL", "parse_spec", "query_options", "bool_option", "optional_int"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 """Base URL of a spec string without ``@<base url>``."""
 
 
-def _bool(value: str) -> bool:
+def bool_option(value: str) -> bool:
+    """``true/false``, ``1/0``, ``yes/no``, ``on/off`` (spec query values)."""
     lowered = value.lower()
     if lowered in {"1", "true", "yes", "on"}:
         return True
@@ -33,22 +34,23 @@ def _bool(value: str) -> bool:
     raise ValueError("expected true or false")
 
 
-def _optional_int(value: str) -> int | None:
+def optional_int(value: str) -> int | None:
+    """An int, or ``none``/``null`` for ``None`` (spec query values)."""
     return None if value.lower() in {"none", "null"} else int(value)
 
 
 _SPEC_OPTIONS: dict[str, Any] = {
     "temperature": float,
     "top_p": float,
-    "max_tokens": _optional_int,
-    "seed": _optional_int,
-    "history": _optional_int,
-    "include_instructions": _bool,
+    "max_tokens": optional_int,
+    "seed": optional_int,
+    "history": optional_int,
+    "include_instructions": bool_option,
     "max_concurrency": int,
     "max_retries": int,
     "backoff": float,
     "timeout": float,
-    "logprobs": _bool,
+    "logprobs": bool_option,
     "api_key_env": str,
     "stop": str,  # may repeat: ?stop=a&stop=b
 }
@@ -89,23 +91,42 @@ def parse_spec(arg: str) -> dict[str, Any]:
     if not model:
         raise ValueError(f"openai spec {redact(arg)!r} names no model; use 'openai:<model>@<url>'.")
     url, _, query = url.partition("?")
-    out: dict[str, Any] = {"model": model, "base_url": url}
-    for key, value in parse_qsl(query, keep_blank_values=True):
+    for key, _ in parse_qsl(query, keep_blank_values=True):
         if key in {"api_key", "key", "token"}:
             raise ValueError(
                 "Do not put API keys in agent specs (they are written to results files); "
                 "set OPENAI_API_KEY, or name another variable with '?api_key_env=NAME'."
             )
-        if key not in _SPEC_OPTIONS:
-            close = difflib.get_close_matches(key, list(_SPEC_OPTIONS), n=1)
+    return {"model": model, "base_url": url, **query_options("openai", query, _SPEC_OPTIONS)}
+
+
+def query_options(kind: str, query: str, table: dict[str, Any]) -> dict[str, Any]:
+    """Parse the query string of an agent spec (``?temperature=0&stop=a&stop=b``).
+
+    Args:
+        kind: The agent kind, for messages (``"openai"``, ``"hf"``).
+        query: The text after ``?``.
+        table: Option name -> converter from text; ``stop`` may repeat and becomes a list.
+
+    Raises:
+        ValueError: An unknown option (with a suggestion) or a value its converter refuses.
+
+    Example:
+        >>> query_options("hf", "temperature=0&stop=a&stop=b", {"temperature": float, "stop": str})
+        {'temperature': 0.0, 'stop': ['a', 'b']}
+    """
+    out: dict[str, Any] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key not in table:
+            close = difflib.get_close_matches(key, list(table), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ValueError(
-                f"Unknown openai spec option {key!r}.{hint} Options: {', '.join(_SPEC_OPTIONS)}."
+                f"Unknown {kind} spec option {key!r}.{hint} Options: {', '.join(table)}."
             )
         try:
-            parsed = _SPEC_OPTIONS[key](value)
+            parsed = table[key](value)
         except ValueError as err:
-            raise ValueError(f"openai spec option {key}={value!r}: {err}") from None
+            raise ValueError(f"{kind} spec option {key}={value!r}: {err}") from None
         if key == "stop":
             out.setdefault("stop", []).append(parsed)
         else:

@@ -1,7 +1,7 @@
 """Scripted opponents for multi-agent games: minimax for board games, a negotiator for bargaining.
 
-ENVIRONMENTS.md section 5.5 asks for "scripted opponents of graded strength (random, greedy,
-depth-k minimax)"; these are the fixed opponents a policy trains against
+Opponents of graded strength (random, depth-k minimax, a negotiator;
+docs/environments.md#multi-agent-games) are the fixed opponents a policy trains against
 (``collect(env, {"player_0": policy, "player_1": MinimaxAgent()}, ...)``) and the anchors of
 the multi-agent benchmark tables. Both are env-aware reference agents: the rollout engine
 hands them a :class:`~turngym.envs.multiagent.base.SeatEnv`, the view of their own seat

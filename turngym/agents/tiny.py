@@ -1,7 +1,7 @@
 r"""Tiny randomly initialised language models for tests and CPU benchmarks, fully offline.
 
 :func:`build_tiny` returns a small ``LlamaForCausalLM`` and a word-level tokenizer whose
-vocabulary is every token an env's texts use (DESIGN.md section 5, agent ``tiny:<family>``).
+vocabulary is every token an env's texts use (agent ``tiny:<family>``, docs/design.md#agents).
 Nothing is downloaded: the tokenizer is built with the ``tokenizers`` library from words
 collected by playing random episodes (:func:`env_vocabulary`), and the weights are drawn from
 a local ``torch.Generator``.

@@ -1,7 +1,8 @@
 """Built-in environments: a flat list of ``gymnasium.register`` calls.
 
 Entry points are strings, so importing :mod:`turngym` registers every env without importing
-any env module (DESIGN.md section 3). Bump ``-vN`` whenever a change could move a score.
+any env module (docs/design.md#the-environment-contract). Bump ``-vN`` whenever a change
+could move a score.
 Third-party envs come from the ``turngym.envs`` entry-point group (see
 :func:`turngym.registry.load_env_plugins`).
 """
@@ -12,7 +13,7 @@ import gymnasium
 
 __all__: list[str] = []
 
-# --- Games (ENVIRONMENTS.md section 5) ---
+# --- Games (docs/environments.md#games) ---
 gymnasium.register(
     id="turngym/Sokoban-v0",
     entry_point="turngym.envs.games.sokoban:Sokoban",
@@ -109,6 +110,11 @@ gymnasium.register(
     entry_point="turngym.envs.dialogue.try_again:TryAgain",
     max_episode_steps=15,
 )
+gymnasium.register(
+    id="turngym/EmotionalSupport-v0",
+    entry_point="turngym.envs.dialogue.emotional_support:EmotionalSupport",
+    max_episode_steps=12,
+)
 
 # --- Kernel (issue 8) ---
 gymnasium.register(
@@ -116,6 +122,49 @@ gymnasium.register(
     entry_point="turngym.envs.kernel.env:KernelGen",
     max_episode_steps=3,
 )
+
+# --- Long-horizon quest (issue 20): planned quests take 100-300 turns ---
+gymnasium.register(
+    id="turngym/Expedition-v0",
+    entry_point="turngym.envs.games.expedition:Expedition",
+    max_episode_steps=400,
+)
+
+# --- GUI navigation (issue 20) ---
+gymnasium.register(
+    id="turngym/GUINav-v0",
+    entry_point="turngym.envs.gui.env:GUINav",
+    max_episode_steps=50,
+)
+
+# --- Composed tasks (issue 20): N sub-tasks in one episode; max_episode_steps = sum of budgets ---
+gymnasium.register(
+    id="turngym/ComposedSearchQA-v0",
+    entry_point="turngym.envs.compose:Composed",
+    max_episode_steps=24,
+    kwargs={"envs": ["turngym/SearchQA-v0"] * 3, "mode": "sequential"},
+)
+gymnasium.register(
+    id="turngym/ComposedGames-v0",
+    entry_point="turngym.envs.compose:Composed",
+    max_episode_steps=45,
+    kwargs={
+        "envs": ["turngym/Wordle-v0", "turngym/Countdown-v0", "turngym/FrozenLake-v0"],
+        "mode": "interleaved",
+    },
+)
+
+# --- Adapters (issue 20): registered only when their package is installed (found, not imported) ---
+import importlib.util  # noqa: E402
+
+if importlib.util.find_spec("textarena") is not None:
+    from turngym.envs.adapters.textarena import register_textarena_envs  # noqa: E402
+
+    register_textarena_envs()
+if importlib.util.find_spec("textworld") is not None:
+    from turngym.envs.adapters.textworld import register_textworld_envs  # noqa: E402
+
+    register_textworld_envs()
 
 # --- Multi-agent (issue 5) ---
 # PettingZoo AEC envs are not Gymnasium envs: they go to turngym's multi-agent registry
@@ -131,3 +180,7 @@ register_multiagent(
 register_multiagent(
     "turngym/DealOrNoDeal-v0", "turngym.envs.multiagent.bargaining:DealOrNoDeal", max_turns=40
 )
+if importlib.util.find_spec("textarena") is not None:  # issue 20: TextArena's 2-player games
+    from turngym.envs.adapters.textarena_multi import register_textarena_multiagent  # noqa: E402
+
+    register_textarena_multiagent()

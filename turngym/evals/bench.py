@@ -3,8 +3,13 @@
 Every (estimator, env, seed) run trains the same model recipe with the same budget in env
 steps (samples — the fair unit when estimators differ in cost per update), evaluating the
 policy on the test split along the way (the learning curve) and at the end (the final score,
-``episodes`` test tasks per seed). The scripted baselines (random, oracle) are evaluated on a
-suite covering every env family, so each number has a floor and a ceiling next to it.
+``episodes`` test tasks per seed). The scripted baselines (random, oracle) are evaluated on the
+bench's own envs (the floor and ceiling of the head-to-head table) and on a suite covering
+every env family.
+
+Two suites of settings (:data:`BENCH_SUITES`): ``quick`` (the default: ~6-10 minutes on 2 CPU
+cores) and ``horizon`` (a longer, sparser task where step-level credit should matter; 3
+seeds). Command-line options override a suite's settings.
 
 The bench directory holds ``train/<run>/`` (each trainer's checkpoints and metrics; a finished
 run leaves ``done.json`` and is not trained again when the bench is rerun),
@@ -14,9 +19,15 @@ curves), ``curves.png``, ``bench.md`` and ``report.html``. Unless told not to, t
 to the leaderboard.
 
 Reported per (estimator, env): the final score with its 95% interval (episodes pooled over
-seeds), the env steps at which the test curve first reaches ``threshold`` (median over the
-seeds that reach it, and how many do), and the area under the curve normalised by the span
-of env steps (the curve's average height, mean ± 95% t-interval over seeds).
+seeds), whether that interval lies above the random baseline's, the env steps at which the
+test curve first reaches ``threshold`` (median over the seeds that reach it, and how many do),
+and the area under the curve normalised by the span of env steps (the curve's average height,
+mean ± 95% t-interval over seeds).
+
+Determinism: the same command on the same machine gives the same tables (seeded tasks, model
+initialisation, sampling and minibatch order). Across machines or torch thread counts, float
+summation order in the matrix kernels differs, sampled actions can diverge, and the numbers
+move within their intervals.
 """
 
 from __future__ import annotations
@@ -27,13 +38,13 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from turngym.evals.report import write_outputs
+from turngym._cliargs import mapping_arg
+from turngym.evals.bench_jobs import run_jobs
+from turngym.evals.report import short_env_labels, write_outputs
 from turngym.evals.results import (
     EntryResult,
     RunResults,
@@ -42,18 +53,20 @@ from turngym.evals.results import (
     provenance,
     read_jsonl,
     summarize_episodes,
-    write_json_atomic,
 )
 from turngym.evals.stats import mean_interval
 from turngym.evals.suites import EvalEntry
 
-__all__ = ["BenchSpec", "BenchReport", "DEFAULT_RECIPE", "run_bench", "add_bench_arguments",
-           "bench_spec_from_args", "steps_to_threshold", "normalised_auc"]  # fmt: skip
+__all__ = ["BenchSpec", "BenchReport", "BENCH_SUITES", "DEFAULT_RECIPE", "run_bench",
+           "add_bench_arguments", "bench_spec_from_args", "bench_suite", "steps_to_threshold",
+           "normalised_auc", "describe_setup"]  # fmt: skip
 
 DEFAULT_RECIPE: dict[str, Any] = dict(
     tasks_per_iteration=8,
     group_size=8,
-    max_new_tokens=1,  # one token after "<action>": the format is learnable from a random init
+    max_new_tokens=1,  # one token after "<action>": the move
+    decoding="actions",  # ... drawn from the env's moves: the untrained policy is a random valid
+    # mover, so the whole budget goes on credit assignment, not on learning the grammar
     response_prefix="<action>",
     response_suffix="</action>",
     stop=(),
@@ -66,8 +79,7 @@ DEFAULT_RECIPE: dict[str, Any] = dict(
     minibatch_size=256,
     eval_temperature=1.0,  # the stochastic policy the estimators optimise
 )
-"""TrainConfig settings shared by every bench run (the tiny-model recipe of
-``benchmarks/learning_frozenlake.py``)."""
+"""TrainConfig settings shared by every bench run (the tiny-model recipe)."""
 
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {"grpo": {"score": "return"},
                                              "rloo": {"score": "return"}}  # fmt: skip
@@ -76,13 +88,26 @@ return, so the step penalty of the default env reaches them as it reaches GiGPO'
 discounted returns (the same learning signal for all three)."""
 
 
-def _default_envs() -> tuple[EvalEntry, ...]:
-    # A 3x3 lake with a step cost: small enough that the tiny model learns within the quick
-    # budget on 2 CPU cores. The untrained model succeeds ~10% of the time (most of its
-    # actions are malformed), a uniformly random valid mover ~40%, the oracle 100%.
+def _quick_envs() -> tuple[EvalEntry, ...]:
+    # A 3x3 lake with a step cost and 6 moves: small enough that the tiny model learns within
+    # the quick budget on 2 CPU cores. A uniformly random valid mover succeeds ~32% of the
+    # time, the oracle always (in 2 moves on average).
     return (EvalEntry("turngym/FrozenLake-v0",
                       options={"difficulty": {"size": 3, "step_penalty": -0.05}},
-                      episodes=100),)  # fmt: skip
+                      episodes=100, max_turns=6),)  # fmt: skip
+
+
+HORIZON_ENV = "turngym/FrozenLake-v0"
+HORIZON_OPTIONS: dict[str, Any] = {"difficulty": {"size": 4}}
+HORIZON_TURNS = 12
+"""The ``horizon`` suite's env: a 4x4 lake with the goal's reward only, 12 moves."""
+
+
+def _horizon_envs() -> tuple[EvalEntry, ...]:
+    # Longer episodes and a sparse signal, where step-level credit (GiGPO's anchor-state
+    # groups) should help most.
+    return (EvalEntry(HORIZON_ENV, options=HORIZON_OPTIONS, episodes=100,
+                      max_turns=HORIZON_TURNS),)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -101,29 +126,53 @@ class BenchSpec:
         recipe: TrainConfig settings for every run (:data:`DEFAULT_RECIPE`).
         params: Estimator name -> its parameters.
         baselines: Scripted agents evaluated on ``baseline_suite``.
-        baseline_suite: Suite for the baselines (``smoke`` covers every family).
+        baseline_suite: Suite for the baselines besides the bench's own envs (``smoke``
+            covers every family; ``None``: the bench's envs only).
         baseline_episodes: Episodes per env for the baselines (``None``: the suite's).
+        suite: Name of the bench suite these settings started from (for the report).
     """
 
     estimators: tuple[str, ...] = ("grpo", "rloo", "gigpo")
-    envs: tuple[EvalEntry, ...] = field(default_factory=_default_envs)
+    envs: tuple[EvalEntry, ...] = field(default_factory=_quick_envs)
     seeds: tuple[int, ...] = (0, 1)
     env_steps: int = 24_000
     eval_every: int = 4
     eval_tasks: int = 32
-    threshold: float = 0.3
+    threshold: float = 0.5
     metric: str = "success"
     recipe: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_RECIPE))
     params: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(DEFAULT_PARAMS))
     baselines: tuple[str, ...] = ("random", "oracle")
-    baseline_suite: str = "smoke"
+    baseline_suite: str | None = "smoke"
     baseline_episodes: int | None = 20
+    suite: str = "quick"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (recorded in the results' provenance)."""
         data = asdict(self)
         data["envs"] = [e.to_dict() for e in self.envs]
         return data
+
+
+BENCH_SUITES: dict[str, Callable[[], BenchSpec]] = {
+    "quick": BenchSpec,
+    "horizon": lambda: BenchSpec(envs=_horizon_envs(), seeds=(0, 1, 2), env_steps=40_000,
+                                 eval_every=8, threshold=0.5, params={}, suite="horizon"),
+}
+"""Named bench settings: ``quick`` (the default) and ``horizon``."""
+
+
+def bench_suite(name: str) -> BenchSpec:
+    """The settings of a named bench suite.
+
+    Raises:
+        turngym.registry.UnknownNameError: Unknown name (with suggestions).
+    """
+    from turngym.registry import UnknownNameError, unknown_name_message
+
+    if name not in BENCH_SUITES:
+        raise UnknownNameError(unknown_name_message("bench suite", name, list(BENCH_SUITES)))
+    return BENCH_SUITES[name]()
 
 
 @dataclass
@@ -170,95 +219,22 @@ def normalised_auc(curve: Sequence[tuple[float, float]]) -> float:
     return area / span if span > 0 else float(curve[-1][1])
 
 
-# --- One training run (runs in a worker process) ----------------------------------------------
-def _train_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Train one (estimator, env, seed), or load it when an earlier bench finished it."""
-    run_dir = Path(job["out_dir"])
-    done = run_dir / "done.json"
-    if done.exists():
-        return json.loads(done.read_text())
-    import torch
-
-    from turngym.rollout import collect
-    from turngym.trainers.config import TrainConfig
-    from turngym.trainers.trainer import Trainer
-
-    torch.set_num_threads(job["threads"])
-    started = time.monotonic()
-    config = TrainConfig(**job["config"])
-    trainer = Trainer(config)
-    metric = f"eval_{job['metric']}"
-    first = run_dir / "curve_start.json"
-    if not first.exists():  # the untrained policy is the curve's first point
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(first, {"env_steps": 0, "value": trainer.evaluate()[metric]})
-    trainer.train()
-    rows = [r for _, r in read_jsonl(run_dir / "metrics.jsonl") if metric in r]
-    start = json.loads(first.read_text())
-    curve = [(0, start["value"])] + [(r["env_steps"], r[metric]) for r in rows]
-    seeds = [job["seed"] * job["episodes"] + i for i in range(job["episodes"])]
-    trainer.eval_agent.reseed(job["seed"])
-    records: list[dict[str, Any]] = []
-
-    def record(ep: Any) -> None:
-        key = f"{job['entry']}|{job['agent']}|{job['seed']}|{ep.seed}"
-        records.append({"key": key, "entry": job["entry"], "agent": job["agent"],
-                        "run_seed": job["seed"], **ep.to_dict()})  # fmt: skip
-
-    collect(config.env, trainer.eval_agent, seeds, 1, split="test", options=config.env_options,
-            max_turns=config.max_turns, on_episode=record)  # fmt: skip
-    result = {"curve": curve, "episodes": records, "env_steps": trainer.env_steps,
-              "elapsed_s": time.monotonic() - started}  # fmt: skip
-    write_json_atomic(done, result)
-    return result
-
-
 # --- The bench ----------------------------------------------------------------------------------
 def _run_name(estimator: str, entry: EvalEntry, ehash: str, seed: int) -> str:
     env = entry.env_id.split("/")[-1]
     return f"{estimator}__{env}-{ehash[:6]}__s{seed}"
 
 
-def run_bench(
-    spec: BenchSpec,
-    out: str | Path = "runs/bench",
-    *,
-    workers: int | None = None,
-    db: str | None = None,
-    submit: bool = True,
-    log: Callable[[str], None] | None = None,
-) -> BenchReport:
-    """Run (or finish) a bench and write its report; see the module docstring.
+def _threads(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // workers)
 
-    Everything is validated before training starts: estimator names and parameters, env ids
-    and options (a Trainer-style check), baseline agents.
 
-    Args:
-        spec: What to compare.
-        out: Bench directory.
-        workers: Training runs at once (default: 2, or 1 on a 1-core machine); torch threads
-            are split between them.
-        db: Leaderboard database (path or SQLAlchemy URL); default ``$TURNGYM_LEADERBOARD``
-            or ``leaderboard.db``.
-        submit: Whether to submit the results to the leaderboard.
-        log: Progress messages.
-    """
-    from turngym.evals.runner import EvalRequest, evaluate
-    from turngym.evals.suites import resolve_entries
+def _jobs(spec: BenchSpec, envs: list[dict], out: Path, workers: int) -> list[dict]:
+    """One training job per (env, estimator, seed)."""
     from turngym.trainers.config import TrainConfig
-    from turngym.trainers.credit import estimator_registry, resolve_estimator
-    from turngym.trainers.trainer import _CAPABILITIES
 
-    say = log or (lambda msg: None)
-    out = Path(out)
-    for name in spec.estimators:  # fail on a typo or a bad parameter before any training
-        estimator_registry.get(name)
-        resolve_estimator(name, spec.params.get(name, {}), _CAPABILITIES)
-    envs = [env_provenance(e.env_id, e.env_kwargs, e.options) for e in spec.envs]
-    cpus = os.cpu_count() or 1
-    workers = max(1, workers or min(2, cpus))
-    jobs = []
-    for entry, env in zip(spec.envs, envs, strict=True):
+    jobs: list[dict[str, Any]] = []
+    for index, (entry, env) in enumerate(zip(spec.envs, envs, strict=True)):
         for estimator in spec.estimators:
             for seed in spec.seeds:
                 run_dir = out / "train" / _run_name(estimator, entry, env["env_kwargs_hash"], seed)
@@ -271,57 +247,98 @@ def run_bench(
                     out_dir=str(run_dir),
                 )  # fmt: skip
                 jobs.append({"config": config.to_dict(), "out_dir": str(run_dir),
-                             "threads": max(1, cpus // workers), "metric": spec.metric,
+                             "threads": _threads(workers), "metric": spec.metric,
                              "seed": seed, "episodes": entry.episodes,
                              "entry": f"{entry.env_id}#{env['env_kwargs_hash']}",
                              "agent": f"train:{estimator}", "estimator": estimator,
-                             "env_index": len(jobs) // (len(spec.estimators) * len(spec.seeds))})
+                             "env_index": index})  # fmt: skip
+    return jobs
+
+
+def _validate(spec: BenchSpec) -> None:
+    """Fail on a typo or a bad parameter before any training."""
+    from turngym.trainers.config import TrainConfig
+    from turngym.trainers.credit import estimator_registry, resolve_estimator
+    from turngym.trainers.trainer import _CAPABILITIES
+
+    for name in spec.estimators:
+        estimator_registry.get(name)
+        resolve_estimator(name, spec.params.get(name, {}), _CAPABILITIES)
+    TrainConfig(**spec.recipe)  # recipe keys and values
+
+
+def run_bench(
+    spec: BenchSpec,
+    out: str | Path = "runs/bench",
+    *,
+    workers: int | None = None,
+    db: str | None = None,
+    submit: bool = True,
+    log: Callable[[str], None] | None = None,
+    progress: str = "auto",
+) -> BenchReport:
+    """Run (or finish) a bench and write its report; see the module docstring.
+
+    Everything is validated before training starts: estimator names and parameters, the
+    recipe, env ids and options, baseline agents.
+
+    Args:
+        spec: What to compare.
+        out: Bench directory.
+        workers: Training runs at once (default: 2, or 1 on a 1-core machine); torch threads
+            are split between them.
+        db: Leaderboard database (path or SQLAlchemy URL); default ``$TURNGYM_LEADERBOARD``
+            or ``leaderboard.db``.
+        submit: Whether to submit the results to the leaderboard.
+        log: Progress messages.
+        progress: How the runs' progress is shown (``TrainConfig.progress`` modes).
+    """
+    from turngym.evals.runner import EvalRequest, evaluate
+    from turngym.evals.suites import resolve_entries
+
+    say = log or (lambda msg: None)
+    out = Path(out)
+    _validate(spec)
+    envs = [env_provenance(e.env_id, e.env_kwargs, e.options, e.max_turns) for e in spec.envs]
+    workers = max(1, workers or min(2, os.cpu_count() or 1))
+    jobs = _jobs(spec, envs, out, workers)
     # Baselines on the bench's own envs (floor and ceiling of the head-to-head table) and on
     # a suite covering every env family.
     own = list(spec.envs)  # as many episodes as the trained policies get
-    suite = resolve_entries([spec.baseline_suite], spec.baseline_episodes)
+    names = [spec.baseline_suite] if spec.baseline_suite else []
+    suite = resolve_entries(names, spec.baseline_episodes)
     baseline_request = EvalRequest(
         tuple(own + [e for e in suite if e not in own]), spec.baselines, (0,), "test",
-        suites=(spec.baseline_suite,),
+        suites=tuple(names),
     ) if spec.baselines else None  # fmt: skip
 
     started = time.monotonic()
-    say(f"bench: {len(jobs)} training runs ({len(spec.estimators)} estimators x "
+    say(f"bench ({spec.suite}): {len(jobs)} training runs ({len(spec.estimators)} estimators x "
         f"{len(spec.envs)} envs x {len(spec.seeds)} seeds), {workers} at once, "
-        f"{spec.env_steps} env steps each -> {out}")  # fmt: skip
-    done = _run_jobs(jobs, workers, say)
+        f"{spec.env_steps:,} env steps each -> {out}")  # fmt: skip
+    done = run_jobs(jobs, workers, say, progress)
     baselines, baseline_dir = None, None
     if baseline_request is not None:
-        say(f"baselines {', '.join(spec.baselines)} on suite {spec.baseline_suite!r}")
+        say(f"baselines {', '.join(spec.baselines)} on the bench's envs"
+            + (f" and suite {spec.baseline_suite!r}" if spec.baseline_suite else ""))
         # Named by the request, so a bench rerun with other baselines starts a fresh eval.
         baseline_dir = out / f"baselines-{kwargs_hash(baseline_request.to_dict())}"
         baselines = evaluate(baseline_request, baseline_dir)
-    results = _bench_results(spec, envs, jobs, done, baselines, out)
+    results = _bench_results(spec, envs, jobs, done, baselines, workers)
     table = bench_table(spec, jobs, done, results)
-    write_outputs(spec, out, jobs, done, results, table, baseline_dir)
+    episodes = [ep for d in done for ep in d["episodes"]]
+    if baseline_dir is not None:
+        episodes += [r for _, r in read_jsonl(baseline_dir / "episodes.jsonl")]
+    write_outputs(out, results=results, table=table, setup=describe_setup(spec, workers),
+                  curves=_curves(spec, jobs, done, results), metric=spec.metric,
+                  threshold=spec.threshold, config=spec.to_dict(), episodes=episodes)  # fmt: skip
     say(f"bench finished in {time.monotonic() - started:.0f} s")
     submitted = _submit(out, db, say) if submit else None
     return BenchReport(out, results, table, submitted)
 
 
-def _run_jobs(jobs: list[dict], workers: int, say: Callable[[str], None]) -> list[dict]:
-    if workers == 1:
-        return [_announce(_train_job(j), j, say) for j in jobs]
-    # "spawn": torch's thread pools do not survive fork; each worker starts clean.
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_train_job, j) for j in jobs]
-        return [_announce(f.result(), j, say) for f, j in zip(futures, jobs, strict=True)]
-
-
-def _announce(result: dict, job: dict, say: Callable[[str], None]) -> dict:
-    final = result["curve"][-1][1]
-    say(f"  {Path(job['out_dir']).name}: {result['env_steps']} env steps, last curve point "
-        f"{final:.2f}, {result['elapsed_s']:.0f} s")  # fmt: skip
-    return result
-
-
 def _bench_results(spec: BenchSpec, envs: list[dict], jobs: list[dict], done: list[dict],
-                   baselines: RunResults | None, out: Path) -> RunResults:  # fmt: skip
+                   baselines: RunResults | None, workers: int) -> RunResults:  # fmt: skip
     from turngym.evals.plots import mean_curve
 
     entries = []
@@ -341,17 +358,43 @@ def _bench_results(spec: BenchSpec, envs: list[dict], jobs: list[dict], done: li
             ))  # fmt: skip
     if baselines is not None:
         entries += baselines.entries
-    return RunResults("bench", {**provenance(), "bench": spec.to_dict()}, entries)
+    # Torch threads per run and runs at once: what float summation order depends on.
+    threads = {"torch_threads_per_run": _threads(workers), "runs_at_once": workers}
+    return RunResults("bench", {**provenance(), **threads, "bench": spec.to_dict()}, entries)
+
+
+def _curves(spec: BenchSpec, jobs: list[dict], done: list[dict],
+            results: RunResults) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """``{entry key: {"label", "runs": {agent: [curve per seed]}, "levels": {baseline: v}}}``."""
+    labels = short_env_labels([e for e in results.entries if e.agent.startswith("train:")])
+    curves: dict[str, dict[str, Any]] = {}
+    for entry in results.entries:
+        if entry.key not in labels:
+            continue
+        panel = curves.setdefault(entry.key, {"label": labels[entry.key][0], "runs": {},
+                                              "levels": {}})  # fmt: skip
+        if entry.curve is None:  # a scripted baseline on the same env: a level line
+            panel["levels"][entry.agent] = entry.metrics[spec.metric].mean
+            continue
+        estimator = entry.agent.split(":", 1)[1]
+        panel["runs"][entry.agent] = [
+            d["curve"] for j, d in zip(jobs, done, strict=True)
+            if j["estimator"] == estimator and j["entry"] == entry.key
+        ]  # fmt: skip
+    return curves
 
 
 def bench_table(spec: BenchSpec, jobs: list[dict], done: list[dict], results: RunResults) -> str:
-    """The headline Markdown table: final score, steps-to-threshold and AUC per estimator."""
-    from turngym.evals.tables import entry_label
+    """The headline Markdown table: final score, the random floor, steps-to-threshold, AUC."""
+    from turngym.evals.stats import format_interval
 
-    lines = [f"| Estimator | Env | final {spec.metric} | ±95% CI | n | steps to "
-             f"{spec.threshold:g} (median; seeds reaching) | AUC (mean ± 95% CI over seeds) |",
-             "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
     trained = [e for e in results.entries if e.agent.startswith("train:")]
+    labels = short_env_labels(trained)
+    floors = {e.key: e.metrics[spec.metric] for e in results.entries
+              if e.agent == "random" and e.key in labels}  # fmt: skip
+    lines = [f"| Estimator | Env | final {spec.metric} | 95% CI | n | vs random | steps to "
+             f"{spec.threshold:g} (median; seeds reaching) | AUC (mean ± 95% CI over seeds) |",
+             "|---|---|---:|---:|---:|---|---:|---:|"]  # fmt: skip
     for entry in trained:
         estimator = entry.agent.split(":", 1)[1]
         mine = [d for j, d in zip(jobs, done, strict=True)
@@ -365,15 +408,58 @@ def bench_table(spec: BenchSpec, jobs: list[dict], done: list[dict], results: Ru
         std = statistics.stdev(aucs) if len(aucs) > 1 else 0.0
         low, high = mean_interval(auc_mean, std, len(aucs))
         m = entry.metrics[spec.metric]
-        lines.append(f"| {estimator} | {entry_label(entry)} | {m.mean:.3f} | {m.half_width:.3f} "
-                     f"| {m.n} | {steps} | {auc_mean:.3f} ± {(high - low) / 2:.3f} |")  # fmt: skip
-    bench_keys = {e.key for e in trained}
+        lines.append(f"| {estimator} | {labels[entry.key][0]} | {m.mean:.3f} | "
+                     f"{format_interval(m)} | {m.n} | {_versus(m, floors.get(entry.key))} | "
+                     f"{steps} | {auc_mean:.3f} ± {(high - low) / 2:.3f} |")  # fmt: skip
     for entry in results.entries:  # the scripted floor and ceiling on the same envs
-        if not entry.agent.startswith("train:") and entry.key in bench_keys:
+        if not entry.agent.startswith("train:") and entry.key in labels:
             m = entry.metrics[spec.metric]
-            lines.append(f"| *{entry.agent}* (baseline) | {entry_label(entry)} | {m.mean:.3f} "
-                         f"| {m.half_width:.3f} | {m.n} | — | — |")  # fmt: skip
-    return "\n".join(lines)
+            lines.append(f"| {entry.agent} (baseline) | {labels[entry.key][0]} | {m.mean:.3f} | "
+                         f"{format_interval(m)} | {m.n} | — | — | — |")  # fmt: skip
+    notes = [f"{marker} {text}" for marker, text in dict(labels.values()).items() if text]
+    return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def _versus(summary: Any, floor: Any) -> str:
+    """Where a trained policy's interval lies against the random baseline's."""
+    if floor is None:
+        return "—"
+    if summary.ci95[0] > floor.ci95[1]:
+        return "above"
+    if summary.ci95[1] < floor.ci95[0]:
+        return "below"
+    return "overlaps"
+
+
+def describe_setup(spec: BenchSpec, workers: int) -> list[str]:
+    """The knobs a reader needs to interpret the table (starting policy, decoding, budget)."""
+    from turngym.registry import make
+    from turngym.trainers.config import TrainConfig
+
+    cfg = TrainConfig(**spec.recipe)
+    model = "tiny Llama" if cfg.model == "tiny" else cfg.model
+    if cfg.model == "tiny":
+        model += f" (d={cfg.tiny_d_model}, {cfg.tiny_layers} layers), random init, no warm start"
+    if cfg.decoding == "actions":
+        moves = sorted({a for e in spec.envs
+                        for a in make(e.env_id).unwrapped.action_vocabulary()})  # fmt: skip
+        decoding = (f"restricted to the env's actions ({', '.join(moves)}): the untrained "
+                    "policy is a random valid mover")  # fmt: skip
+    else:
+        decoding = f"free (up to {cfg.max_new_tokens} tokens after {cfg.response_prefix!r})"
+    return [
+        f"Starting policy: {model}.",
+        f"Decoding: {decoding}.",
+        f"Sampling temperature {cfg.temperature:g} in training, {cfg.eval_temperature:g} in "
+        "evaluation (the stochastic policy the estimators optimise).",
+        f"Budget: {spec.env_steps:,} env steps per run; {cfg.tasks_per_iteration} tasks x "
+        f"G={cfg.group_size} per iteration, lr {cfg.learning_rate:g}, {cfg.ppo_epochs} PPO "
+        f"epochs, entropy bonus {cfg.entropy_coef:g}, invalid-action penalty "
+        f"{cfg.invalid_action_penalty:g}.",
+        f"Seeds {', '.join(map(str, spec.seeds))}; final score on "
+        f"{', '.join(str(e.episodes) for e in spec.envs)} test tasks per seed; "
+        f"{_threads(workers)} torch thread(s) per run, {workers} run(s) at once.",
+    ]
 
 
 def _submit(out: Path, db: str | None, say: Callable[[str], None]) -> str | None:
@@ -401,48 +487,74 @@ def _submit(out: Path, db: str | None, say: Callable[[str], None]) -> str | None
 
 # --- CLI ----------------------------------------------------------------------------------------
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of ``turngym bench`` (every one defaults to the quick bench)."""
-    d = BenchSpec()
-    p.add_argument("--estimators", nargs="+", default=list(d.estimators))
+    """Options of ``turngym bench`` (unset options keep the suite's settings)."""
+    p.add_argument("--suite", default="quick", choices=list(BENCH_SUITES),
+                   help="bench settings: quick (default, ~6-10 min on 2 cores) or horizon "
+                   "(a longer, sparser task; 3 seeds)")  # fmt: skip
+    p.add_argument("--estimators", nargs="+", default=None)
     p.add_argument("--envs", nargs="+", default=None,
-                   help="env ids (default: a 3x3 FrozenLake with a step cost)")
-    p.add_argument("--options", type=json.loads, default=None,
+                   help="env ids (default: the suite's env)")
+    p.add_argument("--options", type=mapping_arg, default=None,
                    help='reset options for --envs as JSON, e.g. \'{"level": 1}\'')
-    p.add_argument("--seeds", nargs="+", type=int, default=list(d.seeds))
-    p.add_argument("--env-steps", type=int, default=d.env_steps, help="budget per run")
-    p.add_argument("--eval-every", type=int, default=d.eval_every, help="iterations per point")
-    p.add_argument("--eval-tasks", type=int, default=d.eval_tasks, help="tasks per point")
+    p.add_argument("--seeds", nargs="+", type=int, default=None)
+    p.add_argument("--env-steps", type=int, default=None, help="budget per run")
+    p.add_argument("--eval-every", type=int, default=None, help="iterations per point")
+    p.add_argument("--eval-tasks", type=int, default=None, help="tasks per point")
     p.add_argument("--episodes", type=int, default=None, help="final test episodes per seed")
-    p.add_argument("--threshold", type=float, default=d.threshold)
-    p.add_argument("--recipe", type=json.loads, default=None,
+    p.add_argument("--threshold", type=float, default=None)
+    p.add_argument("--recipe", type=mapping_arg, default=None,
                    help="TrainConfig overrides as JSON, merged into the default recipe")
-    p.add_argument("--params", type=json.loads, default=None,
+    p.add_argument("--params", type=mapping_arg, default=None,
                    help='estimator parameters as JSON, e.g. \'{"gigpo": {"omega": 0.5}}\'')
-    p.add_argument("--baselines", nargs="*", default=list(d.baselines))
-    p.add_argument("--baseline-suite", default=d.baseline_suite)
+    p.add_argument("--baselines", nargs="*", default=None)
+    p.add_argument("--baseline-suite", default=None,
+                   help="suite for the baselines besides the bench's envs (default: smoke; "
+                   "none: only the bench's envs)")  # fmt: skip
     p.add_argument("--workers", type=int, default=None, help="training runs at once")
+    p.add_argument("--progress", default="auto", choices=["auto", "bar", "lines", "off"],
+                   help="live bars on a terminal (auto), one line per eval point, or nothing")
     p.add_argument("--out", type=Path, default=Path("runs/bench"))
     p.add_argument("--db", default=None, help="leaderboard (default $TURNGYM_LEADERBOARD or "
                    "leaderboard.db)")  # fmt: skip
     p.add_argument("--no-submit", action="store_true", help="do not submit to the leaderboard")
 
 
+_PER_RUN = ("env", "env_options", "estimator", "estimator_params", "seed", "iterations",
+            "max_env_steps", "eval_every", "eval_tasks", "max_turns", "checkpoint_every",
+            "out_dir")  # fmt: skip
+"""TrainConfig fields the bench sets for each run (its own options), not ``--recipe``."""
+
+
 def bench_spec_from_args(args: argparse.Namespace) -> BenchSpec:
-    """Build the spec from CLI options (unset options keep the quick defaults)."""
-    d = BenchSpec()
-    envs = d.envs
+    """Build the spec from CLI options: the suite's settings, then every option given.
+
+    Raises:
+        ValueError: ``--recipe`` sets a field the bench sets per run.
+    """
+    fixed = sorted(set(args.recipe or {}) & set(_PER_RUN))
+    if fixed:
+        raise ValueError(f"--recipe cannot set {', '.join(fixed)}: the bench sets them for each "
+                         "run; use --envs, --options, --estimators, --params, --seeds, "
+                         "--env-steps, --eval-every or --eval-tasks instead")  # fmt: skip
+    spec = bench_suite(args.suite)
+    envs = spec.envs
     if args.envs:
         episodes = args.episodes or 100
         envs = tuple(EvalEntry(e, options=args.options or {}, episodes=episodes)
                      for e in args.envs)  # fmt: skip
     elif args.episodes:
-        envs = tuple(EvalEntry(e.env_id, e.env_kwargs, e.options, args.episodes, e.max_turns)
-                     for e in envs)  # fmt: skip
-    return BenchSpec(
-        estimators=tuple(args.estimators), envs=envs, seeds=tuple(args.seeds),
-        env_steps=args.env_steps, eval_every=args.eval_every, eval_tasks=args.eval_tasks,
-        threshold=args.threshold, recipe={**d.recipe, **(args.recipe or {})},
-        params={**d.params, **(args.params or {})}, baselines=tuple(args.baselines),
-        baseline_suite=args.baseline_suite,
+        envs = tuple(replace(e, episodes=args.episodes) for e in envs)
+    given = {
+        "estimators": None if args.estimators is None else tuple(args.estimators),
+        "seeds": None if args.seeds is None else tuple(args.seeds),
+        "env_steps": args.env_steps, "eval_every": args.eval_every,
+        "eval_tasks": args.eval_tasks, "threshold": args.threshold,
+        "baselines": None if args.baselines is None else tuple(args.baselines),
+        "baseline_suite": args.baseline_suite,
+    }  # fmt: skip
+    spec = replace(
+        spec, envs=envs, recipe={**spec.recipe, **(args.recipe or {})},
+        params={**spec.params, **(args.params or {})},
+        **{k: v for k, v in given.items() if v is not None},
     )  # fmt: skip
-
+    return replace(spec, baseline_suite=None) if args.baseline_suite == "none" else spec

@@ -7,7 +7,9 @@ Each handler takes the parsed arguments and the output stream and returns the ex
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -31,6 +33,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--episodes", type=int, default=None, help="episodes per seed per env "
                    "(default: the suite's)")  # fmt: skip
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    p.add_argument("--options", type=json.loads, default=None,
+                   help='reset options for the env-id targets as JSON, e.g. '
+                   '\'{"difficulty": {"size": 3}}\' (suites keep their own)')  # fmt: skip
+    p.add_argument("--max-turns", type=int, default=None,
+                   help="turn cap for the env-id targets (default: the env's)")
     p.add_argument("--out", type=Path, default=None,
                    help="run directory (default: runs/eval/<hash of the request>)")
     p.add_argument("--max-concurrent", type=int, default=None, help="live episodes at once")
@@ -65,6 +72,11 @@ def _cmd_eval(args: argparse.Namespace, out: TextIO) -> int:
     from turngym.evals.tables import render, table_rows
 
     entries = resolve_entries(args.targets, episodes=args.episodes)
+    if args.options or args.max_turns:  # settings for env-id targets, not suite entries
+        ids = {t for t in args.targets if "/" in t}
+        entries = [replace(e, options=args.options or e.options,
+                           max_turns=args.max_turns or e.max_turns) if e.env_id in ids else e
+                   for e in entries]  # fmt: skip
     suites = tuple(t for t in args.targets if "/" not in t)
     request = EvalRequest(tuple(entries), tuple(args.agents), tuple(args.seeds), args.split,
                           suites=suites)  # fmt: skip
@@ -74,17 +86,23 @@ def _cmd_eval(args: argparse.Namespace, out: TextIO) -> int:
         results = evaluate(request, run_dir, max_concurrent=args.max_concurrent,
                            progress=args.progress, log=lambda m: print(m, file=out))  # fmt: skip
     except (OSError, RuntimeError) as err:
-        print(f"turngym eval: {type(err).__name__}: {err}\nFinished episodes are kept in "
-              f"{run_dir}; rerun the same command to resume.", file=sys.stderr)  # fmt: skip
+        kept = ""
+        if (run_dir / "episodes.jsonl").exists():  # only a run that started has episodes
+            kept = f"; finished episodes are kept in {run_dir}: rerun the same command to resume"
+        print(f"turngym eval: {type(err).__name__}: {str(err).rstrip('.')}{kept}",
+              file=sys.stderr)  # fmt: skip
         return 1
     print(render(table_rows([(run_dir.name, results)], args.metrics)), file=out)
     return 0
 
 
 def _cmd_table(args: argparse.Namespace, out: TextIO) -> int:
-    from turngym.evals.tables import load_tables, render, table_rows
+    from turngym.evals.tables import load_tables, missing_aggregate_note, render, table_rows
 
     rows = table_rows(load_tables(args.runs), args.metrics, aggregate=not args.no_aggregate)
+    note = None if args.no_aggregate else missing_aggregate_note(rows)
+    if note:
+        print(f"turngym table: {note}", file=sys.stderr)
     text = render(rows, args.format, args.digits)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -100,6 +118,7 @@ def _cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
 
     spec = bench_spec_from_args(args)
     report = run_bench(spec, args.out, workers=args.workers, db=args.db,
+                       submit=not args.no_submit, progress=args.progress,
                        log=lambda m: print(m, file=out, flush=True))  # fmt: skip
     print(report.summary(), file=out)
     return 0

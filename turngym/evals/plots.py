@@ -36,8 +36,12 @@ def plot_curves(
     *,
     metric: str = "success",
     threshold: float | None = None,
+    levels: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Path:
     """Draw ``{env label: {agent: [curve per seed]}}`` into one PNG with a panel per env.
+
+    ``levels`` (``{env label: {name: value}}``) are drawn as dashed horizontal lines, e.g. the
+    random and oracle baselines' scores on that env.
 
     Raises:
         ImportError: matplotlib is not installed (``pip install 'turngym[harness]'``).
@@ -60,6 +64,11 @@ def plot_curves(
             x, mean, low, high = mean_curve(seed_curves)
             (line,) = ax.plot(x, mean, marker="o", markersize=3, label=agent)
             ax.fill_between(x, low, high, alpha=0.2, color=line.get_color(), linewidth=0)
+        for name, value in sorted((levels or {}).get(env, {}).items()):
+            ax.axhline(value, color="black" if name == "oracle" else "dimgrey", linestyle="--",
+                       linewidth=1, alpha=0.7)  # fmt: skip
+            ax.annotate(f"{name} {value:.2f}", (0.01, value), xycoords=("axes fraction", "data"),
+                        fontsize=7, va="bottom", color="dimgrey")  # fmt: skip
         if threshold is not None:
             ax.axhline(threshold, color="grey", linestyle=":", linewidth=1, label="threshold")
         ax.set_title(env, fontsize=10)

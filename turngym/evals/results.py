@@ -1,6 +1,6 @@
 """The results files of a run directory: schema, provenance, loading and validation.
 
-A run directory (DESIGN.md section 7) holds:
+A run directory (docs/design.md#eval-runner) holds:
 
 * ``run.json`` — what was asked (entries, agents, seeds), written before the first episode;
   a rerun checks it to resume the same eval and refuses a different one.
@@ -129,6 +129,7 @@ class EntryResult:
         episodes_per_seed: N.
         metrics: Metric name -> summary over all episodes of the entry.
         curve: Learning curve points (bench runs only): ``{"env_steps": int, metric: value}``.
+        max_turns: Turn cap when it is not the env's own (``None``: the env's).
     """
 
     env_id: str
@@ -144,6 +145,7 @@ class EntryResult:
     episodes_per_seed: int
     metrics: dict[str, MetricSummary]
     curve: list[dict[str, float]] | None = None
+    max_turns: int | None = None
 
     @property
     def key(self) -> str:
@@ -152,7 +154,7 @@ class EntryResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        data = {
+        data: dict[str, Any] = {
             "env_id": self.env_id, "env_version": self.env_version, "env_kwargs": self.env_kwargs,
             "options": self.options, "env_kwargs_hash": self.env_kwargs_hash,
             "env_fingerprint": self.env_fingerprint, "split": self.split, "agent": self.agent,
@@ -162,6 +164,8 @@ class EntryResult:
         }  # fmt: skip
         if self.curve is not None:
             data["curve"] = self.curve
+        if self.max_turns is not None:
+            data["max_turns"] = self.max_turns
         return data
 
     @classmethod
@@ -176,7 +180,7 @@ class EntryResult:
             seeds=[int(s) for s in data["seeds"]],
             episodes_per_seed=int(data["episodes_per_seed"]),
             metrics={k: MetricSummary.from_dict(v) for k, v in data["metrics"].items()},
-            curve=data.get("curve"),
+            curve=data.get("curve"), max_turns=data.get("max_turns"),
         )  # fmt: skip
 
 
@@ -301,7 +305,18 @@ def provenance(command: Sequence[str] | None = None) -> dict[str, Any]:
         "platform": f"{platform.system()}-{platform.machine()}",
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": [redact(a) for a in (sys.argv if command is None else command)],
+        **_torch_threads(),
     }
+
+
+def _torch_threads() -> dict[str, int]:
+    """Torch's intra-op thread count, when torch is in use.
+
+    Float summation order depends on it, and so the last digits of a model's outputs and,
+    through them, what it samples.
+    """
+    torch = sys.modules.get("torch")
+    return {"torch_threads": int(torch.get_num_threads())} if torch is not None else {}
 
 
 def _git_state(root: Path) -> tuple[str | None, bool | None]:
@@ -330,9 +345,15 @@ def kwargs_hash(*parts: Mapping[str, Any]) -> str:
 
 
 def env_provenance(
-    env_id: str, env_kwargs: Mapping[str, Any], options: Mapping[str, Any]
+    env_id: str,
+    env_kwargs: Mapping[str, Any],
+    options: Mapping[str, Any],
+    max_turns: int | None = None,
 ) -> dict[str, Any]:
     """Env id, version, kwargs hash and a fingerprint of its first test tasks.
+
+    A turn cap other than the env's own (``max_turns``) changes what a score means, so it is
+    part of the hash (and recorded) when given.
 
     The fingerprint resets a fresh env on test seeds 0-2 and hashes the task ids: results made
     by a changed task generator carry a different fingerprint, which the leaderboard refuses
@@ -350,12 +371,14 @@ def env_provenance(
         spec = env.spec
     finally:
         env.close()
+    cap = {"max_turns": max_turns} if max_turns else {}
     return {
+        **cap,
         "env_id": env_id,
         "env_version": spec.version if spec is not None else None,
         "env_kwargs": dict(env_kwargs),
         "options": dict(options),
-        "env_kwargs_hash": kwargs_hash(env_kwargs, options),
+        "env_kwargs_hash": kwargs_hash(env_kwargs, options, *([cap] if cap else [])),
         "env_fingerprint": hashlib.sha256("|".join(ids).encode()).hexdigest()[:12],
     }
 

@@ -151,7 +151,8 @@ def evaluate(
     # One agent per spec (a model is loaded once); other seeds reseed it, or rebuild it when
     # it cannot be reseeded (cheap scripted agents).
     agents = {spec: make_agent(spec, seed=request.seeds[0]) for spec in request.agents}
-    envs = [env_provenance(e.env_id, e.env_kwargs, e.options) for e in request.entries]
+    envs = [env_provenance(e.env_id, e.env_kwargs, e.options, e.max_turns)
+            for e in request.entries]  # fmt: skip
     _claim(out, request)
     episodes_log = _EpisodeLog(out / "episodes.jsonl")
     try:

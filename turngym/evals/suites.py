@@ -78,13 +78,18 @@ def builtin_env_ids() -> list[str]:
     ids = []
     for name in env_registry.names():
         spec = gymnasium.spec(name)
-        if isinstance(spec.entry_point, str) and spec.entry_point.startswith("turngym.envs."):
+        # Adapted suites (textarena/..., textworld/...) live in turngym.envs.adapters but are
+        # not turngym's own envs: the namespace tells them apart.
+        own = name.startswith("turngym/") and isinstance(spec.entry_point, str)
+        if own and spec.entry_point.startswith("turngym.envs."):
             ids.append(name)
     return sorted(ids)
 
 
 def _levels(env_id: str) -> list[int]:
-    creator = gymnasium.envs.registration.load_env_creator(gymnasium.spec(env_id).entry_point)
+    entry = gymnasium.spec(env_id).entry_point
+    registration = gymnasium.envs.registration
+    creator = registration.load_env_creator(entry) if isinstance(entry, str) else entry
     return sorted(getattr(creator, "levels", {}) or {})
 
 

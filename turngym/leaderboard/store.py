@@ -1,9 +1,10 @@
 """The leaderboard store: finished runs' results in SQLite (default) or PostgreSQL.
 
-Rows come only from results files (``results.json`` and ``episodes.jsonl``; DESIGN.md
-section 8) and are never recomputed from anything else. A submission is refused, and nothing is
-written, when its results lack provenance, its name is taken, the same run is already on the
-board, or an env on the board changed under the same id (another version or task fingerprint).
+Rows come only from results files (``results.json`` and ``episodes.jsonl``;
+docs/design.md#leaderboard-and-ci-gate) and are never recomputed from anything else. A
+submission is refused, and nothing is written, when its results lack provenance, its name is
+taken, the same run is already on the board, or an env on the board changed under the same id
+(another version or task fingerprint).
 
 One SQLAlchemy Core code path serves both databases. Concurrent writers are safe: SQLite
 writes take the database lock at the start of the transaction (``BEGIN IMMEDIATE``) and wait for
@@ -223,11 +224,13 @@ class LeaderboardStore:
                                   "provenance and entries); nothing to do")  # fmt: skip
         new_envs = self._check_envs(conn, results, name)
         now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        sid = conn.execute(_submissions.insert().values(
+        key = conn.execute(_submissions.insert().values(
             name=name, kind=results.kind, submitted_at=now, run_hash=run_hash,
             turngym_version=str(prov.get("turngym_version")), git_sha=prov.get("git_sha"),
             provenance=prov, source=str(run_dir.resolve()),
-        )).inserted_primary_key[0]  # fmt: skip
+        )).inserted_primary_key  # fmt: skip
+        assert key is not None  # an insert into a table with a primary key
+        sid = key[0]
         if new_envs:
             conn.execute(_envs.insert(), new_envs)
         conn.execute(_entries.insert(), [{
@@ -395,7 +398,9 @@ class LeaderboardStore:
                                      *((None, x) for x in only_b)]:  # fmt: skip
                 ea = a.get((key, agent_a)) if agent_a else None
                 eb = b.get((key, agent_b)) if agent_b else None
-                row = {"env": (ea or eb)["env"], "entry": key, "agent_a": agent_a,
+                either = ea if ea is not None else eb
+                assert either is not None  # every agent came from one side or the other
+                row = {"env": either["env"], "entry": key, "agent_a": agent_a,
                        "agent_b": agent_b}  # fmt: skip
                 for suffix, entry in (("a", ea), ("b", eb)):
                     s = entry["metrics"].get(metric) if entry else None

@@ -106,7 +106,37 @@ claim_registry: Registry[Claim] = Registry("claim", group="turngym.claims")
 
 # Built-in claims: name -> "module:attr" of a Claim object. Each method family keeps its
 # claims in one module of turngym.repro.claims.
-_BUILTINS: dict[str, str] = {}
+_BUILTINS: dict[str, str] = {
+    "mc-grpo-sign-flips": "turngym.repro.claims.baselines:MC_GRPO_SIGN_FLIPS",
+    "trloo-unbiased": "turngym.repro.claims.baselines:TRLOO_UNBIASED",
+    "a-grae-hard-focus": "turngym.repro.claims.baselines:A_GRAE_HARD_FOCUS",
+    "gigpo-long-horizon": "turngym.repro.claims.training:GIGPO_LONG_HORIZON",
+    "epo-entropy": "turngym.repro.claims.training:EPO_ENTROPY",
+    "ppo-gae-vs-grpo-long-horizon": "turngym.repro.claims.critic:PPO_GAE_LONG_HORIZON",
+    "bilevel-gae-vs-turn-gae": "turngym.repro.claims.critic:BILEVEL_GAE_VS_TURN_GAE",
+    "odysseus-light-critic": "turngym.repro.claims.critic:ODYSSEUS_LIGHT_CRITIC",
+    "archer-vs-grpo": "turngym.repro.claims.critic:ARCHER_VS_GRPO",
+    "seeupo-vs-grpo": "turngym.repro.claims.critic:SEEUPO_VS_GRPO",
+    "hiper-segment-variance": "turngym.repro.claims.critic:HIPER_SEGMENT_VARIANCE",
+    "tree-more-episodes-per-step": "turngym.repro.claims.critic:TREE_MORE_EPISODES",
+    "tree-zero-advantage-groups": "turngym.repro.claims.critic:TREE_ZERO_ADVANTAGE",
+    # Structured rewards, judges and memory across iterations (issue 16).
+    "rank-grpo-item-credit": "turngym.repro.claims.structured:RANK_GRPO",
+    "f-grpo-phase-credit": "turngym.repro.claims.structured:F_GRPO",
+    "matchtir-turn-signal": "turngym.repro.claims.structured:MATCHTIR",
+    "mapo-judged-turns": "turngym.repro.claims.structured:MAPO",
+    "scrl-partial-progress": "turngym.repro.claims.structured:SCRL",
+    "pre-grpo-peak-credit": "turngym.repro.claims.structured:PRE_GRPO",
+    "slea-rl-step-clusters": "turngym.repro.claims.memory:SLEA_RL",
+    "pipo-verifies-updates": "turngym.repro.claims.memory:PIPO",
+    "r3-replay-restores-gaps": "turngym.repro.claims.memory:R3",
+    "skill-r1-recurrent-skills": "turngym.repro.claims.memory:SKILL_R1",
+    "ufo-penalises-repeats": "turngym.repro.claims.memory:UFO",
+    "igpo-fewer-zero-advantage-groups": "turngym.repro.claims.probes:IGPO_ZERO_ADVANTAGE",
+    "siop-verifier-free-credit": "turngym.repro.claims.probes:SIOP_VERIFIER_FREE",
+    "pbsd-credit-without-outcome-spread": "turngym.repro.claims.probes:PBSD_DENSE_CREDIT",
+    "infopo-intrinsic-where-outcomes-tie": "turngym.repro.claims.probes:INFOPO_GATE",
+}
 
 
 def register_claim(claim: Claim) -> Claim:

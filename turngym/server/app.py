@@ -132,10 +132,11 @@ def create_app(
 
 
 def _add_retrieve_route(app: FastAPI, catalog: EnvCatalog) -> None:
-    """Mount Search-R1's ``POST /retrieve`` when a SearchQA env is served (DESIGN.md 9).
+    """Mount Search-R1's ``POST /retrieve`` when a SearchQA env is served.
 
     It searches the corpus of the first served SearchQA id with its registered kwargs; see
-    :func:`turngym.envs.search.corpus.search_r1_retrieve` for the request and reply.
+    :func:`turngym.envs.search.corpus.search_r1_retrieve` for the request and reply, and
+    docs/design.md#the-env-server.
     """
     served = next((s for s in catalog.envs.values()
                    if str(s.spec.entry_point).startswith("turngym.envs.search")), None)  # fmt: skip
@@ -329,6 +330,7 @@ async def _throwaway(manager: SessionManager, run: Any) -> HttpObservation:
         if session.env is not None and callable(getattr(session.env.unwrapped, "get_state",
                                                         None)):  # fmt: skip
             _, saved = await handlers.snapshot(manager, session)
+            assert isinstance(saved, dict)  # snapshot replies with a plain {"snapshot_id": id}
             metadata["snapshot_id"] = saved["snapshot_id"]
         return HttpObservation(observation=data.observation, reward=data.reward, done=data.done,
                                metadata=metadata)  # fmt: skip

@@ -1,25 +1,33 @@
 """The trainer's configuration: one frozen dataclass, validated before any work starts.
 
-Help text is the docstring under each field (STYLE.md 10.8); :func:`add_config_arguments`
-turns the fields into ``--kebab-case`` flags with that help, and :meth:`TrainConfig.from_file`
-reads YAML or JSON into the same class. Unknown keys are errors, never silently ignored.
+Help text is the docstring under each field (docs/design.md#principles):
+:func:`add_config_arguments` turns the fields into ``--kebab-case`` flags with that help;
+:meth:`TrainConfig.from_file` reads YAML or JSON into the same class. Unknown keys are errors,
+never silently ignored.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import collections.abc
 import dataclasses
 import difflib
 import inspect
 import json
+import re
+import sys
 import textwrap
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AGGREGATIONS", "TrainConfig", "add_config_arguments", "config_from_args", "field_docs"]
+from turngym._cliargs import mapping_arg
+from turngym._fieldtypes import check_field_types
+
+__all__ = ["AGGREGATIONS", "EPO_OPTIONS", "check_epo_options", "TrainConfig",
+           "add_config_arguments", "config_from_args", "field_docs"]  # fmt: skip
 
 AGGREGATIONS: tuple[str, ...] = (
     "token-mean",
@@ -27,7 +35,46 @@ AGGREGATIONS: tuple[str, ...] = (
     "seq-mean-token-mean",
     "seq-mean-token-sum-norm",
 )
-"""The loss aggregation modes of CREDIT_METHODS.md section 0.4 (verl ``agg_loss``)."""
+"""The loss aggregation modes of docs/methods.md#loss-aggregation (verl ``agg_loss``)."""
+
+
+EPO_OPTIONS: dict[str, Any] = {
+    "smooth_coef": 1.0,  # EPO's entropy_smooth_coeff
+    "kappa_low": 0.5,
+    "kappa_high": 1.5,
+    "penalty": 0.1,  # p, the out-of-band value
+    "differentiable": False,  # UNVERIFIED: the paper's intent, not the released code
+    "schedule_epochs": 0,  # E of EPO's phase weights (0: weight 1 throughout)
+}
+"""``TrainConfig.epo`` keys and their defaults (the released script's values)."""
+
+
+def check_epo_options(options: collections.abc.Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``options`` into :data:`EPO_OPTIONS`, rejecting unknown keys and bad values.
+
+    Raises:
+        ValueError: An unknown key (with a suggestion) or a value of the wrong type/range.
+    """
+    unknown = sorted(set(options) - set(EPO_OPTIONS))
+    if unknown:
+        hints = {k: difflib.get_close_matches(k, list(EPO_OPTIONS), n=1) for k in unknown}
+        said = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "")
+                         for k, h in hints.items())  # fmt: skip
+        raise ValueError(f"Unknown epo option(s) {said}; known: {', '.join(EPO_OPTIONS)}.")
+    merged = {**EPO_OPTIONS, **options}
+    for key, default in EPO_OPTIONS.items():
+        value = merged[key]
+        kind = type(default)
+        ok = isinstance(value, bool) if kind is bool else (
+            isinstance(value, (int, float)) and not isinstance(value, bool))  # fmt: skip
+        if not ok:
+            raise ValueError(f"epo option {key}={value!r} must be a {kind.__name__}")
+    if not 0 <= merged["kappa_low"] < merged["kappa_high"]:
+        raise ValueError("epo options need 0 <= kappa_low < kappa_high")
+    if merged["smooth_coef"] < 0 or merged["penalty"] < 0 or merged["schedule_epochs"] < 0:
+        raise ValueError("epo options smooth_coef, penalty and schedule_epochs must be >= 0")
+    return merged
+
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,12 +100,28 @@ class TrainConfig:
     """Registered credit estimator (``turngym list estimators``)."""
     estimator_params: dict[str, Any] = field(default_factory=dict)
     """Keyword parameters of the estimator; misspelt names fail before any rollout."""
+    critic_params: dict[str, Any] = field(default_factory=dict)
+    """Options of the method's critic (e.g. ``{"lr": 1e-3, "model": "shared"}``)."""
+    strategy_params: dict[str, Any] = field(default_factory=dict)
+    """Options of the method's rollout strategy (e.g. ``{"branches": 4}`` for trees)."""
+    schedule_params: dict[str, Any] = field(default_factory=dict)
+    """Options of the method's update schedule (e.g. SeeUPO's ``{"eps_high": 0.2}``)."""
+    output_format: str = "action"
+    """``action``, or ``switch_subgoal`` (HiPER's ``<switch>``/``<subgoal>`` before the action,
+    added to the instructions and to a tiny model's vocabulary)."""
+    probe_options: dict[str, Any] = field(default_factory=dict)
+    """How probes are computed for probe-based estimators (igpo, siop, ...): ``share_prefix``,
+    ``batch_rows``, ``answer_lead``, ``teacher_hint``, ``placeholder``."""
 
     # --- Rollouts ---
     iterations: int = 100
     """Training iterations (collect → credit → update)."""
     tasks_per_iteration: int = 16
     """Train-split tasks sampled per iteration."""
+    task_pool: int | None = None
+    """Draw train tasks from seeds ``0..N-1`` only (a fixed set of N tasks seen again and
+    again, as in epochs over a dataset; methods that remember tasks need them to recur).
+    ``None``: a fresh seed each time."""
     group_size: int = 8
     """Episodes per task (G)."""
     max_turns: int | None = None
@@ -81,6 +144,11 @@ class TrainConfig:
     """Past turns shown in the prompt (``None``: all)."""
     include_instructions: bool = True
     """Whether prompts start with the env's instructions."""
+    decoding: str = "free"
+    """``free`` samples from the whole vocabulary; ``actions`` restricts every generated token
+    to the tokens of the env's action vocabulary (``TextEnv.action_vocabulary()``, e.g.
+    FrozenLake's four moves) and scores them under the same restriction. For tiny models
+    trained from scratch: the budget then goes on the task, not on learning the grammar."""
 
     # --- Optimisation ---
     learning_rate: float = 1e-3
@@ -102,13 +170,18 @@ class TrainConfig:
     dual_clip: float | None = 3.0
     """Dual-clip constant for negative advantages (``None``: off)."""
     aggregation: str = "token-mean"
-    """Loss aggregation, one of :data:`AGGREGATIONS` (CREDIT_METHODS.md 0.4)."""
+    """Loss aggregation, one of :data:`AGGREGATIONS` (docs/methods.md#loss-aggregation)."""
     kl_coef: float = 0.0
     """Weight of the KL penalty to the frozen initial policy (0: no reference model)."""
     kl_estimator: str = "k3"
     """KL estimator: k1 or k3."""
     entropy_coef: float = 0.0
     """Weight of the entropy bonus."""
+    epo: dict[str, Any] | None = None
+    """EPO's entropy smoothing (arXiv 2509.22576), scaled by ``entropy_coef``: ``{}`` for the
+    released defaults, or options ``smooth_coef``, ``kappa_low``, ``kappa_high``, ``penalty``,
+    ``differentiable`` (UNVERIFIED: the paper's intent; the released term has no gradient),
+    ``schedule_epochs``. ``None``: off."""
     skip_without_signal: bool = True
     """Skip a minibatch whose advantages are all zero. Otherwise only the regularisers act, and
     Adam rescales their tiny gradients into full-size steps (seen as a late collapse)."""
@@ -135,12 +208,16 @@ class TrainConfig:
     max_env_steps: int | None = None
     """Stop after the iteration that crosses this many env steps (a budget in samples, the
     fair unit for comparing estimators: ``turngym bench`` uses it)."""
-    progress: bool = False
-    """Show a progress bar."""
+    progress: str = "auto"
+    """``bar`` (live), ``lines`` (one line per eval point), ``off``, or ``auto``: a bar on a
+    terminal, lines otherwise."""
     device: str = "cpu"
     """Torch device (``cpu``, ``cuda``, ``cuda:1``)."""
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # first: the checks below compare numbers and names
+        if isinstance(self.stop, list):  # from JSON/YAML (or TrainConfig(**to_dict()))
+            object.__setattr__(self, "stop", tuple(self.stop))
         positive = ("iterations", "tasks_per_iteration", "group_size", "max_new_tokens",
                     "ppo_epochs", "minibatch_size", "grad_accumulation", "eval_tasks",
                     "tiny_d_model", "tiny_layers")  # fmt: skip
@@ -163,18 +240,37 @@ class TrainConfig:
             )
         if self.kl_estimator not in ("k1", "k3"):
             raise ValueError(f"kl_estimator must be 'k1' or 'k3', got {self.kl_estimator!r}")
+        if self.output_format not in ("action", "switch_subgoal"):
+            raise ValueError(
+                f"output_format must be 'action' or 'switch_subgoal', got {self.output_format!r}"
+            )
         if self.sequence_mode not in ("turn", "episode"):
             raise ValueError(
                 f"sequence_mode must be 'turn' or 'episode', got {self.sequence_mode!r}"
+            )
+        if self.epo is not None:
+            check_epo_options(self.epo)
+            if self.entropy_coef <= 0:
+                raise ValueError("epo scales with entropy_coef: set entropy_coef > 0 to use it")
+        if self.decoding not in ("free", "actions"):
+            raise ValueError(f"decoding must be 'free' or 'actions', got {self.decoding!r}")
+        if self.progress not in ("auto", "bar", "lines", "off"):
+            raise ValueError(
+                f"progress must be auto, bar, lines or off, got {self.progress!r}"
             )
         if self.eval_split not in ("train", "validation", "test"):
             raise ValueError(
                 f"eval_split must be train, validation or test, got {self.eval_split!r}"
             )
+        if self.task_pool is not None and self.task_pool < 1:
+            raise ValueError(f"task_pool must be >= 1 or None, got {self.task_pool}")
         if self.max_env_steps is not None and self.max_env_steps < 1:
             raise ValueError(f"max_env_steps must be >= 1 or None, got {self.max_env_steps}")
         if self.dual_clip is not None and self.dual_clip <= 1:
             raise ValueError(f"dual_clip must be > 1 or None, got {self.dual_clip}")
+        from turngym.trainers.credit.probe_values import ProbeOptions
+
+        ProbeOptions.from_dict(self.probe_options)  # a misspelt option fails here
 
     # --- Serialisation ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -195,25 +291,55 @@ class TrainConfig:
                 f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items()
             )
             raise ValueError(f"Unknown config key(s) {said}.")
-        if "stop" in merged:
+        if isinstance(merged.get("stop"), list):  # YAML/JSON lists; anything else is type-checked
             merged["stop"] = tuple(merged["stop"])
         return cls(**merged)
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
-        """Load YAML (``.yaml``/``.yml``) or JSON, then apply ``overrides``."""
-        text = Path(path).read_text()
-        if str(path).endswith((".yaml", ".yml")):
-            import yaml  # only needed for YAML configs
+        """Load YAML (``.yaml``/``.yml``) or JSON, then apply ``overrides``.
 
+        Raises:
+            ValueError: A missing or unreadable file, malformed YAML or JSON, unknown keys or
+                a wrong-typed or invalid value: one line that starts with the file's path.
+        """
+        data = _read_mapping(Path(path))
+        try:
+            return cls.from_dict(data, **overrides)
+        except ValueError as err:
+            raise type(err)(f"{path}: {err}") from err
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    """The mapping a YAML or JSON config file holds, or a one-line ``ValueError``."""
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ValueError(f"cannot read config file {path}: {err.strerror or err}") from err
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml  # only needed for YAML configs
+        except ImportError as err:
+            raise ValueError(f"{path}: YAML configs need PyYAML (pip install pyyaml), or "
+                             "write the config as JSON") from err  # fmt: skip
+        try:
             data = yaml.safe_load(text) or {}
-        else:
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise ValueError(f"{path}: not valid YAML ({problem}{where}); check the "
+                             "indentation, colons and quotes there") from err  # fmt: skip
+    else:
+        try:
             data = json.loads(text)
-        if not isinstance(data, dict):
-            raise ValueError(
-                f"{path}: a config file must hold a mapping, got {type(data).__name__}"
-            )
-        return cls.from_dict(data, **overrides)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column "
+                             f"{err.colno}); .yaml/.yml files are read as YAML") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a config file must hold a mapping of option: value, got "
+                         f"{type(data).__name__}")  # fmt: skip
+    return data
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -228,7 +354,9 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfig) -> None:
+def add_config_arguments(
+    parser: argparse.ArgumentParser, cls: type[TrainConfig] = TrainConfig
+) -> None:
     """Add one ``--kebab-case`` flag per config field, with the field's docstring as help.
 
     An absent flag leaves no attribute on the namespace (``argparse.SUPPRESS``), so a flag
@@ -238,10 +366,14 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfi
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default = f.default_factory() if callable(f.default_factory) else f.default
         kind = _arg_type(default, hints[f.name])
-        help_text = f"{docs.get(f.name, '')} (default: {default!r})".replace("%", "%%")
-        if isinstance(default, bool):
+        doc, choices = _named_choices(docs.get(f.name, ""), cls)
+        help_text = f"{doc} (default: {default!r})".replace("%", "%%")
+        if choices:
+            parser.add_argument(flag, choices=choices, metavar=f.name.upper(),
+                                default=argparse.SUPPRESS, help=help_text)  # fmt: skip
+        elif isinstance(default, bool):
             parser.add_argument(
                 flag,
                 action=argparse.BooleanOptionalAction,
@@ -254,9 +386,25 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfi
             parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=help_text)
 
 
+_DATA_ROLE = re.compile(r":data:`(\w+)`")
+
+
+def _named_choices(doc: str, cls: type) -> tuple[str, tuple[str, ...] | None]:
+    """A field documented as "one of :data:`NAME`" takes the strings of that module tuple.
+
+    Returns the help with the reference spelled out, and the choices (``None``: free text).
+    """
+    module = vars(sys.modules[cls.__module__])
+    for name in _DATA_ROLE.findall(doc):
+        values = module.get(name)
+        if isinstance(values, tuple) and values and all(isinstance(v, str) for v in values):
+            return doc.replace(f":data:`{name}`", ", ".join(values)), values
+    return doc, None
+
+
 def _arg_type(default: Any, hint: Any) -> Any:
     if isinstance(default, dict):
-        return json.loads
+        return mapping_arg
     kinds = [k for k in typing.get_args(hint) or (hint,) if k is not type(None)]
     if len(kinds) == 1 and kinds[0] in (int, float):
         parse = kinds[0]
@@ -266,7 +414,9 @@ def _arg_type(default: Any, hint: Any) -> Any:
     return str
 
 
-def config_from_args(args: argparse.Namespace, cls: type = TrainConfig) -> TrainConfig:
+def config_from_args(
+    args: argparse.Namespace, cls: type[TrainConfig] = TrainConfig
+) -> TrainConfig:
     """Build the config: ``--config`` file (if any), then every flag that was given."""
     overrides = {
         f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)

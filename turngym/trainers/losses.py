@@ -1,4 +1,6 @@
-"""Policy-gradient losses and regularisers on per-token tensors (CREDIT_METHODS.md 0.4, 10.2-10.3).
+"""Policy-gradient losses and regularisers on per-token tensors.
+
+See docs/methods.md#trainer-side-parts.
 
 All functions take ``(batch, length)`` tensors aligned with the training sequences of
 :mod:`turngym.trainers.tokens`: ``mask`` is 1 on trainable action tokens and 0 elsewhere.
@@ -98,7 +100,7 @@ def clipped_surrogate(
     aggregation: str = "token-mean",
     loss_scale: float | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The PPO clipped surrogate with asymmetric and dual clip (CREDIT_METHODS.md 0.4).
+    """The PPO clipped surrogate with asymmetric and dual clip (docs/methods.md#clipped-surrogate).
 
     ``ratio = exp(clamp(logp_new - logp_old, -20, 20))``; per token
     ``l = max(-A * ratio, -A * clamp(ratio, 1 - clip_low, 1 + clip_high))`` and, for ``A < 0``,
@@ -182,7 +184,7 @@ def epo_smoothing(
     penalty: float = 0.1,
     differentiable: bool = False,
 ) -> torch.Tensor:
-    """EPO's entropy-smoothing term (arXiv 2509.22576; CREDIT_METHODS.md 10.2).
+    """EPO's entropy-smoothing term (arXiv 2509.22576; docs/methods.md#epo-entropy-smoothing).
 
     ``history`` holds, per token, the historical mean entropy ``H_bar[t]`` of the token's turn
     index. With ``differentiable=False`` (the released code, VERIFIED-CODE) the term is
@@ -212,7 +214,9 @@ def epo_smoothing(
 
 
 def epo_weight(epoch: int, total_epochs: int = 150) -> float:
-    """EPO's phase schedule for the smoothing weight (released code; CREDIT_METHODS.md 10.2).
+    """EPO's phase schedule for the smoothing weight (released code).
+
+    See docs/methods.md#epo-entropy-smoothing.
 
     ``w = 1 - 0.2 (1 - exp(-2 e / h))`` for ``e <= h = E // 2``, then
     ``0.8 exp(-3 (e - h) / (E - h))``.
@@ -236,7 +240,9 @@ def llds_penalty(
     coef: float = 0.2,
     gate: Literal["action", "response"] = "action",
 ) -> torch.Tensor:
-    """LLDS likelihood-preservation penalty (arXiv 2512.04220; CREDIT_METHODS.md 10.3).
+    """LLDS likelihood-preservation penalty (arXiv 2512.04220).
+
+    See docs/methods.md#llds-likelihood-preservation.
 
     ``d = logp_old - logp_new`` (positive: likelihood fell). On the preserving set (valid
     tokens with ``A >= 0``) the penalty is ``max(0, d)``, active only for a response

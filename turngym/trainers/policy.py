@@ -1,15 +1,21 @@
 """Policy-side tensor code: token log-probabilities, the belief probe and shared-prefix forward.
 
 * :func:`token_logprobs` scores every token of a padded batch under a causal LM.
-* :class:`BeliefProbe` is the ``probe`` of DESIGN.md section 6 (CREDIT_METHODS.md section 3):
-  the policy's log-probability of a text (e.g. a gold answer) as the next assistant message
-  after a conversation prefix.
+* :class:`BeliefProbe` is the ``probe`` of the credit context
+  (docs/design.md#credit-assignment-and-training): the policy's log-probability of a text
+  (e.g. a gold answer) as the next assistant message after a conversation prefix.
 * :func:`shared_prefix_token_logprobs` encodes a prompt shared by G sequences once and runs the
   G continuations on top of its key/value cache, as in Prefix Grouper (arXiv 2506.05433). The
   autograd graph runs through the cached prefix, so losses and gradients equal those of G
   separate full forwards while the prefix is computed once.
 * :func:`group_by_prefix` and :func:`sequence_token_logprobs` connect this to the
   :class:`~turngym.trainers.tokens.TrainingSequence` batches a trainer builds.
+
+Restricted decoding (an agent's ``allowed_actions``): every scoring function takes
+``allowed_ids``, the token ids the sampler could draw; a token that is one of them is scored
+under the softmax over those ids alone (the distribution it was sampled from), any other
+token under the full softmax. Action tokens are therefore scored as sampled, and prompt and
+observation tokens, which no loss reads, keep ordinary scores.
 
 All log-softmax work is done in float32, one slice of the sequence at a time, so a bf16 model
 never materialises a float32 copy of the whole ``(batch, length, vocab)`` logits.
@@ -24,6 +30,7 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
+from turngym.agents.hf import cache_argument
 from turngym.trainers.tokens import TrainingSequence, collate
 from turngym.types import Conversation
 
@@ -45,8 +52,16 @@ def _device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def _id_tensor(ids: Sequence[int] | None) -> torch.Tensor | None:
+    return None if ids is None else torch.as_tensor(list(ids), dtype=torch.long)
+
+
 def _logprobs_from_logits(
-    logits: torch.Tensor, targets: torch.Tensor, *, with_entropy: bool
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    with_entropy: bool,
+    allowed_ids: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-probability of ``targets`` (and entropy) under ``logits``, position by position.
 
@@ -54,6 +69,8 @@ def _logprobs_from_logits(
         logits: ``(B, T, V)`` logits; row ``j`` predicts ``targets[:, j]``.
         targets: ``(B, T)`` token ids.
         with_entropy: Also return the entropy of each predictive distribution.
+        allowed_ids: Token ids of a restricted decoding (module docstring): positions whose
+            target is one of them are scored (and their entropy taken) over these ids only.
 
     Returns:
         ``(logprobs, entropy)``, both ``(B, T)`` float32 (entropy None unless asked).
@@ -61,15 +78,28 @@ def _logprobs_from_logits(
     batch, length, vocab = logits.shape
     step = max(1, _CHUNK_ELEMENTS // max(1, batch * vocab))
     logprobs, entropies = [], []
+    allowed = None
+    if allowed_ids is not None:
+        allowed = torch.zeros(vocab, dtype=torch.bool, device=logits.device)
+        allowed[allowed_ids.to(logits.device)] = True
     for start in range(0, length, step):
         # Upcast one slice at a time: log-softmax in bf16 loses ~2 digits on large vocabularies.
         chunk = logits[:, start : start + step].float()
+        chunk_targets = targets[:, start : start + step]
+        if allowed is not None:
+            # Restricted positions see -inf outside the allowed ids: the softmax they were
+            # sampled from. Other positions keep the full distribution.
+            restricted = allowed[chunk_targets]
+            chunk = chunk.masked_fill(restricted[..., None] & ~allowed, float("-inf"))
         lse = torch.logsumexp(chunk, dim=-1)
-        picked = chunk.gather(-1, targets[:, start : start + step, None]).squeeze(-1)
+        picked = chunk.gather(-1, chunk_targets[..., None]).squeeze(-1)
         logprobs.append(picked - lse)
         if with_entropy:
             probs = torch.exp(chunk - lse[..., None])
-            entropies.append(lse - (probs * chunk).sum(-1))
+            # Masked entries have probability 0; zeroing their -inf logits (not 0 * -inf = NaN)
+            # keeps the value and its gradient finite.
+            finite = chunk.masked_fill(torch.isinf(chunk), 0.0)
+            entropies.append(lse - (probs * finite).sum(-1))
     if length == 0:
         empty = logits.new_zeros((batch, 0), dtype=torch.float32)
         return empty, (empty if with_entropy else None)
@@ -82,6 +112,7 @@ def token_logprobs(
     attention_mask: torch.Tensor,
     *,
     with_entropy: bool = False,
+    allowed_ids: Sequence[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-probability of every token given the tokens before it.
 
@@ -93,6 +124,7 @@ def token_logprobs(
         input_ids: ``(B, T)`` token ids, padded on either side.
         attention_mask: ``(B, T)``, 1 on real tokens, 0 on padding.
         with_entropy: Also return the entropy of the predictive distribution at each position.
+        allowed_ids: Token ids of a restricted decoding (module docstring), or ``None``.
 
     Returns:
         ``(logprobs, entropy)``: float32 ``(B, T)``; position ``j`` holds
@@ -106,8 +138,9 @@ def token_logprobs(
         input_ids=input_ids, attention_mask=mask, position_ids=position_ids, use_cache=False
     ).logits
     logprobs, entropy = _logprobs_from_logits(
-        logits[:, :-1], input_ids[:, 1:], with_entropy=with_entropy
-    )
+        logits[:, :-1], input_ids[:, 1:], with_entropy=with_entropy,
+        allowed_ids=_id_tensor(allowed_ids),
+    )  # fmt: skip
     # A token is scored only if it and its predecessor are real (the first real token of a
     # left-padded row has no context inside the row).
     valid = (mask[:, 1:] * mask[:, :-1]).bool()
@@ -124,6 +157,7 @@ def shared_prefix_token_logprobs(
     continuations: Sequence[Sequence[int]],
     *,
     with_entropy: bool = False,
+    allowed_ids: Sequence[int] | None = None,
 ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
     """Score G continuations of one prefix, encoding the prefix once.
 
@@ -134,11 +168,12 @@ def shared_prefix_token_logprobs(
     separate forwards of ``prefix + continuation``.
 
     Args:
-        model: A Hugging Face causal LM that accepts ``past_key_values``, ``position_ids`` and
-            ``logits_to_keep`` (transformers >= 4.50).
+        model: A Hugging Face causal LM that takes a key/value cache (``cache`` or
+            ``past_key_values``), ``position_ids`` and ``logits_to_keep`` (transformers >= 4.50).
         prefix_ids: The shared prompt (at least one token).
         continuations: G token-id sequences (may be ragged or empty).
         with_entropy: Also return the entropy of each predictive distribution.
+        allowed_ids: Token ids of a restricted decoding (module docstring), or ``None``.
 
     Returns:
         One ``(logprobs, entropy)`` per continuation, float32 of shape ``(len(continuation),)``;
@@ -160,9 +195,12 @@ def shared_prefix_token_logprobs(
     lengths = [len(c) for c in continuations]
     width = max(lengths)
     prefix = torch.tensor([list(prefix_ids)], dtype=torch.long, device=device)
+    # Our own cache object, filled in place (never read back from the output, whose name for
+    # it differs between transformers releases).
     cache = DynamicCache(config=model.config)
+    cache_kwarg = {cache_argument(model): cache}
     # Only the last prefix position predicts a continuation token: skip the other LM-head rows.
-    out = model(input_ids=prefix, past_key_values=cache, use_cache=True, logits_to_keep=1)
+    out = model(input_ids=prefix, use_cache=True, logits_to_keep=1, **cache_kwarg)
     if cache.get_seq_length() != n_prefix:
         # transformers silently drops the cache under gradient checkpointing in train mode; the
         # continuations would then run without their prompt.
@@ -179,7 +217,6 @@ def shared_prefix_token_logprobs(
     if width > 1:
         # The last token of a continuation conditions nothing, so only width - 1 tokens run.
         body = width - 1
-        cache = out.past_key_values
         cache.batch_repeat_interleave(group)
         attention = torch.zeros((group, n_prefix + body), dtype=torch.long)
         attention[:, :n_prefix] = 1
@@ -191,11 +228,13 @@ def shared_prefix_token_logprobs(
             input_ids=ids[:, :body],
             attention_mask=attention,
             position_ids=positions,
-            past_key_values=cache,
             use_cache=True,
+            **cache_kwarg,
         ).logits
         logits = torch.cat([first_logits, body_logits], 1)
-    logprobs, entropy = _logprobs_from_logits(logits, ids, with_entropy=with_entropy)
+    logprobs, entropy = _logprobs_from_logits(
+        logits, ids, with_entropy=with_entropy, allowed_ids=_id_tensor(allowed_ids)
+    )
     return [
         (logprobs[row, :length], None if entropy is None else entropy[row, :length])
         for row, length in enumerate(lengths)
@@ -226,6 +265,7 @@ def sequence_token_logprobs(
     share_prefix: bool = True,
     min_group_size: int = 2,
     min_saved_tokens: int = 512,
+    allowed_ids: Sequence[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Token log-probabilities of training sequences, laid out like :func:`collate`.
 
@@ -241,6 +281,7 @@ def sequence_token_logprobs(
         share_prefix: Use the shared-prefix forward for groups; False runs everything padded.
         min_group_size: Smallest group that uses the shared-prefix forward.
         min_saved_tokens: Smallest ``prefix length x (group size - 1)`` worth its own call.
+        allowed_ids: Token ids of a restricted decoding (module docstring), or ``None``.
 
     Returns:
         ``(logprobs, entropy)`` of shape ``(B, T)`` aligned with
@@ -257,11 +298,13 @@ def sequence_token_logprobs(
             continue
         prefix = sequences[indices[0]].input_ids[:n_prefix]
         conts = [sequences[i].input_ids[n_prefix:] for i in indices]
-        scored = shared_prefix_token_logprobs(model, prefix, conts, with_entropy=with_entropy)
+        scored = shared_prefix_token_logprobs(
+            model, prefix, conts, with_entropy=with_entropy, allowed_ids=allowed_ids
+        )
         for i, row in zip(indices, scored, strict=True):
             rows[i] = row
     if loose:
-        _score_padded(model, sequences, loose, rows, with_entropy)
+        _score_padded(model, sequences, loose, rows, with_entropy, allowed_ids)
     return _stack_rows(sequences, rows, width, with_entropy)
 
 
@@ -271,12 +314,14 @@ def _score_padded(
     indices: list[int],
     rows: list[Any],
     with_entropy: bool,
+    allowed_ids: Sequence[int] | None = None,
 ) -> None:
     """Fill ``rows[i]`` for ``indices`` with post-prompt scores from one padded forward."""
     batch = collate([sequences[i] for i in indices], pad_id=0, device=_device(model))
     lp, ent = token_logprobs(
-        model, batch["input_ids"], batch["attention_mask"], with_entropy=with_entropy
-    )
+        model, batch["input_ids"], batch["attention_mask"], with_entropy=with_entropy,
+        allowed_ids=allowed_ids,
+    )  # fmt: skip
     for row, i in enumerate(indices):
         span = slice(sequences[i].prompt_length, len(sequences[i]))
         rows[i] = (lp[row, span], None if ent is None else ent[row, span])

@@ -1,11 +1,11 @@
-"""Where turn-level credit meets tokens (DESIGN.md section 6, STYLE.md 10.5).
+"""Where turn-level credit meets tokens (docs/design.md#credit-assignment-and-training).
 
 Credit estimators output one advantage per turn (per token only where a method's unit is finer
 than a turn). This module is the single place that turns those numbers into training
 sequences: it lays out the tokens of each :class:`~turngym.types.TokenTrace`, masks prompt and
-observation tokens (they receive no gradient, CREDIT_METHODS.md 0.2 "broadcast"), writes each
+observation tokens (they receive no gradient, docs/methods.md#conventions), writes each
 turn's advantage onto its action tokens and carries the sampling log-probabilities along for the
-PPO ratio (CREDIT_METHODS.md 0.4).
+PPO ratio (docs/methods.md#clipped-surrogate).
 
 Two layouts:
 

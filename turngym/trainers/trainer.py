@@ -1,6 +1,6 @@
 """A compact PPO-style trainer for multi-turn text agents on Hugging Face causal LMs.
 
-One iteration (DESIGN.md section 6): sample train-split tasks → :func:`turngym.rollout.collect`
+One iteration (docs/design.md#data-flow): sample train-split tasks → :func:`turngym.rollout.collect`
 (G episodes per task, lockstep batched generation) → the configured credit estimator →
 training sequences (:mod:`turngym.trainers.tokens`) → minibatch updates with the clipped
 surrogate (:mod:`turngym.trainers.losses`) → metrics → periodic eval on the test split →
@@ -21,7 +21,7 @@ import copy
 import json
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +34,22 @@ from turngym.registry import env_registry, make
 from turngym.rollout import collect, summarize
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.credit import resolve_estimator
+from turngym.trainers.credit.probe_values import ProbeOptions
 from turngym.trainers.credit.types import CreditContext, TurnBatch
+from turngym.trainers.hooks import env_judge, hooks_for, rollout_agent
 from turngym.trainers.losses import aggregate, clipped_surrogate, kl_penalty
-from turngym.trainers.policy import BeliefProbe, sequence_token_logprobs
+from turngym.trainers.plugs import build_parts, check_method, format_env, tiny_source
+from turngym.trainers.policy import sequence_token_logprobs
+from turngym.trainers.probes import Prober, check_gold_answers, probe_needs
+from turngym.trainers.progress import ProgressEvent, make_reporter
+from turngym.trainers.regularisers import EPOSmoothing, check_epo_options, token_turns
 from turngym.trainers.tokens import TrainingSequence, build_sequences, collate
 from turngym.types import Group
 
 __all__ = ["Trainer", "train"]
 
-_CAPABILITIES = frozenset({"probe", "state"})  # what this trainer can hand to estimators
+# What this trainer can hand to estimators (it builds the critic a method declares).
+_CAPABILITIES = frozenset({"probe", "state", "critic"})
 _RESUME_IGNORED = {"iterations", "time_budget_s", "max_env_steps", "progress", "resume",
                    "eval_every", "checkpoint_every", "device"}  # fmt: skip
 
@@ -50,8 +57,15 @@ _RESUME_IGNORED = {"iterations", "time_budget_s", "max_env_steps", "progress", "
 class Trainer:
     """Owns the model, optimiser, agent and run directory of one training run."""
 
-    def __init__(self, config: TrainConfig) -> None:
+    def __init__(
+        self, config: TrainConfig, *, on_progress: Callable[[ProgressEvent], None] | None = None
+    ) -> None:
         """Validate everything that can be validated, then build the model and agent.
+
+        Args:
+            config: The run's configuration.
+            on_progress: Called with a :class:`~turngym.trainers.progress.ProgressEvent` after
+                every iteration; default: shown as ``config.progress`` says.
 
         Raises:
             turngym.registry.UnknownNameError: Unknown env id or estimator (did-you-mean).
@@ -62,7 +76,15 @@ class Trainer:
         probe_env = make(config.env).unwrapped
         if isinstance(probe_env, TextEnv):  # bad reset options fail before the model is built
             probe_env.validate_options({"split": "train", **config.env_options})
-        self.estimator = resolve_estimator(config.estimator, config.estimator_params, _CAPABILITIES)
+        self.allowed_actions = _allowed_actions(config, probe_env)
+        self._reporter = on_progress
+        judge = env_judge(probe_env)  # the env's own per-turn judge score, if it has one
+        available = _CAPABILITIES | ({"judge"} if judge is not None else set())
+        self.estimator = resolve_estimator(config.estimator, config.estimator_params, available)
+        needs = probe_needs(self.estimator)  # probe options and gold answers: checked now
+        check_gold_answers(needs, probe_env, config.env, config.estimator)
+        self.hooks = hooks_for(self.estimator)  # prompt / group hooks the method brings
+        check_method(config)  # the method's critic, strategy and schedule options, before the model
         self.out = Path(config.out_dir)
         self.device = torch.device(config.device)
         self.model, self.tokenizer = self._load_model()
@@ -76,7 +98,17 @@ class Trainer:
         self.eval_agent = self._agent(
             config.eval_temperature or 1.0, 1.0, greedy=config.eval_temperature == 0
         )
-        self.ctx = CreditContext(probe=BeliefProbe(self.model, self.tokenizer), state={}, step=0)
+        self.ctx = CreditContext(judge=judge, tokenizer=self.tokenizer, state={}, step=0)
+        self.prober = None if needs is None else Prober(
+            self.model, self.tokenizer, needs=needs,
+            options=ProbeOptions.from_dict(config.probe_options),
+            answer_template=getattr(probe_env, "answer_template", ""),
+            response_prefix=config.response_prefix, response_suffix=config.response_suffix,
+        )  # fmt: skip
+        self.epo = None if config.epo is None else EPOSmoothing(
+            check_epo_options(config.epo), self.ctx.state)  # fmt: skip
+        self.parts = build_parts(config, self.model, self.tokenizer, self.device)
+        self.ctx.critic = self.parts.critic
         self.iteration = 0
         self.env_steps = 0
         self.elapsed_s = 0.0  # wall-clock seconds of earlier (resumed-from) train() calls
@@ -89,7 +121,8 @@ class Trainer:
         if cfg.model == "tiny":
             from turngym.agents.tiny import build_tiny
 
-            model, tokenizer = build_tiny(cfg.env, seed=cfg.seed, d_model=cfg.tiny_d_model,
+            model, tokenizer = build_tiny(tiny_source(cfg), seed=cfg.seed,
+                                          d_model=cfg.tiny_d_model,
                                           n_layers=cfg.tiny_layers)  # fmt: skip
         else:
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -105,13 +138,37 @@ class Trainer:
             max_new_tokens=cfg.max_new_tokens, stop=cfg.stop, response_prefix=cfg.response_prefix,
             response_suffix=cfg.response_suffix, history=cfg.history,
             include_instructions=cfg.include_instructions, seed=cfg.seed, device=self.device,
+            allowed_actions=self.allowed_actions,
         )  # fmt: skip
 
     def _env(self) -> Any:
         if self.config.invalid_action_penalty:
             penalty = self.config.invalid_action_penalty
-            return lambda: InvalidActionPenalty(make(self.config.env), penalty)
-        return self.config.env
+            return format_env(lambda: InvalidActionPenalty(make(self.config.env), penalty),
+                              self.config)  # fmt: skip
+        return format_env(self.config.env, self.config)
+
+    # --- Progress -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _progress(self) -> Iterator[Callable[[ProgressEvent], None]]:
+        reporter = self._reporter or make_reporter(self.config.progress)
+        try:
+            yield reporter
+        finally:
+            close = getattr(reporter, "close", None)  # a plain callable has nothing to close
+            if close is not None:
+                close()
+
+    def _event(self, row: dict[str, Any], last: bool, rows: list[dict[str, Any]]) -> ProgressEvent:
+        cfg = self.config
+        success = next((r["eval_success"] for r in reversed(rows) if "eval_success" in r), None)
+        if cfg.max_env_steps is not None:
+            total, done, unit = float(cfg.max_env_steps), float(self.env_steps), "env steps"
+        else:
+            total, done, unit = float(cfg.iterations), float(self.iteration), "iterations"
+        return ProgressEvent(self.out.name, self.iteration, self.env_steps, total, min(done, total),
+                             unit, float(row["elapsed_s"]), success, "eval_success" in row,
+                             last)  # fmt: skip
 
     # --- The loop -----------------------------------------------------------------------------
     def train(self) -> list[dict[str, Any]]:
@@ -122,7 +179,7 @@ class Trainer:
         self._truncate_metrics(self.iteration)
         rows: list[dict[str, Any]] = []
         started = time.monotonic()
-        with _progress(cfg.progress, cfg.iterations, self.iteration) as advance:
+        with self._progress() as report:
             while self.iteration < cfg.iterations and not self._steps_spent():
                 row = self.step()
                 last = (
@@ -138,7 +195,7 @@ class Trainer:
                 rows.append(row)
                 if last or (cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0):
                     self.save_checkpoint(elapsed_s=row["elapsed_s"])
-                advance()
+                report(self._event(row, last, rows))
                 if last:
                     break
         return rows
@@ -152,34 +209,55 @@ class Trainer:
         cfg, it = self.config, self.iteration
         t0 = time.monotonic()
         self.agent.reseed(_mix(cfg.seed, it, 0))
-        groups = collect(
-            self._env(), self.agent, self._task_seeds(it), cfg.group_size, split="train",
-            options=cfg.env_options, max_turns=cfg.max_turns, round_index=it,
+        self.ctx.step = it
+        collected = self.parts.strategy.collect(
+            self._env(), rollout_agent(self.agent, self.hooks, self.ctx), self._task_seeds(it),
+            cfg.group_size, split="train", options=cfg.env_options, max_turns=cfg.max_turns,
+            round_index=it,
         )  # fmt: skip
+        groups = self.hooks.after_collect(collected, self.ctx)  # may replay or re-add groups
         t1 = time.monotonic()
         batch = TurnBatch.from_groups(groups)
-        self.ctx.step = it
+        if self.prober is not None:  # the rollout policy, before this iteration's update
+            self.ctx.probe = self.prober(batch)
+        critic = self.parts.critic
+        critic_metrics = critic.before_credit(batch, it) if critic is not None else {}
         credit = self.estimator(batch, self.ctx)
+        if critic is not None:
+            critic_metrics.update(critic.after_credit(batch, credit, it))
         episodes = [ep for g in groups for ep in g.episodes]
         sequences, seq_stats = build_sequences(
             episodes, credit.per_episode(batch), mode=cfg.sequence_mode,
+            token_advantages=_per_episode_tokens(credit.token_advantages, batch),
             clip_ranges=_per_episode_or_none(credit.clip_ranges, batch),
             weights=_per_episode_or_none(credit.weights, batch),
         )  # fmt: skip
-        update = self._update(sequences, it) if sequences else {}
+        update = self._schedule_update(sequences, it) if sequences else {}
         self.iteration += 1
-        self.env_steps += batch.n_turns
-        row = {"iteration": self.iteration, "env_steps": self.env_steps, **_rollout_metrics(groups)}
+        self.env_steps += sum(ep.num_turns for g in collected for ep in g.episodes)
+        row = {"iteration": self.iteration, "env_steps": self.env_steps,
+               **_rollout_metrics(collected)}  # fmt: skip
         row.update({f"adv_{k}": v for k, v in _stats(credit.advantages).items()})
         row.update({f"credit_{k}": float(v) for k, v in credit.metrics.items()})
         row.update({f"seq_{k}": v for k, v in seq_stats.items()})
         row.update(update)
+        row.update(critic_metrics)
         row.update({"rollout_s": t1 - t0, "update_s": time.monotonic() - t1})
+        if self.prober is not None:  # probe cost (inside update_s)
+            row.update(self.ctx.probe.cost)
         return row
+
+    def _schedule_update(self, sequences: Sequence[TrainingSequence], it: int) -> dict[str, float]:
+        """The method's update schedule over this iteration's sequences."""
+        return self.parts.schedule.update(
+            sequences, it, optimize=self._update,
+            logprobs=lambda seqs: self._logprobs_no_grad(self.model, seqs),
+        )  # fmt: skip
 
     def _task_seeds(self, iteration: int) -> list[int]:
         rng = np.random.default_rng([self.config.seed, iteration, 1])
-        return [int(s) for s in rng.integers(0, 2**31 - 1, self.config.tasks_per_iteration)]
+        high = self.config.task_pool or 2**31 - 1
+        return [int(s) for s in rng.integers(0, high, self.config.tasks_per_iteration)]
 
     def evaluate(self, temperature: float | None = None) -> dict[str, float]:
         """Success and return on the eval split.
@@ -192,8 +270,10 @@ class Trainer:
         if temperature is not None:
             agent = self._agent(temperature or 1.0, 1.0, greedy=temperature == 0)
         agent.reseed(_mix(cfg.seed, self.iteration, 2))
-        groups = collect(cfg.env, agent, cfg.eval_tasks, 1, split=cfg.eval_split,
-                         options=cfg.env_options, max_turns=cfg.max_turns)  # fmt: skip
+        groups = collect(format_env(cfg.env, cfg), rollout_agent(agent, self.hooks, self.ctx),
+                         cfg.eval_tasks, 1,
+                         split=cfg.eval_split, options=cfg.env_options,
+                         max_turns=cfg.max_turns)  # fmt: skip
         return {f"eval_{k}": v for k, v in _rollout_metrics(groups).items()}
 
     # --- The update ---------------------------------------------------------------------------
@@ -221,6 +301,8 @@ class Trainer:
                     sums[k] = sums.get(k, 0.0) + v
                 n_steps += 1
         self.model.eval()
+        if self.epo is not None:
+            self.epo.end_iteration()
         out = {k: v / max(n_steps, 1) for k, v in sums.items()}
         out["optimizer_steps"] = float(n_steps)
         out["skipped_steps"] = float(n_skipped)
@@ -257,7 +339,9 @@ class Trainer:
         batch = collate(seqs, self.tokenizer.pad_token_id, device=self.device)
         mask = batch["loss_mask"]
         # Sequences sharing a prompt (the G episodes' first turns) encode it once (Prefix Grouper).
-        logp, entropy = sequence_token_logprobs(self.model, seqs, with_entropy=True)
+        logp, entropy = sequence_token_logprobs(
+            self.model, seqs, with_entropy=True, allowed_ids=self.agent.allowed_ids
+        )
         old_lp = _pad([old[i] for i in part], mask.shape[1]).to(self.device)
         weights = torch.tensor([s.weight for s in seqs], dtype=mask.dtype, device=self.device)
         mask_w = mask * weights[:, None]
@@ -270,10 +354,17 @@ class Trainer:
         # minibatch's (token-mean weighs by valid tokens, seq-mean modes by sequences).
         share = _share(cfg.aggregation, mask, totals)
         loss = surrogate * share
+        assert entropy is not None  # asked for with_entropy=True
         ent = aggregate(entropy, mask, cfg.aggregation, loss_scale=totals["max_len"])
         m["entropy"] = float(ent.detach())
         if cfg.entropy_coef:
             loss = loss - cfg.entropy_coef * ent * share
+        if self.epo is not None:
+            turns = token_turns(seqs, mask.shape[1]).to(self.device)
+            term = self.epo.term(entropy, mask, turns, self.iteration)
+            if term is not None:
+                loss = loss + cfg.entropy_coef * term * share
+                m["epo_term"] = float(term.detach())
         if ref is not None:
             ref_lp = _pad([ref[i] for i in part], mask.shape[1]).to(self.device)
             kl = aggregate(kl_penalty(logp, ref_lp, cfg.kl_estimator), mask, cfg.aggregation,
@@ -292,7 +383,7 @@ class Trainer:
         model.eval()
         for start in range(0, len(sequences), self.config.minibatch_size):
             chunk = sequences[start : start + self.config.minibatch_size]
-            logp, _ = sequence_token_logprobs(model, chunk)
+            logp, _ = sequence_token_logprobs(model, chunk, allowed_ids=self.agent.allowed_ids)
             out.extend(logp[i, : len(s)].float().cpu() for i, s in enumerate(chunk))
         return out
 
@@ -306,9 +397,14 @@ class Trainer:
         shutil.rmtree(tmp, ignore_errors=True)
         self.model.save_pretrained(tmp)
         self.tokenizer.save_pretrained(tmp)
+        # The eval agent's recipe (prompt, generation, decoding restriction): `hf:<checkpoint>`
+        # then evaluates the policy exactly as this run's own evaluations do.
+        self.eval_agent.save_recipe(tmp)
         state = {"iteration": self.iteration, "env_steps": self.env_steps, "elapsed_s": elapsed_s,
                  "optimizer": self.optimizer.state_dict(), "credit_state": self.ctx.state,
                  "config": self.config.to_dict()}  # fmt: skip
+        if self.parts.critic is not None:
+            state["critic"] = self.parts.critic.state_dict()
         torch.save(state, tmp / "trainer_state.pt")
         final = self.out / "checkpoint"
         old = self.out / "checkpoint.old"
@@ -333,7 +429,11 @@ class Trainer:
         loaded = AutoModelForCausalLM.from_pretrained(path)
         self.model.load_state_dict(loaded.state_dict())
         self.optimizer.load_state_dict(state["optimizer"])
-        self.ctx.state = state["credit_state"]
+        # In place: the EPO history (and anything else) holds this very dict.
+        self.ctx.state.clear()
+        self.ctx.state.update(state["credit_state"])
+        if self.parts.critic is not None:
+            self.parts.critic.load_state_dict(state["critic"])
         self.iteration, self.env_steps = state["iteration"], state["env_steps"]
         self.elapsed_s = float(state.get("elapsed_s", 0.0))
 
@@ -388,6 +488,15 @@ def _per_episode_or_none(values: np.ndarray | None, batch: TurnBatch) -> list[np
     return None if values is None else batch.split_by_episode(values)
 
 
+def _per_episode_tokens(tokens: Sequence[np.ndarray] | None,
+                        batch: TurnBatch) -> list[Sequence[np.ndarray]] | None:  # fmt: skip
+    """Per-turn token advantages regrouped per episode (``None`` when the estimator has none)."""
+    if tokens is None:
+        return None
+    bounds = np.append(batch.episode_start, batch.n_turns)
+    return [tokens[bounds[e] : bounds[e + 1]] for e in range(batch.n_episodes)]
+
+
 def _normalisers(seqs: Sequence[TrainingSequence]) -> dict[str, float]:
     return {
         "tokens": float(sum(s.num_trainable for s in seqs)),
@@ -429,13 +538,13 @@ def _tensorboard(out: Path, row: dict[str, Any]) -> None:
                 writer.add_scalar(key, value, row["iteration"])
 
 
-@contextlib.contextmanager
-def _progress(enabled: bool, total: int, done: int) -> Iterator[Any]:
-    if not enabled:
-        yield lambda: None
-        return
-    from rich.progress import Progress
-
-    with Progress(transient=True) as bar:
-        task = bar.add_task("training", total=total, completed=done)
-        yield lambda: bar.advance(task)
+def _allowed_actions(config: TrainConfig, env: Any) -> tuple[str, ...] | None:
+    """The action vocabulary for ``decoding="actions"`` (``None``: free decoding)."""
+    if config.decoding == "free":
+        return None
+    if not isinstance(env, TextEnv) or not env.action_vocabulary():
+        raise ValueError(
+            f"decoding='actions' needs an env with an action vocabulary (TextEnv.action_words "
+            f"or example_actions); {config.env} has none. Use decoding='free'."
+        )
+    return env.action_vocabulary()

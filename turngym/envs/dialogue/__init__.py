@@ -1,4 +1,4 @@
-"""Dialogue environments with a rule-based user (ENVIRONMENTS.md section 7; issue 6).
+"""Dialogue environments with a rule-based user (docs/environments.md#dialogue).
 
 * :class:`~turngym.envs.dialogue.clarify.Clarify` (``turngym/Clarify-v0``): InfoPO-style intent
   clarification ("InfoPO: Information-Driven Policy Optimization for User-Centric Agents",

@@ -1,7 +1,7 @@
 """Clarify: ask a simulated user for the missing details, then carry out their request.
 
 The intent-clarification setting of InfoPO ("InfoPO: Information-Driven Policy Optimization
-for User-Centric Agents", arXiv 2603.00656; spec in ENVIRONMENTS.md 7.2): a user's request is
+for User-Centric Agents", arXiv 2603.00656; docs/environments.md#clarify): a user's request is
 underspecified, and the agent must ask before it acts. Each task is a form from one domain
 (:mod:`~turngym.envs.dialogue.domains`: flight, restaurant, meeting, order) with ``n_slots``
 fields; the opening request states ``n_stated`` of them and the rest are hidden. The
@@ -55,7 +55,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from turngym.core import TextEnv, TextSpace, Transition, check_int_knobs
+from turngym.core import GOLD_ANSWERS, TextEnv, TextSpace, Transition, check_int_knobs
 from turngym.envs.dialogue.domains import DOMAINS, Domain, Slot, mentions, normalise_value
 from turngym.envs.dialogue.domains import values_match as _values_match
 from turngym.tasks import task_fingerprint
@@ -99,6 +99,8 @@ class Clarify(TextEnv):
     """
 
     family: ClassVar[str] = "clarify"
+    privileged_keys: ClassVar[frozenset[str]] = frozenset({GOLD_ANSWERS})
+    answer_template: ClassVar[str] = "<action>do: {answer}</action>"
     example_actions: ClassVar[tuple[str, ...]] = (
         "<action>ask: date</action>",
         "<action>ask: time</action>",
@@ -380,7 +382,7 @@ class Clarify(TextEnv):
         return [s for s in self.slots if s not in self.stated]
 
     def privileged(self) -> dict[str, Any]:
-        """The full slot assignment, stated/hidden fields, minimal questions, gold action."""
+        """Slot assignment, stated/hidden fields, minimal questions, gold action and form."""
         return {
             "domain": self.domain.name,
             "slots": dict(self.slots),
@@ -388,6 +390,7 @@ class Clarify(TextEnv):
             "hidden": self.hidden(),
             "min_questions": len(self.hidden()),
             "gold_action": f"do: {json.dumps(self.slots)}",
+            GOLD_ANSWERS: [json.dumps(self.slots)],  # the filled form, as do: takes it
         }
 
     def metrics(self) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 Each domain is a form the agent must fill (book a flight, reserve a restaurant table, set up a
 meeting, place an order). Every slot has a value list, the phrase the user uses when a value
 is stated up front, and the words of a free-text question that mean it (InfoPO's intent
-clarification setting, arXiv 2603.00656; ENVIRONMENTS.md 7.2 "ClarifyEnv").
+clarification setting, arXiv 2603.00656; docs/environments.md#clarify).
 
 The value lists are chosen so that no value of one slot appears, as whole words, inside a
 different value of another slot of the same domain, nor inside any fixed text the user says;

@@ -1,8 +1,8 @@
 """Puzzle generators and answer normalisation for the TryAgain env (UFO).
 
 UFO ("A Simple 'Try Again' Can Elicit Multi-Turn LLM Reasoning", arXiv 2507.14295) wraps
-single-answer problems in a multi-attempt loop; ENVIRONMENTS.md 7.1 asks for procedural
-generators instead of MetaMathQA. Three families are written here:
+single-answer problems in a multi-attempt loop; turngym uses procedural
+generators instead of MetaMathQA (docs/environments.md#tryagain). Three families are written here:
 
 * ``arithmetic``: a multi-step word problem about a collection (buy, give away, packs of N,
   doubling, halving); the answer is an integer.

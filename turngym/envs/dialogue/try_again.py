@@ -2,7 +2,7 @@
 
 Unary Feedback as Observation (UFO) from "A Simple 'Try Again' Can Elicit Multi-Turn LLM
 Reasoning" (arXiv 2507.14295; code lichengliu03/unary-feedback, ``ragen/env/metamathqa/
-env.py``; ENVIRONMENTS.md 7.1): after a wrong answer the agent sees nothing but the unary
+env.py``; docs/environments.md#tryagain): after a wrong answer the agent sees nothing but the unary
 feedback :data:`FEEDBACK`, no hint of how it was wrong. Puzzles come from our own generators
 (:mod:`~turngym.envs.dialogue.puzzles`: arithmetic word problems, ordering puzzles, number
 sequences) instead of MetaMathQA.
@@ -12,7 +12,7 @@ Numbers are read with tolerance (``42``, ``42.0``, ``1,024``, ``7/2``, or a text
 one number); orderings are the names in order, any separators (``Cleo, Ada, Ben``). An empty tag
 or no tag is invalid and uses no attempt.
 
-**Reward** (UFO, ENVIRONMENTS.md 7.1). With attempts numbered ``t = 0, 1, ...``:
+**Reward** (UFO, arXiv 2507.14295). With attempts numbered ``t = 0, 1, ...``:
 
 * a correct answer at attempt ``t`` earns ``gamma ** t`` (UFO: ``1 / 2**t``, ``gamma = 0.5``);
   a wrong one earns 0;
@@ -44,11 +44,11 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, SupportsFloat
 
 import numpy as np
 
-from turngym.core import TextEnv, TextSpace, Transition, check_int_knobs
+from turngym.core import GOLD_ANSWERS, TextEnv, TextSpace, Transition, check_int_knobs
 from turngym.envs.dialogue.puzzles import (
     GENERATORS,
     answer_in_text,
@@ -56,31 +56,15 @@ from turngym.envs.dialogue.puzzles import (
     generate_puzzle,
     is_correct,
 )
+from turngym.envs.unary import FEEDBACK, repetition_penalty, ufo_return, ufo_step_reward
 from turngym.tasks import task_fingerprint
 
-__all__ = ["TryAgain", "FEEDBACK", "ufo_return"]
+__all__ = ["TryAgain", "FEEDBACK", "ufo_return", "SUBPROBLEM_CORRECT"]
 
-FEEDBACK = "Let's try again."
-"""The unary feedback after a wrong answer (the paper's example wording)."""
+SUBPROBLEM_CORRECT = "subproblem_correct"
+"""Info key (every step): one 0/1 verdict per sub-problem of the last valid answer."""
 
 _WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
-
-
-def ufo_return(correct_at: int | None, answers: list[str], gamma: float, lam: float) -> float:
-    """The UFO episode return ``gamma**t [solved] - lam * (1 - E / T)`` (ENVIRONMENTS.md 7.1).
-
-    Args:
-        correct_at: The 0-based attempt that was correct, or ``None``.
-        answers: The canonical keys of every valid answer given (``T = len(answers)``).
-        gamma: Attempt discount.
-        lam: Repetition-penalty weight.
-
-    Example:
-        >>> round(ufo_return(2, ["n:5", "n:5", "n:7"], 0.5, 0.5), 4)  # 0.25 - 0.5 * (1/3)
-        0.0833
-    """
-    solved = 0.0 if correct_at is None else gamma**correct_at
-    return solved - lam * (1 - len(set(answers)) / len(answers)) if answers else solved
 
 
 class TryAgain(TextEnv):
@@ -91,7 +75,11 @@ class TryAgain(TextEnv):
     arithmetic problem), ``max_value`` (20-10000, scale of its numbers), ``n_people`` (3-8 in
     an ordering puzzle), ``extra_facts`` (0-10 redundant facts), ``seq_complexity`` (1-3: tiers
     of sequence rules), ``seq_terms`` (4-8 terms shown), ``max_attempts`` (1-10; UFO: 5),
-    ``gamma`` (0-1 attempt discount; UFO: 0.5), ``repeat_penalty`` (0-1, lambda; UFO: 0.5).
+    ``gamma`` (0-1 attempt discount; UFO: 0.5), ``repeat_penalty`` (0-1, lambda; UFO: 0.5),
+    ``subproblems`` (off by default: an arithmetic problem also asks for the count after each
+    step, answered as ``c1; c2; ...; answer``, and ``info["subproblem_correct"]`` grades each
+    part, the sub-problem structure SCRL normalises over; the attempt is right when the last
+    part is).
 
     Levels: 0 = one-step problems, three people, simple sequences; 1 = default; 2 = four steps,
     five people, every sequence rule; 3 = five steps, six people, four terms shown, three
@@ -100,6 +88,8 @@ class TryAgain(TextEnv):
 
     family: ClassVar[str] = "tryagain"
     action_tag: ClassVar[str] = "answer"
+    privileged_keys: ClassVar[frozenset[str]] = frozenset({GOLD_ANSWERS})
+    answer_template: ClassVar[str] = "<answer>{answer}</answer>"
     example_actions: ClassVar[tuple[str, ...]] = (
         "<answer>your answer</answer>",
         "<answer>0</answer>",
@@ -116,6 +106,7 @@ class TryAgain(TextEnv):
         "max_attempts": 5,
         "gamma": 0.5,
         "repeat_penalty": 0.5,
+        "subproblems": False,
     }
     levels: ClassVar[Mapping[int, Mapping[str, Any]]] = {
         0: {"steps": 1, "max_value": 20, "n_people": 3, "extra_facts": 0, "seq_complexity": 1},
@@ -165,6 +156,8 @@ class TryAgain(TextEnv):
                 or not (0 <= value <= 1)
             ):
                 raise ValueError(f"TryAgain: {name}={value!r}; use a number from 0 to 1.")
+        if not isinstance(difficulty["subproblems"], bool):
+            raise ValueError("TryAgain: subproblems must be True or False.")
 
     def generate_task(self, rng: np.random.Generator, difficulty: Mapping[str, Any]) -> dict:
         """Draw a leak-free puzzle of one of the enabled types."""
@@ -189,7 +182,21 @@ class TryAgain(TextEnv):
         self.max_attempts = int(knobs["max_attempts"])
         self.gamma, self.lam = float(knobs["gamma"]), float(knobs["repeat_penalty"])
         self.answers, self.correct_at, self.over = [], None, False
+        self.subanswers = self._subanswers() if knobs["subproblems"] else [puzzle["answer"]]
+        self.verdicts: list[int] = []
         self.action_space = TextSpace(examples=self._examples(task))
+
+    def _subanswers(self) -> list[str]:
+        """Sub-problem golds: an arithmetic problem's count after each step (SCRL-style).
+
+        The solution steps read ``"a op b = c"``; the last count is the answer itself. Other
+        puzzles (and tasks without such steps) have one sub-problem, the question.
+        """
+        steps = self.puzzle["solution"] if self.puzzle["kind"] == "arithmetic" else []
+        counts = [step.rsplit("=", 1)[1].strip() for step in steps if "=" in step]
+        if len(counts) < 2 or counts[-1] != self.puzzle["answer"]:
+            return [self.puzzle["answer"]]
+        return counts
 
     def _examples(self, task: Mapping[str, Any]) -> tuple[str, ...]:
         """Plausible wrong-or-right answers: the question's numbers, or shuffled name orders."""
@@ -210,26 +217,47 @@ class TryAgain(TextEnv):
             return Transition(terminated=True, effective=False, message="The episode is over.")
         gold, kind = self.puzzle["answer"], self.puzzle["answer_type"]
         key = answer_key(command, kind)
+        self.verdicts = []
         if key in ("s:", "o:"):
             why = "Invalid action: the answer is empty. Answer like <answer>your answer</answer>"
             return Transition(valid=False, effective=False, message=why)
+        final = command
+        if len(self.subanswers) > 1:  # "c1; c2; ...; answer": the last part is the answer
+            pieces = [p.strip() for p in command.split(";")]
+            final, n = pieces[-1], len(self.subanswers)
+            given = pieces[:-1][: n - 1]
+            given += [""] * (n - 1 - len(given)) + [final]
+            self.verdicts = [int(is_correct(g, want, kind))
+                             for g, want in zip(given, self.subanswers, strict=True)]  # fmt: skip
+        else:
+            self.verdicts = [int(is_correct(command, gold, kind))]
         attempt = len(self.answers)
         self.answers.append(key)
         parts: dict[str, float] = {"correct": 0.0}
-        if is_correct(command, gold, kind):
+        if is_correct(final, gold, kind):
             self.correct_at, self.over = attempt, True
-            parts["correct"] = self.gamma**attempt  # UFO: 1 / 2**t
+            parts["correct"] = ufo_step_reward(attempt, True, self.gamma)  # UFO: 1 / 2**t
         elif len(self.answers) >= self.max_attempts:
             self.over = True
         if self.over:  # UFO's repetition penalty -lambda * (1 - E / T), at termination
-            distinct, total = len(set(self.answers)), len(self.answers)
-            parts["repetition_penalty"] = -self.lam * (1 - distinct / total)
+            parts["repetition_penalty"] = repetition_penalty(self.answers, self.lam)
         return Transition(
             reward=sum(parts.values()),
             terminated=self.over,
             reward_components=parts,
             effective=key not in self.answers[:-1],
         )
+
+    def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
+        """One turn (see :meth:`TextEnv.step`), plus ``info["subproblem_correct"]``.
+
+        After a valid answer it holds one 0/1 verdict per sub-problem (the last is the
+        question itself; a single verdict unless ``subproblems`` is on); else it is empty.
+        """
+        obs, reward, terminated, truncated, info = super().step(action)
+        info[SUBPROBLEM_CORRECT] = list(self.verdicts)
+        self.verdicts = []
+        return obs, reward, terminated, truncated, info
 
     # --- Views --------------------------------------------------------------------------------
     def instructions(self) -> str:
@@ -248,6 +276,9 @@ class TryAgain(TextEnv):
     def render_text(self) -> str:
         """The question before any answer, then only the (unary) feedback."""
         if not self.answers:
+            if len(self.subanswers) > 1:
+                return (f"{self.puzzle['question']} Give the count after each step, in order, "
+                        "separated by semicolons; the last one is your answer.")  # fmt: skip
             return self.puzzle["question"]
         if self.correct_at is not None:
             return "Correct!"
@@ -266,9 +297,10 @@ class TryAgain(TextEnv):
         return 1.0 if self.correct_at is not None else 0.0
 
     def privileged(self) -> dict[str, Any]:
-        """The gold answer, the puzzle type, its solution steps and the answers tried."""
+        """The gold answer (also as ``gold_answers``), type, solution steps and answers tried."""
         return {
             "answer": self.puzzle.get("answer", ""),
+            GOLD_ANSWERS: [self.puzzle["answer"]] if self.puzzle.get("answer") else [],
             "answer_type": self.puzzle.get("answer_type", ""),
             "kind": self.puzzle.get("kind", ""),
             "solution": list(self.puzzle.get("solution", [])),

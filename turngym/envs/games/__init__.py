@@ -1,1 +1,1 @@
-"""Single-player puzzle games (ENVIRONMENTS.md section 5)."""
+"""Single-player puzzle games (docs/environments.md#games)."""

@@ -1,7 +1,8 @@
 """GuessMyCity: find the hidden world city with yes/no questions.
 
 The procedural, model-free version of LMRL-Gym's *Guess My City* (Abdulhai et al., 2023;
-ENVIRONMENTS.md section 5.3): the env hides one of 109 large world cities from a shipped table
+docs/environments.md#twentyquestions-and-guessmycity): the env hides one of 109 large world
+cities from a shipped table
 (``data/guess_my_city.txt``: country, continent, coordinates, urban population, languages,
 capital/coastal/Olympic flags; turngym's own compilation of facts) and a rule-based answerer
 replies ``Yes.`` or ``No.`` to exactly the question asked. The questions are derived from the

@@ -1,7 +1,7 @@
 """Maze: find the goal of a procedurally generated maze while seeing only your surroundings.
 
 A partially observed text navigation task in the spirit of BALROG's MiniHack ``MazeWalk``
-and the maze puzzles of TextArena/KORGym (ENVIRONMENTS.md sections 5.4 and 5.5). Mazes are
+and the maze puzzles of TextArena/KORGym (docs/environments.md#maze). Mazes are
 carved by a randomized depth-first search (recursive backtracker) on a ``size`` x ``size``
 lattice of rooms, drawn as a ``(2 * size + 1)``-square grid of ``#`` walls and ``.`` floor;
 ``loops`` then knocks out extra walls so that there is more than one way round. The start is
@@ -142,7 +142,9 @@ def _bfs(nxt: Sequence[Sequence[int]], source: int) -> list[int]:
     return dist
 
 
-def _neighbours(open_: Sequence[bool], n_rows: int, n_cols: int) -> list[tuple[int, ...]]:
+def _neighbours(
+    open_: Sequence[bool], n_rows: int, n_cols: int
+) -> list[tuple[int, int, int, int]]:
     """Per square and move, the square it leads to (itself when blocked)."""
     table = []
     for cell in range(n_rows * n_cols):
@@ -152,7 +154,7 @@ def _neighbours(open_: Sequence[bool], n_rows: int, n_cols: int) -> list[tuple[i
             rr, cc = r + dr, c + dc
             inside = 0 <= rr < n_rows and 0 <= cc < n_cols
             row.append(rr * n_cols + cc if inside and open_[rr * n_cols + cc] else cell)
-        table.append(tuple(row))
+        table.append((row[0], row[1], row[2], row[3]))
     return table
 
 
@@ -258,7 +260,7 @@ class Maze(TextEnv):
                     f"({meaning})."
                 )
         loops = difficulty["loops"]
-        if isinstance(loops, bool) or not isinstance(loops, Real) or not 0.0 <= loops <= 1.0:
+        if isinstance(loops, bool) or not isinstance(loops, Real) or not 0.0 <= float(loops) <= 1.0:
             raise ValueError(f"Maze: loops={loops!r} is invalid; use a probability from 0 to 1.")
         for name in ("memory", "goal_hint"):
             if not isinstance(difficulty[name], bool):
@@ -320,7 +322,7 @@ class Maze(TextEnv):
 
     def _walk(self, cell: int) -> list[str]:
         """The optimal moves from ``cell`` (first move in ``MOVES`` order that gets closer)."""
-        b, plan = self.board, []
+        b, plan = self.board, list[str]()
         if b.dist[cell] < 0:
             return plan
         while cell != b.goal:

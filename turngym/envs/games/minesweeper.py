@@ -1,7 +1,8 @@
 """Minesweeper: reveal every safe cell of a board without stepping on a mine.
 
-The classic game in TextArena's text form (``Minesweeper-v0``; ENVIRONMENTS.md sections 5.4 and
-5.5), also in GEM and KORGym: ``<action>reveal 3 4</action>`` opens the cell at row 3, column 4
+The classic game in TextArena's text form (``Minesweeper-v0``;
+docs/environments.md#minesweeper), also in GEM and KORGym: ``<action>reveal 3 4</action>``
+opens the cell at row 3, column 4
 (0-based), ``<action>flag 3 4</action>`` toggles a flag. Opening a cell with no adjacent mines
 opens its neighbours too (flood fill). As in TextArena and most desktop versions, the first
 reveal is always safe: mines are placed only then, outside the 3x3 block around it, so the
@@ -159,7 +160,8 @@ class Minesweeper(TextEnv):
         """Raise ``ValueError`` naming the knob and its valid range."""
         for name, high in (("rows", 24), ("cols", 30)):
             value = difficulty[name]
-            if isinstance(value, bool) or not isinstance(value, Integral) or not 3 <= value <= high:
+            if (isinstance(value, bool) or not isinstance(value, Integral)
+                    or not 3 <= int(value) <= high):  # fmt: skip
                 raise ValueError(
                     f"Minesweeper: {name}={value!r} is invalid; use an integer from 3 to {high}."
                 )
@@ -177,7 +179,8 @@ class Minesweeper(TextEnv):
                 f"Minesweeper: no_guess={difficulty['no_guess']!r} is invalid; use True or False."
             )
         penalty = difficulty["mine_penalty"]
-        if isinstance(penalty, bool) or not isinstance(penalty, Real) or not -10 <= penalty <= 0:
+        if (isinstance(penalty, bool) or not isinstance(penalty, Real)
+                or not -10 <= float(penalty) <= 0):  # fmt: skip
             raise ValueError(
                 f"Minesweeper: mine_penalty={penalty!r} is invalid; use a number from -10 to 0."
             )
@@ -221,7 +224,8 @@ class Minesweeper(TextEnv):
         self.revealed, self.flagged = bytearray(size), bytearray(size)
         self.mines: tuple[int, ...] = ()
         self.counts: list[int] = []
-        self.status, self.hit, self.logic_solvable = "play", -1, None
+        self.status, self.hit = "play", -1
+        self.logic_solvable: bool | None = None
         # Kept up to date move by move, so a step never rescans the board: the symbol of every
         # cell as the state key shows it, and the numbers the status line and metrics report.
         self._view = ["?"] * size

@@ -1,7 +1,8 @@
 """TwentyQuestions: find the hidden everyday object with yes/no questions.
 
 The procedural, model-free version of LMRL-Gym's *20 Questions* (Abdulhai et al., 2023;
-ENVIRONMENTS.md section 5.3), after the parlour game and Burgener's electronic 20Q: the env
+docs/environments.md#twentyquestions-and-guessmycity), after the parlour game and Burgener's
+electronic 20Q: the env
 hides an object from a shipped knowledge base (``data/twenty_questions.txt``: 130 objects,
 60 attributes plus first-letter questions, turngym's own compilation) and a rule-based
 answerer replies ``Yes.`` or ``No.`` to exactly the question asked. The grammar, the rewards,

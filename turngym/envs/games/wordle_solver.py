@@ -37,8 +37,9 @@ GREEN, YELLOW, GREY = "G", "Y", "-"
 LENGTHS = (4, 5, 6)
 """The word lengths the lists cover."""
 
-# Oracle guess pool (ENVIRONMENTS.md 5.5): at most this many candidates and, outside hard mode,
-# this many extra probe words, preselected by letter coverage; keeps a step under ~50 ms.
+# Oracle guess pool (docs/environments.md#wordle): at most this many candidates and, outside
+# hard mode, this many extra probe words, preselected by letter coverage; keeps a step under
+# ~50 ms.
 _POOL_CANDIDATES = 120
 _POOL_PROBES = 60
 

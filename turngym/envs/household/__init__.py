@@ -1,4 +1,4 @@
-"""Household: ALFWorld-like text household tasks (ENVIRONMENTS.md section 3.4, issue 7).
+"""Household: ALFWorld-like text household tasks (docs/environments.md#household).
 
 Modules: :mod:`~turngym.envs.household.vocab` (types and affordances),
 :mod:`~turngym.envs.household.world` (state and rules), :mod:`~turngym.envs.household.generate`

@@ -4,8 +4,8 @@ ALFWorld (Shridhar et al., 2021) puts an agent in a simulated home and asks for 
 tasks: put an object somewhere, optionally after cleaning, heating or cooling it, look at an
 object under a desk lamp, or put two objects somewhere. verl-agent/GiGPO (Feng et al., 2025)
 train on it with the admissible actions listed in each observation, a 50-turn limit, and step
-groups formed by identical anchor states. Its game files cannot be downloaded here
-(ENVIRONMENTS.md section 3.1), so this env regenerates the setting from scratch (section 3.4):
+groups formed by identical anchor states. Its game files cannot be downloaded here,
+so this env regenerates the setting from scratch (docs/environments.md#household):
 our own houses, rules (:mod:`~turngym.envs.household.world`), wording, and a planner oracle
 (:mod:`~turngym.envs.household.planner`).
 

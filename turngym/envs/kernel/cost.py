@@ -1,9 +1,9 @@
 """Deterministic CPU cost model: FLOPs, ATen operator counts and bytes moved.
 
-Wall-clock timing on a small shared CPU is noisy (ENVIRONMENTS.md 4.3: 9-24 % coefficient of
+Wall-clock timing on a small shared CPU is noisy (measured on 2 cores: 9-24 % coefficient of
 variation, spurious 1.08x "speedups"), so KernelGym-CPU grades speed primarily by a cost model
-that needs no timing at all (ENVIRONMENTS.md 4.4). A forward pass is run under two PyTorch
-modes at once:
+that needs no timing at all (docs/environments.md#kernelgen). A forward pass is run under two
+PyTorch modes at once:
 
 * :class:`torch.utils.flop_counter.FlopCounterMode` counts FLOPs of the matmul-like ops
   (``mm``, ``addmm``, ``bmm``, convolutions, attention);
@@ -19,7 +19,7 @@ so fusing ops (fewer launches, fewer intermediate tensors written and read back)
 redundant work lower the cost, while a rewrite that computes the same ops costs exactly the
 same. ``speedup = cost_ref / cost_new`` is then exactly 1.0 for the reference itself.
 
-Triton kernels run by the CPU interpreter (ENVIRONMENTS.md 4.3) are opaque to both modes: the
+Triton kernels run by the CPU interpreter (``TRITON_INTERPRET=1``) are opaque to both modes: the
 ATen ops dispatched during a launch are the interpreter's host copies, not the kernel's work,
 and interpreted wall-clock time says nothing about GPU speed. So the ATen ops inside a launch
 are not costed (:class:`OpRecorder`'s ``opaque``) and each launch is charged as one fused op

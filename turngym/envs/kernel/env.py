@@ -3,9 +3,10 @@
 The task format is KernelBench's (Ouyang et al., 2025): a reference ``class Model(nn.Module)``
 with ``get_inputs()``/``get_init_inputs()``, and the agent writes ``class ModelNew`` with the same
 interface. The loop, the feedback and the reward follow KernelGYM / Dr. Kernel
-(hkust-nlp/KernelGYM, ``prompt_config/multi_turn_kernel.yaml``; ENVIRONMENTS.md 4.2 and 4.4):
-each turn submits a new version, which is evaluated in a sandboxed child process
-(:mod:`~turngym.envs.kernel.runner`) and answered with server-style feedback.
+(hkust-nlp/KernelGYM, ``prompt_config/multi_turn_kernel.yaml``; docs/environments.md#kernelgen):
+each turn submits a new version, which is graded from outside its own sandboxed process on
+fresh unpredictable inputs (:mod:`~turngym.envs.kernel.grader`, via
+:mod:`~turngym.envs.kernel.runner`) and answered with server-style feedback.
 
 **Action format.** The whole Python module, inside ``<action>...</action>`` (a ```` ```python ````
 fence inside the tag is stripped). KernelBench and KernelGYM ask for a fenced block instead, so an
@@ -14,8 +15,9 @@ block. The module must define ``ModelNew`` at top level; PyTorch ops are allowed
 does not parse or has no ``ModelNew`` is answered at once (``compile_error``, no process).
 
 **Feedback** (each step's observation): ``status`` (``compile_error``, ``runtime_error``,
-``incorrect``, ``hack``, ``correct``), the error tail, ``correctness_trials: k/n``, the maximum
-and mean absolute difference, the cost model summary of reference and candidate (modelled
+``incorrect``, ``hack``, ``protocol_violation``, ``correct``), the error tail,
+``correctness_trials: k/n``, the maximum and mean absolute difference (on a fixed probe
+input), the cost model summary of reference and candidate (modelled
 microseconds, ATen ops, bytes moved, FLOPs) and the speedup, the declared and launched custom
 kernels, every detected hack with its explanation, and the turn's reward.
 
@@ -31,8 +33,10 @@ a correct candidate (score >= 0.5, KernelBench's fast_0).
 **State key**: a hash of the last candidate's normalised status (status, faster, the hack checks
 that fired, trials passed). **Privileged**: the hand-written oracle ``ModelNew`` and whether it
 is faster by the cost model. **Leak check**: the oracle's ``forward`` never appears in any text
-the agent sees. The env is slow (one child process per new candidate, ~2 s), so
-``metadata["turngym.slow"] = True``; results are cached by (reference, candidate).
+the agent sees. The env is slow (three walled child processes per new candidate, forked from
+a warm template; ~0.5-1 s), so ``metadata["turngym.slow"] = True``; results are cached by
+(reference, candidate), which keeps an episode's record stable although every evaluation
+draws fresh inputs (the feedback's diffs come from a fixed probe input).
 
 Example:
     >>> env = KernelGen()
@@ -48,12 +52,13 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, SupportsFloat
 
 import numpy as np
 
 from turngym.core import TextEnv, TextSpace, Transition
 from turngym.envs.kernel import tasks as kt
+from turngym.envs.kernel.kernelbench import load_kernelbench
 from turngym.envs.kernel.reward import SPEED_SIGNALS, kernel_reward
 from turngym.envs.kernel.runner import evaluate_candidate
 
@@ -106,7 +111,7 @@ class KernelGen(TextEnv):
     ``timeout_s`` (child CPU seconds). Levels 1, 2, 3 restrict tasks to that KernelBench level.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {
+    metadata: dict[str, Any] = {
         "render_modes": ["ansi"],
         "render_fps": 1,
         "turngym.slow": True,
@@ -136,9 +141,17 @@ class KernelGen(TextEnv):
         3: {"levels": [3]},
     }
 
-    def __init__(self, **kwargs: Any) -> None:
-        """Create the env; keyword arguments are those of :class:`~turngym.core.TextEnv`."""
+    def __init__(self, *, kernelbench_dir: str | None = None, **kwargs: Any) -> None:
+        """Create the env; keyword arguments are those of :class:`~turngym.core.TextEnv`.
+
+        Args:
+            kernelbench_dir: A KernelBench checkout: play its problem files of ``levels``
+                instead of generated tasks (:mod:`turngym.envs.kernel.kernelbench`).
+            **kwargs: Those of :class:`~turngym.core.TextEnv` (knobs, ``level``...).
+        """
         super().__init__(**kwargs)
+        if kernelbench_dir is not None:
+            self._tasks_file = load_kernelbench(kernelbench_dir, self.difficulty["levels"])
         self.reference = ""
         self.oracle = ""
         self.last: dict[str, Any] | None = None
@@ -191,7 +204,7 @@ class KernelGen(TextEnv):
         )
 
     # --- Dynamics -----------------------------------------------------------------------------
-    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:  # type: ignore[override]
+    def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         """Accept a bare ```` ```python ```` block too (KernelBench's format), then step."""
         if isinstance(action, str) and "<action>" not in action.lower():
             blocks = _FENCE.findall(action)
@@ -299,6 +312,9 @@ class KernelGen(TextEnv):
                 f"{new['flops'] / 1e6:.3f} MFLOP); speedup {cost['speedup']:.3f}x "
                 f"(needed {self.episode_difficulty['speedup_threshold']})"
             )
+            if cost.get("verified") is False:
+                lines.append("cost not verified (Triton kernels run as Python in the CPU "
+                             "interpreter): correctness credit only")
             lines.append(f"your ops: {' '.join(new['op_names'][:40])}")
         kernels = r.get("kernels") or {}
         if kernels.get("declared"):

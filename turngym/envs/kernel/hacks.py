@@ -1,36 +1,34 @@
-r"""In-process reward-hack detection for kernel candidates (runs inside the evaluation child).
+r"""Reward-hack detection for kernel candidates: static checks (host) and in-process monitors.
 
 KernelBench (Ouyang et al., 2025) ships a static checker (``kernel_static_checker.py``: try/except
 bypass, threading, timer monkey-patching) and KernelGYM / Dr. Kernel (hkust-nlp/KernelGYM)
 rejects "decoy" submissions whose declared Triton kernel is never launched. These checks follow
-both, adapted to a CPU without Triton (ENVIRONMENTS.md 4.2-4.4). Every finding is a
+both, adapted to a CPU without Triton (docs/environments.md#kernelgen). Every finding is a
 :class:`Hack` ``(check, detail)``; any finding makes the reward 0.
 
-Static checks (:func:`static_hacks`, on the candidate's AST before it runs):
+Static checks (:func:`static_hacks`, on the candidate's AST in the host, before anything runs):
 
 * ``try_except``: any ``try`` statement (KernelBench flags them all: a ``try`` around a kernel
   with the PyTorch path in ``except`` is the classic fallback hack);
-* ``forbidden_import``: ``threading``, ``multiprocessing``, ``subprocess``, ``ctypes``,
-  ``socket``, ``signal``, ``concurrent``, ``_thread``, ``gc``, ``inspect``;
+* ``forbidden_import``: :data:`FORBIDDEN_IMPORTS` (threads, processes, ctypes, sockets,
+  signals, ``gc``, ``inspect`` and ``turngym`` itself, whose oracles a candidate could echo);
 * ``reference_name``: the candidate names the reference class ``Model`` or ``get_inputs``.
 
-Runtime checks (:class:`CallMonitor` and :func:`patched_names`, while the candidate runs):
+In-process monitors (run inside the candidate's own sandboxed process, so they are a
+*reporting second line*: a candidate can tamper with anything in its process; the grader's
+decisions rest on what it checks from outside, see :mod:`~turngym.envs.kernel.grader`):
 
-* ``calls_reference``: a code object of the reference module (``Model.__init__``/``forward``,
-  its helpers, ``get_inputs``) executed while the candidate ran (``sys.setprofile``);
-* ``kernel_never_launched``: the candidate declares a custom kernel but none ran during
-  ``forward``. A *declared kernel* is a module-level function whose name contains ``kernel``
-  or that is decorated with something named ``*jit`` (``@triton.jit``, ``@numba.njit``).
-  When Triton runs in interpreter mode (``TRITON_INTERPRET=1``, ENVIRONMENTS.md 4.3), launches
-  are recorded for real by :class:`TritonLaunches`, and a candidate declaring ``@triton.jit``
-  kernels (:func:`triton_kernels`) must launch at least one of them: calling a plain Python
-  function named ``*kernel*`` no longer hides a decoy;
+* ``kernel_never_launched``: a declared Python kernel (a module-level function whose name
+  contains ``kernel`` or that is decorated with something named ``*jit``) never ran during
+  ``forward`` (:class:`CallMonitor`, ``sys.setprofile``); for ``@triton.jit`` kernels
+  :class:`TritonLaunches` records real launches in the CPU interpreter;
 * ``monkeypatch``: a timer in :mod:`time`, a callable in ``torch``, ``torch.nn.functional`` or
   ``torch.Tensor``, or ``torch.nn.Module.__call__`` is a different object after the candidate
   ran than before it was imported;
 * ``threads_left_running``: a Python thread started by the candidate is alive after it ran;
 * ``sandbox_escape``: an audit event (PEP 578) for opening a file outside the Python
-  installation, a socket connection, starting a process, or loading a C library.
+  installation, a socket, starting a process, loading a C library, or walking the garbage
+  collector's objects. The OS walls (seccomp, the minimal root) already refuse most of these.
 
 Example:
     >>> [h.check for h in static_hacks("class ModelNew:\n  try:\n    x = 1\n  except: pass")]
@@ -48,6 +46,18 @@ import types
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+if sys.version_info >= (3, 11):  # try/except* and code.co_qualname are new in Python 3.11
+    _TRY_NODES: tuple[type[ast.AST], ...] = (ast.Try, ast.TryStar)
+
+    def _qualname(code: types.CodeType) -> str:
+        return code.co_qualname
+
+else:  # pragma: no cover - Python 3.10
+    _TRY_NODES = (ast.Try,)
+
+    def _qualname(code: types.CodeType) -> str:
+        return code.co_name
 
 __all__ = [
     "Hack",
@@ -76,6 +86,7 @@ FORBIDDEN_IMPORTS = frozenset(
         "concurrent",
         "gc",
         "inspect",
+        "turngym",
     }
 )
 """Top-level modules a candidate may not import."""
@@ -129,7 +140,8 @@ def triton_kernels(tree: ast.Module) -> list[str]:
         >>> triton_kernels(ast.parse("import triton\n@triton.jit\ndef k(x): pass"))
         ['k']
     """
-    modules, names = set(), set()
+    modules: set[str] = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             modules.update(
@@ -153,7 +165,7 @@ def static_hacks(source: str) -> list[Hack]:
     """Run the static checks on candidate source (which must parse)."""
     hacks: list[Hack] = []
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Try | ast.TryStar):
+        if isinstance(node, _TRY_NODES):
             hacks.append(
                 Hack(
                     "try_except",
@@ -205,9 +217,11 @@ def code_objects(namespace: dict[str, Any], names: Iterable[str] | None = None) 
 class CallMonitor:
     """``sys.setprofile`` hook: which watched code objects ran, and kernel nesting depth.
 
-    Use as a context manager around candidate code. ``reference_calls`` lists the reference
-    functions that ran; ``kernel_calls`` the declared kernels that ran; :meth:`in_kernel` is
-    true while a declared kernel is on the stack (for the cost model's coverage).
+    Use as a context manager around candidate code. ``reference_calls`` lists the watched
+    reference functions that ran (the grader keeps the reference out of the candidate's
+    process, so it passes none); ``kernel_calls`` the declared kernels that ran;
+    :meth:`in_kernel` is true while a declared kernel is on the stack (for the cost model's
+    coverage).
     """
 
     def __init__(self, reference_codes: set[Any], kernel_codes: dict[Any, str]) -> None:
@@ -234,7 +248,7 @@ class CallMonitor:
                 self._depth += 1
                 self.kernel_calls.append(self.kernel_codes[key][1])
             elif key in self.reference_codes:
-                self.reference_calls.append(frame.f_code.co_qualname)
+                self.reference_calls.append(_qualname(frame.f_code))
         elif event == "return" and key in self.kernel_codes:
             self._depth = max(0, self._depth - 1)
 
@@ -382,6 +396,9 @@ _WATCHED_EVENTS = (
     "ctypes.dlopen",
     "ctypes.cdata",
     "os.kill",
+    "gc.get_objects",
+    "gc.get_referrers",
+    "gc.get_referents",
 )
 
 

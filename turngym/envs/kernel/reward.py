@@ -1,24 +1,27 @@
 """KernelGYM-shaped reward for one evaluated candidate.
 
 KernelGYM / Dr. Kernel (hkust-nlp/KernelGYM, ``rewards/reward_client.py:
-calculate_reward_weighted``; ENVIRONMENTS.md 4.2) scores a kernel as::
+calculate_reward_weighted``) scores a kernel as::
 
     R = 0.5 * correct + 0.5 * 1[speedup >= 1 + eps]  (+ 0.25 * coverage if enabled)
 
 with a failed task or a decoy kernel scored 0. KernelBench (Ouyang et al., 2025) reports the
 same two events as ``fast_0`` (correct) and ``fast_1`` (correct and faster). We keep that shape
-(ENVIRONMENTS.md 4.4, KernelGym-CPU):
+(docs/environments.md#kernelgen):
 
 * ``R = 0`` unless the status is ``correct`` (compile or runtime errors, a mismatch on any
   trial, and every detected hack score 0);
 * ``correct``: ``correct_weight`` (0.5);
 * ``faster``: ``speed_weight`` (0.5) if the candidate is faster, judged by ``speed_signal``:
-  ``"cost"`` (default, deterministic): cost-model speedup ``>= speedup_threshold`` (1.05: a
-  rewrite that only reshuffles the same ops is exactly 1.0); ``"timing"``: the interleaved
-  timing speedup is significant (its lower confidence bound beats ``1 + margin``, see
-  :mod:`~turngym.envs.kernel.evaluate`); ``"both"``: both must hold;
+  ``"cost"`` (default, deterministic): the *verified* cost-model speedup (the candidate's
+  traced graph replayed outside its process, :mod:`~turngym.envs.kernel.grader`) is
+  ``>= speedup_threshold`` (1.05: a rewrite that only reshuffles the same ops is exactly
+  1.0); ``"timing"``: the interleaved timing speedup is significant (its lower confidence
+  bound beats ``1 + margin``); ``"both"``: both must hold;
 * ``coverage``: ``coverage_weight`` (0 by default; KernelGYM uses 0.25) times the share of the
-  candidate's bytes moved inside its declared custom kernels.
+  candidate's bytes moved inside its declared custom kernels. This share is measured inside
+  the candidate's own process (as KernelGYM's profiler does), so it is the candidate's claim:
+  keep ``coverage_weight`` at 0 against adversarial policies.
 
 Example:
     >>> ok = {"status": "correct", "cost": {"speedup": 1.3}, "kernels": {"coverage": 0.0}}
@@ -52,7 +55,10 @@ def is_faster(
     if speed_signal not in SPEED_SIGNALS:
         raise ValueError(f"speed_signal={speed_signal!r}; use one of {SPEED_SIGNALS}.")
     cost = result.get("cost") or {}
-    by_cost = float(cost.get("speedup") or 0.0) >= speedup_threshold
+    # Only a cost the grader measured itself counts (a replayed graph); a Triton candidate's
+    # in-process claim is reported with ``verified: False`` and never earns speed credit.
+    verified = cost.get("verified", True) is True
+    by_cost = verified and float(cost.get("speedup") or 0.0) >= speedup_threshold
     timing = result.get("timing") or {}
     by_timing = bool(timing.get("significant", False))
     if speed_signal == "cost":

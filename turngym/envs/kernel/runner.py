@@ -1,16 +1,17 @@
-"""Parent side of kernel evaluation: pre-screen, run the child in the sandbox, cache results.
+"""Host side of kernel evaluation: pre-screen, grade from outside, cache results.
 
-:func:`evaluate_candidate` builds the payload of :mod:`turngym.envs.kernel.evaluate` and
-answers at once, without a process, for candidates that cannot run (a syntax error, no
-``ModelNew``) or that the static hack checks reject (try/except, forbidden imports, naming the
-reference; :func:`turngym.envs.kernel.hacks.static_hacks`). It runs the rest in
-:func:`turngym.envs.kernel.sandbox.run_in_sandbox` and folds what the sandbox itself caught
-(files written outside its directory, processes left running) into the result: a sandbox
-violation is a ``sandbox_violation`` hack (reward 0).
+:func:`evaluate_candidate` answers at once, without a process, for candidates that cannot run
+(a syntax error, no ``ModelNew``) or that the static hack checks reject (try/except, forbidden
+imports, naming the reference; :func:`turngym.envs.kernel.hacks.static_hacks`), and hands
+the rest to :func:`turngym.envs.kernel.grader.grade`: reference, candidate and replay each
+run in their own walled child forked from the warm template, and the grader decides from
+outside. What the sandbox itself caught (files written outside the working dir, processes
+left running) is a ``sandbox_violation`` hack (reward 0).
 
-Results are cached in memory by the SHA-256 of the payload: the evaluation is a pure function of
-the payload when timing is off, and an env's determinism check, a group of rollouts of one task
-and repeated submissions all reuse it.
+Results are cached in memory by the SHA-256 of (reference, candidate, knobs): every
+evaluation draws fresh unpredictable inputs, and the cache keeps an episode's record
+stable when the same pair comes back (an env's determinism check, a group of rollouts of one
+task, repeated submissions). Timed evaluations are never served from the cache.
 
 Example:
     >>> evaluate_candidate("x = 1", "def broken(:")["status"]
@@ -22,19 +23,13 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-import subprocess
-import sys
-import tempfile
 import threading
 from collections import OrderedDict
 from typing import Any
 
-from turngym.envs.kernel.hacks import static_hacks
+from turngym.envs.kernel.hacks import declared_kernels, static_hacks, triton_kernels
 
-__all__ = ["ENTRY", "prescreen", "evaluate_candidate", "clear_cache"]
-
-ENTRY = "turngym.envs.kernel.evaluate"
-"""The child entry module."""
+__all__ = ["prescreen", "evaluate_candidate", "clear_cache"]
 
 _CACHE: OrderedDict[str, dict[str, Any]] = OrderedDict()
 _CACHE_SIZE = 1024
@@ -60,6 +55,7 @@ def _blank(status: str, error: str) -> dict[str, Any]:
         "cost": None,
         "kernels": {"declared": [], "launched": [], "coverage": 0.0},
         "timing": None,
+        "sandbox": {},
     }
 
 
@@ -91,67 +87,6 @@ def _static_rejection(candidate: str) -> dict[str, Any] | None:
     return result
 
 
-def _run_child(payload: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-    """Run the evaluation child in the sandbox (or a plain subprocess if it is missing)."""
-    try:
-        from turngym.envs.kernel.sandbox import SandboxLimits, run_in_sandbox
-    except ImportError:
-        return _run_plain(payload, timeout_s)
-    # triton_interpret: Triton kernels, when a candidate has them, run in the CPU interpreter
-    # (the child also sets it itself before importing Triton; harmless without Triton).
-    limits = SandboxLimits(
-        cpu_seconds=int(timeout_s), wall_seconds=timeout_s * 1.5, triton_interpret=True
-    )
-    outcome = run_in_sandbox(ENTRY, payload, limits)
-    result = outcome.result if isinstance(outcome.result, dict) else None
-    if result is None or "status" not in result:
-        why = "timed out" if outcome.timed_out else f"exit code {outcome.exit_code}"
-        result = _blank(
-            "runtime_error",
-            f"the evaluation process {why}, no result:\n{outcome.stderr_tail[-1200:]}",
-        )
-    if outcome.violations:
-        result["hacks"] = [
-            *result.get("hacks", []),
-            {"check": "sandbox_violation", "detail": "; ".join(outcome.violations)[:500]},
-        ]
-        if result["status"] != "compile_error":
-            result["status"] = "hack"
-    return result
-
-
-def _run_plain(payload: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-    """Fallback without the sandbox: a plain ``python -I -m`` child in a temporary dir."""
-    env = {
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "CUDA_VISIBLE_DEVICES": "",
-        "TRITON_INTERPRET": "1",
-    }
-    with tempfile.TemporaryDirectory(prefix="turngym-kernel-") as cwd:
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-I", "-m", ENTRY],
-                input=json.dumps(payload),
-                text=True,
-                capture_output=True,
-                timeout=timeout_s,
-                cwd=cwd,
-                env=env,
-            )
-        except subprocess.TimeoutExpired:
-            return _blank("runtime_error", f"the evaluation timed out after {timeout_s:.0f} s")
-    for line in reversed(proc.stdout.splitlines()):
-        if line.strip():
-            try:
-                return json.loads(line)
-            except json.JSONDecodeError:
-                break
-    return _blank(
-        "runtime_error", f"no result (exit code {proc.returncode}):\n{proc.stderr[-1200:]}"
-    )
-
-
 def evaluate_candidate(
     reference: str,
     candidate: str,
@@ -168,34 +103,34 @@ def evaluate_candidate(
         reference: KernelBench-style module source (``Model``, ``get_inputs``,
             ``get_init_inputs``).
         candidate: Module source defining ``ModelNew``.
-        seeds: One correctness trial per seed (fresh inputs each).
-        atol: Absolute tolerance; ``None`` = by dtype (:data:`evaluate.TOLERANCES`).
+        seeds: Only its length counts: the number of correctness trials (at least 2), each
+            on fresh inputs drawn from ``os.urandom`` seeds (kept for compatibility).
+        atol: Absolute tolerance; ``None`` = by dtype (:data:`~turngym.envs.kernel.verdict.
+            TOLERANCES`).
         rtol: Relative tolerance; ``None`` = by dtype.
-        timing: ``{"repeats", "number", "margin"}`` to also time on the CPU, or ``None``.
-        timeout_s: CPU-seconds budget of the child (wall clock gets 1.5x).
+        timing: ``{"repeats", "margin"}`` to also time on the CPU, or ``None``.
+        timeout_s: CPU-seconds budget of each child (the evaluation's wall clock gets 1.5x).
 
     Returns:
-        The child's result dict (see :mod:`turngym.envs.kernel.evaluate`).
+        The grader's result dict (see :mod:`turngym.envs.kernel.grader`).
     """
     early = prescreen(candidate) or _static_rejection(candidate)
     if early is not None:
         return early
-    payload = {
-        "reference": reference,
-        "candidate": candidate,
-        "seeds": list(seeds),
-        "init_seed": 42,
-        "atol": atol,
-        "rtol": rtol,
-        "threads": 1,
-        "timing": timing,
-    }
-    key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    knobs = {"reference": reference, "candidate": candidate, "trials": len(seeds),
+             "atol": atol, "rtol": rtol, "timing": timing}
+    key = hashlib.sha256(json.dumps(knobs, sort_keys=True).encode()).hexdigest()
     with _LOCK:
         cached = _CACHE.get(key)
     if cached is not None and not timing:
         return json.loads(json.dumps(cached))
-    result = _run_child(payload, timeout_s)
+    from turngym.envs.kernel.grader import grade  # imports torch: only when grading
+
+    tree = ast.parse(candidate)
+    result = grade(reference, candidate, trials=len(seeds), atol=atol, rtol=rtol, timing=timing,
+                   timeout_s=timeout_s, declared=declared_kernels(tree),
+                   triton_declared=triton_kernels(tree))
+    result = json.loads(json.dumps(result, default=str))
     with _LOCK:
         _CACHE[key] = result
         while len(_CACHE) > _CACHE_SIZE:

@@ -3,7 +3,7 @@
 A task is a reference PyTorch module in KernelBench's file format (Ouyang et al., 2025,
 ScalingIntelligence/KernelBench): ``class Model(nn.Module)`` with ``__init__``/``forward``,
 module-level shape constants, ``get_inputs()`` and ``get_init_inputs()``. We write our own
-families at KernelBench's three levels, sized for one CPU thread (ENVIRONMENTS.md 4.4):
+families at KernelBench's three levels, sized for one CPU thread (docs/environments.md#kernelgen):
 
 * level 1, single ops: ``matmul``, ``relu``, ``softmax``, ``layernorm``, ``gelu``, ``conv2d``;
 * level 2, fused sequences: ``linear_gelu`` (matmul + bias + GELU), ``conv_relu_pool``,

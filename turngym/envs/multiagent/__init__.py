@@ -1,6 +1,6 @@
 """Multi-agent turn-based text games: PettingZoo ``AECEnv`` s with one text view per seat.
 
-DESIGN.md section 3 ("Multi-agent") and ENVIRONMENTS.md section 5.5: two-player games played
+docs/design.md#the-environment-contract and docs/environments.md#multi-agent-games: games played
 against scripted opponents of graded strength (random, depth-k minimax, a negotiator) or in
 self-play, validated with PettingZoo's own ``api_test``.
 

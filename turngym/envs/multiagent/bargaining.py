@@ -2,7 +2,7 @@
 
 The negotiation game of Lewis et al., "Deal or No Deal? End-to-End Learning for Negotiation
 Dialogues" (EMNLP 2017), played with alternating offers as in LMRL-Gym's and TextArena's
-negotiation games (ENVIRONMENTS.md sections 5.3-5.4); the rules live in
+negotiation games (docs/environments.md#dealornodeal); the rules live in
 :mod:`turngym.envs.multiagent.negotiation`.
 
 * **Task**: the pool (1-4 books, hats and balls, 5-7 items), each seat's private values (the

@@ -9,7 +9,7 @@ Reinforcement Learning", NeurIPS 2021; the AEC API at https://pettingzoo.farama.
 
 **Invalid-move rule.** A malformed or illegal action never raises. The same seat must move
 again; the refused action costs ``invalid_penalty`` reward (default -0.1, the format penalty
-of RAGEN and verl-agent, ENVIRONMENTS.md section 0); after ``max_invalid`` refused actions in a
+of RAGEN and verl-agent); after ``max_invalid`` refused actions in a
 row the seat forfeits (the game says what forfeiting means: a loss in board games, no deal in
 bargaining). The refusal reason reaches only the seat that made it.
 
@@ -20,7 +20,8 @@ values, solver output), which the rollout engine strips before any agent sees an
 so the leak test can check that the seat's view does not change with them.
 
 **There is no dead step for the game itself:** a game ends for every seat at once
-(STYLE.md 10.3); the dead steps PettingZoo's protocol asks for afterwards only retire agents.
+(docs/design.md#the-environment-contract); the dead steps PettingZoo's protocol asks for
+afterwards only retire agents.
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ class TextAECEnv(AECEnv):
         self._check_all(self.difficulty)
         self._difficulty_json = canonical_json(self.difficulty)
         self.possible_agents = list(self.seats)
-        self.agents = []
+        self.agents: list[str] = []
         space = TextSpace()
         actions = TextSpace(examples=self.example_actions)
         self.observation_spaces = dict.fromkeys(self.seats, space)

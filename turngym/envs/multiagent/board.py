@@ -8,7 +8,8 @@ rules, outcomes and texts.
 * **Tasks** are openings: ``opening_plies`` random legal moves from the empty board (never a
   finished game), so the three splits hold different start positions. ``player_0`` plays
   ``X`` and always moves first from the empty board.
-* **Rewards and outcomes** follow PettingZoo's classic games (ENVIRONMENTS.md section 5.4):
+* **Rewards and outcomes** follow PettingZoo's classic games
+  (docs/environments.md#multi-agent-games):
   win +1, loss -1, draw 0, paid to both seats on the move that ends the game. A seat's
   ``score`` is 1 for a win, 0.5 for a draw and 0 for a loss (or an unfinished game);
   ``success`` means a win.

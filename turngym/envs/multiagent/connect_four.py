@@ -1,7 +1,7 @@
 """ConnectFour: drop discs into columns; four in a row wins. Depth-limited minimax opponent.
 
 The text version of PettingZoo's ``connect_four_v3`` and TextArena's ``ConnectFour-v0``
-(ENVIRONMENTS.md sections 5.4-5.5). The board has ``rows`` x ``columns`` cells (default 6 x 7);
+(docs/environments.md#connectfour). The board has ``rows`` x ``columns`` cells (default 6 x 7);
 an action is a column number, ``<action>4</action>``; a disc falls to the lowest empty cell.
 ``player_0`` plays X and ``player_1`` plays O.
 
@@ -157,6 +157,7 @@ class ConnectFour(BoardGame):
     """Connect Four between ``player_0`` (X) and ``player_1`` (O); see the module docstring."""
 
     metadata: ClassVar[dict[str, Any]] = {**BoardGame.metadata, "name": "connect_four_v0"}
+    _position: ConnectFourPosition
     family: ClassVar[str] = "connectfour"
     game_name: ClassVar[str] = "Connect Four"
     example_actions: ClassVar[tuple[str, ...]] = tuple(f"<action>{i}</action>" for i in range(1, 8))

@@ -1,7 +1,7 @@
 """Minimax search for two-player zero-sum board games (negamax with alpha-beta pruning).
 
-The opponents of ``TicTacToe`` and ``ConnectFour`` (ENVIRONMENTS.md section 5.5: "scripted
-opponents of graded strength (random, greedy, depth-k minimax)"). Negamax with alpha-beta
+The opponents of ``TicTacToe`` and ``ConnectFour`` (opponents of graded
+strength; docs/environments.md#multi-agent-games). Negamax with alpha-beta
 pruning follows Knuth & Moore, "An analysis of alpha-beta pruning", Artificial Intelligence 6
 (1975). Small games are solved exactly (``depth=None``: full depth, memoised); larger ones
 are searched to a fixed depth and scored by the position's heuristic at the horizon.
@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Protocol
 
 __all__ = ["Position", "exact_value", "negamax", "move_values", "best_moves", "choose_move"]
@@ -36,14 +36,18 @@ _SPEED = 0.01
 _TIE = 1e-9
 
 
-class Position(Protocol):
+class Position(Hashable, Protocol):
     """An immutable two-player board position (the protocol the search needs).
 
     ``player`` is the index (0 or 1) of the seat to move; ``moves()`` is empty once the game
     is over and lists the best-first candidates otherwise (good ordering makes pruning cut).
+    Positions are hashable: the exact search caches them.
     """
 
-    player: int
+    @property
+    def player(self) -> int:
+        """The index (0 or 1) of the seat to move."""
+        ...
 
     def moves(self) -> Sequence[int]:
         """Legal moves, in the order the search tries them; empty when the game is over."""

@@ -1,7 +1,7 @@
 """TicTacToe: noughts and crosses for two seats, with a perfect minimax opponent.
 
 The text version of PettingZoo's ``tictactoe_v3`` and TextArena's ``TicTacToe-v0``
-(ENVIRONMENTS.md sections 5.4-5.5). Cells are numbered 1-9 row by row; an action is the number
+(docs/environments.md#tictactoe). Cells are numbered 1-9 row by row; an action is the number
 of an empty cell, ``<action>5</action>``. ``player_0`` plays X, ``player_1`` plays O.
 
 Tasks are openings of ``opening_plies`` random moves (default 2, so X is to move on a board

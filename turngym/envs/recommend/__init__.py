@@ -1,4 +1,4 @@
-"""Recommendation environments (ENVIRONMENTS.md section 6; issue 7).
+"""Recommendation environments (docs/environments.md#recommendation).
 
 * :class:`~turngym.envs.recommend.seqrec.SeqRec` (``turngym/SeqRec-v0``): rank K candidates
   for a user from their history; NDCG@k reward, per-rank hits for Rank-GRPO / ConvRec-R1,

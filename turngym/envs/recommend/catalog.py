@@ -17,7 +17,7 @@ Everything the recommendation envs share, all drawn from seeded ``numpy`` Genera
   articles (``"Matrix, The (1999)"``) also match ``"The Matrix"``.
 * **Metrics.** Per-rank hits, Recall@k and NDCG@k with binary relevance (Järvelin &
   Kekäläinen, 2002, "Cumulated gain-based evaluation of IR techniques", ACM TOIS 20(4)), in
-  the exact form of Rank-GRPO's evaluation (Zhu et al., ConvRec-R1; ENVIRONMENTS.md 6.1).
+  the exact form of Rank-GRPO's evaluation (Zhu et al., ConvRec-R1).
 """
 
 from __future__ import annotations

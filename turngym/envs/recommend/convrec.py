@@ -1,12 +1,13 @@
 """ConvRec: find a movie a simulated user accepts by asking about their taste.
 
 A rule-based conversational recommender setting in the style of the iEvaLM user simulator
-(Wang et al., 2023; ENVIRONMENTS.md 6.4) and of ConvRec-R1 / Rank-GRPO's conversational requests
-(6.1): the user holds hidden preferences (a value for some of the slots ``genre``, ``era``,
-``tone``, ``setting``) and possibly one dislike (a value of another slot), opens with a vague
-request (only the broad family of the wanted genre), answers exactly the question asked, and
-reacts to each recommendation: accept when the movie fits every preference and has no disliked
-value, else reject naming one attribute *of the recommended movie* that is wrong.
+(Wang et al., 2023) and of ConvRec-R1 / Rank-GRPO's conversational requests (see
+docs/environments.md#convrec): the user holds hidden preferences (a value for some of the
+slots ``genre``, ``era``, ``tone``, ``setting``) and possibly one dislike (a value of another
+slot), opens with a vague request (only the broad family of the wanted genre), answers exactly
+the question asked, and reacts to each recommendation: accept when the movie fits every
+preference and has no disliked value, else reject naming one attribute *of the recommended
+movie* that is wrong.
 
 **Action grammar** (inside ``<action>...</action>``):
 
@@ -17,7 +18,8 @@ value, else reject naming one attribute *of the recommended movie* that is wrong
 Anything else (unknown slot, title not in the catalogue) is invalid and uses no turn. The
 episode ends when the user accepts (reward 1, score 1) or after ``max_turns`` valid turns
 (score 0). Each turn's info carries ``metrics`` (questions, recommendations, movies still
-consistent with what the user said).
+consistent with what the user said) and ``rank_hits`` (``[1]``/``[0]`` on a recommending turn:
+accepted or not; the episode's recommendations are Rank-GRPO's ranked list).
 
 **Leak check.** The user's lines (``User: ...``) never name the preferred value of a slot that
 has not been asked, nor the disliked value before the agent asked for it (outside a rejection
@@ -40,16 +42,20 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, SupportsFloat
 
 import numpy as np
 
 from turngym.core import TextEnv, Transition, check_int_knobs
 from turngym.envs.recommend.catalog import TitleIndex, make_titles
 
-__all__ = ["ConvRec", "SLOTS"]
+__all__ = ["ConvRec", "SLOTS", "RANK_HITS"]
+
+RANK_HITS = "rank_hits"
+"""Info key: ``[1]``/``[0]`` on a turn that recommends (accepted or not), else ``[]``."""
 
 SLOTS: dict[str, tuple[str, ...]] = {
     "genre": ("action", "animation", "comedy", "drama", "horror", "romance", "sci-fi", "thriller"),
@@ -244,6 +250,18 @@ class ConvRec(TextEnv):
             return Transition(terminated=True)
         return Transition()
 
+    def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
+        """One turn (see :meth:`TextEnv.step`), plus ``info["rank_hits"]``.
+
+        A turn that recommends (validly) holds ``[1]`` if the user accepted the movie, ``[0]``
+        if not; any other turn ``[]``. Over an episode the recommendations form a ranked list
+        (Rank-GRPO's per-rank hits; the first recommendation is rank 1).
+        """
+        before = len(self.recommended)
+        obs, reward, terminated, truncated, info = super().step(action)
+        info[RANK_HITS] = [int(self.accepted)] if len(self.recommended) > before else []
+        return obs, reward, terminated, truncated, info
+
     def _invalid(self, why: str) -> Transition:
         return Transition(
             valid=False,
@@ -322,7 +340,7 @@ class ConvRec(TextEnv):
 
     def privileged(self) -> dict[str, Any]:
         """The preferences, the dislike and the acceptable titles."""
-        return {key: type(value)(value) for key, value in self._privileged.items()}
+        return {key: copy.copy(value) for key, value in self._privileged.items()}
 
     def _consistent(self) -> list[int]:
         """Movies consistent with everything the user has said (opening, answers, rejections)."""

@@ -1,7 +1,7 @@
 """Build SeqRec tasks from MovieLens-format rating files the user already has.
 
 Nothing is downloaded or shipped (MovieLens is non-commercial and ml-1m may not be
-redistributed; ENVIRONMENTS.md 6.4 and 9). Supported layouts, detected from the folder:
+redistributed; docs/environments.md#seqrec). Supported layouts, detected from the folder:
 
 * ml-latest / ml-latest-small / ml-25m: ``ratings.csv`` (``userId,movieId,rating,timestamp``)
   and ``movies.csv`` (``movieId,title,genres`` with ``|``-separated genres, quoted titles).

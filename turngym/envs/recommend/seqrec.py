@@ -1,7 +1,7 @@
 """SeqRec: rank K items for a user from their viewing history (sequential recommendation).
 
-The single-turn recommendation setting of Rank-GRPO / ConvRec-R1 (Zhu et al.; ENVIRONMENTS.md
-6.1), F-GRPO (arXiv 2605.12995; 6.2) and LASAR (6.3), on a procedural catalogue with a
+The single-turn recommendation setting of Rank-GRPO / ConvRec-R1 (Zhu et al.), F-GRPO
+(arXiv 2605.12995) and LASAR (docs/environments.md#seqrec), on a procedural catalogue with a
 latent-factor user model (:mod:`turngym.envs.recommend.catalog`) or on MovieLens-format files
 the user already has (:mod:`turngym.envs.recommend.movielens`).
 
@@ -42,6 +42,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from numbers import Real
 from pathlib import Path
@@ -63,14 +64,20 @@ from turngym.envs.recommend.catalog import (
 )
 from turngym.tasks import SPLITS, split_of, task_fingerprint
 
-__all__ = ["SeqRec", "RANK_HITS", "RANK_GAINS"]
+__all__ = ["SeqRec", "RANK_HITS", "RANK_GAINS", "PHASE_REWARDS"]
 
 RANK_HITS = "rank_hits"
 """Info key: per-rank 0/1 hit indicators of the answer (empty before it)."""
 RANK_GAINS = "rank_gains"
 """Info key: per-rank discounted gains ``hit_i / log2(i + 1)`` (empty before it)."""
 
+PHASE_REWARDS = "phase_rewards"
+"""Info key (``select > 0``, after the answer): F-GRPO's ``{"generation": coverage of the
+selected candidates, "ranking": NDCG@k of the ranking}``."""
+
 _N_EXAMPLES = 6
+_RANKING = "ranking:"
+_CANDIDATES = re.compile(r"^\s*candidates\s*:", re.IGNORECASE)
 
 
 def _item(title: str, genres: list[str] | tuple[str, ...], **extra: Any) -> dict[str, Any]:
@@ -101,6 +108,9 @@ class SeqRec(TextEnv):
     * ``relevance_noise`` (>= 0): noise on the utilities that define the relevant set, in
       units of their standard deviation (0 = the oracle is perfect).
     * ``show_genres``: list genres next to titles.
+    * ``select`` (0 or ``k``-200): 0 answers one ranked list; ``n`` asks first for ``n``
+      candidates and then a ranking of ``k`` of them (F-GRPO's generate-then-rank), with
+      ``info["phase_rewards"]`` holding the selection's coverage and the ranking's NDCG.
 
     Levels: 0 = small pool (20), long history; 1 = default (pool 40); 2 = pool 100, history 5;
     3 = default with relevance noise 0.5 (the oracle falls below the ceiling of 1);
@@ -121,6 +131,7 @@ class SeqRec(TextEnv):
         "temperature": 0.3,
         "relevance_noise": 0.0,
         "show_genres": True,
+        "select": 0,
     }
     levels: ClassVar[Mapping[int, Mapping[str, Any]]] = {
         0: {"pool_size": 20, "history_len": 12},
@@ -159,7 +170,8 @@ class SeqRec(TextEnv):
     def check_difficulty(self, difficulty: Mapping[str, Any]) -> None:
         """Raise ``ValueError`` naming the knob and its valid range."""
         ranges = {"n_items": (50, 4000), "catalog_seed": (0, 2**31), "history_len": (1, 50),
-                  "pool_size": (2, 200), "n_relevant": (1, 50), "k": (1, 50)}  # fmt: skip
+                  "pool_size": (2, 200), "n_relevant": (1, 50), "k": (1, 50),
+                  "select": (0, 200)}  # fmt: skip
         check_int_knobs("SeqRec", difficulty, ranges)
         if difficulty["pool_size"] <= difficulty["n_relevant"]:
             raise ValueError("SeqRec: pool_size must exceed n_relevant.")
@@ -167,10 +179,13 @@ class SeqRec(TextEnv):
             raise ValueError("SeqRec: history_len + pool_size must not exceed n_items.")
         for name, low in (("temperature", 1e-3), ("relevance_noise", 0.0)):
             value = difficulty[name]
-            if isinstance(value, bool) or not isinstance(value, Real) or not value >= low:
+            if isinstance(value, bool) or not isinstance(value, Real) or not float(value) >= low:
                 raise ValueError(f"SeqRec: {name}={value!r} is invalid; use a number >= {low}.")
         if not isinstance(difficulty["show_genres"], bool):
             raise ValueError("SeqRec: show_genres must be True or False.")
+        if 0 < difficulty["select"] < difficulty["k"]:
+            raise ValueError("SeqRec: select must be 0 (off) or at least k (the ranking is "
+                             "drawn from the selected candidates).")  # fmt: skip
 
     def generate_task(self, rng: np.random.Generator, difficulty: Mapping[str, Any]) -> dict:
         """Draw a user, their history (softmax sampling) and a pool with its relevant set."""
@@ -184,13 +199,13 @@ class SeqRec(TextEnv):
         noise = rng.normal(size=len(pool)) * float(difficulty["relevance_noise"])
         future = scores[pool] + noise * (float(scores.std()) or 1.0)
         relevant_ids = pool[np.argsort(-future, kind="stable")[: int(difficulty["n_relevant"])]]
-        pool = sorted(int(i) for i in pool)
-        pool.sort(key=lambda i: cat.titles[i])
-        position = {item: p for p, item in enumerate(pool)}
+        # By title; equal titles keep the order of their item ids.
+        shown = sorted(sorted(int(i) for i in pool), key=lambda i: cat.titles[i])
+        position = {item: p for p, item in enumerate(shown)}
         return {
             "history": [_item(cat.titles[i], cat.genres[i]) for i in history],
             "pool": [
-                _item(cat.titles[i], cat.genres[i], score=round(float(scores[i]), 4)) for i in pool
+                _item(cat.titles[i], cat.genres[i], score=round(float(scores[i]), 4)) for i in shown
             ],
             "relevant": [position[int(i)] for i in relevant_ids],
         }
@@ -220,8 +235,10 @@ class SeqRec(TextEnv):
             p for p, item in enumerate(self.pool) if normalize_title(item["title"]) in history_keys
         )
         self.k = int(self.episode_difficulty["k"])
+        self.select = int(self.episode_difficulty["select"])
         self.show_genres = bool(self.episode_difficulty["show_genres"])
         self.answer, self.hits, self._extra = None, [], 0
+        self.selected: set[int] | None = None
         self._privileged = self._make_privileged()
         self._use_examples()
 
@@ -240,12 +257,16 @@ class SeqRec(TextEnv):
         rng = np.random.default_rng(int(task_fingerprint(self.task)[:12], 16))
         size = min(self.k, len(self.pool))
         lists = [rng.choice(len(self.pool), size=size, replace=False) for _ in range(_N_EXAMPLES)]
-        examples = tuple(
-            "<action>"
-            + "; ".join(f"{r}. {self.pool[i]['title']}" for r, i in enumerate(one, 1))
-            + "</action>"
-            for one in lists
-        )
+        def listed(items: Any) -> str:
+            return "; ".join(f"{r}. {self.pool[i]['title']}" for r, i in enumerate(items, 1))
+
+        if self.select:  # generate-then-rank: candidates, then a ranking of some of them
+            picks = [rng.choice(len(self.pool), size=min(self.select, len(self.pool)),
+                                replace=False) for _ in range(_N_EXAMPLES)]  # fmt: skip
+            examples = tuple(f"<action>candidates: {listed(one)}\nranking: "
+                             f"{listed(one[:size])}</action>" for one in picks)  # fmt: skip
+        else:
+            examples = tuple(f"<action>{listed(one)}</action>" for one in lists)
         self.action_space = type(self.action_space)(examples=examples)
 
     # --- Dynamics -----------------------------------------------------------------------------
@@ -253,7 +274,17 @@ class SeqRec(TextEnv):
         """Score the ranked list (first ``k`` items) and end the episode."""
         if self.answer is not None:
             return Transition(terminated=True, effective=False, message="The episode is over.")
-        items = [i for i in split_ranked_list(command) if normalize_title(i)]
+        ranking_text = command
+        if self.select:
+            lowered = command.lower()
+            if _RANKING not in lowered:
+                why = "Invalid answer: write 'candidates: ...' and then 'ranking: ...'."
+                return Transition(valid=False, effective=False, message=why)
+            at = lowered.index(_RANKING)
+            head, ranking_text = command[:at], command[at + len(_RANKING) :]
+            chosen = split_ranked_list(_CANDIDATES.sub("", head, count=1))[: self.select]
+            self.selected = {p for p in map(self._index.find, chosen) if p is not None}
+        items = [i for i in split_ranked_list(ranking_text) if normalize_title(i)]
         if not items:
             return Transition(
                 valid=False,
@@ -263,6 +294,8 @@ class SeqRec(TextEnv):
             )
         self._extra = max(0, len(items) - self.k)
         self.answer = [self._index.find(i) for i in items[: self.k]]
+        if self.selected is not None:  # the ranking orders the selected subset only
+            self.answer = [a if a in self.selected else None for a in self.answer]
         self.hits = rank_hits(self.answer, self._relevant_set, self._seen)
         ndcg = self.score()
         return Transition(reward=ndcg, terminated=True, reward_components={"ndcg": ndcg})
@@ -272,7 +305,20 @@ class SeqRec(TextEnv):
         obs, reward, terminated, truncated, info = super().step(action)
         info[RANK_HITS] = list(self.hits)
         info[RANK_GAINS] = rank_gains(self.hits)
+        if self.select and self.answer is not None:
+            info[PHASE_REWARDS] = {"generation": self.coverage(), "ranking": self.score()}
         return obs, reward, terminated, truncated, info
+
+    def coverage(self) -> float:
+        """``|S ∩ G| / |G|``: the relevant items' share of the selection (or of the answer).
+
+        ``S`` is the selected candidates when ``select > 0``, else the answer list; 0 before
+        the answer.
+        """
+        if self.answer is None:
+            return 0.0
+        chosen = self.selected if self.selected is not None else set(self.answer)
+        return len(self._relevant_set & (chosen - self._seen)) / len(self.relevant)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -300,11 +346,20 @@ class SeqRec(TextEnv):
                 "nothing.",
                 f"The reward is NDCG@{self.k}: relevant movies near the top of your list earn "
                 "most.",
-                "Answer with one list in action tags, items separated by ';' or new lines, each "
-                "a candidate title (the year is optional) or its number like i7, for example: "
-                "<action>1. First Title (1999); 2. i7; 3. Third Title</action>",
+                *self._grammar(),
             ]
         )
+
+    def _grammar(self) -> list[str]:
+        if not self.select:
+            return ["Answer with one list in action tags, items separated by ';' or new lines, "
+                    "each a candidate title (the year is optional) or its number like i7, for "
+                    "example: <action>1. First Title (1999); 2. i7; 3. Third Title</action>"]
+        return [f"First select {self.select} candidates worth ranking (any order), then rank "
+                f"{self.k} of them, best first; only selected movies count in the ranking.",
+                "Answer in action tags with 'candidates:' then 'ranking:', items separated by "
+                "';', each a title or its number like i7, for example: <action>candidates: i3; "
+                "i7; i9; i12 ranking: i7; i3</action>"]  # fmt: skip
 
     def render_text(self) -> str:
         """History and numbered candidates; after the answer, a summary and NDCG."""
@@ -351,7 +406,7 @@ class SeqRec(TextEnv):
         for k in sorted({5, 10, self.k}):
             out[f"recall@{k}"] = recall_at_k(hits, n, k)
             out[f"ndcg@{k}"] = ndcg_at_k(hits, n, k)
-        out["coverage"] = recall_at_k(hits, n, self.k)
+        out["coverage"] = self.coverage() if self.select else recall_at_k(hits, n, self.k)
         out["n_out_of_catalogue"] = sum(a is None for a in self.answer)
         out["n_extra"] = self._extra
         return out
@@ -364,7 +419,11 @@ class SeqRec(TextEnv):
             ranked = sorted(candidates, key=lambda p: (-scores[p], p not in self._relevant_set))
         else:
             ranked = self.relevant + [p for p in candidates if p not in self._relevant_set]
-        return "<action>" + "\n".join(self.pool[p]["title"] for p in ranked[: self.k]) + "</action>"
+        listed = "\n".join(self.pool[p]["title"] for p in ranked[: self.k])
+        if not self.select:
+            return f"<action>{listed}</action>"
+        chosen = "; ".join(self.pool[p]["title"] for p in ranked[: self.select])
+        return f"<action>candidates: {chosen}\nranking: {listed}</action>"
 
     def leak_check(self, text: str) -> list[str]:
         """Flag a text that lists the relevant titles, in order, before the other candidates.

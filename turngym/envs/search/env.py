@@ -12,12 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, SupportsFloat
+from typing import Any, ClassVar, SupportsFloat
 
 import numpy as np
 
 from turngym.core import (
     ACTION_VALID,
+    GOLD_ANSWERS,
     METRICS,
     REWARD_COMPONENTS,
     TextEnv,
@@ -33,7 +34,8 @@ from turngym.envs.search.questions import (
 )
 from turngym.envs.search.world import RELATIONS, extract_fact, get_world
 
-__all__ = ["SearchQA", "parse_search_r1_action", "SEARCH_R1_PROMPT", "INVALID_MESSAGE"]
+__all__ = ["SearchQA", "parse_search_r1_action", "SEARCH_R1_PROMPT", "INVALID_MESSAGE",
+           "PHASE_REWARDS", "evidence_rewards"]
 
 SEARCH_R1_PROMPT = (
     "Answer the given question. You must conduct reasoning inside <think> and </think> first "
@@ -55,10 +57,16 @@ _ACTION = re.compile(r"<(search|answer)>((?:(?!<\1>).)*?)</\1>", re.IGNORECASE |
 _THINK = re.compile(r"<think>.*?</think>", re.IGNORECASE | re.DOTALL)
 _INFO = re.compile(r"<information>.*?</information>", re.DOTALL)
 _REWARDS = {"em": exact_match, "f1": f1_score, "subem": sub_exact_match}
+_EVIDENCE = re.compile(r"<evidence>(.*?)</evidence>", re.IGNORECASE | re.DOTALL)
+_TITLE_SPLIT = re.compile(r"[;\n]")
+PHASE_REWARDS = "phase_rewards"
+"""Info key (``evidence > 0``, after the answer): F-GRPO's ``{"generation": share of the
+supporting passages among the selected ones, "ranking": NDCG of the evidence ranking}``."""
 _INT_KNOBS = {"corpus_size": (500, 1_000_000, "passages in the generated corpus"),
               "corpus_seed": (0, 2**31 - 1, "seed of the generated world"),
               "max_hops": (2, 4, "longest bridge/composition chain"),
-              "topk": (1, 10, "passages returned per search")}  # fmt: skip
+              "topk": (1, 10, "passages returned per search"),
+              "evidence": (0, 20, "ranked evidence passages asked with the answer")}  # fmt: skip
 
 
 def parse_search_r1_action(text: str, max_chars: int = 32_768) -> tuple[str, str] | None:
@@ -80,6 +88,45 @@ def parse_search_r1_action(text: str, max_chars: int = 32_768) -> tuple[str, str
     return matches[-1][0].lower(), matches[-1][1].strip()
 
 
+def _titles(text: str) -> list[str]:
+    return [" ".join(t.lower().split()) for t in _TITLE_SPLIT.split(text) if t.strip()]
+
+
+def evidence_rewards(text: str, titles: list[str], retrieved: set[int],
+                     supporting: set[int], k: int) -> dict[str, float]:  # fmt: skip
+    """F-GRPO's two rewards for ``<evidence>candidates: ... ranking: ...</evidence>``.
+
+    Candidates and ranked items are passage titles (``;`` or new lines between them); only
+    retrieved passages count. ``generation`` = share of the supporting passages among the
+    selected ones (order-invariant); ``ranking`` = NDCG@k of the ranking (binary gains, a
+    ranked passage counts only if it was selected and only once). No evidence block: 0, 0.
+
+    Example:
+        >>> evidence_rewards("<evidence>candidates: A; B; C ranking: B; A</evidence>",
+        ...                  ["a", "b", "c"], {0, 1, 2}, {1}, 2)
+        {'generation': 1.0, 'ranking': 1.0}
+    """
+    found = _EVIDENCE.findall(text)
+    if not found or not supporting:
+        return {"generation": 0.0, "ranking": 0.0}
+    body = found[-1]
+    head, _, tail = body.lower().partition("ranking:")
+    head = head.replace("candidates:", "", 1)
+    by_title: dict[str, set[int]] = {}
+    for p in retrieved:
+        by_title.setdefault(" ".join(titles[p].lower().split()), set()).add(p)
+    selected = set().union(*(by_title.get(t, set()) for t in _titles(head)))
+    gains, credited = [], set()
+    for title in _titles(tail)[:k]:
+        hit = (by_title.get(title, set()) & selected & supporting) - credited
+        credited |= set(sorted(hit)[:1])
+        gains.append(1.0 if hit else 0.0)
+    dcg = sum(g / np.log2(i + 2) for i, g in enumerate(gains))
+    ideal = sum(1 / np.log2(i + 2) for i in range(min(len(supporting), k)))
+    return {"generation": len(selected & supporting) / len(supporting),
+            "ranking": round(float(dcg / ideal), 6) if ideal else 0.0}  # fmt: skip
+
+
 class SearchQA(TextEnv):
     r"""Multi-hop QA over fictional entities with a BM25 search tool (Search-R1's format).
 
@@ -91,15 +138,19 @@ class SearchQA(TextEnv):
     message, reward 0, and counts as a turn. Register a turn limit (8 for ``-v0``).
 
     Difficulty knobs: ``corpus_size`` (passages, default 5,000), ``corpus_seed``,
-    ``max_hops`` (2-4), ``comparison_rate`` (0-1), ``topk`` (1-10, default 3), ``reward``.
+    ``max_hops`` (2-4), ``comparison_rate`` (0-1), ``topk`` (1-10, default 3), ``reward``,
+    ``evidence`` (0-20, default 0: off; ``k`` asks for a ranked evidence list with the answer,
+    ``<evidence>candidates: ... ranking: ...</evidence>``, scored into ``info["phase_rewards"]``
+    for F-GRPO: coverage of the supporting passages and NDCG@k of the ranking).
     Levels: 0 = 2-hop bridges only; 1 = defaults; 2 = up to 4 hops, 20,000 passages, top-2.
 
     Users can bring their own data: ``corpus_file`` (JSONL ``{"id", "title", "text"}`` or
     Search-R1's ``{"id", "contents"}``) with ``qa_file`` (HotpotQA-style JSONL, see
     :func:`~turngym.envs.search.corpus.load_qa_file`).
 
-    Privileged: ``golds`` (aliases), ``supporting_doc_ids``, ``decomposition`` (per path the
-    anchor and each hop's sub-question, answer and gold passage) and ``min_searches``. The
+    Privileged: ``golds`` (aliases; also as ``gold_answers``), ``supporting_doc_ids``,
+    ``decomposition`` (per path the anchor and each hop's sub-question, answer and gold
+    passage) and ``min_searches``. The
     leak check: no gold alias occurs in any text outside ``<information>`` blocks.
 
     Example:
@@ -113,15 +164,18 @@ class SearchQA(TextEnv):
 
     family = "searchqa"
     action_tag = "answer"
+    privileged_keys = frozenset({GOLD_ANSWERS})
+    answer_template = "<answer> {answer} </answer>"
     example_actions = ("<search> film director born city </search>",
                        "<search> organisation founded year </search>",
                        "<search> people from </search>",
                        "<answer> Velmora Institute </answer>",
                        "<answer> 1921 </answer>")  # fmt: skip
-    difficulty_defaults: Mapping[str, Any] = {"corpus_size": 5000, "corpus_seed": 0,
+    difficulty_defaults: ClassVar[Mapping[str, Any]] = {"corpus_size": 5000, "corpus_seed": 0,
                                               "max_hops": 3, "comparison_rate": 0.25,
-                                              "topk": 3, "reward": "em"}  # fmt: skip
-    levels: Mapping[int, Mapping[str, Any]] = {
+                                              "topk": 3, "reward": "em",
+                                              "evidence": 0}  # fmt: skip
+    levels: ClassVar[Mapping[int, Mapping[str, Any]]] = {
         0: {"max_hops": 2, "comparison_rate": 0.0},
         1: {},
         2: {"max_hops": 4, "corpus_size": 20_000, "topk": 2},
@@ -184,11 +238,19 @@ class SearchQA(TextEnv):
         if not isinstance(task.get("question"), str) or not task.get("answers"):
             raise ValueError("A SearchQA task needs 'question' and a non-empty 'answers'.")
         self.queries, self.retrieved, self.answer = [], [], None
+        self.evidence_text = ""
 
     # --- Text -----------------------------------------------------------------------------------
     def instructions(self) -> str:
         """Search-R1's action grammar with its example (the question is in the observation)."""
-        return SEARCH_R1_PROMPT.split(" Question:")[0]
+        grammar = SEARCH_R1_PROMPT.split(" Question:")[0]
+        k = self.episode_difficulty["evidence"]
+        if not k:
+            return grammar
+        return (f"{grammar} With the answer, list the passages that support it: "
+                "<evidence>candidates: title; title; ... ranking: title; title</evidence>, "
+                f"first the retrieved passages you select, then up to {k} of them ranked by how "
+                "much the answer rests on them.")  # fmt: skip
 
     def render_text(self) -> str:
         """Search-R1's prompt with the question."""
@@ -208,6 +270,7 @@ class SearchQA(TextEnv):
             obs = self._search(parsed[1])
         else:
             self.answer, terminated = parsed[1], True
+            self.evidence_text = action
             reward = self.score()
             parts = {self.episode_difficulty["reward"]: reward}
             obs = (f"Answer received. Exact match {exact_match(self.answer, self.golds):.0f}, "
@@ -216,6 +279,8 @@ class SearchQA(TextEnv):
         info = self._info()
         info[ACTION_VALID], info[REWARD_COMPONENTS] = valid, parts
         info[METRICS] = {**info[METRICS], "action_effective": valid}
+        if self.episode_difficulty["evidence"] and self.answer is not None:
+            info[PHASE_REWARDS] = self.phase_rewards()
         return obs, float(reward), terminated, False, info
 
     @classmethod
@@ -230,6 +295,13 @@ class SearchQA(TextEnv):
             batches.setdefault((id(index), k), (index, []))[1].append(parsed[1][:QUERY_CHARS])
         for (_, k), (index, queries) in batches.items():
             index.prefetch(queries, k)
+
+    def phase_rewards(self) -> dict[str, float]:
+        """The evidence block's coverage and ranking rewards (see :func:`evidence_rewards`)."""
+        retrieved = {p for hits in self.retrieved for p in hits}
+        return evidence_rewards(self.evidence_text, self.corpus.titles, retrieved,
+                                set(self.task.get("supporting", [])),
+                                int(self.episode_difficulty["evidence"]))  # fmt: skip
 
     def _search(self, query: str) -> str:
         hits = self.corpus.search(query, self.episode_difficulty["topk"])
@@ -260,7 +332,7 @@ class SearchQA(TextEnv):
         """Golds, supporting passages, the hop chain(s) and the fewest searches needed."""
         ids = self.corpus.ids
         paths = self.task.get("paths", [])
-        return {"golds": self.golds,
+        return {"golds": self.golds, GOLD_ANSWERS: self.golds,
                 "supporting_doc_ids": [ids[p] for p in self.task.get("supporting", [])],
                 "decomposition": paths, "question_type": self.task.get("type", ""),
                 "min_searches": sum(len(p["steps"]) for p in paths) or 1}  # fmt: skip
@@ -309,8 +381,18 @@ class SearchQA(TextEnv):
             finals.append(chain)
         if self.task.get("compare"):
             pick = min if self.task["compare"] == "min" else max
-            return f"<answer> {pick(finals, key=lambda c: int(c[-1]))[0]} </answer>"
-        return f"<answer> {finals[0][-1]} </answer>"
+            return f"<answer> {pick(finals, key=lambda c: int(c[-1]))[0]} </answer>{self._cite()}"
+        return f"<answer> {finals[0][-1]} </answer>{self._cite()}"
+
+    def _cite(self) -> str:
+        """The oracle's evidence block: the retrieved supporting passages, in hop order."""
+        k = self.episode_difficulty["evidence"]
+        if not k:
+            return ""
+        seen = {p for hits in self.retrieved for p in hits}
+        gold = [p for p in self.task.get("supporting", []) if p in seen]
+        titles = "; ".join(dict.fromkeys(self.corpus.titles[p] for p in gold))
+        return f"<evidence>candidates: {titles} ranking: {titles}</evidence>"
 
     def _read(self, title: str, subject: str, relation: str, kind: str) -> str | None:
         corpus = self.corpus

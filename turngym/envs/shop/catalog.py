@@ -4,7 +4,7 @@ A catalogue is a pure function of ``(size, seed, near_miss_rate)``: products get
 :data:`~turngym.envs.shop.vocab.PRODUCT_TYPES`, an invented brand, 2-4 attributes of their
 category, 2-5 values per option dimension and a price. With probability ``near_miss_rate`` a
 product is followed by a confusable twin (same brand and type, one attribute swapped, fewer
-option values, a higher price), as ENVIRONMENTS.md 3.5 asks. Catalogues and their BM25
+option values, a higher price; docs/environments.md#shop). Catalogues and their BM25
 indexes are built once per process (and the index cached on disk), never per env instance.
 """
 

@@ -2,7 +2,7 @@
 
 Pages are rendered as WebShop's ``[SEP]``-joined visible text. A :class:`PageState` is
 everything the rendering and the future of an episode depend on (the turn count is not part
-of it), so :meth:`PageState.key` is the GiGPO state key (ENVIRONMENTS.md 3.3).
+of it), so :meth:`PageState.key` is the GiGPO state key (docs/methods.md#gigpo).
 """
 
 from __future__ import annotations

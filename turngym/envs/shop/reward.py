@@ -1,7 +1,7 @@
 """WebShop's purchase reward (Yao et al., 2022), re-implemented without spaCy or rapidfuzz.
 
 The formula follows ``get_reward`` in WebShop's ``web_agent_site/engine/goal.py``
-(ENVIRONMENTS.md section 3.2)::
+(docs/environments.md#shop)::
 
     R = r_type * (#attribute hits + #option hits + r_price) / (|goal attrs| + |goal opts| + 1)
 

@@ -1,4 +1,4 @@
-"""ToolUse: stateful tool use over SQLite-backed apps (ENVIRONMENTS.md section 2.5).
+"""ToolUse: stateful tool use over SQLite-backed apps (docs/environments.md#tooluse).
 
 The setting follows τ-bench (Yao et al., 2024): apps are a database, tools read and write
 it, and the episode succeeds when the final database equals the one the gold trace produces
@@ -25,11 +25,11 @@ import json
 import pickle
 import sqlite3
 from collections.abc import Mapping
-from typing import Any, SupportsFloat
+from typing import Any, ClassVar, SupportsFloat
 
 import numpy as np
 
-from turngym.core import TextEnv, Transition, check_int_knobs, parse_action
+from turngym.core import GOLD_ANSWERS, TextEnv, Transition, check_int_knobs, parse_action
 from turngym.envs.tools.apps import APPS, DISTRACTOR_TOOLS, TOOLS, dump_rows, open_db, state_hash
 from turngym.envs.tools.calls import (
     answer_matches,
@@ -75,7 +75,9 @@ class ToolUse(TextEnv):
     state's and, when the request asks a question, the answer contains the gold answer
     (tokens, case-insensitive, ``$`` and commas ignored), else 0. ``info["call_match"]``
     holds, for the last call, MatchTIR's similarity to the gold call at the same position and
-    to the best-matching gold call (``name_match``, ``arg_match`` fraction, ``score``), and
+    to the best-matching gold call (``name_match``, ``arg_match`` fraction, ``score``) and its
+    score against every gold call (``similarities``, for the ``matchtir`` estimator's
+    trajectory-level matching), and
     for the episode the greedy one-to-one assignment's mean score (``episode_score``).
 
     **Knobs.** ``apps`` (subset of bank, calendar, inventory), ``goals`` (1-3),
@@ -91,6 +93,8 @@ class ToolUse(TextEnv):
     """
 
     family = "tools"
+    privileged_keys = frozenset({GOLD_ANSWERS})
+    answer_template = "<answer>{answer}</answer>"  # shorthand for the finish tool
     action_tag = "tool_call"
     example_actions = (
         '<tool_call>{"name": "bank_find_accounts", "arguments": {"owner": "Ada Abbott"}}'
@@ -103,7 +107,7 @@ class ToolUse(TextEnv):
         '<tool_call>{"name": "inventory_get_item", "arguments": {"sku": 1234}}</tool_call>',
         '<tool_call>{"name": "finish", "arguments": {"answer": "42"}}</tool_call>',
     )
-    difficulty_defaults: Mapping[str, Any] = {
+    difficulty_defaults: ClassVar[Mapping[str, Any]] = {
         "apps": list(APPS),
         "goals": 2,
         "min_calls": 1,
@@ -111,7 +115,7 @@ class ToolUse(TextEnv):
         "records": 8,
         "distractor_tools": 2,
     }
-    levels: Mapping[int, Mapping[str, Any]] = {
+    levels: ClassVar[Mapping[int, Mapping[str, Any]]] = {
         0: {"goals": 1, "max_calls": 2, "records": 5, "distractor_tools": 0},
         1: {},
         2: {"goals": 2, "min_calls": 3, "max_calls": 5, "records": 20, "distractor_tools": 3},
@@ -230,12 +234,11 @@ class ToolUse(TextEnv):
         at = None
         if position < len(self.gold_calls):
             at = call_similarity(name, arguments, self.gold_calls[position])
-        best = max(
-            ((call_similarity(name, arguments, g), j) for j, g in enumerate(self.gold_calls)),
-            key=lambda pair: (pair[0]["score"], -pair[1]),
-        )
+        scored = [(call_similarity(name, arguments, g), j) for j, g in enumerate(self.gold_calls)]
+        best = max(scored, key=lambda pair: (pair[0]["score"], -pair[1]))
         self._last_match = {"position": position, "at_position": at,
-                            "best": best[0], "best_index": best[1]}  # fmt: skip
+                            "best": best[0], "best_index": best[1],
+                            "similarities": [sim["score"] for sim, _ in scored]}  # fmt: skip
 
     def format_call(self, call: Mapping[str, Any]) -> str:
         """Render ``{"name", "arguments"}`` as a tagged action."""
@@ -296,11 +299,12 @@ class ToolUse(TextEnv):
         return float(self.finished and self.state_matches() and self.answer_ok())
 
     def privileged(self) -> dict[str, Any]:
-        """Gold calls, gold final state hash, gold answer and the minimal number of calls."""
+        """Gold calls, final state hash, gold answer (list form too) and the fewest calls."""
         return {
             "gold_calls": [dict(c) for c in self.gold_calls],
             "gold_state_hash": self.gold_hash,
             "gold_answer": self.gold_answer,
+            GOLD_ANSWERS: [self.gold_answer] if self.gold_answer else [],
             "min_calls": len(self.gold_calls),
         }
 

@@ -1,7 +1,7 @@
 """Tool specs in JSON-schema form, and a small validator for the subset the apps use.
 
 A tool is described the way BFCL and the OpenAI function format describe one (Patil et al.,
-2024, "The Berkeley Function Calling Leaderboard"; ENVIRONMENTS.md section 2.1): a name, a
+2024, "The Berkeley Function Calling Leaderboard"): a name, a
 description and ``parameters`` = ``{"type": "object", "properties": {...}, "required": [...]}``.
 Every call is validated against that schema before it runs; a violation becomes a tool error
 observation naming the argument and the rule (never an exception).

@@ -1,4 +1,6 @@
-"""The credit-estimator registry and config-time resolution (DESIGN.md section 6, STYLE.md 10.5).
+"""The credit-estimator registry and config-time resolution.
+
+See docs/design.md#credit-assignment-and-training and docs/methods.md.
 
 Every estimator has one signature::
 
@@ -14,6 +16,16 @@ estimator module.
 ``(batch, ctx) -> Credit`` callable, failing before any rollout on an unknown name, a
 misspelt or mistyped parameter, or a missing requirement. The caller never branches on the
 name.
+
+A *method* is an estimator plus what it needs beyond an advantage function: an optional
+critic (a learned turn-level value model), an optional rollout strategy (e.g. trees branched
+from env snapshots) and an optional update schedule (e.g. per-turn updates in reverse turn
+order). All of it is declared once, where the
+estimator is registered::
+
+    @register_estimator("ppo_gae", requires={"critic"}, critic="value")
+
+:func:`method_of` returns the :class:`Method` record a trainer builds its parts from.
 
 Example:
     >>> estimate = resolve_estimator("rloo", {})
@@ -32,6 +44,7 @@ import inspect
 import numbers
 import typing
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from turngym.registry import Registry
@@ -41,6 +54,9 @@ __all__ = [
     "estimator_registry",
     "register_estimator",
     "resolve_estimator",
+    "method_of",
+    "Method",
+    "Plug",
     "UnknownParameterError",
     "MissingRequirementError",
     "TurnBatch",
@@ -53,8 +69,28 @@ estimator_registry: Registry[Callable[..., Any]] = Registry("estimator", group="
 
 _BUILTINS = {
     name: f"turngym.trainers.credit.{name}:{name}"
-    for name in ("grpo", "drgrpo", "rloo", "trloo", "mc_grpo", "gigpo", "a_grae")
+    for name in ("grpo", "drgrpo", "rloo", "trloo", "mc_grpo", "gigpo", "a_grae",
+                 # structured rewards, judges and memory across iterations (issue 16)
+                 "rank_grpo", "f_grpo", "matchtir", "mapo", "scrl", "pre_grpo", "slea_rl",
+                 "pipo", "r3", "skill_r1", "ufo")
 }
+# Modules that register more than one estimator.
+_BUILTINS.update({
+    "ppo_gae": "turngym.trainers.credit.gae:ppo_gae",
+    "bilevel_gae": "turngym.trainers.credit.gae:bilevel_gae",
+    "odysseus": "turngym.trainers.credit.gae:odysseus",
+    "hiper": "turngym.trainers.credit.hiper:hiper",
+    "archer": "turngym.trainers.credit.archer:archer",
+    "seeupo": "turngym.trainers.credit.seeupo:seeupo",
+    "tree_grpo": "turngym.trainers.credit.tree_grpo:tree_grpo",
+})  # fmt: skip
+# Probe-based estimators (they read precomputed ProbeValues from ctx.probe).
+_BUILTINS.update(
+    {
+        name: f"turngym.trainers.credit.{name}:{name}"
+        for name in ("igpo", "a2tgpo", "siop", "pbsd", "grpo_vps", "swap", "infopo")
+    }
+)
 for _name, _target in _BUILTINS.items():
     estimator_registry.register(_name, _target)
 
@@ -67,22 +103,99 @@ class MissingRequirementError(ValueError):
     """The estimator needs a context capability (probe, critic, judge) that is not set."""
 
 
+@dataclass(frozen=True)
+class Plug:
+    """One part of a method beyond its estimator: a registered name plus default options.
+
+    Attributes:
+        name: The registered critic, rollout strategy or update schedule (e.g. ``"value"``,
+            ``"tree"``, ``"reverse_turn"``).
+        params: Options the method fixes; the run's config can override them.
+    """
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"name": self.name, "params": dict(self.params)}
+
+
+def _plug(value: Plug | str | None, what: str) -> Plug | None:
+    if value is None or isinstance(value, Plug):
+        return value
+    if isinstance(value, str) and value:
+        return Plug(value)
+    raise TypeError(f"{what} must be a name, a Plug or None, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Method:
+    """What a training method is made of; every part but the estimator is optional.
+
+    Attributes:
+        estimator: The registered estimator name.
+        requires: Context capabilities the estimator reads (``probe``, ``critic``, ...).
+        critic: The critic the trainer builds and trains, or ``None``. An estimator that
+            requires ``"critic"`` without naming one gets the turn-level ``"value"`` critic.
+        strategy: How episodes are collected (``None``: plain groups of G episodes).
+        schedule: How the policy is updated (``None``: all sequences together).
+    """
+
+    estimator: str
+    requires: frozenset[str] = frozenset()
+    critic: Plug | None = None
+    strategy: Plug | None = None
+    schedule: Plug | None = None
+
+    def describe(self) -> str:
+        """One line for ``turngym list estimators``: the non-default parts."""
+        parts = [f"requires {', '.join(sorted(self.requires))}"] if self.requires else []
+        for what in ("critic", "strategy", "schedule"):
+            plug = getattr(self, what)
+            if plug is not None:
+                parts.append(f"{what} {plug.name}")
+        return "; ".join(parts)
+
+
 def register_estimator(
-    name: str, *, requires: Iterable[str] = frozenset()
+    name: str,
+    *,
+    requires: Iterable[str] = frozenset(),
+    critic: Plug | str | None = None,
+    strategy: Plug | str | None = None,
+    schedule: Plug | str | None = None,
+    probes: Callable[[Mapping[str, Any]], Any] | None = None,
+    unverified: Iterable[str] = (),
 ) -> Callable[[Callable[..., Credit]], Callable[..., Credit]]:
-    """Decorator: register an estimator under ``name`` and record what it needs.
+    """Decorator: register an estimator under ``name`` and record what its method needs.
 
     Args:
         name: Lowercase snake name, e.g. ``"trloo"``.
         requires: Context capabilities the estimator uses (``"probe"``, ``"critic"``,
             ``"judge"``); stored on the function as ``requires``.
+        critic: The critic the trainer must build (a name of
+            :data:`turngym.trainers.critic.critic_registry`, or a :class:`Plug` with options).
+        strategy: The rollout strategy (:data:`turngym.trainers.strategies.strategy_registry`).
+        schedule: The update schedule (:data:`turngym.trainers.schedules.schedule_registry`).
+        probes: For probe-based estimators: ``options -> ProbeNeeds``
+            (:mod:`turngym.trainers.credit.probe_values`), called with every option's value
+            at config time; implies ``requires={"probe"}``. Stored as ``probes``.
+        unverified: Options (``"name"`` or ``"name=value"``) whose formula is an UNVERIFIED
+            reconstruction; stored as ``unverified`` and shown by ``turngym list estimators``.
 
     Raises:
         ValueError: ``name`` already holds a different function.
     """
+    plugs = {"critic": _plug(critic, "critic"), "strategy": _plug(strategy, "strategy"),
+             "schedule": _plug(schedule, "schedule")}  # fmt: skip
 
     def wrap(fn: Callable[..., Credit]) -> Callable[..., Credit]:
-        fn.requires = frozenset(requires)  # type: ignore[attr-defined]
+        fn.requires = frozenset(requires) | ({"probe"} if probes else set())  # type: ignore[attr-defined]
+        fn.probes = probes  # type: ignore[attr-defined]
+        fn.unverified = tuple(unverified)  # type: ignore[attr-defined]
+        for what, plug in plugs.items():
+            setattr(fn, what, plug)
         # A built-in's lazy "module:function" entry already resolves to this function;
         # registering the object while its module is still importing would look like a clash.
         if _BUILTINS.get(name) != f"{fn.__module__}:{fn.__qualname__}":
@@ -184,3 +297,25 @@ def resolve_estimator(
             "estimator."
         )
     return functools.partial(fn, **params)
+
+
+def method_of(name: str) -> Method:
+    """The :class:`Method` registered under an estimator name.
+
+    Plugins registered without :func:`register_estimator` (a bare function) have no critic,
+    strategy or schedule; one that requires ``"critic"`` gets the default ``"value"`` critic.
+
+    Raises:
+        turngym.registry.UnknownNameError: No estimator has this name (with suggestions).
+
+    Example:
+        >>> method_of("ppo_gae").critic.name, method_of("grpo").critic is None
+        ('value', True)
+    """
+    fn = estimator_registry.get(name)
+    requires = frozenset(getattr(fn, "requires", frozenset()))
+    critic = getattr(fn, "critic", None)
+    if critic is None and "critic" in requires:
+        critic = Plug("value")
+    return Method(name, requires, critic, getattr(fn, "strategy", None),
+                  getattr(fn, "schedule", None))  # fmt: skip

@@ -1,4 +1,4 @@
-"""A-GRAE: asymmetric group-relative advantage estimation (CREDIT_METHODS.md 10.4)."""
+"""A-GRAE: asymmetric group-relative advantage estimation (docs/methods.md#a-grae)."""
 
 from __future__ import annotations
 

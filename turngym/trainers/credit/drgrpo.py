@@ -1,4 +1,4 @@
-"""Dr.GRPO: GRPO without the std division (CREDIT_METHODS.md 1.2)."""
+"""Dr.GRPO: GRPO without the std division (docs/methods.md#drgrpo)."""
 
 from __future__ import annotations
 

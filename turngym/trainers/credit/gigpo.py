@@ -1,4 +1,4 @@
-"""GiGPO: Group-in-Group Policy Optimization (CREDIT_METHODS.md 2)."""
+"""GiGPO: Group-in-Group Policy Optimization (docs/methods.md#gigpo)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GRPO: group mean/std normalised outcome advantage (CREDIT_METHODS.md 1.1)."""
+"""GRPO: group mean/std normalised outcome advantage (docs/methods.md#grpo)."""
 
 from __future__ import annotations
 

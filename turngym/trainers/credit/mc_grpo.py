@@ -1,4 +1,4 @@
-"""MC-GRPO: median-centred GRPO with G+1 rollouts (CREDIT_METHODS.md 10.1)."""
+"""MC-GRPO: median-centred GRPO with G+1 rollouts (docs/methods.md#mc-grpo)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""RLOO: REINFORCE with a leave-one-out baseline (CREDIT_METHODS.md 1.3)."""
+"""RLOO: REINFORCE with a leave-one-out baseline (docs/methods.md#rloo)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def rloo(
     singleton: Literal["raw", "zero"] = "raw",
     score: Literal["outcome", "return"] = "outcome",
 ) -> Credit:
-    """REINFORCE leave-one-out (Back to Basics, arXiv 2402.14740; CREDIT_METHODS.md 1.3).
+    """REINFORCE leave-one-out (Back to Basics, arXiv 2402.14740; docs/methods.md#rloo).
 
     ``A_i = R_i - mean_{j != i}(R_j) = G/(G-1) * (R_i - mean_g(R))`` for every turn of
     episode ``i`` in a group of ``G`` episodes. Unbiased: the baseline excludes the sample.

@@ -1,4 +1,4 @@
-"""TRLOO: turn-level REINFORCE leave-one-out (Dr. Kernel; CREDIT_METHODS.md 1.4)."""
+"""TRLOO: turn-level REINFORCE leave-one-out (docs/methods.md#trloo)."""
 
 from __future__ import annotations
 

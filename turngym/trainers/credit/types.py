@@ -1,4 +1,6 @@
-"""What credit estimators read and return: TurnBatch, CreditContext and Credit (DESIGN.md 6).
+"""What credit estimators read and return: TurnBatch, CreditContext and Credit.
+
+See docs/design.md#credit-assignment-and-training.
 
 :class:`TurnBatch` keeps the :class:`~turngym.types.Group` records and adds a columnar numpy
 view over every turn, in episode-major order (group by group, episode by episode, turn by
@@ -60,7 +62,7 @@ _EPISODE_COLUMNS: dict[str, type] = {
 def _read_only(value: Any, dtype: type) -> np.ndarray:
     # A copy, so later edits to the caller's array cannot change a frozen record, and
     # read-only, so an estimator that writes into its input fails loudly instead of silently.
-    array = np.array(value, dtype=dtype, copy=True)
+    array: np.ndarray = np.array(value, dtype=dtype, copy=True)
     array.flags.writeable = False
     return array
 
@@ -246,10 +248,14 @@ class CreditContext:
         probe: The policy's log-probability of a text given a conversation prefix (IGPO,
             A²TGPO, SIOP, PBSD, GRPO-VPS, InfoPO), or ``None``.
         critic: A turn-level value model (turn-PPO, ArCHer, HiPER), or ``None``.
-        judge: A per-turn scorer (MAPO), or ``None``.
+        judge: A per-turn scorer (MAPO): ``judge(batch) -> one score per turn row``, or
+            ``None`` (:mod:`turngym.trainers.hooks` builds one from an env's judge score).
         state: Kept by the trainer across iterations; estimators that need history (EPO,
             A-GRAE, PIPO) keep it under keys named after themselves.
         step: The training iteration, from 0.
+        tokenizer: Decodes completion token ids (``decode(ids) -> str``), for methods whose
+            unit is a span of an action (Rank-GRPO items, SCRL answers, F-GRPO phases); without
+            it they fall back to one advantage per turn.
     """
 
     probe: Any = None
@@ -257,6 +263,7 @@ class CreditContext:
     judge: Any = None
     state: dict[str, Any] = field(default_factory=dict)
     step: int = 0
+    tokenizer: Any = None
 
     def available(self) -> frozenset[str]:
         """Names of the capabilities that are set, for ``resolve_estimator(available=...)``."""
@@ -273,6 +280,28 @@ def _per_turn(name: str, value: Any, n: int) -> np.ndarray | None:
     return array
 
 
+def _token_rows(rows: Any, n: int) -> tuple[np.ndarray | None, ...]:
+    """Read-only float64 copies of per-turn token arrays (``None`` entries kept).
+
+    One copy of all rows, split into views: copying the rows one by one costs microseconds
+    each, which adds up on 100,000 turns.
+    """
+    rows = [None if r is None else np.asarray(r) for r in rows]
+    if len(rows) != n or any(r is not None and r.ndim != 1 for r in rows):
+        raise ValueError(f"Credit.token_advantages must be {n} 1-D arrays (or None), one per turn")
+    present = [r for r in rows if r is not None]
+    flat = _read_only(np.concatenate(present) if present else np.zeros(0), np.float64)
+    out: list[np.ndarray | None] = []
+    start = 0
+    for r in rows:
+        if r is None:
+            out.append(None)
+            continue
+        out.append(flat[start : start + r.size])
+        start += r.size
+    return tuple(out)
+
+
 @dataclass(frozen=True, eq=False)
 class Credit:
     """An estimator's output: one advantage per turn row of the batch, and optional extras.
@@ -280,19 +309,24 @@ class Credit:
     Attributes:
         advantages: float64, one per turn row (episode-major, as in the batch).
         token_advantages: One array per turn for methods whose unit is finer than a turn
-            (e.g. Rank-GRPO), or ``None``; ``trainers/tokens.py`` maps them onto tokens.
+            (e.g. Rank-GRPO), or ``None``; ``trainers/tokens.py`` maps them onto tokens. A
+            ``None`` entry means "broadcast the turn's advantage" for that turn.
         clip_ranges: ``(n_turns, 2)`` per-turn ``(eps_low, eps_high)`` (A²TGPO), or ``None``.
         weights: Per-turn loss weights (0 drops a turn from the loss), or ``None``.
         returns: Per-turn returns the advantages were built from, or ``None``.
         metrics: Diagnostics, e.g. ``zero_adv_group_frac`` and ``sign_flips_vs_mean``.
+        value_targets: Critic methods only: head name ->
+            :class:`~turngym.trainers.credit.values.ValueTargets`, what the trainer fits the
+            critic to after this step; ``None`` for methods without a critic.
     """
 
     advantages: np.ndarray
-    token_advantages: tuple[np.ndarray, ...] | None = None
+    token_advantages: tuple[np.ndarray | None, ...] | None = None
     clip_ranges: np.ndarray | None = None
     weights: np.ndarray | None = None
     returns: np.ndarray | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
+    value_targets: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         advantages = _read_only(self.advantages, np.float64)
@@ -308,10 +342,7 @@ class Credit:
                 raise ValueError(f"Credit.clip_ranges must have shape ({n}, 2), got {clip.shape}")
             object.__setattr__(self, "clip_ranges", clip)
         if self.token_advantages is not None:
-            tokens = tuple(_read_only(t, np.float64) for t in self.token_advantages)
-            if len(tokens) != n or any(t.ndim != 1 for t in tokens):
-                raise ValueError(f"Credit.token_advantages must be {n} 1-D arrays, one per turn")
-            object.__setattr__(self, "token_advantages", tokens)
+            object.__setattr__(self, "token_advantages", _token_rows(self.token_advantages, n))
         object.__setattr__(self, "metrics", {str(k): float(v) for k, v in self.metrics.items()})
 
     def per_episode(self, batch: TurnBatch) -> list[np.ndarray]:

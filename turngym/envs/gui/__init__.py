@@ -1,0 +1,1 @@
+"""GUI navigation: procedurally generated apps rendered as accessibility trees."""
