@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 
@@ -155,6 +156,21 @@ def test_prefetched_results_serve_the_next_single_searches(monkeypatch):
     monkeypatch.setattr(index, "search_many", no_search)
     assert index.search_with_scores("w1 w2", 5) == expected
     assert index.search_with_scores("w1 w2", 5) == expected  # served as often as asked
+
+
+def test_auto_backend_falls_back_to_numpy_without_numba(monkeypatch):
+    index = BM25Index.build(_random_corpus(4))
+    queries = ["w1 w2", "w3 w5", "nothing"]
+    expected = index.search_many(queries, 5, backend="numpy")
+    monkeypatch.setitem(sys.modules, "numba", None)  # "import numba" now raises ImportError
+    bm25._numba_available.cache_clear()
+    try:
+        assert bm25.resolve_backend("auto") == "numpy"
+        assert index.search_many(queries, 5, backend="auto") == expected
+        with pytest.raises(ValueError, match=r"turngym\[fast\]"):
+            index.search_many(queries, 5, backend="numba")
+    finally:
+        bm25._numba_available.cache_clear()
 
 
 def test_unknown_backend_is_refused():

@@ -18,7 +18,7 @@ from gymnasium.utils import seeding
 __all__ = ["LazySeeding"]
 
 
-class LazySeeding(gymnasium.Env):  # type: ignore[type-arg]
+class LazySeeding(gymnasium.Env):
     """Mixin for ``gymnasium.Env`` subclasses (put it first among the bases)."""
 
     def seed_lazily(self, seed: int | None) -> None:
@@ -31,7 +31,7 @@ class LazySeeding(gymnasium.Env):  # type: ignore[type-arg]
         self._np_random_seed = seed  # what seeding.np_random reports for an int seed
 
     @property
-    def _np_random(self) -> np.random.Generator | None:  # type: ignore[override]
+    def _np_random(self) -> np.random.Generator | None:
         """Gymnasium's generator slot (``None`` until seeded or first used)."""
         rng = self.__dict__.get("_rng_value")
         if rng is None and "_rng_pending" in self.__dict__:

@@ -16,6 +16,8 @@ from turngym.core import TextEnv
 
 __all__ = ["prepare_tick"]
 
+_DEFAULT_HOOK = getattr(TextEnv.before_steps, "__func__", None)
+
 
 def prepare_tick(envs: Sequence[Any], actions: Sequence[str]) -> None:
     """Call each env class's ``before_steps`` once with its envs of this tick (batched work).
@@ -23,15 +25,15 @@ def prepare_tick(envs: Sequence[Any], actions: Sequence[str]) -> None:
     The hook only saves time (stepping gives the same results without it), so a failing hook
     is reported and the tick goes on.
     """
-    by_class: dict[type, tuple[list[Any], list[str]]] = {}
+    by_class: dict[type[TextEnv], tuple[list[Any], list[str]]] = {}
     for env, action in zip(envs, actions, strict=True):
         if isinstance(env, TextEnv):
             group = by_class.setdefault(type(env), ([], []))
             group[0].append(env)
             group[1].append(action)
     for cls, (members, texts) in by_class.items():
-        if cls.before_steps.__func__ is TextEnv.before_steps.__func__:  # type: ignore[attr-defined]
-            continue
+        if getattr(cls.before_steps, "__func__", None) is _DEFAULT_HOOK:
+            continue  # the class prepares nothing
         try:
             cls.before_steps(members, texts)
         except Exception as err:  # noqa: BLE001  (an optimisation must never stop a rollout)

@@ -12,19 +12,28 @@ ascending), the same tie rule as the numpy backend. One thread; compiled once pe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numba
 import numpy as np
 
-if TYPE_CHECKING:
-    from turngym.retrieval.bm25 import BM25Index
+__all__ = ["Postings", "search_postings"]
 
-__all__ = ["search_postings"]
+
+class Postings(Protocol):
+    """The posting arrays the kernel reads: a :class:`turngym.retrieval.bm25.BM25Index`.
+
+    A protocol, so that this module need not import the index's (one-way dependencies).
+    """
+
+    indptr: np.ndarray
+    doc_ids: np.ndarray
+    weights: np.ndarray
+    n_docs: int
 
 
 @numba.njit(cache=True, nogil=True)
-def _top_k(indptr, doc_ids, weights, n_docs, q_ptr, q_terms, k, out_docs, out_scores, out_n):  # type: ignore[no-untyped-def]  # noqa: D103
+def _top_k(indptr, doc_ids, weights, n_docs, q_ptr, q_terms, k, out_docs, out_scores, out_n):  # noqa: D103
     acc = np.zeros(n_docs, dtype=np.float64)
     touched = np.empty(n_docs, dtype=np.int32)
     for q in range(len(q_ptr) - 1):
@@ -52,7 +61,7 @@ def _top_k(indptr, doc_ids, weights, n_docs, q_ptr, q_terms, k, out_docs, out_sc
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _keep_best(acc, touched, m, scan, k, docs, scores):  # type: ignore[no-untyped-def]
+def _keep_best(acc, touched, m, scan, k, docs, scores):
     """Keep the ``k`` best documents (score descending, id ascending) and clear ``acc``.
 
     It reads every document when ``scan`` >= 0, else only ``touched[:m]``.
@@ -83,7 +92,7 @@ def _keep_best(acc, touched, m, scan, k, docs, scores):  # type: ignore[no-untyp
 
 
 def search_postings(
-    index: BM25Index, term_lists: Sequence[list[int]], k: int
+    index: Postings, term_lists: Sequence[list[int]], k: int
 ) -> list[list[tuple[int, float]]]:
     """The ``k`` best ``(doc id, score)`` of every query given as term ids."""
     q_ptr = np.zeros(len(term_lists) + 1, dtype=np.int64)

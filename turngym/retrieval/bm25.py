@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
+import importlib
 import os
 import pickle
 import re
@@ -279,6 +279,8 @@ class BM25Index:
         if not terms:
             return []
         spans = [slice(self.indptr[t], self.indptr[t + 1]) for t in terms]
+        docs: np.ndarray
+        scores: np.ndarray
         if len(spans) == 1:  # one term: its postings are the scores, each document once
             docs = self.doc_ids[spans[0]]
             scores = self.weights[spans[0]].astype(np.float64)
@@ -322,7 +324,12 @@ def resolve_backend(backend: str) -> str:
 
 @functools.cache
 def _numba_available() -> bool:
-    return importlib.util.find_spec("numba") is not None
+    """Whether numba imports (installed but broken, e.g. built for another numpy: no)."""
+    try:
+        importlib.import_module("numba")
+    except Exception:  # noqa: BLE001  (any failure means: use the numpy backend)
+        return False
+    return True
 
 
 def cache_dir() -> Path:

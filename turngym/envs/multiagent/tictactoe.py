@@ -124,6 +124,7 @@ class TicTacToe(BoardGame):
     }
     default_max_turns: ClassVar[int] = 30
     search_depth: ClassVar[int | None] = None
+    _position: TicTacToePosition  # the board game's position, with its flat ``cells`` tuple
 
     def check_difficulty(self, difficulty: Mapping[str, Any]) -> None:
         """``opening_plies`` must leave room for a game and for three disjoint splits."""
