@@ -133,11 +133,22 @@ class BM25Index:
     def _init_runtime(self) -> None:
         # The results a batch prefetched for the next single queries (see :meth:`prefetch`).
         self._prefetched: dict[tuple[str, int], list[tuple[int, float]]] = {}
+        self._term_max: np.ndarray | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        del state["_prefetched"]
+        del state["_prefetched"], state["_term_max"]
         return state
+
+    def term_maxima(self) -> np.ndarray:
+        """The largest weight of every term id (float64; computed once, on first use)."""
+        if self._term_max is None:
+            starts = self.indptr[:-1]
+            self._term_max = (
+                np.maximum.reduceat(self.weights, starts).astype(np.float64)
+                if len(starts) else np.zeros(0, np.float64)
+            )  # fmt: skip
+        return self._term_max
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -278,6 +289,10 @@ class BM25Index:
     def _search_numpy(self, terms: list[int], k: int) -> list[tuple[int, float]]:
         if not terms:
             return []
+        if len(terms) > 1:
+            pruned = self._search_pruned(np.asarray(terms, dtype=np.int64), k)
+            if pruned is not None:
+                return pruned
         spans = [slice(self.indptr[t], self.indptr[t + 1]) for t in terms]
         docs: np.ndarray
         scores: np.ndarray
@@ -301,9 +316,61 @@ class BM25Index:
         order = np.lexsort((docs, -scores))[:k]
         return [(int(d), float(s)) for d, s in zip(docs[order], scores[order], strict=True)]
 
+    def _search_pruned(self, terms: np.ndarray, k: int) -> list[tuple[int, float]] | None:
+        """The numba kernel's early stop (MaxScore; see :mod:`turngym.retrieval._numba`).
+
+        Terms are read rarest first until the ``k``-th best partial score beats what the
+        unread terms can add at most; then the unread terms are looked up for the touched
+        documents only, hopeless ones dropped after each, and the survivors' scores added up
+        again in query order (exactly the full evaluation's numbers). ``None`` when it cannot
+        stop before reading a quarter of the documents' worth of postings.
+        """
+        starts, ends = self.indptr[terms], self.indptr[terms + 1]
+        order = np.argsort(ends - starts, kind="stable")
+        maxima = self.term_maxima()[terms[order]]
+        rest = np.append(np.cumsum(maxima[::-1])[::-1][1:], 0.0)  # bound of the terms after i
+        slack, read, stop = 1e-9, 0, -1
+        for i in range(len(terms) - 1):
+            read += int(ends[order[i]] - starts[order[i]])
+            if read * 4 > self.n_docs:
+                return None
+            spans = [slice(starts[j], ends[j]) for j in order[: i + 1]]
+            docs, inverse = np.unique(np.concatenate([self.doc_ids[s] for s in spans]),
+                                      return_inverse=True)  # fmt: skip
+            partial = np.bincount(inverse, np.concatenate([self.weights[s] for s in spans]))
+            if len(docs) >= k and rest[i] * (1 + slack) < _kth(partial, k) * (1 - slack):
+                stop = i
+                break
+        if stop < 0:
+            return None
+        for i in range(stop, len(terms)):
+            if i > stop:
+                partial = partial + self._weights_of(int(terms[order[i]]), docs)
+            keep = partial >= _kth(partial, k) * (1 - slack) - rest[i] * (1 + slack)
+            docs, partial = docs[keep], partial[keep]
+        exact = np.zeros(len(docs), dtype=np.float64)
+        for t in terms:  # query order, as the full evaluation adds them
+            exact += self._weights_of(int(t), docs)
+        ranked = np.lexsort((docs, -exact))[:k]
+        return [(int(d), float(s)) for d, s in zip(docs[ranked], exact[ranked], strict=True)]
+
+    def _weights_of(self, term: int, docs: np.ndarray) -> np.ndarray:
+        """The weight of ``term`` in each of ``docs`` (sorted ids; 0 where absent), float64."""
+        span = slice(self.indptr[term], self.indptr[term + 1])
+        ids = self.doc_ids[span]
+        pos = np.minimum(np.searchsorted(ids, docs), len(ids) - 1)
+        return np.where(ids[pos] == docs, self.weights[span][pos].astype(np.float64), 0.0)
+
     def nbytes(self) -> int:
         """Bytes held by the posting arrays (the vocabulary dict not included)."""
         return self.indptr.nbytes + self.doc_ids.nbytes + self.weights.nbytes
+
+
+def _kth(values: np.ndarray, k: int) -> float:
+    """The ``k``-th largest of ``values`` (or the smallest, when there are fewer)."""
+    if len(values) <= k:
+        return float(values.min()) if len(values) else 0.0
+    return float(np.partition(values, len(values) - k)[len(values) - k])
 
 
 def resolve_backend(backend: str) -> str:
