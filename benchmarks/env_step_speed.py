@@ -424,8 +424,8 @@ def main() -> None:
     CLOCK[0] = time.thread_time if args.clock == "cpu" else time.perf_counter
     if args.nltk_data:
         os.environ["NLTK_DATA"] = args.nltk_data
-    ids = args.envs or sorted(
-        {i for i in env_registry.names() if i.startswith("turngym/")} | set(multiagent_ids())
+    ids = args.envs or sorted(  # turngym's own ids (adapted textarena/... ids run TextArena)
+        i for i in {*env_registry.names(), *multiagent_ids()} if i.startswith("turngym/")
     )
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs "
           f"visible, Python {platform.python_version()}; medians of {args.repeats} x "

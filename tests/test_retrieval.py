@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sys
 
+import numpy as np
 import pytest
 
 from turngym.retrieval import bm25
@@ -143,6 +144,41 @@ def test_search_many_matches_single_searches_on_both_backends(seed, monkeypatch)
         assert [(d, -s) for s, d in ranked] == hits  # best first, ties by document id
     pytest.importorskip("numba")
     assert index.search_many(queries, 7, backend="numba") == single
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_early_stop_gives_the_full_evaluation_exactly(seed):
+    """Rare words next to very common ones (the case the early stop prunes): every result is
+    the dense score vector's top k, same floats, ties by document id."""
+    import random
+
+    rng = random.Random(seed)
+    common, rare = [f"c{i}" for i in range(3)], [f"r{i}" for i in range(150)]
+    docs = [" ".join(rng.choices(common, k=rng.randint(1, 6))
+                     + rng.choices(rare, k=rng.randint(0, 2))) for _ in range(400)]  # fmt: skip
+    index = BM25Index.build(docs)
+    queries = [" ".join(rng.sample(rare, rng.randint(1, 3)) + rng.sample(common, rng.randint(1, 3)))
+               for _ in range(40)]  # fmt: skip
+    for k in (1, 3, 10):
+        expected = []
+        for query in queries:
+            dense = index.scores(query)
+            ranked = sorted((-float(s), d) for d, s in enumerate(dense) if s > 0)[:k]
+            expected.append([(d, -s) for s, d in ranked])
+        assert index.search_many(queries, k, backend="numpy") == expected
+        stopped = [index._search_pruned(np.asarray(index.term_ids(q)), k) for q in queries]
+        if k < 10:  # the early stop needs k touched documents: ten rare words seldom have them
+            assert sum(s is not None for s in stopped) >= len(queries) // 8  # it did stop
+        if bm25._numba_available():
+            assert index.search_many(queries, k, backend="numba") == expected
+
+
+def test_term_maxima_bound_every_weight():
+    index = BM25Index.build(_random_corpus(5))
+    maxima = index.term_maxima()
+    for t in range(len(index.vocab)):
+        span = slice(index.indptr[t], index.indptr[t + 1])
+        assert maxima[t] == float(index.weights[span].max())
 
 
 def test_prefetched_results_serve_the_next_single_searches(monkeypatch):
