@@ -116,7 +116,8 @@ def evidence_rewards(text: str, titles: list[str], retrieved: set[int],
     for p in retrieved:
         by_title.setdefault(" ".join(titles[p].lower().split()), set()).add(p)
     selected = set().union(*(by_title.get(t, set()) for t in _titles(head)))
-    gains, credited = [], set()
+    gains: list[float] = []
+    credited: set[int] = set()
     for title in _titles(tail)[:k]:
         hit = (by_title.get(title, set()) & selected & supporting) - credited
         credited |= set(sorted(hit)[:1])
