@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import sys
 
+import numpy as np
 import pytest
 
 from turngym.retrieval import bm25
@@ -145,3 +147,112 @@ def test_generated_corpora_are_a_bounded_lru():
         corpus.generated_corpus(1000 + seed, 500)
     assert len(corpus._CORPORA) <= corpus._KEEP
     assert ("generated", 1000 + corpus._KEEP + 1, 500) in corpus._CORPORA
+# --- Postings, backends, batches ----------------------------------------------------------------
+def _random_corpus(seed: int, n: int = 300) -> list[str]:
+    import random
+
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(40)]  # few words: many equal scores
+    return [" ".join(rng.choices(words, k=rng.randint(1, 12))) for _ in range(n)]
+
+
+def test_postings_are_compact_float32_csr():
+    index = BM25Index.build(CORPUS)
+    assert index.doc_ids.dtype == "int32" and index.weights.dtype == "float32"
+    assert len(index.indptr) == len(index.vocab) + 1 and index.indptr[-1] == len(index.doc_ids)
+    apple = index.vocab["apple"]
+    assert index.doc_ids[index.indptr[apple] : index.indptr[apple + 1]].tolist() == [0, 1, 2]
+    assert index.nbytes() == 8 * len(index.doc_ids) + 8 * len(index.indptr)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_search_many_matches_single_searches_on_both_backends(seed, monkeypatch):
+    docs = _random_corpus(seed)
+    index = BM25Index.build(docs)
+    queries = ["w1 w2", "w3", "w4 w4 w5 w6", "nothing", "w7 w1 w9 w10 w11", ""]
+    monkeypatch.setattr(bm25, "DEFAULT_BACKEND", "numpy")
+    single = [index.search_with_scores(q, 7) for q in queries]
+    assert index.search_many(queries, 7, backend="numpy") == single
+    scores = [index.scores(q) for q in queries]
+    for hits, dense in zip(single, scores, strict=True):
+        ranked = sorted((-float(s), d) for d, s in enumerate(dense) if s > 0)[:7]
+        assert [(d, -s) for s, d in ranked] == hits  # best first, ties by document id
+    pytest.importorskip("numba")
+    assert index.search_many(queries, 7, backend="numba") == single
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_early_stop_gives_the_full_evaluation_exactly(seed):
+    """Rare words next to very common ones (the case the early stop prunes): every result is
+    the dense score vector's top k, same floats, ties by document id."""
+    import random
+
+    rng = random.Random(seed)
+    common, rare = [f"c{i}" for i in range(3)], [f"r{i}" for i in range(150)]
+    docs = [" ".join(rng.choices(common, k=rng.randint(1, 6))
+                     + rng.choices(rare, k=rng.randint(0, 2))) for _ in range(400)]  # fmt: skip
+    index = BM25Index.build(docs)
+    queries = [" ".join(rng.sample(rare, rng.randint(1, 3)) + rng.sample(common, rng.randint(1, 3)))
+               for _ in range(40)]  # fmt: skip
+    for k in (1, 3, 10):
+        expected = []
+        for query in queries:
+            dense = index.scores(query)
+            ranked = sorted((-float(s), d) for d, s in enumerate(dense) if s > 0)[:k]
+            expected.append([(d, -s) for s, d in ranked])
+        assert index.search_many(queries, k, backend="numpy") == expected
+        stopped = [index._search_pruned(np.asarray(index.term_ids(q)), k) for q in queries]
+        if k < 10:  # the early stop needs k touched documents: ten rare words seldom have them
+            assert sum(s is not None for s in stopped) >= len(queries) // 8  # it did stop
+        if bm25._numba_available():
+            assert index.search_many(queries, k, backend="numba") == expected
+
+
+def test_term_maxima_bound_every_weight():
+    index = BM25Index.build(_random_corpus(5))
+    maxima = index.term_maxima()
+    for t in range(len(index.vocab)):
+        span = slice(index.indptr[t], index.indptr[t + 1])
+        assert maxima[t] == float(index.weights[span].max())
+
+
+def test_prefetched_results_serve_the_next_single_searches(monkeypatch):
+    index = BM25Index.build(_random_corpus(3))
+    expected = index.search_with_scores("w1 w2", 5)
+    index.prefetch(["w1 w2", "w3", "w1 w2"], 5)
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("searched again although the batch answered this query")
+
+    monkeypatch.setattr(index, "search_many", no_search)
+    assert index.search_with_scores("w1 w2", 5) == expected
+    assert index.search_with_scores("w1 w2", 5) == expected  # served as often as asked
+
+
+def test_auto_backend_falls_back_to_numpy_without_numba(monkeypatch):
+    index = BM25Index.build(_random_corpus(4))
+    queries = ["w1 w2", "w3 w5", "nothing"]
+    expected = index.search_many(queries, 5, backend="numpy")
+    monkeypatch.setitem(sys.modules, "numba", None)  # "import numba" now raises ImportError
+    bm25._numba_available.cache_clear()
+    try:
+        assert bm25.resolve_backend("auto") == "numpy"
+        assert index.search_many(queries, 5, backend="auto") == expected
+        with pytest.raises(ValueError, match=r"turngym\[fast\]"):
+            index.search_many(queries, 5, backend="numba")
+    finally:
+        bm25._numba_available.cache_clear()
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="backend"):
+        BM25Index.build(CORPUS).search_many(["apple"], 3, backend="gpu")
+
+
+def test_index_pickles_without_its_scratch_buffers():
+    import pickle
+
+    index = BM25Index.build(CORPUS)
+    index.search("apple pie red", 2)  # allocates the per-thread scratch arrays
+    copy = pickle.loads(pickle.dumps(index))
+    assert copy.search_with_scores("apple pie", 3) == index.search_with_scores("apple pie", 3)

@@ -17,7 +17,6 @@ import functools
 import json
 import pickle
 import re
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral
@@ -27,9 +26,12 @@ from typing import Any, ClassVar, SupportsFloat
 import gymnasium
 import numpy as np
 
+from turngym._seeding import LazySeeding
 from turngym.tasks import (
     SPLITS,
+    cached_task,
     canonical_json,
+    clear_task_cache,
     draw_task,
     load_tasks_file,
     resolve_difficulty,
@@ -56,6 +58,7 @@ __all__ = [
     "Transition",
     "TextEnv",
     "InvalidActionPenalty",
+    "cached_task",
     "clear_task_cache",
 ]
 
@@ -101,17 +104,6 @@ says how an answer is written in :attr:`TextEnv.answer_template`."""
 RESERVED_PRIVILEGED_KEYS: tuple[str, ...] = (GOLD_ANSWERS,)
 
 _RESET_OPTION_KEYS = frozenset({"split", "task", "difficulty", "level"})
-
-# Drawn tasks by (env class, split, seed, difficulty JSON) -> task JSON. Sound because
-# generate_task must depend on nothing but its rng and difficulty (see its docstring).
-_TASK_CACHE: dict[tuple[type, str, int, str], str] = {}
-_TASK_CACHE_SIZE = 4096
-_TASK_CACHE_LOCK = threading.Lock()
-
-
-def clear_task_cache() -> None:
-    """Forget every cached task draw (the checker does, to test generators themselves)."""
-    _TASK_CACHE.clear()
 
 
 class TextSpace(gymnasium.spaces.Space[str]):
@@ -231,22 +223,32 @@ def parse_action(text: str, tag: str = "action", *, max_chars: int = 32_768) -> 
         >>> parse_action("up").error
         'no <action>...</action> tag found'
     """
+    return ParsedAction(*_parse_fields(text, tag, max_chars))
+
+
+def _parse_fields(text: str, tag: str, max_chars: int) -> tuple[str | None, str | None]:
+    """:func:`parse_action` as a plain ``(content, error)`` pair (the env step's hot path)."""
     if not isinstance(text, str):
-        return ParsedAction(None, f"action must be a string, got {type(text).__name__}")
+        return None, f"action must be a string, got {type(text).__name__}"
     if len(text) > max_chars:
-        return ParsedAction(None, f"action is {len(text)} characters long (limit {max_chars})")
-    open_tag, close_tag = f"<{tag}>", f"</{tag}>"
+        return None, f"action is {len(text)} characters long (limit {max_chars})"
+    open_tag, close_tag = _tags(tag)
     if text.startswith(open_tag) and text.endswith(close_tag) and text.count("<") == 2:
         content = text[len(open_tag) : -len(close_tag)].strip()  # the common case, no regex
-        return ParsedAction(content) if content else ParsedAction(None, f"the <{tag}> tag is empty")
+        return (content, None) if content else (None, f"the <{tag}> tag is empty")
     stripped = _THINK.sub(" ", text) if "think>" in text.lower() else text
     matches = _tag_pattern(tag).findall(stripped)
     if not matches:
-        return ParsedAction(None, f"no <{tag}>...</{tag}> tag found")
+        return None, f"no <{tag}>...</{tag}> tag found"
     content = matches[-1].strip()
     if not content:
-        return ParsedAction(None, f"the <{tag}> tag is empty")
-    return ParsedAction(content)
+        return None, f"the <{tag}> tag is empty"
+    return content, None
+
+
+@functools.lru_cache(maxsize=64)
+def _tags(tag: str) -> tuple[str, str]:
+    return f"<{tag}>", f"</{tag}>"
 
 
 # --- The env base class -----------------------------------------------------------------------
@@ -271,7 +273,7 @@ class Transition:
     effective: bool = True
 
 
-class TextEnv(gymnasium.Env[str, str]):
+class TextEnv(LazySeeding, gymnasium.Env[str, str]):
     """Base class of every turngym env: a Gymnasium env whose spaces are text.
 
     ``reset(options=...)`` accepts ``split`` (``"train"``/``"validation"``/``"test"``,
@@ -410,6 +412,16 @@ class TextEnv(gymnasium.Env[str, str]):
         raise NotImplementedError(f"{type(self).__name__} has no oracle")
 
     @classmethod
+    def before_steps(cls, envs: Sequence[TextEnv], actions: Sequence[str]) -> None:
+        """Prepare a rollout tick: every live env of this class and the action it will step.
+
+        The rollout engine steps envs one by one; an env whose steps can share work (a
+        batched search over one index) does that work here, once for the whole tick, so
+        that each ``step`` finds it done. It must not change any env's state: stepping
+        gives the same result whether or not this ran. The default does nothing.
+        """
+
+    @classmethod
     def action_vocabulary(cls) -> tuple[str, ...]:
         """The action texts a restricted decoder may produce (an agent's ``allowed_actions``).
 
@@ -447,7 +459,7 @@ class TextEnv(gymnasium.Env[str, str]):
         Raises:
             ValueError: Unknown option keys, split, level or knobs, or a malformed task.
         """
-        super().reset(seed=seed)
+        self.seed_lazily(seed)
         options = options or {}
         self.episode_difficulty = self._validated_difficulty(options)
         self.split = options.get("split", "train")
@@ -514,22 +526,12 @@ class TextEnv(gymnasium.Env[str, str]):
             difficulty_json = self._difficulty_json
         else:
             difficulty_json = canonical_json(difficulty)
-        key = (type(self), self.split, seed, difficulty_json)
-        cached = _TASK_CACHE.get(key)
-        if cached is None:
-            task = draw_task(
-                lambda rng: self.generate_task(rng, difficulty),
-                family=self.family,
-                split=self.split,
-                seed=seed,
-            )
-            cached = canonical_json(task)
-            with _TASK_CACHE_LOCK:  # envs stepped from worker threads share the cache
-                _TASK_CACHE[key] = cached
-                if len(_TASK_CACHE) > _TASK_CACHE_SIZE:
-                    del _TASK_CACHE[next(iter(_TASK_CACHE))]  # oldest first (dicts keep order)
-        fresh: dict[str, Any] = json.loads(cached)
-        return fresh  # a fresh copy: load_task may keep references into it
+        split = self.split
+        return cached_task(
+            (type(self), split, seed, difficulty_json),
+            lambda: draw_task(lambda rng: self.generate_task(rng, difficulty),
+                              family=self.family, split=split, seed=seed),
+        )  # fmt: skip
 
     def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         """Apply one tagged action. Malformed or illegal actions never raise.
@@ -539,22 +541,30 @@ class TextEnv(gymnasium.Env[str, str]):
         wrong.
         """
         self.turn += 1
-        parsed = parse_action(action, self.action_tag, max_chars=self.action_space.max_chars)
-        if parsed.content is not None:  # parsed.ok, spelled so that the type narrows
-            outcome = self.apply(parsed.content)
+        content, error = _parse_fields(action, self.action_tag, self.action_space.max_chars)
+        if content is not None:
+            outcome = self.apply(content)
         else:
             example = self.example_actions[0] if self.example_actions else ""
             outcome = Transition(
                 valid=False,
                 effective=False,
-                message=f"Invalid action: {parsed.error}. Answer like {example}",
+                message=f"Invalid action: {error}. Answer like {example}",
             )
         body = self.render_text()
         self._last_obs = f"{outcome.message}\n\n{body}" if outcome.message else body
-        info = self._info()
-        info[ACTION_VALID] = outcome.valid
-        info[REWARD_COMPONENTS] = dict(outcome.reward_components)
-        info[METRICS] = {**info[METRICS], "action_effective": outcome.effective}
+        # The info of _info plus the step's keys, built as one dict (same keys, same order).
+        score = float(self.score())
+        info = {
+            TASK_ID: self.task_id,
+            STATE_KEY: self.state_key(),
+            SUCCESS: score >= self.success_score,
+            SCORE: score,
+            PRIVILEGED: self.privileged(),
+            METRICS: {**self.metrics(), "action_effective": outcome.effective},
+            ACTION_VALID: outcome.valid,
+            REWARD_COMPONENTS: dict(outcome.reward_components),
+        }
         return self._last_obs, float(outcome.reward), bool(outcome.terminated), False, info
 
     def _info(self) -> dict[str, Any]:
@@ -592,8 +602,9 @@ class TextEnv(gymnasium.Env[str, str]):
 
 
 _NOT_SNAPSHOTTED = frozenset(
-    {"observation_space", "action_space", "_np_random", "_np_random_seed", "spec", "_tasks_file"}
-)
+    {"observation_space", "action_space", "_np_random", "_np_random_seed", "spec", "_tasks_file",
+     "_rng_value", "_rng_pending"}
+)  # fmt: skip
 
 
 class InvalidActionPenalty(gymnasium.Wrapper[str, str, str, str]):

@@ -29,6 +29,7 @@ from turngym._rollout_common import (
 from turngym.agents.base import ActionResult, Agent, EnvAwareAgent
 from turngym.core import INSTRUCTIONS, PRIVILEGED, SCORE, STATE_KEY, SUCCESS, TASK_ID, TextEnv
 from turngym.registry import make
+from turngym.tick import prepare_tick
 from turngym.types import Conversation, Episode, Group, Turn
 
 __all__ = ["EnvSource", "collect_single", "acollect_single"]
@@ -190,6 +191,7 @@ class _Collector:
         self.live = still_live
 
     def _step_all(self, actions: Sequence[ActionResult]) -> list[Any]:
+        prepare_tick([s.env.unwrapped for s in self.live], [a.text for a in actions])
         if self.pool is None:
             outcomes: list[Any] = []
             for slot, action in zip(self.live, actions, strict=True):

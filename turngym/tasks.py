@@ -20,6 +20,7 @@ import difflib
 import functools
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ __all__ = [
     "resolve_difficulty",
     "load_tasks_file",
     "read_json_objects",
+    "cached_task",
+    "clear_task_cache",
 ]
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
@@ -206,3 +209,35 @@ def load_tasks_file(path: str | Path) -> dict[str, list[dict[str, Any]]]:
         split = _check_split(row.get("split", split_of(task)))
         by_split[split].append(task)
     return by_split
+
+
+# Drawn tasks by (env class, split, seed, difficulty JSON) -> task JSON. Sound because
+# generate_task must depend on nothing but its rng and difficulty (see its docstring).
+_TASK_CACHE: dict[tuple[type, str, int, str], str] = {}
+_TASK_CACHE_SIZE = 4096
+_TASK_CACHE_LOCK = threading.Lock()
+
+
+def clear_task_cache() -> None:
+    """Forget every cached task draw (the checker does, to test generators themselves)."""
+    _TASK_CACHE.clear()
+
+
+def cached_task(
+    key: tuple[type, str, int, str], draw: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """The task ``draw()`` returns for ``key`` = (env class, split, seed, difficulty JSON).
+
+    Each key is drawn once per process (the last 4096 are kept) and every call returns a
+    fresh copy, which the env may keep and change. Sound because a task may depend on nothing
+    but its key (see :meth:`turngym.core.TextEnv.generate_task`).
+    """
+    cached = _TASK_CACHE.get(key)
+    if cached is None:
+        cached = canonical_json(draw())
+        with _TASK_CACHE_LOCK:  # envs stepped from worker threads share the cache
+            _TASK_CACHE[key] = cached
+            if len(_TASK_CACHE) > _TASK_CACHE_SIZE:
+                del _TASK_CACHE[next(iter(_TASK_CACHE))]  # oldest first (dicts keep order)
+    fresh: dict[str, Any] = json.loads(cached)
+    return fresh

@@ -214,3 +214,35 @@ def test_search_r1_retrieve_shape_and_errors(tmp_path):
                 "return_scores": "yes"}, []):  # fmt: skip
         with pytest.raises(ValueError):
             search_r1_retrieve(bad, corpus)
+
+
+def test_a_rollout_tick_answers_every_search_in_one_batch(monkeypatch):
+    from turngym.agents import ScriptedAgent
+    from turngym.core import TextEnv
+    from turngym.retrieval.bm25 import BM25Index
+    from turngym.rollout import collect
+
+    batches = []
+    prefetch = BM25Index.prefetch
+
+    def spy(self, queries, k):
+        batches.append(list(queries))
+        prefetch(self, queries, k)
+
+    monkeypatch.setattr(BM25Index, "prefetch", spy)
+    script = ["<search>Orvel mayor</search>", "<search>river city</search>", "<answer>x</answer>"]
+    kwargs = {"corpus_size": SMALL}
+
+    def run():
+        groups = collect("turngym/SearchQA-v0", ScriptedAgent(script), tasks=2, group_size=2,
+                         env_kwargs=kwargs)  # fmt: skip
+        episodes = [e.to_dict() for g in groups for e in g.episodes]
+        for e in episodes:
+            e["metrics"].pop("wall_time_s")
+        return episodes
+
+    batched = run()
+    assert batches == [["Orvel mayor"] * 4, ["river city"] * 4]  # one batch per tick
+    monkeypatch.setattr(SearchQA, "before_steps", classmethod(TextEnv.before_steps.__func__))
+    batches.clear()
+    assert run() == batched and batches == []  # the same episodes without the hook

@@ -9,6 +9,8 @@ import re
 import gymnasium
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import turngym.envs  # noqa: F401  (registers turngym/Wordle-v0)
 from turngym.agents import OracleAgent, RandomAgent
@@ -16,10 +18,14 @@ from turngym.envs.games.wordle import (
     _EXAMPLE_WORD,
     _SAMPLE_WORDS,
     Wordle,
-    _encode,
-    _pattern_codes,
     feedback,
     load_word_lists,
+)
+from turngym.envs.games.wordle_solver import (
+    CandidateIndex,
+    _encode,
+    _pattern_codes,
+    candidate_index,
 )
 from turngym.rollout import collect
 from turngym.tasks import split_of
@@ -278,3 +284,54 @@ def test_no_text_names_the_secret_before_it_is_guessed():
         for text in texts:
             assert not re.search(rf"(?<![a-z]){secret}(?![a-z])", text.lower()), text
             assert env.leak_check(text) == [] or secret in env.guesses
+
+
+# --- The bitset candidate filter ------------------------------------------------------------------
+def _counter_feedback(guess: str, secret: str) -> str:
+    """The marking rule as first written (greens, then yellows from a Counter), for reference."""
+    from collections import Counter
+
+    marks = ["-"] * len(guess)
+    unmatched: Counter[str] = Counter()
+    for i, (g, s) in enumerate(zip(guess, secret, strict=True)):
+        if g == s:
+            marks[i] = "G"
+        else:
+            unmatched[s] += 1
+    for i, g in enumerate(guess):
+        if marks[i] != "G" and unmatched[g] > 0:
+            marks[i] = "Y"
+            unmatched[g] -= 1
+    return "".join(marks)
+
+
+_SHORT = st.text(alphabet="abcd", min_size=5, max_size=5)  # few letters: many duplicates
+
+
+@settings(max_examples=300, deadline=None)
+@given(_SHORT, _SHORT)
+def test_feedback_matches_the_counter_reference(guess, secret):
+    assert feedback(guess, secret) == _counter_feedback(guess, secret)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_SHORT, min_size=1, max_size=60, unique=True), _SHORT, st.data())
+def test_bitset_filter_keeps_exactly_the_words_with_the_same_marks(words, guess, data):
+    universe = CandidateIndex(tuple(sorted(words)))
+    secret = data.draw(st.sampled_from(universe.words))
+    marks = feedback(guess, secret)
+    kept = universe.words_of(universe.consistent(guess, marks))
+    assert kept == tuple(w for w in universe.words if feedback(guess, w) == marks)
+    assert secret in kept
+
+
+@pytest.mark.parametrize("length", [4, 5, 6])
+def test_bitset_filter_matches_brute_force_on_the_shipped_lists(length):
+    universe = candidate_index(length, None)
+    guesses = sorted(load_word_lists()[1][length])
+    rng = random.Random(length)
+    for _ in range(25):
+        guess, secret = rng.choice(guesses), rng.choice(universe.words)
+        marks = feedback(guess, secret)
+        expected = tuple(w for w in universe.words if feedback(guess, w) == marks)
+        assert universe.words_of(universe.consistent(guess, marks)) == expected

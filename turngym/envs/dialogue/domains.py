@@ -12,6 +12,7 @@ different value of another slot of the same domain, nor inside any fixed text th
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -172,8 +173,18 @@ def normalise_value(value: object) -> str:
         >>> normalise_value("  First   Class. ")
         'first class'
     """
-    text = _NOT_VALUE_CHARS.sub(" ", str(value).replace("_", " ").lower())
+    return _normalise_text(str(value))
+
+
+@functools.lru_cache(maxsize=4096)  # slot values and user lines recur every turn
+def _normalise_text(value: str) -> str:
+    text = _NOT_VALUE_CHARS.sub(" ", value.replace("_", " ").lower())
     return " ".join(text.split())
+
+
+@functools.lru_cache(maxsize=1024)
+def _whole_words(value: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w:]){re.escape(value)}(?![\w:])")
 
 
 def _number_in(text: str) -> int | None:
@@ -210,5 +221,4 @@ def mentions(text: str, value: str) -> bool:
         >>> mentions("Time: 19:30.", "19:30"), mentions("June 21", "June 2")
         (True, False)
     """
-    pattern = rf"(?<![\w:]){re.escape(normalise_value(value))}(?![\w:])"
-    return re.search(pattern, normalise_value(text)) is not None
+    return _whole_words(normalise_value(value)).search(normalise_value(text)) is not None

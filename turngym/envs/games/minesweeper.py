@@ -73,6 +73,7 @@ _VERBS = {
     "unflag": "unflag",
 }
 _PAIR = re.compile(r"[(\[]\s*(\d+)\s*,\s*(\d+)\s*[)\]]")
+_DIGITS = (".", "1", "2", "3", "4", "5", "6", "7", "8")
 _BOARD_ROW = re.compile(r"^\s*\d+(?:\s+[?F.*X1-8])+\s*$", re.MULTILINE)
 
 
@@ -82,6 +83,14 @@ def _board_actions(rows: int, cols: int) -> TextSpace:
     reveals = [f"<action>reveal {r} {c}</action>" for r in range(rows) for c in range(cols)]
     corners = [(0, 0), (0, cols - 1), (rows - 1, 0), (rows - 1, cols - 1)]
     return TextSpace(examples=reveals + [f"<action>flag {r} {c}</action>" for r, c in corners])
+
+
+@lru_cache(maxsize=32)
+def _frame(rows: int, cols: int) -> tuple[str, tuple[str, ...], int]:
+    """The column-number line, the row labels and the symbol width of a board."""
+    width, label = len(str(cols - 1)), len(str(rows - 1))
+    header = " " * label + " " + " ".join(f"{c:>{width}}" for c in range(cols))
+    return header, tuple(f"{r:>{label}} " for r in range(rows)), width
 
 
 class Minesweeper(TextEnv):
@@ -217,6 +226,10 @@ class Minesweeper(TextEnv):
         self.counts: list[int] = []
         self.status, self.hit = "play", -1
         self.logic_solvable: bool | None = None
+        # Kept up to date move by move, so a step never rescans the board: the symbol of every
+        # cell as the state key shows it, and the numbers the status line and metrics report.
+        self._view = ["?"] * size
+        self._n_revealed = self._n_flags = 0
         self.action_space = _board_actions(self.rows, self.cols)
 
     def _check_cells(self, cells: Any) -> tuple[int, ...]:
@@ -263,6 +276,8 @@ class Minesweeper(TextEnv):
             if verb == "unflag" and not self.flagged[cell]:
                 return self._invalid(f"({r}, {c}) has no flag")
             self.flagged[cell] ^= 1
+            self._n_flags += 1 if self.flagged[cell] else -1
+            self._view[cell] = "F" if self.flagged[cell] else "?"
             done = "flagged" if self.flagged[cell] else "removed the flag from"
             return Transition(message=f"You {done} ({r}, {c}).")
         if self.flagged[cell]:
@@ -287,13 +302,18 @@ class Minesweeper(TextEnv):
         nbrs = neighbours(self.rows, self.cols)
         if cell in self.mines:
             self.status, self.hit = "lost", cell
+            self._view[cell] = "X"
             return Transition(
                 reward=self.penalty,
                 terminated=True,
                 reward_components={"progress": 0.0, "mine": self.penalty},
                 message=f"{message} It was a mine. You lost.",
             )
-        flood(cell, nbrs, self.counts, self.revealed, self.flagged)
+        opened: list[int] = []
+        flood(cell, nbrs, self.counts, self.revealed, self.flagged, opened)
+        self._n_revealed += len(opened)
+        for here in opened:
+            self._view[here] = _DIGITS[self.counts[here]]
         gain = self.score() - before
         if self._cleared():
             self.status = "won"
@@ -322,7 +342,7 @@ class Minesweeper(TextEnv):
         self.counts = mine_counts(neighbours(self.rows, self.cols), self.mines)
 
     def _cleared(self) -> bool:
-        return sum(self.revealed) == self.rows * self.cols - self.n_mines
+        return self._n_revealed == self.rows * self.cols - self.n_mines
 
     # --- Views --------------------------------------------------------------------------------
     def instructions(self) -> str:
@@ -353,51 +373,50 @@ class Minesweeper(TextEnv):
         """A status line, then the board with row and column numbers."""
         safe = self.rows * self.cols - self.n_mines
         lines = [
-            f"Mines: {self.n_mines}. Flags: {sum(self.flagged)}. Safe cells revealed: "
-            f"{sum(self.revealed)} of {safe}."
+            f"Mines: {self.n_mines}. Flags: {self._n_flags}. Safe cells revealed: "
+            f"{self._n_revealed} of {safe}."
         ]
-        width, label = len(str(self.cols - 1)), len(str(self.rows - 1))
-        lines.append(" " * label + " " + " ".join(f"{c:>{width}}" for c in range(self.cols)))
+        header, labels, width = _frame(self.rows, self.cols)
+        lines.append(header)
         symbols = self._symbols(show_mines=self.status != "play")
-        for r in range(self.rows):
-            row = symbols[r * self.cols : (r + 1) * self.cols]
-            lines.append(f"{r:>{label}} " + " ".join(f"{s:>{width}}" for s in row))
+        if width > 1:
+            symbols = [f"{s:>{width}}" for s in symbols]
+        # One join for the whole board, then a slice per row (every symbol has ``width``
+        # characters plus a separator).
+        flat, stride = " ".join(symbols), self.cols * (width + 1)
+        lines += [labels[r] + flat[r * stride : (r + 1) * stride - 1] for r in range(self.rows)]
         return "\n".join(lines)
 
     def _symbols(self, show_mines: bool) -> list[str]:
-        out = []
-        mines = set(self.mines) if show_mines else ()
-        for cell, shown in enumerate(self.revealed):
-            if cell == self.hit:
-                out.append("X")
-            elif cell in mines:
-                out.append("*")
-            elif shown:
-                out.append(str(self.counts[cell]) if self.counts[cell] else ".")
-            else:
-                out.append("F" if self.flagged[cell] else "?")
+        """Per cell: ``X`` the mine hit, ``*`` other mines (if shown), digits, ``F``, ``?``."""
+        if not show_mines:
+            return self._view
+        out = list(self._view)
+        for mine in self.mines:
+            if mine != self.hit:
+                out[mine] = "*"
         return out
 
     def state_key(self) -> str:
         """The visible board, rows joined by ``/``, then ``|play``, ``|won`` or ``|lost``."""
-        symbols = "".join(self._symbols(show_mines=False))
-        rows = "/".join(symbols[r * self.cols : (r + 1) * self.cols] for r in range(self.rows))
+        symbols, cols = "".join(self._view), self.cols
+        rows = "/".join([symbols[r * cols : (r + 1) * cols] for r in range(self.rows)])
         return f"{rows}|{self.status}"
 
     def score(self) -> float:
         """The fraction of safe cells revealed (1.0 = cleared)."""
-        return sum(self.revealed) / (self.rows * self.cols - self.n_mines)
+        return self._n_revealed / (self.rows * self.cols - self.n_mines)
 
     def privileged(self) -> dict[str, Any]:
         """The mine layout and whether logic alone clears it (``None`` before placement)."""
-        cells = [list(divmod(m, self.cols)) for m in self.mines] if self.mines else None
+        cells = [[m // self.cols, m % self.cols] for m in self.mines] if self.mines else None
         return {"mine_cells": cells, "logic_solvable": self.logic_solvable}
 
     def metrics(self) -> dict[str, Any]:
         """Safe cells revealed, flags, and whether mines have been placed yet."""
         return {
-            "revealed": sum(self.revealed),
-            "flags": sum(self.flagged),
+            "revealed": self._n_revealed,
+            "flags": self._n_flags,
             "mines_placed": bool(self.mines),
         }
 

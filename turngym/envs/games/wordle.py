@@ -29,24 +29,32 @@ Example:
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import math
 import re
 from collections import Counter
 from collections.abc import Mapping
 from numbers import Integral
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
 
 from turngym.core import GOLD_ANSWERS, TextEnv, Transition
+from turngym.envs.games.wordle_solver import (
+    GREEN,
+    GREY,
+    LENGTHS,
+    YELLOW,
+    best_guess,
+    candidate_index,
+    feedback,
+    load_word_lists,
+    opening,
+    solution_set,
+)
 
-__all__ = ["Wordle", "feedback", "load_word_lists"]
+__all__ = ["Wordle", "feedback", "load_word_lists", "GREEN", "YELLOW", "GREY"]
 
-GREEN, YELLOW, GREY = "G", "Y", "-"
-"""The three feedback marks."""
-
-_LENGTHS = (4, 5, 6)
 # Example guesses shown in the instructions: legal guesses that are never secrets (plurals or
 # rare words), so that an example can never name the answer.
 _EXAMPLE_WORD = {4: "arts", 5: "adieu", 6: "crates"}
@@ -55,145 +63,33 @@ _SAMPLE_WORDS = {
     5: ("crane", "slate", "pound", "fight", "brick", "lemon"),
     6: ("planet", "stream", "bright", "mother", "sailor", "cousin"),
 }
-# Oracle guess pool: at most this many candidates and, outside hard mode,
-# this many extra probe words, preselected by letter coverage; keeps a step under ~50 ms.
-_POOL_CANDIDATES = 120
-_POOL_PROBES = 60
 _WORD = re.compile(r"[a-z]+")
 
 
 @functools.cache
-def load_word_lists() -> tuple[dict[int, tuple[str, ...]], dict[int, frozenset[str]]]:
-    """Load the shipped word lists, by word length.
-
-    Returns:
-        ``(solutions, guesses)``: sorted secrets and the set of legal guesses per length;
-        every solution is a legal guess.
-    """
-    folder = importlib.resources.files("turngym.envs.games") / "data"
-
-    def read(name: str) -> list[str]:
-        text = (folder / name).read_text(encoding="utf-8")
-        return [w for w in text.split("\n") if w and not w.startswith("#")]
-
-    solutions = {
-        n: tuple(sorted(w for w in read("wordle_solutions.txt") if len(w) == n)) for n in _LENGTHS
-    }
-    guesses = {
-        n: frozenset(w for w in read("wordle_guesses.txt") if len(w) == n) | set(s)
-        for n, s in solutions.items()
-    }
-    return solutions, guesses
+def _examples(length: int) -> tuple[str, ...]:
+    return tuple(f"<action>{w}</action>" for w in _SAMPLE_WORDS[length])
 
 
-def feedback(guess: str, secret: str) -> str:
-    """Return the marks of ``guess`` against ``secret``, one per letter.
-
-    Greens first; then each guessed letter that is not green is yellow while unmatched copies
-    of it remain in the secret (left to right), else grey.
-
-    Example:
-        >>> feedback("speed", "abide"), feedback("eerie", "elder"), feedback("crane", "crane")
-        ('--Y-Y', 'GYY--', 'GGGGG')
-    """
-    marks = [GREY] * len(guess)
-    unmatched: Counter[str] = Counter()
-    for i, (g, s) in enumerate(zip(guess, secret, strict=True)):
-        if g == s:
-            marks[i] = GREEN
-        else:
-            unmatched[s] += 1
-    for i, g in enumerate(guess):
-        if marks[i] != GREEN and unmatched[g] > 0:
-            marks[i] = YELLOW
-            unmatched[g] -= 1
-    return "".join(marks)
+@functools.lru_cache(maxsize=4096)
+def _bits(start: int, left: int) -> float:
+    """Bits of information in narrowing ``start`` equally likely secrets to ``left``."""
+    return round(math.log2(start / max(1, left)), 6)
 
 
-def _encode(words: tuple[str, ...] | list[str]) -> np.ndarray:
-    """Words of equal length as a ``(n, length)`` array of letter numbers 0..25."""
-    return np.frombuffer("".join(words).encode(), dtype=np.uint8).reshape(len(words), -1) - 97
-
-
-def _pattern_codes(guesses: np.ndarray, secrets: np.ndarray) -> np.ndarray:
-    """Vectorised :func:`feedback` as base-3 codes (grey 0, yellow 1, green 2), ``(g, s)``."""
-    green = guesses[:, None, :] == secrets[None, :, :]
-    available = np.where(green, 26, secrets[None, :, :])  # letters left to turn yellow
-    length = guesses.shape[1]
-    codes = np.zeros(green.shape[:2], dtype=np.int32)
-    for i in range(length):
-        letter = guesses[:, None, i, None]
-        hit = (available == letter) & ~green[:, :, i, None]
-        found = hit.any(axis=2)
-        rows, cols = np.nonzero(found)
-        available[rows, cols, hit[rows, cols].argmax(axis=1)] = 27  # that copy is used up
-        codes = codes * 3 + np.where(green[:, :, i], 2, found)
-    return codes
-
-
-def _code_of(marks: str) -> int:
-    code = 0
-    for mark in marks:
-        code = code * 3 + (2 if mark == GREEN else 1 if mark == YELLOW else 0)
-    return code
-
-
-@functools.cache
-def _tables(length: int) -> tuple[tuple[str, ...], tuple[str, ...], np.ndarray]:
-    """Per length: the solutions, all legal guesses, and each guess's set of letters."""
-    solutions, guesses = load_word_lists()
-    probes = tuple(sorted(guesses[length]))
-    letters = _encode(probes)
-    present = np.zeros((len(probes), 26), dtype=bool)
-    present[np.arange(len(probes))[:, None], letters] = True
-    return solutions[length], probes, present
-
-
-def _entropies(pool: np.ndarray, candidates: np.ndarray, length: int) -> np.ndarray:
-    """Entropy (bits) of the feedback each pool word gets over equally likely candidates."""
-    codes = _pattern_codes(pool, candidates)
-    n_codes = 3**length
-    offsets = codes + (np.arange(len(pool)) * n_codes)[:, None]
-    counts = np.bincount(offsets.ravel(), minlength=len(pool) * n_codes).reshape(len(pool), -1)
-    p = counts / candidates.shape[0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return -np.where(p > 0, p * np.log2(p), 0.0).sum(axis=1)
-
-
-def _best_guess(candidates: tuple[str, ...], hard: bool, last: bool) -> str:
-    """The guess with the most expected information; candidates win ties.
-
-    Args:
-        candidates: Sorted secrets consistent with the feedback so far (non-empty).
-        hard: Hard mode: only candidates are guaranteed legal, so only they are scored.
-        last: Only one guess is left: it must be a candidate to have any chance.
-    """
-    if len(candidates) <= 2:
-        return candidates[0]
-    length = len(candidates[0])
-    _, probes, present = _tables(length)
-    cand = _encode(candidates)
-    has = np.eye(26, dtype=bool)[cand].any(axis=1)  # (n, 26): letters of each candidate
-    freq = has.sum(axis=0).astype(np.float64)
-    # A letter tells most when about half the candidates have it; in all or none, nothing.
-    weight = np.minimum(freq, len(candidates) - freq)
-    top = np.argsort(-(has @ weight), kind="stable")[:_POOL_CANDIDATES]
-    pool = [candidates[i] for i in sorted(top)]
-    if not (hard or last):
-        order = np.argsort(-(present @ weight), kind="stable")[:_POOL_PROBES]
-        in_pool = set(pool)
-        pool += [probes[i] for i in sorted(order) if probes[i] not in in_pool]
-    gains = _entropies(_encode(pool), cand, length)
-    is_candidate = np.arange(len(pool)) < min(len(candidates), _POOL_CANDIDATES)
-    # A candidate may end the game now: worth 1/n extra; later words lose exact ties.
-    score = gains + is_candidate / len(candidates)
-    return pool[int(np.argmax(score))]
-
-
-@functools.cache
-def _opening(length: int, hard: bool) -> str:
-    """The oracle's first guess (cached: it only depends on the word list)."""
-    return _best_guess(_tables(length)[0], hard, last=False)
+# The outcomes of a legal guess; frozen records, so one instance each serves every step.
+_SOLVED = Transition(
+    reward=1.0,
+    terminated=True,
+    message="Solved!",
+    reward_components=MappingProxyType({"solved": 1.0}),
+)
+_LOST = Transition(
+    terminated=True,
+    message="No guesses left. The game is over.",
+    reward_components=MappingProxyType({}),
+)
+_GO_ON = Transition(reward_components=MappingProxyType({}))
 
 
 class Wordle(TextEnv):
@@ -252,19 +148,27 @@ class Wordle(TextEnv):
         self.secret = ""
         self.guesses: list[str] = []
         self.marks: list[str] = []
-        self._candidates: tuple[str, ...] = ()
+        # The candidate secrets (consistent with the feedback so far) as a bitset over the
+        # episode's universe; each guess narrows it by its own marks only.
+        self._universe_key: tuple[int, str | None] = (int(self.difficulty["word_length"]), None)
+        self._mask = 0
         self._n_start = 1
+
+    @property
+    def _candidates(self) -> tuple[str, ...]:
+        """The secrets consistent with the feedback so far, sorted (the oracle's pool)."""
+        return candidate_index(*self._universe_key).words_of(self._mask)
 
     def _use_examples(self, length: int) -> None:
         """Make random agents guess words of the episode's length."""
-        examples = tuple(f"<action>{w}</action>" for w in _SAMPLE_WORDS[length])
+        examples = _examples(length)
         if self.action_space.examples != examples:
             self.action_space = type(self.action_space)(examples=examples)
 
     def check_difficulty(self, difficulty: Mapping[str, Any]) -> None:
         """Raise ``ValueError`` naming the knob and its valid values."""
         length, guesses = difficulty["word_length"], difficulty["max_guesses"]
-        if isinstance(length, bool) or length not in _LENGTHS:
+        if isinstance(length, bool) or length not in LENGTHS:
             raise ValueError(f"Wordle: word_length={length!r} is invalid; use 4, 5 or 6.")
         if (isinstance(guesses, bool) or not isinstance(guesses, Integral)
                 or not 1 <= int(guesses) <= 20):  # fmt: skip
@@ -297,10 +201,12 @@ class Wordle(TextEnv):
         self.max_guesses = int(self.episode_difficulty["max_guesses"])
         self.hard_mode = bool(self.episode_difficulty["hard_mode"])
         self.guesses, self.marks = [], []
-        solutions = load_word_lists()[0][len(secret)]
+        self._lines: list[str] = []  # one rendered line per guess
         # The oracle's candidate set; a hand-written secret outside the solutions joins it.
-        self._candidates = solutions if secret in solutions else tuple(sorted({*solutions, secret}))
-        self._n_start = len(self._candidates)
+        extra = None if secret in solution_set(len(secret)) else secret
+        self._universe_key = (len(secret), extra)
+        self._mask = candidate_index(len(secret), extra).full
+        self._n_start = self._mask.bit_count()
 
     # --- Dynamics -----------------------------------------------------------------------------
     def apply(self, command: str) -> Transition:
@@ -312,23 +218,22 @@ class Wordle(TextEnv):
                 message="The game is over. Call reset() for a new one.",
             )
         word = command.strip().lower()
-        problem = self._illegal(word)
+        # A word of the list has the right length and letters; only hard mode can refuse it.
+        legal = word in load_word_lists()[1][len(self.secret)]
+        problem = self._illegal(word) if self.hard_mode or not legal else ""
         if problem:
             return Transition(valid=False, effective=False, message=f"Invalid guess: {problem}")
         marks = feedback(word, self.secret)
         self.guesses.append(word)
         self.marks.append(marks)
-        if len(self._candidates) > 1:
-            code = _code_of(marks)
-            keep = _pattern_codes(_encode([word]), _encode(self._candidates))[0] == code
-            self._candidates = tuple(w for w, k in zip(self._candidates, keep, strict=True) if k)
+        self._lines.append(f"{len(self.guesses)}. {word.upper()}  {' '.join(marks)}")
+        if self._mask & (self._mask - 1):  # more than one candidate left
+            self._mask &= candidate_index(*self._universe_key).consistent(word, marks)
         if word == self.secret:
-            return Transition(
-                reward=1.0, terminated=True, message="Solved!", reward_components={"solved": 1.0}
-            )
+            return _SOLVED
         if len(self.guesses) >= self.max_guesses:
-            return Transition(terminated=True, message="No guesses left. The game is over.")
-        return Transition()
+            return _LOST
+        return _GO_ON
 
     def _illegal(self, word: str) -> str:
         """Why ``word`` may not be guessed now ("" if it may). Echoes only non-secret words."""
@@ -392,13 +297,11 @@ class Wordle(TextEnv):
     def render_text(self) -> str:
         """Guesses left, then one line per guess with its marks."""
         left = self.max_guesses - len(self.guesses)
-        lines = [
+        head = (
             f"Guesses left: {left} of {self.max_guesses}. "
             f"The secret word has {len(self.secret)} letters."
-        ]
-        for i, (guess, marks) in enumerate(zip(self.guesses, self.marks, strict=True), start=1):
-            lines.append(f"{i}. {guess.upper()}  {' '.join(marks)}")
-        return "\n".join(lines)
+        )
+        return "\n".join([head, *self._lines]) if self._lines else head
 
     def state_key(self) -> str:
         """``"guesses=adieu,crane"``: the sorted set of guessed words (the feedback follows)."""
@@ -411,22 +314,22 @@ class Wordle(TextEnv):
     def privileged(self) -> dict[str, Any]:
         """The secret and the number of secrets consistent with the feedback so far."""
         return {"secret": self.secret, GOLD_ANSWERS: [self.secret] if self.secret else [],
-                "candidates_left": len(self._candidates)}
+                "candidates_left": self._mask.bit_count()}
 
     def metrics(self) -> dict[str, Any]:
         """Guesses used and the bits of information gained so far."""
         return {
             "guesses_used": len(self.guesses),
-            "bits_gained": round(math.log2(self._n_start / max(1, len(self._candidates))), 6),
+            "bits_gained": _bits(self._n_start, self._mask.bit_count()),
         }
 
     def oracle_action(self) -> str:
         """The entropy-maximising guess over the remaining candidates (see module docstring)."""
-        if len(self._candidates) == len(_tables(len(self.secret))[0]):
-            word = _opening(len(self.secret), self.hard_mode)
+        if self._mask.bit_count() == len(load_word_lists()[0][len(self.secret)]):
+            word = opening(len(self.secret), self.hard_mode)
         else:
             last = self.max_guesses - len(self.guesses) <= 1
-            word = _best_guess(self._candidates, self.hard_mode, last)
+            word = best_guess(self._candidates, self.hard_mode, last)
         return f"<action>{word}</action>"
 
     def leak_check(self, text: str) -> list[str]:

@@ -47,7 +47,8 @@ from turngym.core import (
     SUCCESS,
     TASK_ID,
     TextSpace,
-    parse_action,
+    _parse_fields,  # parse_action without its record: the step's hot path
+    cached_task,
 )
 from turngym.tasks import SPLITS, canonical_json, draw_task, resolve_difficulty, task_id_of
 
@@ -163,13 +164,15 @@ class TextAECEnv(AECEnv):
             self.difficulty_defaults, self.levels, level=level, overrides=difficulty
         )
         self._check_all(self.difficulty)
+        self._difficulty_json = canonical_json(self.difficulty)
         self.possible_agents = list(self.seats)
         self.agents: list[str] = []
         space = TextSpace()
         actions = TextSpace(examples=self.example_actions)
         self.observation_spaces = dict.fromkeys(self.seats, space)
         self.action_spaces = dict.fromkeys(self.seats, actions)
-        self.np_random = np.random.default_rng()
+        self._rng: np.random.Generator | None = None
+        self._rng_seed: int | None = None
         self.episode_difficulty: dict[str, Any] = dict(self.difficulty)
         self.task: dict[str, Any] = {}
         self.task_id = ""
@@ -256,6 +259,20 @@ class TextAECEnv(AECEnv):
         """
         return []
 
+    @property
+    def np_random(self) -> np.random.Generator:
+        """The generator that draws a task seed when ``reset`` gets none.
+
+        Seeded by ``reset(seed=...)``; built on first use, since a seeded reset needs none.
+        """
+        if self._rng is None:
+            self._rng = np.random.default_rng(self._rng_seed)
+        return self._rng
+
+    @np_random.setter
+    def np_random(self, value: np.random.Generator) -> None:
+        self._rng, self._rng_seed = value, None
+
     # --- PettingZoo API -----------------------------------------------------------------------
     def observation_space(self, agent: str) -> TextSpace:
         """The (shared) text observation space; the same object on every call."""
@@ -279,7 +296,7 @@ class TextAECEnv(AECEnv):
             for key in unknown:
                 del options[key]
         if seed is not None:
-            self.np_random = np.random.default_rng(seed)
+            self._rng, self._rng_seed = None, seed  # built by np_random when first needed
         else:
             seed = int(self.np_random.integers(2**31 - 1))
         self.episode_difficulty = self._validated_difficulty(options)
@@ -297,7 +314,7 @@ class TextAECEnv(AECEnv):
         self._refused = dict.fromkeys(self.agents, 0)
         self.agent_selection = self.to_move()
         self._skip_agent_selection = None
-        self.infos = {seat: self._info(seat) for seat in self.agents}
+        self.infos = self._infos()
         for seat in self.agents:
             self.infos[seat][INSTRUCTIONS] = self.instructions(seat)
 
@@ -353,7 +370,7 @@ class TextAECEnv(AECEnv):
         else:
             self.agent_selection = self.to_move()
         self._accumulate_rewards()
-        self.infos = {other: self._info(other) for other in self.agents}
+        self.infos = self._infos()
         self.infos[seat][ACTION_VALID] = move.valid
         self.infos[seat][REWARD_COMPONENTS] = components
 
@@ -380,12 +397,12 @@ class TextAECEnv(AECEnv):
     def _parse_and_apply(self, seat: str, action: Any) -> Move:
         if not isinstance(action, str):
             action = ""  # PettingZoo's tests may pass numbers; they are refused like bad text
-        parsed = parse_action(action, self.action_tag, max_chars=self.action_space(seat).max_chars)
-        if parsed.content is not None:  # parsed.ok, spelled so that the type narrows
-            move = self.apply(seat, parsed.content)
+        content, error = _parse_fields(action, self.action_tag, self.action_space(seat).max_chars)
+        if content is not None:
+            move = self.apply(seat, content)
         else:
             example = self.example_actions[0] if self.example_actions else ""
-            message = f"Invalid action: {parsed.error}. Answer like {example}."
+            message = f"Invalid action: {error}. Answer like {example}."
             move = Move(valid=False, message=message)
         if not move.valid:
             left = int(self.episode_difficulty["max_invalid"]) - self._refused[seat] - 1
@@ -400,14 +417,19 @@ class TextAECEnv(AECEnv):
                 if other != seat:
                     self._inbox[other].append(move.announcement)
 
-    def _info(self, seat: str) -> dict[str, Any]:
+    def _infos(self) -> dict[str, dict[str, Any]]:
+        """Every seat's info; the state key and metrics do not depend on the seat."""
+        key, metrics = self.state_key(), self.metrics()
         return {
-            TASK_ID: self.task_id,
-            STATE_KEY: self.state_key(),
-            SUCCESS: bool(self.success(seat)),
-            SCORE: float(self.score(seat)),
-            PRIVILEGED: self.privileged(seat),
-            METRICS: self.metrics(),
+            seat: {
+                TASK_ID: self.task_id,
+                STATE_KEY: key,
+                SUCCESS: bool(self.success(seat)),
+                SCORE: float(self.score(seat)),
+                PRIVILEGED: self.privileged(seat),
+                METRICS: dict(metrics),
+            }
+            for seat in self.agents
         }
 
     def _check_all(self, difficulty: Mapping[str, Any]) -> None:
@@ -436,13 +458,17 @@ class TextAECEnv(AECEnv):
             if not isinstance(task, Mapping):
                 raise ValueError(f"options['task'] must be a task dict, got {type(task).__name__}.")
             return json.loads(canonical_json(task))
-        difficulty = self.episode_difficulty
-        return draw_task(
-            lambda rng: self.generate_task(rng, difficulty),
-            family=self.family,
-            split=self.split,
-            seed=seed,
+        difficulty, split = self.episode_difficulty, self.split
+        # The seats of a game, and the G games of a group, reset to the same task: draw each
+        # (class, split, seed, knobs) once, like single-agent envs do.
+        as_json = (
+            self._difficulty_json if difficulty is self.difficulty else canonical_json(difficulty)
         )
+        return cached_task(
+            (type(self), split, seed, as_json),
+            lambda: draw_task(lambda rng: self.generate_task(rng, difficulty),
+                              family=self.family, split=split, seed=seed),
+        )  # fmt: skip
 
 
 class SeatEnv:

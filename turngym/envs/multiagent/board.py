@@ -154,7 +154,7 @@ class BoardGame(TextAECEnv):
     def state_key(self) -> str:
         """The cells (``.`` empty, then the marks) and the index of the seat to move."""
         position = self._position
-        cells = "".join(".XO"[c] for c in position.cells)  # type: ignore[attr-defined]
+        cells = "".join(map(".XO".__getitem__, position.cells))  # type: ignore[attr-defined]
         return f"{self.family}:{cells}|{position.player}"
 
     def legal_actions(self, seat: str) -> list[str]:
@@ -196,11 +196,14 @@ class BoardGame(TextAECEnv):
                 "you lost")  # fmt: skip
             status = f"Game over: {verdict}."
         elif seat == self.to_move():
-            moves = ", ".join(self.move_label(m) for m in sorted(self._position.moves()))
-            status = f"Your move ({self.marks[index]}). Legal moves: {moves}."
+            status = f"Your move ({self.marks[index]}). Legal moves: {self.moves_text()}."
         else:
             status = "Waiting for your opponent."
         return f"{head}\n{board}\n{status}"
+
+    def moves_text(self) -> str:
+        """The legal moves of the current position, as shown to the seat to move ("1, 5")."""
+        return ", ".join(self.move_label(m) for m in sorted(self._position.moves()))
 
     def _opponent(self, seat: str) -> str:
         return self.seats[1 - self.seats.index(seat)]

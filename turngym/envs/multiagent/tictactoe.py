@@ -45,6 +45,18 @@ __all__ = ["TicTacToe", "TicTacToePosition"]
 
 _CELL_ACTIONS = tuple(f"<action>{i}</action>" for i in range(1, 10))
 _LINES = ((0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8), (2, 4, 6))
+_LABELS = tuple(str(i) for i in range(1, 10))
+_MISSING = object()
+# At most 3**9 boards exist, so everything derived from a board alone is computed once per
+# board and process: the winner, the legal moves, the successor boards, the drawing, and the
+# solver's verdict. A step then costs a few dictionary look-ups.
+_WINNERS: dict[tuple[int, ...], int | None] = {}
+_MOVES: dict[tuple[int, ...], tuple[int, ...]] = {}
+_NEXT: dict[tuple[tuple[int, ...], int, int], TicTacToePosition] = {}
+_DRAWINGS: dict[tuple[int, ...], str] = {}
+_SOLVED: dict[tuple[tuple[int, ...], int], tuple[int, list[str]]] = {}
+_KEYS: dict[tuple[tuple[int, ...], int], str] = {}
+_MOVE_TEXTS: dict[tuple[int, ...], str] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,22 +74,31 @@ class TicTacToePosition:
     def winner(self) -> int | None:
         """0 if X has three in a row, 1 if O has, else ``None``."""
         c = self.cells
-        for a, b, d in _LINES:
-            if c[a] and c[a] == c[b] == c[d]:
-                return c[a] - 1
-        return None
+        won = _WINNERS.get(c, _MISSING)
+        if won is _MISSING:
+            won = next((c[a] - 1 for a, b, d in _LINES if c[a] and c[a] == c[b] == c[d]), None)
+            _WINNERS[c] = won
+        return won  # type: ignore[return-value]
 
     def moves(self) -> tuple[int, ...]:
         """Indices (0-8) of the empty cells; none once someone has won."""
-        if self.winner() is not None:
-            return ()
-        return tuple(i for i, cell in enumerate(self.cells) if not cell)
+        moves = _MOVES.get(self.cells)
+        if moves is None:
+            won = self.winner() is not None
+            moves = _MOVES[self.cells] = (
+                () if won else tuple(i for i, c in enumerate(self.cells) if not c)
+            )
+        return moves
 
     def play(self, move: int) -> TicTacToePosition:
         """The board after the player to move marks cell index ``move``."""
-        cells = list(self.cells)
-        cells[move] = self.player + 1
-        return TicTacToePosition(tuple(cells), 1 - self.player)
+        key = (self.cells, self.player, move)
+        after = _NEXT.get(key)
+        if after is None:
+            cells = list(self.cells)
+            cells[move] = self.player + 1
+            after = _NEXT[key] = TicTacToePosition(tuple(cells), 1 - self.player)
+        return after
 
     def empty_cells(self) -> int:
         """Number of empty cells."""
@@ -103,6 +124,7 @@ class TicTacToe(BoardGame):
     }
     default_max_turns: ClassVar[int] = 30
     search_depth: ClassVar[int | None] = None
+    _position: TicTacToePosition  # the board game's position, with its flat ``cells`` tuple
 
     def check_difficulty(self, difficulty: Mapping[str, Any]) -> None:
         """``opening_plies`` must leave room for a game and for three disjoint splits."""
@@ -128,13 +150,32 @@ class TicTacToe(BoardGame):
 
     def move_label(self, move: int) -> str:
         """Cells are numbered 1-9."""
-        return str(move + 1)
+        return _LABELS[move]
 
     def draw_board(self, position: Any) -> str:
         """Marks, or the cell number where a cell is empty."""
-        cells = [" XO"[c] if c else str(i + 1) for i, c in enumerate(position.cells)]
-        rows = [" " + " | ".join(cells[r * 3 : r * 3 + 3]) for r in range(3)]
-        return "\n---+---+---\n".join(rows)
+        drawing = _DRAWINGS.get(position.cells)
+        if drawing is None:
+            cells = [" XO"[c] if c else str(i + 1) for i, c in enumerate(position.cells)]
+            rows = [" " + " | ".join(cells[r * 3 : r * 3 + 3]) for r in range(3)]
+            drawing = _DRAWINGS[position.cells] = "\n---+---+---\n".join(rows)
+        return drawing
+
+    def state_key(self) -> str:
+        """The cells (``.`` empty, ``X``, ``O``) and the index of the seat to move."""
+        position = self._position
+        key = _KEYS.get((position.cells, position.player))
+        if key is None:
+            key = _KEYS[position.cells, position.player] = super().state_key()
+        return key
+
+    def moves_text(self) -> str:
+        """The empty cells' numbers, e.g. ``"1, 5, 9"``."""
+        cells = self._position.cells
+        text = _MOVE_TEXTS.get(cells)
+        if text is None:
+            text = _MOVE_TEXTS[cells] = super().moves_text()
+        return text
 
     def rules(self) -> str:
         """How to move and win."""
@@ -155,12 +196,15 @@ class TicTacToe(BoardGame):
         position = self._position
         if self.result is not None:
             return {}
-        value = exact_value(position)
-        mine = self.seats.index(seat) == position.player
-        out: dict[str, Any] = {"value": _sign(value if mine else -value)}
-        if mine:
-            out["optimal_moves"] = [self.move_label(m) for m in best_moves(position, None)]
-        return out
+        key = (position.cells, position.player)
+        solved = _SOLVED.get(key)
+        if solved is None:
+            labels = [self.move_label(m) for m in best_moves(position, None)]
+            solved = _SOLVED[key] = (_sign(exact_value(position)), labels)
+        value, labels = solved
+        if self.seats.index(seat) != position.player:
+            return {"value": -value}
+        return {"value": value, "optimal_moves": list(labels)}
 
 
 def _sign(value: float) -> int:

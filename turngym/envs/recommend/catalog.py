@@ -22,6 +22,7 @@ Everything the recommendation envs share, all drawn from seeded ``numpy`` Genera
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -149,6 +150,10 @@ def draw_user(
 
 
 # --- Titles -----------------------------------------------------------------------------------
+_ALNUM = re.compile(r"[a-z0-9]+")
+
+
+@functools.lru_cache(maxsize=1 << 16)  # catalogue titles recur in every episode's pool
 def normalize_title(text: str) -> str:
     """Casefold, strip accents, turn every run of non-alphanumerics into one space.
 
@@ -156,9 +161,11 @@ def normalize_title(text: str) -> str:
         >>> normalize_title("  Glass   HARBOR: (1987)"), normalize_title("Amélie!")
         ('glass harbor 1987', 'amelie')
     """
+    if text.isascii():  # no accents to strip, and casefold is lower
+        return " ".join(_ALNUM.findall(text.lower()))
     plain = unicodedata.normalize("NFKD", text)
     plain = "".join(ch for ch in plain if not unicodedata.combining(ch)).casefold()
-    return " ".join(re.findall(r"[a-z0-9]+", plain))
+    return " ".join(_ALNUM.findall(plain))
 
 
 def _title_keys(title: str) -> tuple[list[str], list[str]]:

@@ -10,7 +10,7 @@ reward is SQuAD exact match (Search-R1's outcome reward) or token F1 (IGPO's).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, SupportsFloat
 
@@ -24,7 +24,7 @@ from turngym.core import (
     TextEnv,
     check_int_knobs,
 )
-from turngym.envs.search.corpus import Corpus, get_corpus, load_qa_file
+from turngym.envs.search.corpus import QUERY_CHARS, Corpus, get_corpus, load_qa_file
 from turngym.envs.search.questions import (
     _answer_in,
     exact_match,
@@ -286,6 +286,19 @@ class SearchQA(TextEnv):
         if self.episode_difficulty["evidence"] and self.answer is not None:
             info[PHASE_REWARDS] = self.phase_rewards()
         return obs, float(reward), terminated, False, info
+
+    @classmethod
+    def before_steps(cls, envs: Sequence[TextEnv], actions: Sequence[str]) -> None:
+        """Answer the tick's ``<search>`` actions in one batch per corpus (BM25 prefetch)."""
+        batches: dict[tuple[int, int], tuple[Any, list[str]]] = {}
+        for env, action in zip(envs, actions, strict=True):
+            parsed = parse_search_r1_action(action, env.action_space.max_chars)
+            if parsed is None or parsed[0] != "search" or env.answer is not None:  # type: ignore[attr-defined]
+                continue
+            index, k = env.corpus.index, int(env.episode_difficulty["topk"])  # type: ignore[attr-defined]
+            batches.setdefault((id(index), k), (index, []))[1].append(parsed[1][:QUERY_CHARS])
+        for (_, k), (index, queries) in batches.items():
+            index.prefetch(queries, k)
 
     def phase_rewards(self) -> dict[str, float]:
         """The evidence block's coverage and ranking rewards (see :func:`evidence_rewards`)."""

@@ -11,13 +11,13 @@ episode with WebShop's reward (:mod:`turngym.envs.shop.reward`).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
 
-from turngym.core import TextEnv, Transition
+from turngym.core import TextEnv, Transition, _parse_fields
 from turngym.envs.shop.catalog import Catalog, get_catalog, goal_instruction, make_goal
 from turngym.envs.shop.pages import (
     SUBPAGES,
@@ -225,6 +225,23 @@ class Shop(TextEnv):
         if verb == "search":
             return self._search(arg)
         return self._click(_ALIASES.get(arg.lower(), arg.lower()))
+
+    @classmethod
+    def before_steps(cls, envs: Sequence[TextEnv], actions: Sequence[str]) -> None:
+        """Run the tick's ``search[...]`` actions in one BM25 batch per catalogue."""
+        batches: dict[tuple[int, int], tuple[Any, list[str]]] = {}
+        for env, action in zip(envs, actions, strict=True):
+            content, _ = _parse_fields(action, cls.action_tag, env.action_space.max_chars)
+            match = _COMMAND.match(content) if content is not None else None
+            if match is None or match.group(1).lower() != "search":
+                continue
+            query = " ".join(tokenize(" ".join(match.group(2).split())))
+            if query and env.state.page == "search":  # type: ignore[attr-defined]
+                index = env.catalog.index  # type: ignore[attr-defined]
+                k = int(env.episode_difficulty["max_results"])
+                batches.setdefault((id(index), k), (index, []))[1].append(query)
+        for (_, k), (index, queries) in batches.items():
+            index.prefetch(queries, k)
 
     def _invalid(self, reason: str) -> Transition:
         return Transition(valid=False, effective=False, message=f"Invalid action: {reason}.")

@@ -126,6 +126,7 @@ class ToolUse(TextEnv):
         """Create the env; keyword arguments are those of :class:`~turngym.core.TextEnv`."""
         super().__init__(**kwargs)
         self._db: sqlite3.Connection = open_db({})
+        self._hash_memo: tuple[int, str] | None = None  # (total_changes, state_hash)
         self.tools: list[str] = []
         self.gold_calls: list[dict[str, Any]] = []
         self.gold_answer: str | None = None
@@ -171,6 +172,7 @@ class ToolUse(TextEnv):
         self.gold_hash = self._replay_gold(task["db"])
         self._db.close()
         self._db = open_db(task["db"])
+        self._hash_memo = None
         self.calls, self.finished, self.answer = [], False, None
         self._screen = f"User request: {task['request']}"
         self._last_error, self._last_match = False, None
@@ -211,7 +213,7 @@ class ToolUse(TextEnv):
         """Run one tool call (never raises)."""
         if self.finished:
             return Transition(terminated=True, effective=False, message="The episode is over.")
-        before = state_hash(self._db)
+        before = self._db_hash()
         result = run_call(self._db, command, self.tools)
         self._screen = "<tool_response>" + json.dumps(result.output) + "</tool_response>"
         self._last_error = result.error is not None
@@ -220,7 +222,7 @@ class ToolUse(TextEnv):
         if not result.valid:
             return Transition(valid=False, effective=False)
         if result.name != "finish":
-            return Transition(effective=state_hash(self._db) != before)
+            return Transition(effective=self._db_hash() != before)
         self.finished = True
         self.answer = str(result.arguments.get("answer", "")) if result.arguments else ""
         reward = self.score()
@@ -267,11 +269,24 @@ class ToolUse(TextEnv):
 
     def state_key(self) -> str:
         """``db=<DB content hash>|done=<0/1>``: equal app states share a key."""
-        return f"db={state_hash(self._db)}|done={int(self.finished)}"
+        return f"db={self._db_hash()}|done={int(self.finished)}"
+
+    def _db_hash(self) -> str:
+        """:func:`state_hash` of the database, recomputed only after a write.
+
+        sqlite's ``total_changes`` counts every row inserted, updated or deleted on the
+        connection, so an unchanged count means unchanged contents; the memo is dropped
+        whenever the connection is replaced.
+        """
+        changes = self._db.total_changes
+        memo = self._hash_memo
+        if memo is None or memo[0] != changes:
+            memo = self._hash_memo = (changes, state_hash(self._db))
+        return memo[1]
 
     def state_matches(self) -> bool:
         """Whether the database equals the gold final state (τ-bench's hash check)."""
-        return state_hash(self._db) == self.gold_hash
+        return self._db_hash() == self.gold_hash
 
     def answer_ok(self) -> bool:
         """Whether the answer contains the gold answer (True when nothing is asked)."""
@@ -339,6 +354,7 @@ class ToolUse(TextEnv):
         super().set_state(base)
         old.close()
         self._db = open_db(rows)
+        self._hash_memo = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -348,6 +364,7 @@ class ToolUse(TextEnv):
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
         state["_db"] = open_db(state["_db"])
+        state["_hash_memo"] = None
         self.__dict__.update(state)
 
     def __repr__(self) -> str:
