@@ -57,7 +57,8 @@ def grp(task, episodes, round_=0):
 
 
 def run(name, batch, ctx=None, **params):
-    return resolve_estimator(name, params)(batch, ctx or CreditContext())
+    ctx = ctx or CreditContext()
+    return resolve_estimator(name, params, ctx.available())(batch, ctx)
 
 
 # --- Rank-GRPO ----------------------------------------------------------------------------------
@@ -180,7 +181,7 @@ def test_mapo_reads_the_judge_from_the_context():
     ctx = CreditContext(judge=lambda batch: np.array([1.0, 0.0, 0.0, 0.0]))
     credit = run("mapo", batch_of(grp("t", [d1, d2])), ctx, source="judge")
     assert credit.advantages[0] > 0 > credit.advantages[2]
-    with pytest.raises(ValueError, match="needs CreditContext"):
+    with pytest.raises(ValueError, match="requires judge"):  # at config time, before a batch
         run("mapo", batch_of(grp("t", [d1, d2])), source="judge")
 
 
