@@ -7,6 +7,15 @@ every suite the moment it is registered (a test checks this):
   seconds-long check that agents and envs talk to each other.
 * ``quick`` — every built-in env at its default difficulty, 50 episodes per seed.
 * ``full`` — every built-in env at every ``level`` preset it defines, 200 episodes per seed.
+* ``multiagent`` — every built-in multi-agent game against ``random`` and against its
+  reference opponent (``minimax``, ``negotiator``), in every seat, 50 episodes per seed.
+
+The built-in multi-agent games are built-in envs, so ``smoke``, ``quick`` and ``full`` hold
+them too, the agent playing every seat in turn: ``smoke`` against ``random`` (it checks that
+an agent can play a seat, and a strong opponent would only make it slower), ``quick`` and
+``full`` against the game's reference opponent (the benchmark number). Their results are per
+seat and opponent (:mod:`turngym.evals.seats`), so they never enter the single-agent envs'
+macro means.
 
 Users add their own with ``suite_registry.register("mine", [EvalEntry(...), ...])`` or a
 zero-argument function returning entries.
@@ -15,14 +24,17 @@ zero-argument function returning entries.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import gymnasium
 
-from turngym.registry import Registry, env_registry
+from turngym.envs.multiagent.registry import is_multiagent, multiagent_ids, multiagent_registry
+from turngym.evals.seats import reference_opponent
+from turngym.registry import Registry, env_registry, import_string
 
-__all__ = ["EvalEntry", "suite_registry", "resolve_entries", "builtin_env_ids"]
+__all__ = ["EvalEntry", "suite_registry", "resolve_entries", "builtin_env_ids",
+           "builtin_multiagent_ids"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -33,8 +45,13 @@ class EvalEntry:
         env_id: Registered env id.
         env_kwargs: Constructor keyword arguments.
         options: Reset options (``level``, ``difficulty``) for every episode.
-        episodes: Episodes per run seed.
+        episodes: Episodes per run seed (multi-agent games: per seat).
         max_turns: Turn cap (default: the env's ``max_episode_steps``).
+        opponent: Multi-agent games only (and required there): the agent spec playing every
+            seat but the evaluated agent's (``random``, ``minimax``, ``minimax:2``,
+            ``negotiator``, ``hf:PATH``, ...).
+        seats: Multi-agent games: the seats the evaluated agent plays, one after the other
+            (empty: every seat).
     """
 
     env_id: str
@@ -42,28 +59,37 @@ class EvalEntry:
     options: dict[str, Any] = field(default_factory=dict)
     episodes: int = 50
     max_turns: int | None = None
+    opponent: str | None = None
+    seats: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
             raise ValueError(f"{self.env_id}: episodes must be >= 1, got {self.episodes}")
+        if self.seats and self.opponent is None:
+            raise ValueError(f"{self.env_id}: seats need an opponent for the other seats")
 
     @property
     def label(self) -> str:
         """Human-readable name: the id plus non-default options, e.g. ``X-v0 (level=2)``."""
         extras = [f"{k}={v}" for k, v in sorted({**self.env_kwargs, **self.options}.items())]
-        return f"{self.env_id} ({', '.join(extras)})" if extras else self.env_id
+        label = f"{self.env_id} ({', '.join(extras)})" if extras else self.env_id
+        return label if self.opponent is None else f"{label} vs {self.opponent}"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form (written to ``run.json``)."""
-        return {"env_id": self.env_id, "env_kwargs": self.env_kwargs, "options": self.options,
+        """JSON form (written to ``run.json``; the seat keys only for multi-agent games)."""
+        data = {"env_id": self.env_id, "env_kwargs": self.env_kwargs, "options": self.options,
                 "episodes": self.episodes, "max_turns": self.max_turns}  # fmt: skip
+        if self.opponent is not None:
+            data.update(opponent=self.opponent, seats=list(self.seats))
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvalEntry:
         """Inverse of :meth:`to_dict`."""
         return cls(data["env_id"], dict(data.get("env_kwargs", {})),
                    dict(data.get("options", {})), int(data.get("episodes", 50)),
-                   data.get("max_turns"))  # fmt: skip
+                   data.get("max_turns"), data.get("opponent"),
+                   tuple(data.get("seats", ())))  # fmt: skip
 
 
 SuiteSource = Sequence[EvalEntry] | Callable[[], Sequence[EvalEntry]]
@@ -86,13 +112,34 @@ def builtin_env_ids() -> list[str]:
     return sorted(ids)
 
 
+def builtin_multiagent_ids() -> list[str]:
+    """Ids of the multi-agent games that ship with turngym (not the ``textarena/`` adapters)."""
+    return [env_id for env_id in multiagent_ids() if env_id.startswith("turngym/")
+            and multiagent_registry.get(env_id).module.startswith("turngym.envs.multiagent.")]
+
+
 def _levels(env_id: str) -> list[int]:
-    creator = gymnasium.envs.registration.load_env_creator(gymnasium.spec(env_id).entry_point)
+    if is_multiagent(env_id):
+        creator = import_string(multiagent_registry.get(env_id).entry_point)
+    else:
+        creator = gymnasium.envs.registration.load_env_creator(gymnasium.spec(env_id).entry_point)
     return sorted(getattr(creator, "levels", {}) or {})
 
 
-def _default_suite(episodes: int) -> Callable[[], list[EvalEntry]]:
-    return lambda: [EvalEntry(env_id, episodes=episodes) for env_id in builtin_env_ids()]
+def _games(episodes: int, opponent: str | None, *, levels: bool = False) -> list[EvalEntry]:
+    """Every built-in game in every seat vs ``opponent`` (``None``: the game's reference)."""
+    entries = []
+    for env_id in builtin_multiagent_ids():
+        against = opponent or reference_opponent(env_id)
+        presets = [{"level": lv} for lv in _levels(env_id)] if levels else []
+        entries += [EvalEntry(env_id, options=o, episodes=episodes, opponent=against)
+                    for o in presets or [{}]]  # fmt: skip
+    return entries
+
+
+def _default_suite(episodes: int, opponent: str | None) -> Callable[[], list[EvalEntry]]:
+    return lambda: [EvalEntry(env_id, episodes=episodes) for env_id in builtin_env_ids()] + \
+        _games(episodes, opponent)  # fmt: skip
 
 
 def _full() -> list[EvalEntry]:
@@ -102,16 +149,29 @@ def _full() -> list[EvalEntry]:
         if not levels:
             entries.append(EvalEntry(env_id, episodes=200))
         entries += [EvalEntry(env_id, options={"level": lv}, episodes=200) for lv in levels]
+    return entries + _games(200, None, levels=True)
+
+
+def _multiagent() -> list[EvalEntry]:
+    # Against the floor (random) and the reference opponent, once when they are the same.
+    entries: list[EvalEntry] = []
+    for entry in _games(50, "random") + _games(50, None):
+        if entry not in entries:
+            entries.append(entry)
     return entries
 
 
-suite_registry.register("smoke", _default_suite(5))
-suite_registry.register("quick", _default_suite(50))
+suite_registry.register("smoke", _default_suite(5, "random"))
+suite_registry.register("quick", _default_suite(50, None))
 suite_registry.register("full", _full)
+suite_registry.register("multiagent", _multiagent)
 
 
 def resolve_entries(names: Sequence[str], episodes: int | None = None) -> list[EvalEntry]:
     """Expand suite names and env ids into entries (in order, without duplicates).
+
+    A multi-agent env id becomes an entry against the game's reference opponent, in every
+    seat (the caller may replace both).
 
     Args:
         names: Suite names (``smoke``) or registered env ids (``turngym/Sokoban-v0``).
@@ -126,6 +186,8 @@ def resolve_entries(names: Sequence[str], episodes: int | None = None) -> list[E
         if name in suite_registry:
             source = suite_registry.get(name)
             found = list(source() if callable(source) else source)
+        elif is_multiagent(name):
+            found = [EvalEntry(name, opponent=reference_opponent(name))]
         else:
             if "/" not in name and name not in env_registry:
                 suite_registry.get(name)  # raises with did-you-mean over suite names
@@ -133,8 +195,7 @@ def resolve_entries(names: Sequence[str], episodes: int | None = None) -> list[E
             found = [EvalEntry(name)]
         for entry in found:
             if episodes is not None:
-                entry = EvalEntry(entry.env_id, entry.env_kwargs, entry.options, episodes,
-                                  entry.max_turns)  # fmt: skip
+                entry = replace(entry, episodes=episodes)
             if entry not in entries:
                 entries.append(entry)
     return entries

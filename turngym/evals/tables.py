@@ -5,6 +5,10 @@ from a run directory. Rows come per env entry, then one aggregate row per (agent
 the macro mean over the envs (each env counts once) with the interval of
 :func:`turngym.evals.stats.macro_mean`. Formats: Markdown, CSV, LaTeX (booktabs) and HTML.
 
+Multi-agent games have one row per env, seat and agent, the env labelled with the seat and the
+opponent (``turngym/TicTacToe-v0 [player_0 vs minimax]``); their macro means are taken per
+opponent (``every seat vs minimax (macro mean)``), never together with single-agent envs.
+
 The ``±`` column is half the width of the 95% interval. Wilson intervals of rates are not
 symmetric around the mean; CSV carries both ends (``ci_low``, ``ci_high``) for exact use.
 """
@@ -18,11 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from turngym.evals.results import EntryResult, RunResults, load_results
+from turngym.evals.results import SEAT_METRICS, EntryResult, RunResults, load_results
+from turngym.evals.seats import seat_label
 from turngym.evals.stats import MetricSummary, macro_mean
 
 __all__ = ["TableRow", "FORMATS", "table_rows", "render", "load_tables", "entry_label",
-           "interval_text"]  # fmt: skip
+           "interval_text", "default_metrics"]  # fmt: skip
 
 FORMATS = ("markdown", "csv", "latex", "html")
 AGGREGATE = "all envs (macro mean)"
@@ -40,8 +45,8 @@ class TableRow:
 
     @property
     def aggregate(self) -> bool:
-        """Whether this is a macro-mean row over envs."""
-        return self.env == AGGREGATE
+        """Whether this is a macro-mean row over envs (or over the games of one opponent)."""
+        return self.env.endswith("(macro mean)")
 
 
 def interval_text(ci95: tuple[float, float], digits: int = 3) -> str:
@@ -56,9 +61,25 @@ def interval_text(ci95: tuple[float, float], digits: int = 3) -> str:
 
 
 def entry_label(entry: EntryResult) -> str:
-    """``env_id`` plus non-default kwargs/options, e.g. ``turngym/Sokoban-v0 (level=2)``."""
+    """``env_id`` plus non-default kwargs/options, e.g. ``turngym/Sokoban-v0 (level=2)``.
+
+    A seat result also names its seat and opponent: ``turngym/TicTacToe-v0 [player_0 vs
+    minimax]``.
+    """
     extras = [f"{k}={v}" for k, v in sorted({**entry.env_kwargs, **entry.options}.items())]
-    return f"{entry.env_id} ({', '.join(extras)})" if extras else entry.env_id
+    label = f"{entry.env_id} ({', '.join(extras)})" if extras else entry.env_id
+    return label + seat_label(entry.seat, entry.opponent)
+
+
+def default_metrics(results: Sequence[RunResults], base: Sequence[str]) -> list[str]:
+    """``base``, plus win, draw and loss when the results hold multi-agent games.
+
+    Example:
+        >>> default_metrics([], ("success",))
+        ['success']
+    """
+    games = any(e.seat is not None for r in results for e in r.entries)
+    return [*base, *(m for m in SEAT_METRICS if games and m not in base)]
 
 
 def load_tables(paths: Sequence[str | Path]) -> list[tuple[str, RunResults]]:
@@ -92,15 +113,24 @@ def table_rows(
     def agent_label(name: str, entry: EntryResult) -> str:
         return entry.agent if len(runs_of[entry.agent]) == 1 else f"{entry.agent} [{name}]"
 
-    rows = [TableRow(entry_label(e), agent_label(n, e), m, e.metrics[m])
-            for n, e in pairs for m in metrics]  # fmt: skip
-    if aggregate and len({r.env for r in rows}) > 1:
-        groups: dict[tuple[str, str], list[MetricSummary]] = {}
-        for row in rows:
-            groups.setdefault((row.agent, row.metric), []).append(row.summary)
-        rows += [TableRow(AGGREGATE, agent, metric, macro_mean(s))
-                 for (agent, metric), s in groups.items()]  # fmt: skip
+    made = [(TableRow(entry_label(e), agent_label(n, e), m, e.metrics[m]), e.opponent)
+            for n, e in pairs for m in metrics if m in e.metrics]  # fmt: skip
+    rows = [row for row, _ in made]
+    if aggregate:  # single-agent envs together, multi-agent games per opponent
+        for opponent in dict.fromkeys(o for _, o in made):
+            label = AGGREGATE if opponent is None else f"every seat vs {opponent} (macro mean)"
+            rows += _macro_rows([row for row, o in made if o == opponent], label)
     return rows
+
+
+def _macro_rows(rows: Sequence[TableRow], label: str) -> list[TableRow]:
+    """One macro-mean row per (agent, metric) over ``rows``' envs (none for a single env)."""
+    if len({r.env for r in rows}) < 2:
+        return []
+    groups: dict[tuple[str, str], list[MetricSummary]] = {}
+    for row in rows:
+        groups.setdefault((row.agent, row.metric), []).append(row.summary)
+    return [TableRow(label, agent, metric, macro_mean(s)) for (agent, metric), s in groups.items()]
 
 
 def _cells(row: TableRow, digits: int) -> tuple[str, ...]:

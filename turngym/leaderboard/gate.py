@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from turngym.evals.results import HIGHER_IS_BETTER, load_results
+from turngym.evals.results import HIGHER_IS_BETTER, load_results, seat_label
 from turngym.evals.stats import Z95, MetricSummary, summarize_values
 from turngym.leaderboard.episodes import (
     EpisodeRecord,
@@ -217,7 +217,8 @@ def _run_side(run_dir: str | Path) -> dict[tuple[str, str], _Entry]:
     run_dir = Path(run_dir)
     episodes = read_run_episodes(run_dir if run_dir.is_dir() else run_dir.parent, results)
     return {
-        (e.key, e.agent): _Entry(env_label(e.env_id, e.env_kwargs, e.options),
+        (e.key, e.agent): _Entry(env_label(e.env_id, e.env_kwargs, e.options)
+                                 + seat_label(e.seat, e.opponent),
                                  e.env_fingerprint, e.metrics, episodes.get((e.key, e.agent), []))
         for e in results.entries
     }  # fmt: skip
