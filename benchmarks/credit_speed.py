@@ -11,7 +11,8 @@ Every registered estimator runs with its default parameters (``mc_grpo`` with
 mode, MAPO reading an ``InfoJudge`` and MatchTIR's Sinkhorn matching for information.
 Building the TurnBatch from the Group records is timed separately. Critic methods read
 precomputed random critic values (the critic's forward pass is excluded: it is the model's
-cost, not the estimator's).
+cost, not the estimator's); probe-based estimators read synthetic probe values, precomputed
+(they are pure functions of them; computing them is benchmarks/probe_cost.py's subject).
 
 Target (issue 3): every estimator <= 0.5 s per call. Prints medians of --repeats runs.
 
@@ -37,6 +38,7 @@ from turngym.trainers.credit import (
     method_of,
     resolve_estimator,
 )
+from turngym.trainers.credit.probe_values import normalise_answer, synthetic_probes
 from turngym.trainers.credit.values import FixedCritic, TurnValues
 from turngym.trainers.hooks import InfoJudge
 from turngym.trainers.plugs import critic_heads
@@ -154,10 +156,17 @@ def main() -> None:
     print("|---|---:|---:|---|")
     print(f"| TurnBatch.from_groups (build, reported separately) | {build_s:.4f} | "
           f"{batch.n_turns / build_s:,.0f} | n/a |")  # fmt: skip
+    # Probe-based estimators read precomputed probe values (3 scored texts per episode, 1-4
+    # action tokens per turn); computing them is the trainer's job (benchmarks/probe_cost.py).
+    probed = CreditContext(probe=synthetic_probes(batch, args.seed, targets=3))
     for label, (name, params) in runs.items():
-        estimate = resolve_estimator(name, params, {"critic", "judge"})
-        ctx = context(name, batch, args.seed)
-        seconds = median_seconds(lambda e=estimate, c=ctx: e(batch, c), args.repeats)
+        estimate = resolve_estimator(name, params, {"critic", "judge", "probe"})
+        ctx = probed if "probe" in estimator_registry.get(name).requires else context(
+            name, batch, args.seed)  # fmt: skip
+        # Cold caches every call: a training batch brings new observations and answers.
+        seconds = median_seconds(
+            lambda e=estimate, c=ctx: (normalise_answer.cache_clear(), e(batch, c)), args.repeats
+        )
         met = (
             "n/a (information)" if label in INFO_ONLY else ("yes" if seconds <= TARGET_S else "NO")
         )

@@ -1,4 +1,4 @@
-"""The README's code runs as written (quick start, and the register-your-own-env example)."""
+"""The README's code runs as written (quick start, register-your-own-env, results as DataFrames)."""
 
 from __future__ import annotations
 
@@ -64,3 +64,20 @@ def test_train_then_eval_example_agrees(tmp_path, monkeypatch):
     success = load_results(tmp_path / "runs/lake-eval").entries[0].metrics["success"]
     assert success.n == 50
     assert success.mean == pytest.approx(trained["eval_success"])
+
+
+def test_results_as_dataframes_example(tmp_path, monkeypatch):
+    """The README's "Results as DataFrames": its two shell commands, then its Python block."""
+    pytest.importorskip("pandas")
+    import shlex
+
+    from turngym.cli import main
+
+    section = README.read_text().split("### Results as DataFrames", 1)[1]
+    commands = re.findall(r"```bash\n(.*?)```", section, re.S)[0].strip().splitlines()
+    code = next(block for block in BLOCKS if "turngym.evals.load" in block)
+    monkeypatch.chdir(tmp_path)
+    for command in commands:
+        argv = shlex.split(command)
+        assert argv[0] == "turngym" and main(argv[1:]) == 0
+    exec(compile(code, "README results as DataFrames", "exec"), {})

@@ -8,6 +8,7 @@ import gymnasium
 import pytest
 
 import turngym
+import turngym.registry as registry_module
 from turngym.registry import Registry, UnknownNameError, env_namespace, env_registry
 
 
@@ -105,6 +106,7 @@ def fake_plugins(tmp_path, monkeypatch):
 
     for registry in (env_registry, agent_registry):
         monkeypatch.setattr(registry, "_plugins_loaded", False)
+    monkeypatch.setattr(registry_module, "_WARNED", set())  # warned once per process
     yield
     gymnasium.registry.pop("acme/Echo-v0", None)
     sys.modules.pop("acme_envs", None)

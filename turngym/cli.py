@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import os
+import re
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 import turngym
+from turngym._cliargs import ArgumentParser, mapping_arg
 from turngym.agents import EnvAwareAgent, agent_registry, make_agent
 from turngym.core import INSTRUCTIONS, PRIVILEGED
 from turngym.envs.multiagent.registry import (
@@ -30,7 +34,7 @@ from turngym.envs.multiagent.registry import (
 from turngym.evals.cli import add_parsers as add_eval_parsers
 from turngym.evals.suites import suite_registry
 from turngym.leaderboard.cli import add_parser as add_leaderboard_parser
-from turngym.registry import UnknownNameError, env_registry
+from turngym.registry import Registry, UnknownNameError, env_registry
 from turngym.repro.cli import add_parser as add_repro_parser
 from turngym.rollout import collect, summarize
 from turngym.server.cli import add_parser as add_serve_parser
@@ -41,12 +45,14 @@ from turngym.types import Conversation
 
 __all__ = ["main"]
 
-_REGISTRIES = {"envs": env_registry, "estimators": estimator_registry, "agents": agent_registry,
-               "suites": suite_registry}  # fmt: skip
+_REGISTRIES: dict[str, Registry[Any]] = {
+    "envs": env_registry, "estimators": estimator_registry, "agents": agent_registry,
+    "suites": suite_registry,
+}  # fmt: skip
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="turngym",
         description="Multi-turn text envs, credit assignment and benchmarks for LLM agents.",
     )
@@ -108,9 +114,9 @@ def _task_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--level", type=int, default=None, help="difficulty preset")
     p.add_argument(
         "--difficulty",
-        type=json.loads,
+        type=mapping_arg,
         default=None,
-        help="knob overrides as JSON, e.g. '{\"size\": 5}'",
+        help="knob overrides as JSON or YAML, e.g. '{\"size\": 5}' or '{size: 5}'",
     )
 
 
@@ -143,23 +149,40 @@ def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     if args.what == "envs":
         return _list_envs(args, out)
-    if args.what == "estimators" and not args.json:
-        return _list_estimators(out)
+    if args.what == "estimators":
+        return _list_estimators(args, out)
     names = _REGISTRIES[args.what].names()
     print(json.dumps(names) if args.json else "\n".join(names) or "(none registered)", file=out)
     return 0
 
 
-def _list_estimators(out: TextIO) -> int:
-    """One line per estimator: its name and what its method needs beyond the estimator."""
+def _list_estimators(args: argparse.Namespace, out: TextIO) -> int:
+    """Estimators: what each needs (context, critic/strategy/schedule), status, UNVERIFIED."""
     from turngym.trainers.credit import method_of
 
+    rows = []
     for name in estimator_registry.names():
         try:
-            needs = method_of(name).describe()
-        except Exception as err:  # a broken plugin must not hide the others
-            needs = f"(cannot load: {err})"
-        print(f"{name:16} {needs}".rstrip(), file=out)
+            fn = estimator_registry.get(name)
+            method = method_of(name).describe()
+        except Exception as err:  # a broken plugin still gets its row
+            rows.append({"name": name, "requires": [], "method": "", "status": f"error: {err}",
+                         "unverified": []})  # fmt: skip
+            continue
+        status = re.search(r"Status:\s*([A-Z][A-Z-]*)", inspect.getdoc(fn) or "")
+        rows.append({"name": name, "requires": sorted(getattr(fn, "requires", ())),
+                     "method": "; ".join(p for p in method.split("; ")
+                                         if not p.startswith("requires")),
+                     "status": status.group(1) if status else "-",
+                     "unverified": list(getattr(fn, "unverified", ()))})  # fmt: skip
+    if args.json:
+        print(json.dumps(rows, indent=2), file=out)
+        return 0
+    print(f"{'estimator':12} {'requires':14} {'status':14} {'method parts':32} "
+          "UNVERIFIED options", file=out)  # fmt: skip
+    for r in rows:
+        print(f"{r['name']:12} {','.join(r['requires']) or '-':14} {r['status']:14} "
+              f"{r['method'] or '-':32} {', '.join(r['unverified']) or '-'}", file=out)  # fmt: skip
     return 0
 
 
@@ -248,20 +271,21 @@ def _cmd_play(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     tag = getattr(env.unwrapped, "action_tag", "action")
     agent = None if args.agent == "human" else make_agent(args.agent, seed=args.seed)
     options = {"split": args.split, **_reset_options(args)}
-    obs, info = env.reset(seed=args.seed, options=options)
+    seed = args.seed
+    obs, info = env.reset(seed=seed, options=options)
     print(info.get(INSTRUCTIONS, ""), f"\n{_PLAY_HELP}\n\n{obs}", sep="", file=out)
-    privileged = info.get(PRIVILEGED, {})
-    instructions, history = str(info.get(INSTRUCTIONS, "")), ()
+    history: tuple[tuple[str, str], ...] = ()
     turn, total = 0, 0.0
     while True:
+        privileged = info.get(PRIVILEGED, {})
         if agent is None:
             print("> ", end="", file=out, flush=True)
             line = stdin.readline()
             if not line or line.strip() in {":q", ":quit"}:
                 return 0
             line = line.rstrip("\n")
-            if line == ":reset":
-                obs, info = env.reset(seed=args.seed, options=options)
+            if line == ":reset":  # the same task again, from its start
+                obs, info = env.reset(seed=seed, options=options)
                 turn, total, history = 0, 0.0, ()
                 print(obs, file=out)
                 continue
@@ -270,12 +294,13 @@ def _cmd_play(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
                 continue
             action = line if "<" in line else f"<{tag}>{line}</{tag}>"
         else:
-            conversation = Conversation(instructions, history, obs, episode_id=f"play/{args.seed}")
+            instructions = str(info.get(INSTRUCTIONS, ""))
+            conversation = Conversation(instructions, history, obs, episode_id=f"play/{seed}")
             action = _agent_action(agent, env, conversation)
             print(f"> {action}", file=out)
         history = (*history, (obs, action))
-        obs, reward, terminated, truncated, info = env.step(action)
-        privileged = info.get(PRIVILEGED, privileged)
+        obs, reward, terminated, truncated, step_info = env.step(action)
+        info = {**info, **step_info}  # instructions (reset only) stay for the agent's prompts
         turn, total = turn + 1, total + float(reward)
         status = " [terminated]" if terminated else " [truncated]" if truncated else ""
         print(
@@ -284,10 +309,11 @@ def _cmd_play(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
         )
         if (terminated or truncated) and (agent is not None or not _ask_again(out, stdin)):
             return 0
-        if terminated or truncated:
-            obs, info = env.reset(seed=args.seed, options=options)
+        if terminated or truncated:  # "play again" is the next task of the split
+            seed += 1
+            obs, info = env.reset(seed=seed, options=options)
             turn, total, history = 0, 0.0, ()
-            print(obs, file=out)
+            print(f"New task (seed {seed}).\n{info.get(INSTRUCTIONS, '')}\n\n{obs}", file=out)
 
 
 def _agent_action(agent: Any, env: Any, conversation: Conversation) -> str:
@@ -413,7 +439,15 @@ def _cmd_train(args: argparse.Namespace, out: TextIO) -> int:
         print(f"turngym train needs the train extra: pip install 'turngym[train]' ({err})",
               file=sys.stderr)  # fmt: skip
         return 2
-    rows = Trainer(config).train()
+    try:
+        trainer = Trainer(config)
+    except OSError as err:  # transformers: "not a local folder and not a valid model id"
+        if config.model == "tiny":
+            raise
+        raise ValueError(f"--model {config.model}: no model there: not a local model directory "
+                         "(turngym never downloads); pass the directory of a saved model, e.g. "
+                         "the checkpoint/ folder of a `turngym train` run, or 'tiny'") from err
+    rows = trainer.train()
     final = rows[-1] if rows else {}
     keys = ("iteration", "env_steps", "success", "eval_success", "eval_return")
     print(json.dumps({k: final[k] for k in keys if k in final}), file=out)
@@ -424,33 +458,79 @@ def _cmd_train(args: argparse.Namespace, out: TextIO) -> int:
 def main(
     argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stdin: TextIO | None = None
 ) -> int:
-    """Run the CLI and return its exit code (0 ok, 1 failure, 2 usage error)."""
+    """Run the CLI and return its exit code (0 ok, 1 failure, 2 usage error).
+
+    Every failure the user can fix is one line on stderr saying what was wrong and what to do
+    (exit 2); a broken plugin's warning is one line too.
+    """
     out = stdout or sys.stdout
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exit_:  # argparse exits 2 on usage errors and 0 on --help
         return int(exit_.code or 0)
+    shown = warnings.showwarning
+    warnings.showwarning = _plain_warnings(shown)
     try:
-        if hasattr(args, "handler"):  # subcommands defined in their own modules
-            return args.handler(args, out)
-        if args.command == "list":
-            return _cmd_list(args, out)
-        if args.command == "check":
-            return _cmd_check(args, out)
-        if args.command == "play":
-            return _cmd_play(args, out, stdin or sys.stdin)
-        if args.command == "train":
-            return _cmd_train(args, out)
-        return _cmd_rollout(args, out)
+        return _dispatch(args, out, stdin)
     except UnknownNameError as err:
-        print(f"turngym {args.command}: {err}", file=sys.stderr)
-        return 2
+        return _usage_error(args, str(err))
     except (ValueError, FileNotFoundError) as err:
-        print(f"turngym {args.command}: {err}", file=sys.stderr)
-        return 2
+        return _usage_error(args, str(err))
+    except ModuleNotFoundError as err:  # an optional extra that is not installed
+        extra = _EXTRA_OF.get((err.name or "").split(".")[0])
+        if extra is None:
+            raise
+        return _usage_error(args, f"this needs {err.name}, which is not installed: "
+                            f"pip install 'turngym[{extra}]'")  # fmt: skip
+    except KeyboardInterrupt:
+        print(f"turngym {args.command}: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # `turngym ... | head`: the reader left; stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        warnings.showwarning = shown
+
+
+def _dispatch(args: argparse.Namespace, out: TextIO, stdin: TextIO | None) -> int:
+    if hasattr(args, "handler"):  # subcommands defined in their own modules
+        return int(args.handler(args, out))
+    if args.command == "list":
+        return _cmd_list(args, out)
+    if args.command == "check":
+        return _cmd_check(args, out)
+    if args.command == "play":
+        return _cmd_play(args, out, stdin or sys.stdin)
+    if args.command == "train":
+        return _cmd_train(args, out)
+    return _cmd_rollout(args, out)
+
+
+def _usage_error(args: argparse.Namespace, message: str) -> int:
+    print(f"turngym {args.command}: {message}", file=sys.stderr)
+    return 2
+
+
+# Top-level module of an optional dependency -> the extra that installs it.
+_EXTRA_OF = {"torch": "train", "transformers": "train", "matplotlib": "bench",
+             "sqlalchemy": "bench", "pandas": "bench", "psycopg": "harness",
+             "fastapi": "serve", "uvicorn": "serve", "websockets": "serve", "httpx": "serve",
+             "pydantic": "serve", "pettingzoo": "multiagent", "docker": "docker",
+             "yaml": "dev"}  # fmt: skip
+
+
+def _plain_warnings(fallback: Callable[..., None]) -> Callable[..., None]:
+    """A ``warnings.showwarning`` that prints turngym's own warnings as one plain line."""
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: TextIO | None = None, line: str | None = None) -> None:  # fmt: skip
+        text = str(message)
+        if text.startswith("turngym:"):  # no file:line and source line: the text says it all
+            print(text.replace("turngym:", "turngym: warning:", 1), file=file or sys.stderr)
+        else:
+            fallback(message, category, filename, lineno, file, line)
+
+    return show
 
 
 if __name__ == "__main__":  # pragma: no cover

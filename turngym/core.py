@@ -48,6 +48,8 @@ __all__ = [
     "PRIVILEGED",
     "METRICS",
     "RESERVED_INFO_KEYS",
+    "GOLD_ANSWERS",
+    "RESERVED_PRIVILEGED_KEYS",
     "TextSpace",
     "ParsedAction",
     "parse_action",
@@ -88,6 +90,15 @@ RESERVED_INFO_KEYS: tuple[str, ...] = (
     PRIVILEGED,
     METRICS,
 )
+
+# --- Reserved keys inside info["privileged"] ---------------------------------------------------
+GOLD_ANSWERS = "gold_answers"
+"""Accepted final answers of the task: a list of strings, the first one canonical (empty when
+the task asks for no answer). Probe-based credit methods score the policy's belief in it. An
+env that fills it on reset and every step declares it in :attr:`TextEnv.privileged_keys` and
+says how an answer is written in :attr:`TextEnv.answer_template`."""
+
+RESERVED_PRIVILEGED_KEYS: tuple[str, ...] = (GOLD_ANSWERS,)
 
 _RESET_OPTION_KEYS = frozenset({"split", "task", "difficulty", "level"})
 
@@ -271,7 +282,10 @@ class TextEnv(gymnasium.Env[str, str]):
     ``instructions`` only after reset, ``action_valid`` only after a step.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
+    # Not a ClassVar: gymnasium.Env declares it as an attribute (instances may replace it).
+    metadata: dict[str, Any] = {"render_modes": ["ansi"], "render_fps": 1}
+    observation_space: TextSpace
+    action_space: TextSpace
 
     # --- Set by subclasses ---
     family: ClassVar[str] = "text"
@@ -288,6 +302,12 @@ class TextEnv(gymnasium.Env[str, str]):
     """Every difficulty knob and its default value."""
     levels: ClassVar[Mapping[int, Mapping[str, Any]]] = {}
     """Named presets of knobs, ``level -> overrides``."""
+    privileged_keys: ClassVar[frozenset[str]] = frozenset()
+    """The reserved privileged keys (e.g. :data:`GOLD_ANSWERS`) this env fills on reset and on
+    every step. A static declaration, so trainers can refuse a method before any rollout."""
+    answer_template: ClassVar[str] = ""
+    """How a final answer is written as an action, with ``{answer}`` where it goes, e.g.
+    ``"<answer>{answer}</answer>"`` (needed with :data:`GOLD_ANSWERS`)."""
     success_score: ClassVar[float] = 1.0
     """``info["success"]`` is ``score() >= success_score`` (an env whose score grades quality
     above "solved", like KernelGen's correct-and-faster, sets the solved level here)."""
@@ -338,7 +358,9 @@ class TextEnv(gymnasium.Env[str, str]):
     def check_difficulty(self, difficulty: Mapping[str, Any]) -> None:
         """Raise ``ValueError`` with an actionable message if a knob value is invalid."""
 
-    def generate_task(self, rng: np.random.Generator, difficulty: Mapping[str, Any]) -> dict:
+    def generate_task(
+        self, rng: np.random.Generator, difficulty: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """Return a new JSON-serialisable task dict drawn with ``rng`` only.
 
         It must depend on nothing but ``rng`` and ``difficulty`` (not on instance state):
@@ -471,7 +493,8 @@ class TextEnv(gymnasium.Env[str, str]):
             if not isinstance(task, Mapping):
                 raise ValueError(f"options['task'] must be a task dict, got {type(task).__name__}.")
             try:
-                return json.loads(canonical_json(task))  # a deep copy that load_task may keep
+                copied: dict[str, Any] = json.loads(canonical_json(task))
+                return copied  # a deep copy that load_task may keep
             except TypeError as err:
                 raise ValueError(f"options['task'] must be JSON-serialisable: {err}") from err
         if self._tasks_file is not None:
@@ -500,7 +523,8 @@ class TextEnv(gymnasium.Env[str, str]):
                 _TASK_CACHE[key] = cached
                 if len(_TASK_CACHE) > _TASK_CACHE_SIZE:
                     del _TASK_CACHE[next(iter(_TASK_CACHE))]  # oldest first (dicts keep order)
-        return json.loads(cached)  # a fresh copy: load_task may keep references into it
+        fresh: dict[str, Any] = json.loads(cached)
+        return fresh  # a fresh copy: load_task may keep references into it
 
     def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         """Apply one tagged action. Malformed or illegal actions never raise.
@@ -539,7 +563,7 @@ class TextEnv(gymnasium.Env[str, str]):
             METRICS: self.metrics(),
         }
 
-    def render(self) -> str | None:  # type: ignore[override]
+    def render(self) -> str | None:
         """Return the current observation text in ``"ansi"`` mode, else ``None``."""
         return self._last_obs if self.render_mode == "ansi" else None
 

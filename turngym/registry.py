@@ -19,7 +19,7 @@ import importlib.metadata
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import gymnasium
 from gymnasium.envs import registration as _gym_registration
@@ -146,12 +146,13 @@ class Registry(Generic[T]):
         if name not in self._entries:
             self.load_plugins()
         if name not in self._entries:
-            raise UnknownNameError(unknown_name_message(self.kind, name, self.names()))
+            failed = self.failed_plugin_message(name)
+            raise UnknownNameError(failed or unknown_name_message(self.kind, name, self.names()))
         entry = self._entries[name]
         if isinstance(entry, str):
             entry = import_string(entry)
             self._entries[name] = entry
-        return entry  # type: ignore[return-value]
+        return cast(T, entry)  # a resolved entry is the registered object
 
     def names(self) -> list[str]:
         """Return the registered names, sorted."""
@@ -187,15 +188,10 @@ class Registry(Generic[T]):
             try:
                 self._install_plugin(ep)
             except Exception as err:  # a plugin's bug must not break turngym or other plugins
-                message = f"{type(err).__name__}: {err}"
-                warnings.warn(
-                    f"turngym: skipping {self.group} plugin {ep.name!r} ({ep.value}): {message}",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                self.plugin_status.append(
-                    PluginStatus(self.group, ep.name, ep.value, False, message)
-                )
+                status = PluginStatus(self.group, ep.name, ep.value, False,
+                                      f"{type(err).__name__}: {err}")  # fmt: skip
+                self.plugin_status.append(status)
+                _warn_once(status)
             else:
                 self.plugin_status.append(PluginStatus(self.group, ep.name, ep.value, True))
         return self.plugin_status
@@ -204,6 +200,38 @@ class Registry(Generic[T]):
         # Estimators and agents: the entry-point name is the registered name, the value the
         # object. Importing eagerly here surfaces a broken plugin as a warning at load time.
         self.register(ep.name, ep.load())
+
+    def failed_plugin_message(self, name: str) -> str | None:
+        """Why ``name`` is missing when a plugin that would provide it failed to load.
+
+        Estimators and agents: the entry-point name is the registered name (an agent spec
+        ``name:arg`` is looked up by ``name``), so a failed plugin of that name is the cause.
+        """
+        for status in self.plugin_status:
+            if not status.ok and status.name == name:
+                return _failed_plugin_text(self.kind, name, status)
+        return None
+
+
+_WARNED: set[tuple[str, str, str]] = set()
+"""Plugins already warned about in this process (group, name, value)."""
+
+
+def _warn_once(status: PluginStatus) -> None:
+    """Warn about a broken plugin once per process, however often plugins are (re)loaded."""
+    key = (status.group, status.name, status.value)
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    warnings.warn(f"turngym: skipping {status.group} plugin {status.name!r} ({status.value}): "
+                  f"{status.error}", RuntimeWarning, stacklevel=3)  # fmt: skip
+
+
+def _failed_plugin_text(kind: str, name: str, status: PluginStatus) -> str:
+    return (f"Unknown {kind} {name!r}: the {status.group} plugin {status.name!r} "
+            f"({status.value}) that would provide it failed to load ({status.error}). Fix or "
+            "reinstall the package that declares it; `turngym list plugins` shows every "
+            "plugin's status.")  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -255,6 +283,7 @@ class EnvRegistry(Registry[gymnasium.envs.registration.EnvSpec]):
     def __init__(self) -> None:
         """Create the view (there is one, :data:`env_registry`)."""
         super().__init__("env id", group="turngym.envs")
+        self._siblings: list[tuple[Registry[Any], str]] = []
 
     def register(self, name: str, target: Any) -> None:
         """Register an env: ``target`` is an entry point (``"module:Class"`` or a callable)."""
@@ -279,18 +308,35 @@ class EnvRegistry(Registry[gymnasium.envs.registration.EnvSpec]):
             self.load_plugins()
         if name in gymnasium.registry:
             return gymnasium.registry[name]
-        # Multi-agent ids live in their own registry (turngym.envs registers both lists).
-        from turngym.envs.multiagent.registry import is_multiagent, multiagent_ids
-
-        if is_multiagent(name):
-            raise UnknownNameError(
-                f"{name!r} is a multi-agent (PettingZoo AEC) env, not a Gymnasium env: build it "
-                f"with turngym.make_multiagent({name!r}), play it with `turngym rollout` or "
-                "turngym.rollout.collect, check it with turngym.envs.multiagent.testing."
-                "check_multiagent_env."
-            )
-        known = self.names() + multiagent_ids()
+        for other, hint in self._siblings:  # e.g. multi-agent ids: known, but not made here
+            if name in other:
+                raise UnknownNameError(hint.format(name=name))
+        failed = self.failed_plugin_message(name)
+        if failed is not None:
+            raise UnknownNameError(failed)
+        known = self.names() + [n for other, _ in self._siblings for n in other.names()]
         raise UnknownNameError(unknown_name_message(self.kind, name, known))
+
+    def add_sibling(self, other: Registry[Any], hint: str) -> None:
+        """Name another registry of env ids that :meth:`get` does not build.
+
+        An id found there fails with ``hint`` (formatted with ``name``) instead of "unknown",
+        and its ids join the did-you-mean suggestions. The multi-agent registry links itself
+        here, so this module never imports it (the dependency points one way).
+        """
+        if all(o is not other for o, _ in self._siblings):
+            self._siblings.append((other, hint))
+
+    def failed_plugin_message(self, name: str) -> str | None:
+        """Why ``name`` is missing when the plugin of its namespace failed to load.
+
+        An env plugin's entry-point name is the namespace of the ids it registers.
+        """
+        namespace = name.partition("/")[0] if "/" in name else None
+        for status in self.plugin_status:
+            if not status.ok and status.name == namespace:
+                return _failed_plugin_text(self.kind, name, status)
+        return None
 
     def names(self) -> list[str]:
         """Return the registered env ids except Gymnasium's own built-ins, sorted."""
@@ -336,7 +382,8 @@ def _remote_spec(remote_id: str) -> gymnasium.envs.registration.EnvSpec:
             f"{remote_id!r} is a remote env id; using it needs the serve extra "
             f"(pip install 'turngym[serve]'): {err}"
         ) from err
-    return resolve(remote_id)
+    spec: gymnasium.envs.registration.EnvSpec = resolve(remote_id)
+    return spec
 
 
 def make(env_id: str, **kwargs: Any) -> gymnasium.Env:

@@ -1,9 +1,10 @@
 """The seat-aware rollout engine for multi-agent games (PettingZoo AEC envs).
 
 :func:`turngym.rollout.collect` routes here when the env id is a multi-agent one (see
-:mod:`turngym.envs.multiagent.registry`) or when the agent is a seat mapping. It drives
-them with one agent per seat (self-play or against a fixed opponent) and records
-``Turn.agent_id`` (docs/design.md#the-rollout-engine).
+:mod:`turngym.envs.multiagent.registry`) or when the agent is a seat mapping; the
+single-agent engine is :mod:`turngym.rollout_single`, and what both share lives in
+:mod:`turngym._rollout_common`. It drives them with one agent per seat (self-play or against
+a fixed opponent) and records ``Turn.agent_id`` (docs/design.md#the-rollout-engine).
 
 * **Seat mapping.** ``agent`` is one agent for every seat (self-play), or a mapping
   ``{seat: agent}`` covering every seat, e.g. ``{"player_0": policy, "player_1": minimax}``.
@@ -37,12 +38,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from turngym._progress import progress_bar as _progress
+from turngym._rollout_common import (
+    DEFAULT_MAX_CONCURRENT,
+    DEFAULT_MAX_TURNS,
+    close_quietly,
+    describe_error,
+    public_info,
+)
 from turngym.agents.base import ActionResult, Agent, EnvAwareAgent
 from turngym.core import ACTION_VALID, INSTRUCTIONS, PRIVILEGED, SCORE, STATE_KEY, SUCCESS, TASK_ID
 from turngym.envs.multiagent.base import SeatEnv, TextAECEnv
 from turngym.envs.multiagent.registry import is_multiagent, make_multiagent
 from turngym.registry import env_registry
-from turngym.rollout import DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_TURNS, _describe, _progress, _public
 from turngym.types import Conversation, Episode, Group, SeatOutcome, Turn
 
 __all__ = ["collect_seats", "acollect_seats", "SeatAgents"]
@@ -166,7 +174,7 @@ class _SeatCollector:
                     game.history[seat], game.turns[seat], game.unattributed[seat] = (), [], 0.0
                 game.task_id = str(env.infos[self.seats[0]].get(TASK_ID, ""))
             except Exception as err:
-                self._finish(game, error=_describe(err))
+                self._finish(game, error=describe_error(err))
                 continue
             self.live.append(game)
 
@@ -202,7 +210,7 @@ class _SeatCollector:
             try:
                 over = self._step(game, seat, action)
             except Exception as err:
-                self._finish(game, error=_describe(err))
+                self._finish(game, error=describe_error(err))
                 continue
             if over:
                 self._finish(game)
@@ -229,7 +237,7 @@ class _SeatCollector:
             index=len(turns), agent_id=seat, observation=game.observation, action=action.text,
             reward=float(env.rewards.get(seat, 0.0)), terminated=False, truncated=False,
             state_key=state_key, action_valid=bool(info.get(ACTION_VALID, True)),
-            info={**_public(info), "ply": game.plies - 1}, trace=action.trace,
+            info={**public_info(info), "ply": game.plies - 1}, trace=action.trace,
         ))  # fmt: skip
         game.history[seat] = (*game.history[seat], (game.observation, action.text))
         for other, reward in env.rewards.items():
@@ -285,7 +293,7 @@ class _SeatCollector:
         if error is None:
             self.free_envs.append(env)
         else:  # its state is unknown: the next game gets a fresh env
-            _close_quietly(env)
+            close_quietly(env)
 
     # --- Results -----------------------------------------------------------------------------
     @property
@@ -312,14 +320,7 @@ class _SeatCollector:
     def close(self) -> None:
         """Close every env."""
         for env in self.free_envs + [g.env for g in self.live]:
-            _close_quietly(env)
-
-
-def _close_quietly(env: Any) -> None:
-    try:
-        env.close()
-    except Exception:  # closing a broken env must not hide the game's own error
-        pass
+            close_quietly(env)
 
 
 def _act(agent: AnyAgent, conversations: list[Conversation], envs: list[Any]) -> list[ActionResult]:

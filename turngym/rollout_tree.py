@@ -38,8 +38,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from turngym._rollout_common import describe_error
 from turngym.agents.base import Agent, EnvAwareAgent
-from turngym.rollout import EnvSource, _Collector, _EpisodeSpec, _Slot
+from turngym.rollout_single import EnvSource, _Collector, _EpisodeSpec, _Slot
 from turngym.trainers.credit.tree_grpo import TREE_NODE
 from turngym.types import Episode, Group
 
@@ -89,9 +90,7 @@ class _TreeCollector(_Collector):
             env.reset(seed=spec.seed, options=dict(self.reset_options))
             env.unwrapped.set_state(self.snapshots[parent.episode_id][spec.turn])
         except Exception as err:
-            from turngym.rollout import _describe
-
-            self._finish(slot, error=_describe(err), env_broken=True)
+            self._finish(slot, error=describe_error(err), env_broken=True)
             return
         prefix = parent.turns[: spec.turn]
         here = parent.turns[spec.turn]

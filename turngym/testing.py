@@ -1,10 +1,15 @@
 """Conformance checks every env must pass: Gymnasium's own checker plus turngym's text checks.
 
+The public checkers of the extension points live here: :func:`check_env` for envs (below) and
+:func:`check_estimator` for credit estimators (:mod:`turngym.trainers.credit.testing`,
+re-exported); the multi-agent env checker is :mod:`turngym.envs.multiagent.testing`.
+
 ``check_env(env_id)`` runs, in order (each check is a small function below):
 
 ==================  ===========================================================================
 gymnasium           ``gymnasium.utils.env_checker.check_env`` on the unwrapped env
-info_keys           reserved info keys present with the right types after reset and step
+info_keys           reserved info keys present with the right types after reset and step,
+                    and the privileged keys the env declares (e.g. ``gold_answers``)
 determinism         two envs, same (split, seed, actions) → identical episodes
 splits              task ids of train/validation/test seeds never overlap
 snapshot            ``get_state`` then ``set_state`` replays the same continuation
@@ -38,6 +43,7 @@ from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 
 from turngym.core import (
     ACTION_VALID,
+    GOLD_ANSWERS,
     INSTRUCTIONS,
     METRICS,
     PRIVILEGED,
@@ -51,6 +57,7 @@ from turngym.core import (
     clear_task_cache,
 )
 from turngym.registry import make
+from turngym.trainers.credit.testing import EstimatorCheckError, check_estimator
 
 __all__ = [
     "CheckResult",
@@ -143,7 +150,9 @@ def _check_info_keys(make_env: Callable[[], gymnasium.Env], split: str, **_: Any
                 f"reset info[{key!r}] should be {kind.__name__}, got {info.get(key)!r}"
             )
     hash(info[STATE_KEY])
+    _check_declared_privileged(env.unwrapped, info, "reset")
     *_, step_info = env.step(_examples(env)[0])
+    _check_declared_privileged(env.unwrapped, step_info, "step")
     for key, kind in {ACTION_VALID: bool, REWARD_COMPONENTS: dict, STATE_KEY: object}.items():
         if key not in step_info or not isinstance(step_info[key], kind):
             raise EnvCheckError(f"step info[{key!r}] missing or not {kind.__name__}")
@@ -156,6 +165,24 @@ def _check_info_keys(make_env: Callable[[], gymnasium.Env], split: str, **_: Any
             raise EnvCheckError(f"reward_components {parts} do not add up to the reward {reward}")
         if terminated or truncated:
             break
+
+
+def _check_declared_privileged(env: Any, info: dict[str, Any], when: str) -> None:
+    """The reserved privileged keys an env declares are filled, with the documented types."""
+    declared = getattr(env, "privileged_keys", frozenset())
+    if GOLD_ANSWERS not in declared:
+        return
+    golds = info.get(PRIVILEGED, {}).get(GOLD_ANSWERS)
+    if not isinstance(golds, list) or not all(isinstance(g, str) and g for g in golds):
+        raise EnvCheckError(
+            f"{when} info['privileged'][{GOLD_ANSWERS!r}] should be a list of non-empty "
+            f"strings (the env declares it in privileged_keys), got {golds!r}"
+        )
+    if "{answer}" not in getattr(env, "answer_template", ""):
+        raise EnvCheckError(
+            f"the env declares {GOLD_ANSWERS!r} but its answer_template "
+            f"{getattr(env, 'answer_template', '')!r} has no '{{answer}}' slot"
+        )
 
 
 def _check_determinism(make_env: Callable[[], gymnasium.Env], split: str, **_: Any) -> None:
@@ -209,7 +236,7 @@ def _check_leaks(make_env: Callable[[], gymnasium.Env], split: str, **_: Any) ->
         obs, info = env.reset(seed=seed, options={"split": split})
         texts = [info.get(INSTRUCTIONS, ""), obs]
         for action in _random_actions(env, 20, seed) + ["<action>?</action>", "no tags"]:
-            obs, _, terminated, truncated, _ = env.step(action)
+            obs, _reward, terminated, truncated, _info = env.step(action)
             texts.append(obs)
             if terminated or truncated:
                 break
@@ -267,7 +294,7 @@ def _check_fuzz(
     env.reset(seed=0, options={"split": split})
     for action in fuzz_actions(n=fuzz_examples):
         _step_must_not_raise(env, action)
-    obs, _, _, _, info = env.step("this is not a tagged action")
+    info = env.step("this is not a tagged action")[-1]
     if info.get(ACTION_VALID, True):
         raise EnvCheckError("an untagged action was reported valid")
     try:
@@ -295,7 +322,7 @@ def _check_time_limit(make_env: Callable[[], gymnasium.Env], split: str, **_: An
         return
     env.reset(seed=0, options={"split": split})
     for turn in range(1, limit + 1):
-        _, _, terminated, truncated, _ = env.step("no action tag: invalid, so nothing happens")
+        terminated, truncated = env.step("no action tag: invalid, so nothing happens")[2:4]
         if terminated:
             raise EnvCheckError("an invalid action terminated the episode")
         if truncated != (turn == limit):
@@ -418,178 +445,3 @@ def check_env(
     if raise_on_failure:
         report.raise_if_failed()
     return report
-
-
-# --- Credit estimators --------------------------------------------------------------------------
-# Imports stay inside the functions: env checks must not pay for the trainer packages.
-
-
-class EstimatorCheckError(AssertionError):
-    """Raised by :func:`check_estimator`: which contract failed, on what, and what to look at."""
-
-
-def _toy_groups(
-    seed: int,
-    *,
-    sizes: tuple[int, ...] = (1, 2, 3, 4, 5, 8),
-    reward: float | None = None,
-    outcome: float | None = None,
-    length: int | None = None,
-    distinct_states: bool = False,
-) -> tuple[Any, ...]:
-    """Random ragged groups (own RNG): repeated and missing state keys, empty episodes."""
-    from turngym.types import Episode, Group, Turn
-
-    rng = random.Random(seed)
-    groups = []
-    for g in range(rng.randint(3, 7)):
-        episodes = []
-        for i in range(rng.choice(sizes)):
-            n = length if length is not None else rng.choice([0, 1, 1, 2, 3, 4, 5, 7])
-            turns = []
-            for t in range(n):
-                state = f"{g}.{i}.{t}" if distinct_states else rng.choice(["a", "b", "c", None])
-                r = reward if reward is not None else rng.choice([0.0, 0.0, 0.5, 1.0, -0.25])
-                end = t == n - 1
-                cut = end and rng.random() < 0.3  # some episodes hit the turn limit
-                turns.append(Turn(t, "agent", f"room {state}", "go", r, end and not cut, cut,
-                                  state, True))  # fmt: skip
-            score = outcome if outcome is not None else rng.choice([0.0, 0.5, 1.0, 1.0])
-            episodes.append(Episode(f"check/{g}/{i}", "toy/Check-v0", f"task{g}", i, "train",
-                                    tuple(turns), score, score >= 1.0))  # fmt: skip
-        groups.append(Group(f"task{g}@0", f"task{g}", tuple(episodes)))
-    return tuple(groups)
-
-
-def _arrays(credit: Any) -> dict[str, Any]:
-    import numpy as np
-
-    out = {"advantages": credit.advantages}
-    for name in ("clip_ranges", "weights", "returns"):
-        if getattr(credit, name) is not None:
-            out[name] = getattr(credit, name)
-    if credit.token_advantages is not None:
-        tokens = [t for t in credit.token_advantages if t is not None]
-        out["token_advantages"] = np.concatenate([np.zeros(0), *tokens])
-    out["metrics"] = np.array([credit.metrics[k] for k in sorted(credit.metrics)], np.float64)
-    return out
-
-
-def _run_checked(
-    estimate: Callable[..., Any],
-    groups: tuple[Any, ...],
-    label: str,
-    context: Callable[[Any], Any] | None = None,
-) -> Any:
-    """Run once on ``groups``: type, shapes, finiteness, and no mutation of the inputs."""
-    import copy
-
-    import numpy as np
-
-    from turngym.trainers.credit.types import Credit, CreditContext, TurnBatch
-
-    before = copy.deepcopy(groups)
-    batch = TurnBatch.from_groups(groups)
-    columns = {k: np.array(v) for k, v in vars(batch).items() if isinstance(v, np.ndarray)}
-    try:
-        credit = estimate(batch, context(batch) if context is not None else CreditContext())
-    except Exception as err:
-        hint = (
-            " (batch arrays are read-only: copy before editing)" if "read-only" in str(err) else ""
-        )
-        raise EstimatorCheckError(f"{label}: raised {type(err).__name__}: {err}{hint}") from err
-    if not isinstance(credit, Credit):
-        raise EstimatorCheckError(f"{label}: returned {type(credit).__name__}, not Credit")
-    if credit.advantages.shape != (batch.n_turns,):
-        raise EstimatorCheckError(
-            f"{label}: {credit.advantages.shape[0]} advantages for {batch.n_turns} turns "
-            f"(episode lengths {batch.episode_length.tolist()}); return one per turn row."
-        )
-    for name, values in _arrays(credit).items():
-        if not np.all(np.isfinite(values)):
-            raise EstimatorCheckError(f"{label}: non-finite {name}: {values.tolist()[:12]}")
-    changed = [k for k, v in columns.items() if not np.array_equal(v, getattr(batch, k))]
-    if groups != before or changed:
-        raise EstimatorCheckError(
-            f"{label}: the estimator mutated its input ({', '.join(changed) or 'the groups'});"
-            " copy arrays before editing them."
-        )
-    return credit
-
-
-def check_estimator(
-    fn: Callable[..., Any] | str,
-    /,
-    *,
-    context: Callable[[Any], Any] | None = None,
-    shared_rewards_zero: bool = True,
-    **params: Any,
-) -> None:
-    """Check the estimator contract on random ragged batches.
-
-    The contract is in docs/extending.md#add-a-credit-estimator.
-
-    On batches with ragged episodes (some empty), groups of 1 to 8 episodes, repeated and
-    missing state keys and truncated episodes, it asserts that the estimator returns a
-    :class:`~turngym.trainers.credit.types.Credit` with one finite advantage per turn, is
-    deterministic, and does not mutate the groups or the batch; that it stays finite when
-    every group is a singleton; and that rewards every episode of a group shares give zero
-    advantage (up to 1e-9) in groups of two or more. Two constant batches are used: equal
-    outcomes with zero turn rewards over ragged episodes, and equal outcomes with the same
-    reward on every turn of equally long episodes whose states never repeat.
-
-    Args:
-        fn: The estimator function, or a registered name (resolved with ``params``).
-        context: ``batch -> CreditContext`` for estimators that need one (e.g. a
-            :class:`~turngym.trainers.credit.values.FixedCritic` for critic methods); default
-            an empty context.
-        shared_rewards_zero: Check that shared rewards give zero advantage. Critic methods
-            measure advantages against a learned value, not against the group, so they pass
-            ``False``.
-        **params: Keyword parameters for the estimator.
-
-    Raises:
-        EstimatorCheckError: A contract is broken; the message says which and where.
-
-    Example:
-        >>> check_estimator("rloo")
-        >>> check_estimator("mc_grpo", require_odd=False)
-    """
-    import functools
-
-    import numpy as np
-
-    from turngym.trainers.credit import resolve_estimator
-
-    if isinstance(fn, str):
-        available = {"critic", "probe", "judge"} if context is not None else ()
-        label, estimate = fn, resolve_estimator(fn, params, available)
-    else:
-        label, estimate = getattr(fn, "__name__", repr(fn)), functools.partial(fn, **params)
-    for seed in range(4):
-        what = f"{label} (seed {seed})"
-        first = _arrays(_run_checked(estimate, _toy_groups(seed), what, context))
-        again = _arrays(_run_checked(estimate, _toy_groups(seed), what, context))
-        if first.keys() != again.keys() or any(
-            not np.array_equal(first[k], again[k]) for k in first
-        ):
-            raise EstimatorCheckError(f"{label}: two runs on equal batches (seed {seed}) differ")
-    _run_checked(estimate, _toy_groups(7, sizes=(1,)), f"{label} (singleton groups)", context)
-    if not shared_rewards_zero:
-        return
-    constant = {
-        "zero turn rewards, equal outcomes": _toy_groups(
-            8, sizes=(2, 3, 5), outcome=0.7, reward=0.0
-        ),
-        "equal turn rewards and lengths, equal outcomes": _toy_groups(
-            9, sizes=(2, 3, 5), outcome=0.7, reward=0.3, length=3, distinct_states=True
-        ),
-    }
-    for what, groups in constant.items():
-        credit = _run_checked(estimate, groups, f"{label} ({what})", context)
-        worst = int(np.argmax(np.abs(credit.advantages))) if credit.advantages.size else 0
-        if credit.advantages.size and abs(credit.advantages[worst]) > 1e-9:
-            raise EstimatorCheckError(
-                f"{label}: {what} gave advantage {credit.advantages[worst]:.3g} at turn row "
-                f"{worst}; shared rewards must give 0 (is the baseline subtracted per group?)."
-            )

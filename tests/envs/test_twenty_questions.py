@@ -161,7 +161,8 @@ def test_state_key_is_canonical_and_privileged_counts_candidates():
     for text in ("ask: hunts", "ask: pet", "guess: cat"):
         b.step(act(text))
     assert a.state_key() == b.state_key() == "asked=hunts:n,pet:y|wrong=cat"
-    assert a.privileged() == {"secret": "dog", "candidates_left": 1}
+    assert a.privileged() == {"secret": "dog", "gold_answers": ["dog", "puppy"],
+                              "candidates_left": 1}  # fmt: skip
     assert a.metrics()["bits_gained"] == 2.0
 
 

@@ -65,7 +65,7 @@ def test_spec_query_overrides_the_recipe(trained):
 
 
 def test_missing_checkpoint_is_one_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="No model at"):
+    with pytest.raises(ValueError, match="no model there"):
         make_agent(f"hf:{tmp_path / 'nowhere'}")
 
 

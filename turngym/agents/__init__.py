@@ -88,7 +88,14 @@ def _hf(arg: str | None, *, seed: int) -> Agent:
 
     path, _, query = arg.partition("?")
     # A checkpoint written by `turngym train` carries its recipe; the query overrides it.
-    return HFAgent.from_pretrained(path, seed=seed, **_hf_options("hf", query))
+    try:
+        return HFAgent.from_pretrained(path, seed=seed, **_hf_options("hf", query))
+    except OSError as err:  # transformers' "not a local folder and not on the hub" message
+        raise ValueError(
+            f"hf:{path}: no model there: not a local model directory, and not in the local "
+            "Hugging Face cache (turngym never downloads); pass the directory of a saved "
+            "model, e.g. the checkpoint/ folder of a `turngym train` run"
+        ) from err
 
 
 def _tiny(arg: str | None, *, seed: int) -> Agent:

@@ -17,7 +17,8 @@ from turngym.agents.base import ActionResult, BaseAgent
 from turngym.core import TextSpace
 from turngym.types import Conversation
 
-__all__ = ["EpisodeSeededAgent", "RandomAgent", "OracleAgent", "ReplayAgent", "ScriptedAgent"]
+__all__ = ["EpisodeSeededAgent", "RandomAgent", "OracleAgent", "NoOracleError", "ReplayAgent",
+           "ScriptedAgent"]  # fmt: skip
 
 _MAX_TRACKED_EPISODES = 65_536
 
@@ -79,22 +80,56 @@ class RandomAgent(EpisodeSeededAgent):
         raise TypeError("RandomAgent samples env action spaces; run it through turngym.rollout.")
 
 
+class NoOracleError(ValueError):
+    """The oracle agent was asked to play an env that has no oracle (a usage error)."""
+
+
 class OracleAgent(BaseAgent):
     """Plays each env's own optimal policy (``env.unwrapped.oracle_action()``).
 
     The oracle reads the env's solver, so it is an upper bound, not a baseline to train
-    against. Envs without an oracle raise ``NotImplementedError``.
+    against. An env without one (no ``oracle_action``, or one that raises
+    ``NotImplementedError``, e.g. a served env whose server does not offer it) raises
+    :class:`NoOracleError` on the first action, before any episode is recorded.
     """
 
     def act_batch_with_envs(
         self, conversations: Sequence[Conversation], envs: Sequence[gymnasium.Env]
     ) -> list[ActionResult]:
         """Ask every env for its optimal action."""
-        return [ActionResult(env.unwrapped.oracle_action()) for env in envs]  # type: ignore[attr-defined]
+        out = []
+        for env in envs:
+            oracle = getattr(env.unwrapped, "oracle_action", None)
+            try:
+                if oracle is None:
+                    raise NotImplementedError
+                out.append(ActionResult(oracle()))
+            except NotImplementedError as err:
+                raise NoOracleError(_no_oracle_message(env)) from err
+        return out
 
     def act_batch(self, conversations: Sequence[Conversation]) -> list[ActionResult]:
         """The oracle needs the envs: use the rollout engine."""
         raise TypeError("OracleAgent reads the env's solver; run it through turngym.rollout.")
+
+
+def _no_oracle_message(env: gymnasium.Env) -> str:
+    env_id = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+    url = _served_from(env)
+    if url is not None:
+        return (f"the oracle agent cannot play {env_id}@{url}: that server does not provide "
+                "the env's oracle to clients; pick another --agent (e.g. random), or run the "
+                "env locally for its oracle")  # fmt: skip
+    return f"{env_id} has no oracle (no solver behind oracle_action); pick another agent"
+
+
+def _served_from(env: gymnasium.Env) -> str | None:
+    """The server URL of a served env (a ``RemoteEnv``), else ``None``."""
+    try:
+        from turngym.server.client import RemoteEnv  # the serve extra
+    except ImportError:  # then no env can be a RemoteEnv
+        return None
+    return env.unwrapped.url if isinstance(env.unwrapped, RemoteEnv) else None
 
 
 class ScriptedAgent(BaseAgent):

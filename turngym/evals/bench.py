@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from turngym._cliargs import mapping_arg
 from turngym.evals.bench_jobs import run_jobs
 from turngym.evals.bench_seats import (
     action_vocabulary,
@@ -255,7 +256,7 @@ def _jobs(spec: BenchSpec, envs: list[dict], out: Path, workers: int) -> list[di
     """One training job per (env, estimator, seed)."""
     from turngym.trainers.config import TrainConfig
 
-    jobs = []
+    jobs: list[dict[str, Any]] = []
     for index, (entry, env) in enumerate(zip(spec.envs, envs, strict=True)):
         for estimator in spec.estimators:
             for seed in spec.seeds:
@@ -273,6 +274,7 @@ def _jobs(spec: BenchSpec, envs: list[dict], out: Path, workers: int) -> list[di
                              "threads": _threads(workers), "metric": spec.metric,
                              "seed": seed, "episodes": entry.episodes,
                              "entry": job_entry_key(entry, env["env_kwargs_hash"]),
+                             **seat_fields(entry),
                              "agent": f"train:{estimator}", "estimator": estimator,
                              "env_index": index})  # fmt: skip
     return jobs
@@ -412,7 +414,7 @@ def _curves(spec: BenchSpec, jobs: list[dict], done: list[dict],
 
 def bench_table(spec: BenchSpec, jobs: list[dict], done: list[dict], results: RunResults) -> str:
     """The headline Markdown table: final score, the random floor, steps-to-threshold, AUC."""
-    from turngym.evals.tables import interval_text
+    from turngym.evals.stats import format_interval
 
     trained = [e for e in results.entries if e.agent.startswith("train:")]
     labels = short_env_labels(trained)
@@ -435,13 +437,13 @@ def bench_table(spec: BenchSpec, jobs: list[dict], done: list[dict], results: Ru
         low, high = mean_interval(auc_mean, std, len(aucs))
         m = entry.metrics[spec.metric]
         lines.append(f"| {estimator} | {labels[entry.key][0]} | {m.mean:.3f} | "
-                     f"{interval_text(m.ci95)} | {m.n} | {_versus(m, floors.get(entry.key))} | "
+                     f"{format_interval(m)} | {m.n} | {_versus(m, floors.get(entry.key))} | "
                      f"{steps} | {auc_mean:.3f} ± {(high - low) / 2:.3f} |")  # fmt: skip
     for entry in results.entries:  # the scripted floor and ceiling on the same envs
         if not entry.agent.startswith("train:") and entry.key in labels:
             m = entry.metrics[spec.metric]
             lines.append(f"| {entry.agent} (baseline) | {labels[entry.key][0]} | {m.mean:.3f} | "
-                         f"{interval_text(m.ci95)} | {m.n} | — | — | — |")  # fmt: skip
+                         f"{format_interval(m)} | {m.n} | — | — | — |")  # fmt: skip
     notes = [f"{marker} {text}" for marker, text in dict(labels.values()).items() if text]
     return "\n".join(lines + ([""] + notes if notes else []))
 
@@ -519,7 +521,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--estimators", nargs="+", default=None)
     p.add_argument("--envs", nargs="+", default=None,
                    help="env ids (default: the suite's env)")
-    p.add_argument("--options", type=json.loads, default=None,
+    p.add_argument("--options", type=mapping_arg, default=None,
                    help='reset options for --envs as JSON, e.g. \'{"level": 1}\'')
     p.add_argument("--seeds", nargs="+", type=int, default=None)
     p.add_argument("--env-steps", type=int, default=None, help="budget per run")
@@ -528,9 +530,9 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--episodes", type=int, default=None, help="final test episodes per seed")
     p.add_argument("--threshold", type=float, default=None)
     add_seat_arguments(p)
-    p.add_argument("--recipe", type=json.loads, default=None,
+    p.add_argument("--recipe", type=mapping_arg, default=None,
                    help="TrainConfig overrides as JSON, merged into the default recipe")
-    p.add_argument("--params", type=json.loads, default=None,
+    p.add_argument("--params", type=mapping_arg, default=None,
                    help='estimator parameters as JSON, e.g. \'{"gigpo": {"omega": 0.5}}\'')
     p.add_argument("--baselines", nargs="*", default=None)
     p.add_argument("--baseline-suite", default=None,
@@ -545,8 +547,23 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-submit", action="store_true", help="do not submit to the leaderboard")
 
 
+_PER_RUN = ("env", "env_options", "estimator", "estimator_params", "seed", "iterations",
+            "max_env_steps", "eval_every", "eval_tasks", "max_turns", "checkpoint_every",
+            "out_dir")  # fmt: skip
+"""TrainConfig fields the bench sets for each run (its own options), not ``--recipe``."""
+
+
 def bench_spec_from_args(args: argparse.Namespace) -> BenchSpec:
-    """Build the spec from CLI options: the suite's settings, then every option given."""
+    """Build the spec from CLI options: the suite's settings, then every option given.
+
+    Raises:
+        ValueError: ``--recipe`` sets a field the bench sets per run.
+    """
+    fixed = sorted(set(args.recipe or {}) & set(_PER_RUN))
+    if fixed:
+        raise ValueError(f"--recipe cannot set {', '.join(fixed)}: the bench sets them for each "
+                         "run; use --envs, --options, --estimators, --params, --seeds, "
+                         "--env-steps, --eval-every or --eval-tasks instead")  # fmt: skip
     spec = bench_suite(args.suite)
     envs = spec.envs
     if args.envs:

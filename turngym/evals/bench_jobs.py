@@ -57,8 +57,9 @@ def train_job(job: dict[str, Any], progress_queue: Any = None) -> dict[str, Any]
 
     def record(ep: Any) -> None:
         key = f"{job['entry']}|{job['agent']}|{job['seed']}|{ep.seed}"
+        rival = {"opponent": job["opponent"]} if job.get("opponent") else {}  # a seat's rival
         records.append({"key": key, "entry": job["entry"], "agent": job["agent"],
-                        "run_seed": job["seed"], **ep.to_dict()})  # fmt: skip
+                        "run_seed": job["seed"], **rival, **ep.to_dict()})  # fmt: skip
 
     players, seat = trainer.eval_agent, {}
     if trainer.seats is not None:  # a multi-agent game: its seat against the eval opponent

@@ -21,6 +21,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from turngym.envs.multiagent.registry import is_multiagent, make_multiagent
+from turngym.evals.results import redact
 from turngym.evals.seats import entry_key, resolve_seats
 from turngym.evals.suites import EvalEntry
 
@@ -67,15 +68,19 @@ def train_overrides(spec: BenchSpec, entry: EvalEntry) -> dict[str, Any]:
 
 def job_entry_key(entry: EvalEntry, ehash: str) -> str:
     """The results key of a bench entry (a seat key for a multi-agent game)."""
-    seat = entry.seats[0] if entry.opponent is not None else None
-    return entry_key(entry.env_id, ehash, seat, entry.opponent)
+    fields = seat_fields(entry)
+    return entry_key(entry.env_id, ehash, fields.get("seat"), fields.get("opponent"))
 
 
 def seat_fields(entry: EvalEntry) -> dict[str, Any]:
-    """``EntryResult`` seat and opponent of a bench entry (none for a single-agent env)."""
+    """``EntryResult`` seat and opponent of a bench entry (none for a single-agent env).
+
+    The opponent is named as the eval runner names it (secrets redacted), so the bench's
+    own results and its baselines' share the seat key.
+    """
     if entry.opponent is None:
         return {}
-    return {"seat": entry.seats[0], "opponent": entry.opponent}
+    return {"seat": entry.seats[0], "opponent": redact(entry.opponent)}
 
 
 def action_vocabulary(env_id: str) -> tuple[str, ...]:

@@ -99,8 +99,11 @@ def _cmd_eval(args: argparse.Namespace, out: TextIO) -> int:
         results = evaluate(request, run_dir, max_concurrent=args.max_concurrent,
                            progress=args.progress, log=lambda m: print(m, file=out))  # fmt: skip
     except (OSError, RuntimeError) as err:
-        print(f"turngym eval: {type(err).__name__}: {err}\nFinished episodes are kept in "
-              f"{run_dir}; rerun the same command to resume.", file=sys.stderr)  # fmt: skip
+        kept = ""
+        if (run_dir / "episodes.jsonl").exists():  # only a run that started has episodes
+            kept = f"; finished episodes are kept in {run_dir}: rerun the same command to resume"
+        print(f"turngym eval: {type(err).__name__}: {str(err).rstrip('.')}{kept}",
+              file=sys.stderr)  # fmt: skip
         return 1
     metrics = args.metrics or default_metrics([results], ("success", "return"))
     print(render(table_rows([(run_dir.name, results)], metrics)), file=out)
@@ -125,11 +128,20 @@ def _seated(entries: list, args: argparse.Namespace) -> list:
 
 
 def _cmd_table(args: argparse.Namespace, out: TextIO) -> int:
-    from turngym.evals.tables import default_metrics, load_tables, render, table_rows
+    from turngym.evals.tables import (
+        default_metrics,
+        load_tables,
+        missing_aggregate_note,
+        render,
+        table_rows,
+    )
 
     runs = load_tables(args.runs)
     metrics = args.metrics or default_metrics([r for _, r in runs], ("success",))
     rows = table_rows(runs, metrics, aggregate=not args.no_aggregate)
+    note = None if args.no_aggregate else missing_aggregate_note(rows)
+    if note:
+        print(f"turngym table: {note}", file=sys.stderr)
     text = render(rows, args.format, args.digits)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -186,7 +186,7 @@ class EntryResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        data = {
+        data: dict[str, Any] = {
             "env_id": self.env_id, "env_version": self.env_version, "env_kwargs": self.env_kwargs,
             "options": self.options, "env_kwargs_hash": self.env_kwargs_hash,
             "env_fingerprint": self.env_fingerprint, "split": self.split, "agent": self.agent,

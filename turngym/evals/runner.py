@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from turngym.agents import make_agent
+from turngym.envs.multiagent.registry import is_multiagent
 from turngym.evals.results import (
     EntryResult,
     ResultsError,
@@ -216,7 +217,11 @@ def _claim(out: Path, request: EvalRequest) -> None:
 def _seating(entry: EvalEntry) -> tuple[tuple[str | None, ...], tuple[str, ...]]:
     """``(seats the agent plays, every seat)``; ``((None,), ())`` for a single-agent env."""
     if entry.opponent is None:
-        env_registry.get(entry.env_id)  # unknown ids (and games without an opponent) fail here
+        if is_multiagent(entry.env_id):
+            raise ValueError(f"{entry.env_id} is a multi-agent game: its eval entry names the "
+                             "opponent in the other seats (--opponent minimax, or "
+                             "EvalEntry(..., opponent='minimax') in a suite)")  # fmt: skip
+        env_registry.get(entry.env_id)  # unknown ids fail here, with did-you-mean
         return (None,), ()
     every = resolve_seats(entry.env_id, entry.env_kwargs)
     return resolve_seats(entry.env_id, entry.env_kwargs, entry.seats), every
@@ -276,8 +281,9 @@ def _recorder(job: _Job, log: _EpisodeLog) -> Callable[[Episode], None]:
 
     def record(episode: Episode) -> None:
         key = episode_key(job.entry, job.agent, job.seed, episode.seed, job.ehash, job.seat)
+        rival = {} if opponent is None else {"opponent": opponent}  # the seat's seat and rival
         log.write({"key": key, "entry": entry, "agent": redact(job.agent), "run_seed": job.seed,
-                   **episode.to_dict()})  # fmt: skip
+                   **rival, **episode.to_dict()})  # fmt: skip
 
     return record
 

@@ -93,9 +93,9 @@ def seat_label(seat: str | None, opponent: str | None) -> str:
 
     Example:
         >>> "turngym/TicTacToe-v0" + seat_label("player_1", "minimax")
-        'turngym/TicTacToe-v0 [player_1 vs minimax]'
+        'turngym/TicTacToe-v0 as player_1 vs minimax'
     """
-    return "" if seat is None else f" [{seat} vs {opponent}]"
+    return "" if seat is None else f" as {seat} vs {opponent}"
 
 
 def multiagent_task_ids(env_id: str, env_kwargs: Mapping[str, Any],

@@ -19,6 +19,7 @@ __all__ = [
     "summarize_values",
     "macro_mean",
     "standard_error",
+    "format_interval",
 ]
 
 Z95 = 1.959964
@@ -171,3 +172,23 @@ def macro_mean(summaries: Sequence[MetricSummary]) -> MetricSummary:
     if all(s.method == "wilson" for s in used):
         low, high = max(0.0, low), min(1.0, high)
     return MetricSummary(mean, se * math.sqrt(n), n, (low, high), "macro")
+
+
+def format_interval(summary: MetricSummary, digits: int = 3) -> str:
+    """The 95% interval as shown in tables: ``± h`` if symmetric, else ``[low, high]``.
+
+    Symmetric means both ends are equally far from the mean at the shown precision (Student-t
+    intervals). Wilson intervals of rates are not, and a ``±`` would suggest a bound outside
+    [0, 1] (``0.067 ± 0.097``), so they show their ends.
+
+    Example:
+        >>> format_interval(MetricSummary(0.5, 0.5, 20, (0.266, 0.734), "t"))
+        '± 0.234'
+        >>> format_interval(summarize_values([1] + [0] * 14))
+        '[0.012, 0.298]'
+    """
+    low, high = summary.ci95
+    below, above = summary.mean - low, high - summary.mean
+    if abs(below - above) <= 0.5 * 10.0**-digits:
+        return f"± {summary.half_width:.{digits}f}"
+    return f"[{low:.{digits}f}, {high:.{digits}f}]"

@@ -7,15 +7,16 @@ every suite the moment it is registered (a test checks this):
   seconds-long check that agents and envs talk to each other.
 * ``quick`` — every built-in env at its default difficulty, 50 episodes per seed.
 * ``full`` — every built-in env at every ``level`` preset it defines, 200 episodes per seed.
-* ``multiagent`` — every built-in multi-agent game against ``random`` and against its
-  reference opponent (``minimax``, ``negotiator``), in every seat, 50 episodes per seed.
+* ``multiagent`` — every built-in multi-agent game (``turngym/TicTacToe-v0``...), the agent
+  in every seat in turn, against ``random`` and against the game's reference opponent
+  (``minimax``, ``negotiator``), 50 episodes per seed and seat.
 
-The built-in multi-agent games are built-in envs, so ``smoke``, ``quick`` and ``full`` hold
-them too, the agent playing every seat in turn: ``smoke`` against ``random`` (it checks that
-an agent can play a seat, and a strong opponent would only make it slower), ``quick`` and
-``full`` against the game's reference opponent (the benchmark number). Their results are per
-seat and opponent (:mod:`turngym.evals.seats`), so they never enter the single-agent envs'
-macro means.
+``smoke``, ``quick`` and ``full`` hold the single-agent envs only: a multi-agent game needs an
+opponent, and its results are per seat and opponent (:mod:`turngym.evals.seats`), never part
+of the single-agent envs' macro means. A suite entry of a game names the opponent and,
+optionally, the seats: ``EvalEntry("turngym/TicTacToe-v0", opponent="minimax",
+seats=("player_0",))`` (JSON form in ``run.json``: ``{"env_id": ..., "opponent": "minimax",
+"seats": ["player_0"], ...}``; no seats: every seat).
 
 Users add their own with ``suite_registry.register("mine", [EvalEntry(...), ...])`` or a
 zero-argument function returning entries.
@@ -31,7 +32,7 @@ import gymnasium
 
 from turngym.envs.multiagent.registry import is_multiagent, multiagent_ids, multiagent_registry
 from turngym.evals.seats import reference_opponent
-from turngym.registry import Registry, env_registry, import_string
+from turngym.registry import Registry, env_registry
 
 __all__ = ["EvalEntry", "suite_registry", "resolve_entries", "builtin_env_ids",
            "builtin_multiagent_ids"]  # fmt: skip
@@ -119,27 +120,20 @@ def builtin_multiagent_ids() -> list[str]:
 
 
 def _levels(env_id: str) -> list[int]:
-    if is_multiagent(env_id):
-        creator = import_string(multiagent_registry.get(env_id).entry_point)
-    else:
-        creator = gymnasium.envs.registration.load_env_creator(gymnasium.spec(env_id).entry_point)
+    entry = gymnasium.spec(env_id).entry_point
+    registration = gymnasium.envs.registration
+    creator = registration.load_env_creator(entry) if isinstance(entry, str) else entry
     return sorted(getattr(creator, "levels", {}) or {})
 
 
-def _games(episodes: int, opponent: str | None, *, levels: bool = False) -> list[EvalEntry]:
+def _games(episodes: int, opponent: str | None) -> list[EvalEntry]:
     """Every built-in game in every seat vs ``opponent`` (``None``: the game's reference)."""
-    entries = []
-    for env_id in builtin_multiagent_ids():
-        against = opponent or reference_opponent(env_id)
-        presets = [{"level": lv} for lv in _levels(env_id)] if levels else []
-        entries += [EvalEntry(env_id, options=o, episodes=episodes, opponent=against)
-                    for o in presets or [{}]]  # fmt: skip
-    return entries
+    return [EvalEntry(env_id, episodes=episodes, opponent=opponent or reference_opponent(env_id))
+            for env_id in builtin_multiagent_ids()]  # fmt: skip
 
 
-def _default_suite(episodes: int, opponent: str | None) -> Callable[[], list[EvalEntry]]:
-    return lambda: [EvalEntry(env_id, episodes=episodes) for env_id in builtin_env_ids()] + \
-        _games(episodes, opponent)  # fmt: skip
+def _default_suite(episodes: int) -> Callable[[], list[EvalEntry]]:
+    return lambda: [EvalEntry(env_id, episodes=episodes) for env_id in builtin_env_ids()]
 
 
 def _full() -> list[EvalEntry]:
@@ -149,7 +143,7 @@ def _full() -> list[EvalEntry]:
         if not levels:
             entries.append(EvalEntry(env_id, episodes=200))
         entries += [EvalEntry(env_id, options={"level": lv}, episodes=200) for lv in levels]
-    return entries + _games(200, None, levels=True)
+    return entries
 
 
 def _multiagent() -> list[EvalEntry]:
@@ -161,8 +155,8 @@ def _multiagent() -> list[EvalEntry]:
     return entries
 
 
-suite_registry.register("smoke", _default_suite(5, "random"))
-suite_registry.register("quick", _default_suite(50, None))
+suite_registry.register("smoke", _default_suite(5))
+suite_registry.register("quick", _default_suite(50))
 suite_registry.register("full", _full)
 suite_registry.register("multiagent", _multiagent)
 

@@ -14,12 +14,15 @@ Only the results files are read here (no numpy, no SQLAlchemy).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from turngym.evals.results import (
+    SEAT_METRICS,
+    EntryResult,
     ResultsError,
     RunResults,
     episode_metrics,
@@ -56,8 +59,11 @@ def read_run_episodes(
     """Read ``episodes.jsonl`` of a run, grouped by ``(entry key, agent)``.
 
     The file is checked against ``results.json``: every episode must belong to one of its
-    entries, keys must be unique, and an entry's episode count must match its summaries
-    (otherwise the two files come from different runs).
+    entries, keys must be unique, an entry's episode count must match its summaries, and
+    every summarised mean must be the mean its episodes give (otherwise the two files come
+    from different runs, or one was edited). A seat result of a multi-agent game must have
+    its episodes, each played in its seat against its opponent, and summarise win, draw and
+    loss: its rates are recomputed from the episodes' seat outcomes.
 
     Args:
         run_dir: The run directory.
@@ -71,9 +77,14 @@ def read_run_episodes(
     """
     run_dir = Path(run_dir)
     path = run_dir / "episodes.jsonl"
-    if not path.exists():
-        return {}
     results = results if results is not None else load_results(run_dir)
+    if not path.exists():
+        seated = next((e for e in results.entries if e.seat is not None), None)
+        if seated is not None:
+            raise ResultsError(f"{run_dir}: {seated.key} / {seated.agent} is a seat result, "
+                               "checked against its episodes, but there is no episodes.jsonl; "
+                               "submit the whole run directory")  # fmt: skip
+        return {}
     expected = {(e.key, e.agent): e for e in results.entries}
     grouped: dict[tuple[str, str], list[EpisodeRecord]] = {}
     seen: set[str] = set()
@@ -94,18 +105,54 @@ def read_run_episodes(
             raise ResultsError(f"{path}: episode {episode.key!r} belongs to {group[0]} / "
                                f"{group[1]}, which results.json does not list; the files "
                                "come from different runs")  # fmt: skip
+        _check_seat(path, expected[group], record, episode.key)
         if episode.key in seen:
             raise ResultsError(f"{path}: episode key {episode.key!r} appears twice")
         seen.add(episode.key)
         grouped.setdefault(group, []).append(episode)
-    for group, records in grouped.items():
-        summaries = expected[group].metrics
+    for group, entry in expected.items():
+        records = grouped.get(group, [])
+        if entry.seat is not None and not records:
+            raise ResultsError(f"{path}: no episodes for the seat result {group[0]} / "
+                               f"{group[1]}; the files come from different runs")  # fmt: skip
+        summaries = entry.metrics
         n = next(iter(summaries.values())).n if summaries else len(records)
-        if n != len(records):
+        if records and n != len(records):
             raise ResultsError(f"{path}: {len(records)} episodes for {group[0]} / {group[1]} "
                                f"but results.json summarises {n}; rerun the same eval command "
                                "to finish the run and rewrite results.json")  # fmt: skip
+        if records:
+            _check_means(path, entry, records)
     return grouped
+
+
+def _check_seat(path: Path, entry: EntryResult, record: Mapping[str, Any], key: str) -> None:
+    """An episode of a seat result was played in that seat against that opponent."""
+    played = (record.get("seat"), record.get("opponent"))
+    if entry.seat is None or played == (entry.seat, entry.opponent):
+        return
+    raise ResultsError(f"{path}: episode {key!r} was played as {played[0]} against "
+                       f"{played[1]}, but results.json lists it under {entry.seat} against "
+                       f"{entry.opponent}; the files do not belong together")  # fmt: skip
+
+
+def _check_means(path: Path, entry: EntryResult, records: list[EpisodeRecord]) -> None:
+    """Every summarised mean is the mean of the episodes' values (seat rates included)."""
+    lacking = [m for m in SEAT_METRICS if m not in entry.metrics] if entry.seat else []
+    if lacking:
+        raise ResultsError(f"{path}: the seat result {entry.key} / {entry.agent} does not "
+                           f"summarise {', '.join(lacking)}; rerun the eval to rewrite "
+                           "results.json")  # fmt: skip
+    for name, summary in entry.metrics.items():
+        values = [r.metrics[name] for r in records if name in r.metrics]
+        if not values:  # a metric the episodes do not carry cannot be recomputed
+            continue
+        mean = math.fsum(values) / len(values)
+        if len(values) != len(records) or not math.isclose(mean, summary.mean, abs_tol=1e-9):
+            raise ResultsError(
+                f"{path}: results.json gives {entry.key} / {entry.agent} {name} = "
+                f"{summary.mean:.6g} but its {len(records)} episodes give {mean:.6g}; the "
+                "files do not match (rerun the eval to rewrite results.json)")
 
 
 def _optional_int(value: Any) -> int | None:

@@ -26,7 +26,7 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -332,8 +332,9 @@ def _check(
 ) -> GateCheck:  # fmt: skip
     """Compare one (entry, agent, metric) and decide its verdict."""
     hib = HIGHER_IS_BETTER[metric]
-    row = {"env": r.label, "entry": key, "agent": agent, "baseline_agent": b_agent,
-           "metric": metric, "higher_is_better": hib}  # fmt: skip
+    row: dict[str, Any] = {"env": r.label, "entry": key, "agent": agent,
+                           "baseline_agent": b_agent, "metric": metric,
+                           "higher_is_better": hib}  # fmt: skip
     if b.fingerprint != r.fingerprint:
         return GateCheck(**row, verdict="env changed", failed=True,
                          note=f"env fingerprint {b.fingerprint} (baseline) vs {r.fingerprint} "

@@ -16,6 +16,7 @@ static export are in :mod:`turngym.leaderboard.web`.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from html import escape
@@ -175,12 +176,16 @@ def _main_table(data: Mapping[str, Any]) -> str:
 
 
 # --- Per-env breakdown -------------------------------------------------------------------------
+def _env_mean(row: Mapping[str, Any], env: str) -> Any:
+    return row["per_env"][env].get("mean")
+
+
 def _breakdown(data: Mapping[str, Any]) -> str:
     """One small table per env: the runs that have a score there, best first."""
     metric, sections = str(data["metric"]), []
     for env in (str(env) for env in data["envs"]):
         scored = [row for row in data["rows"] if env in (row.get("per_env") or {})]
-        scored = _best_first(scored, lambda row, env=env: row["per_env"][env].get("mean"), metric)
+        scored = _best_first(scored, functools.partial(_env_mean, env=env), metric)
         lines = []
         for row in scored:
             stats = row["per_env"][env]

@@ -228,11 +228,13 @@ class LeaderboardStore:
                                   "provenance and entries); nothing to do")  # fmt: skip
         new_envs = self._check_envs(conn, results, name)
         now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        sid = conn.execute(_submissions.insert().values(
+        key = conn.execute(_submissions.insert().values(
             name=name, kind=results.kind, submitted_at=now, run_hash=run_hash,
             turngym_version=str(prov.get("turngym_version")), git_sha=prov.get("git_sha"),
             provenance=prov, source=str(run_dir.resolve()),
-        )).inserted_primary_key[0]  # fmt: skip
+        )).inserted_primary_key  # fmt: skip
+        assert key is not None  # an insert into a table with a primary key
+        sid = key[0]
         if new_envs:
             conn.execute(_envs.insert(), new_envs)
         conn.execute(_entries.insert(), [{
@@ -403,7 +405,9 @@ class LeaderboardStore:
                                      *((None, x) for x in only_b)]:  # fmt: skip
                 ea = a.get((key, agent_a)) if agent_a else None
                 eb = b.get((key, agent_b)) if agent_b else None
-                row = {"env": (ea or eb)["env"], "entry": key, "agent_a": agent_a,
+                either = ea if ea is not None else eb
+                assert either is not None  # every agent came from one side or the other
+                row = {"env": either["env"], "entry": key, "agent_a": agent_a,
                        "agent_b": agent_b}  # fmt: skip
                 for suffix, entry in (("a", ea), ("b", eb)):
                     s = entry["metrics"].get(metric) if entry else None

@@ -90,7 +90,7 @@ def _open_store(store: str | os.PathLike[str] | PageSource) -> PageSource:
     if isinstance(store, (str, os.PathLike)):
         from turngym.leaderboard.store import LeaderboardStore  # lazy: needs the harness extra
 
-        return LeaderboardStore(store)
+        return LeaderboardStore(os.fspath(store))
     return store
 
 
@@ -120,7 +120,7 @@ def create_app(store_url: str | os.PathLike[str] | PageSource) -> fastapi.FastAP
     from fastapi.responses import HTMLResponse
 
     @asynccontextmanager
-    async def lifespan(app: fastapi.FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: Any) -> AsyncIterator[None]:  # a fastapi.FastAPI
         app.state.store = _open_store(store_url)
         try:
             yield

@@ -27,15 +27,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_repro(args: argparse.Namespace, out: TextIO) -> int:
-    from turngym.registry import UnknownNameError
     from turngym.repro.registry import claim_registry, get_claim
     from turngym.repro.runner import render_markdown, run_claims
 
-    try:
-        claims = [get_claim(n) for n in (args.claims or claim_registry.names())]
-    except UnknownNameError as err:
-        print(f"turngym repro: {err}", file=out)
-        return 2
+    # An unknown name raises UnknownNameError: the CLI prints it on stderr and exits 2.
+    claims = [get_claim(n) for n in (args.claims or claim_registry.names())]
     if args.list:
         for c in claims:
             print(f"{c.name:32} {c.method:12} {c.kind:9} seeds {list(c.seeds)} {c.budget}\n"

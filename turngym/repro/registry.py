@@ -132,6 +132,10 @@ _BUILTINS: dict[str, str] = {
     "r3-replay-restores-gaps": "turngym.repro.claims.memory:R3",
     "skill-r1-recurrent-skills": "turngym.repro.claims.memory:SKILL_R1",
     "ufo-penalises-repeats": "turngym.repro.claims.memory:UFO",
+    "igpo-fewer-zero-advantage-groups": "turngym.repro.claims.probes:IGPO_ZERO_ADVANTAGE",
+    "siop-verifier-free-credit": "turngym.repro.claims.probes:SIOP_VERIFIER_FREE",
+    "pbsd-credit-without-outcome-spread": "turngym.repro.claims.probes:PBSD_DENSE_CREDIT",
+    "infopo-intrinsic-where-outcomes-tie": "turngym.repro.claims.probes:INFOPO_GATE",
 }
 
 

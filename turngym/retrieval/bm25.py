@@ -153,11 +153,11 @@ class BM25Index:
         id_parts, weight_parts, start = [], [], 0
         for term in sorted(postings):  # sorted: the same arrays on every machine
             pairs = np.asarray(postings[term], dtype=np.int64)
-            ids, tf = pairs[:, 0], pairs[:, 1].astype(np.float64)
-            df = len(ids)
+            term_docs, freq = pairs[:, 0], pairs[:, 1].astype(np.float64)
+            df = len(term_docs)
             idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
-            id_parts.append(ids.astype(np.int32))
-            weight_parts.append(idf * tf * (k1 + 1.0) / (tf + norm[ids]))
+            id_parts.append(term_docs.astype(np.int32))
+            weight_parts.append(idf * freq * (k1 + 1.0) / (freq + norm[term_docs]))
             vocab[term] = (start, start + df)
             start += df
         doc_ids = np.concatenate(id_parts) if id_parts else np.zeros(0, np.int32)

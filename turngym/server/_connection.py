@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import threading
 import urllib.error
 import urllib.parse
@@ -20,11 +21,6 @@ import urllib.request
 from typing import Any
 
 from turngym.server.protocol import ErrorCode
-
-try:  # Python >= 3.11; wait_for (3.10) wraps every reply in a task, which costs per step
-    from asyncio import timeout as _timeout
-except ImportError:  # pragma: no cover - Python 3.10
-    _timeout = None  # type: ignore[assignment]
 
 __all__ = ["RemoteEnvError", "ConnectionLost", "base_url", "ws_url", "server_info",
            "Connection", "background_loop"]  # fmt: skip
@@ -202,8 +198,10 @@ class Connection:
     async def _recv(self, timeout: float | None) -> str | bytes:
         if timeout is None:
             return await self.ws.recv()
-        if _timeout is not None:  # a deadline on this task: no extra task per reply
-            async with _timeout(timeout):
+        # asyncio.timeout (Python >= 3.11) puts a deadline on this task; wait_for (3.10) wraps
+        # every reply in a task of its own, which costs per step.
+        if sys.version_info >= (3, 11):
+            async with asyncio.timeout(timeout):
                 return await self.ws.recv()
         return await asyncio.wait_for(self.ws.recv(), timeout)
 

@@ -330,6 +330,7 @@ async def _throwaway(manager: SessionManager, run: Any) -> HttpObservation:
         if session.env is not None and callable(getattr(session.env.unwrapped, "get_state",
                                                         None)):  # fmt: skip
             _, saved = await handlers.snapshot(manager, session)
+            assert isinstance(saved, dict)  # snapshot replies with a plain {"snapshot_id": id}
             metadata["snapshot_id"] = saved["snapshot_id"]
         return HttpObservation(observation=data.observation, reward=data.reward, done=data.done,
                                metadata=metadata)  # fmt: skip

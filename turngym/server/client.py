@@ -35,8 +35,8 @@ import asyncio
 import atexit
 import concurrent.futures
 import weakref
-from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, SupportsFloat, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, SupportsFloat, TypeVar
 
 import gymnasium
 from gymnasium.envs.registration import EnvSpec
@@ -117,8 +117,8 @@ class RemoteEnv(gymnasium.Env[str, str]):
         >>> obs, reward, done, cut, info = env.step("<action>up</action>")  # doctest: +SKIP
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1,
-                                          "turngym.slow": True}  # fmt: skip
+    metadata: dict[str, Any] = {"render_modes": ["ansi"], "render_fps": 1,
+                                "turngym.slow": True}  # fmt: skip
 
     def __init__(
         self,
@@ -175,7 +175,7 @@ class RemoteEnv(gymnasium.Env[str, str]):
         """
         return self._sync(lambda: self._astep(action))
 
-    def render(self) -> str | None:  # type: ignore[override]
+    def render(self) -> str | None:
         """Return the last observation in ``"ansi"`` mode, else ``None``."""
         return self._last_obs if self.render_mode == "ansi" else None
 
@@ -349,7 +349,7 @@ class RemoteEnv(gymnasium.Env[str, str]):
         return conn
 
     # --- Running coroutines from sync and async callers --------------------------------------
-    def _sync(self, make: Callable[[], Awaitable[T]]) -> T:
+    def _sync(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         conn = self._conn
         usable = conn is not None and not conn.dead and conn.loop.is_running()
         loop = conn.loop if usable else background_loop()  # type: ignore[union-attr]
@@ -358,14 +358,14 @@ class RemoteEnv(gymnasium.Env[str, str]):
                 "RemoteEnv: a blocking call from inside the event loop that owns its "
                 "connection would deadlock; use `await env.astep(...)`/`areset(...)` there."
             )
-        return asyncio.run_coroutine_threadsafe(make(), loop).result()  # type: ignore[arg-type]
+        return asyncio.run_coroutine_threadsafe(make(), loop).result()
 
-    async def _async(self, make: Callable[[], Awaitable[T]]) -> T:
+    async def _async(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         conn = self._conn
         here = asyncio.get_running_loop()
         if conn is None or conn.dead or conn.loop is here or not conn.loop.is_running():
             return await make()
-        future = asyncio.run_coroutine_threadsafe(make(), conn.loop)  # type: ignore[arg-type]
+        future = asyncio.run_coroutine_threadsafe(make(), conn.loop)
         return await asyncio.wrap_future(future)
 
     # --- Pickling and clean-up ----------------------------------------------------------------

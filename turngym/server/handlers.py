@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -92,7 +93,8 @@ async def reset(manager: SessionManager, session: Session, data: ResetData) -> R
     """``reset``: start an episode (switching env first when ``env_id``/``env_kwargs`` say so)."""
     options = data.reset_options()
     if data.env_id is not None or data.env_kwargs is not None or session.env is None:
-        served = manager.catalog.get(data.env_id or (session.served and session.served.env_id))
+        current = session.served.env_id if session.served is not None else None
+        served = manager.catalog.get(data.env_id or current)
         same_env = session.served is served
         kwargs = data.env_kwargs if data.env_kwargs is not None else (
             session.env_kwargs if same_env else {})  # fmt: skip
@@ -160,7 +162,7 @@ async def snapshot(manager: SessionManager, session: Session, data: Any = None) 
 async def _load(manager: SessionManager, session: Session, snap: Snapshot) -> None:
     await _switch(manager, session, snap.served, snap.env_kwargs)
     assert session.env is not None
-    await manager.call(session, session.env.unwrapped.set_state, snap.state)
+    await manager.call(session, session.env.unwrapped.set_state, snap.state)  # type: ignore[attr-defined]
     session.turn, session.has_reset = snap.turn, True
     session.episode_id = snap.episode_id
     session.remember(snap.last, new_episode=True)
@@ -220,9 +222,10 @@ def execution_error(err: Exception) -> ProtocolError:
     return ProtocolError(ErrorCode.EXECUTION_ERROR, f"{type(err).__name__}: {err}", exception=kind)
 
 
-_HANDLERS = {"make": make, "reset": reset, "step": step, "state": state,
-             "snapshot": snapshot, "restore": restore, "fork": fork,
-             "leak_check": leak_check}  # fmt: skip
+_HANDLERS: dict[str, Callable[[SessionManager, Session, Any], Awaitable[Reply]]] = {
+    "make": make, "reset": reset, "step": step, "state": state, "snapshot": snapshot,
+    "restore": restore, "fork": fork, "leak_check": leak_check,
+}  # fmt: skip
 
 
 async def handle(manager: SessionManager, session: Session, message: Any) -> str:

@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import argparse
 import ast
+import collections.abc
 import dataclasses
 import difflib
 import inspect
 import json
+import re
+import sys
 import textwrap
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AGGREGATIONS", "TrainConfig", "add_config_arguments", "config_from_args", "field_docs"]
+from turngym._cliargs import mapping_arg
+from turngym._fieldtypes import check_field_types
+
+__all__ = ["AGGREGATIONS", "EPO_OPTIONS", "check_epo_options", "TrainConfig",
+           "add_config_arguments", "config_from_args", "field_docs"]  # fmt: skip
 
 AGGREGATIONS: tuple[str, ...] = (
     "token-mean",
@@ -29,6 +36,45 @@ AGGREGATIONS: tuple[str, ...] = (
     "seq-mean-token-sum-norm",
 )
 """The loss aggregation modes of docs/methods.md#loss-aggregation (verl ``agg_loss``)."""
+
+
+EPO_OPTIONS: dict[str, Any] = {
+    "smooth_coef": 1.0,  # EPO's entropy_smooth_coeff
+    "kappa_low": 0.5,
+    "kappa_high": 1.5,
+    "penalty": 0.1,  # p, the out-of-band value
+    "differentiable": False,  # UNVERIFIED: the paper's intent, not the released code
+    "schedule_epochs": 0,  # E of EPO's phase weights (0: weight 1 throughout)
+}
+"""``TrainConfig.epo`` keys and their defaults (the released script's values)."""
+
+
+def check_epo_options(options: collections.abc.Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``options`` into :data:`EPO_OPTIONS`, rejecting unknown keys and bad values.
+
+    Raises:
+        ValueError: An unknown key (with a suggestion) or a value of the wrong type/range.
+    """
+    unknown = sorted(set(options) - set(EPO_OPTIONS))
+    if unknown:
+        hints = {k: difflib.get_close_matches(k, list(EPO_OPTIONS), n=1) for k in unknown}
+        said = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "")
+                         for k, h in hints.items())  # fmt: skip
+        raise ValueError(f"Unknown epo option(s) {said}; known: {', '.join(EPO_OPTIONS)}.")
+    merged = {**EPO_OPTIONS, **options}
+    for key, default in EPO_OPTIONS.items():
+        value = merged[key]
+        kind = type(default)
+        ok = isinstance(value, bool) if kind is bool else (
+            isinstance(value, (int, float)) and not isinstance(value, bool))  # fmt: skip
+        if not ok:
+            raise ValueError(f"epo option {key}={value!r} must be a {kind.__name__}")
+    if not 0 <= merged["kappa_low"] < merged["kappa_high"]:
+        raise ValueError("epo options need 0 <= kappa_low < kappa_high")
+    if merged["smooth_coef"] < 0 or merged["penalty"] < 0 or merged["schedule_epochs"] < 0:
+        raise ValueError("epo options smooth_coef, penalty and schedule_epochs must be >= 0")
+    return merged
+
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +121,9 @@ class TrainConfig:
     output_format: str = "action"
     """``action``, or ``switch_subgoal`` (HiPER's ``<switch>``/``<subgoal>`` before the action,
     added to the instructions and to a tiny model's vocabulary)."""
+    probe_options: dict[str, Any] = field(default_factory=dict)
+    """How probes are computed for probe-based estimators (igpo, siop, ...): ``share_prefix``,
+    ``batch_rows``, ``answer_lead``, ``teacher_hint``, ``placeholder``."""
 
     # --- Rollouts ---
     iterations: int = 100
@@ -178,6 +227,9 @@ class TrainConfig:
     """Torch device (``cpu``, ``cuda``, ``cuda:1``)."""
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # first: the checks below compare numbers and names
+        if isinstance(self.stop, list):  # from JSON/YAML (or TrainConfig(**to_dict()))
+            object.__setattr__(self, "stop", tuple(self.stop))
         positive = ("iterations", "tasks_per_iteration", "group_size", "max_new_tokens",
                     "ppo_epochs", "minibatch_size", "grad_accumulation", "eval_tasks",
                     "tiny_d_model", "tiny_layers")  # fmt: skip
@@ -209,8 +261,6 @@ class TrainConfig:
                 f"sequence_mode must be 'turn' or 'episode', got {self.sequence_mode!r}"
             )
         if self.epo is not None:
-            from turngym.trainers.regularisers import check_epo_options
-
             check_epo_options(self.epo)
             if self.entropy_coef <= 0:
                 raise ValueError("epo scales with entropy_coef: set entropy_coef > 0 to use it")
@@ -230,6 +280,9 @@ class TrainConfig:
             raise ValueError(f"max_env_steps must be >= 1 or None, got {self.max_env_steps}")
         if self.dual_clip is not None and self.dual_clip <= 1:
             raise ValueError(f"dual_clip must be > 1 or None, got {self.dual_clip}")
+        from turngym.trainers.credit.probe_values import ProbeOptions
+
+        ProbeOptions.from_dict(self.probe_options)  # a misspelt option fails here
 
     # --- Serialisation ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -250,25 +303,55 @@ class TrainConfig:
                 f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items()
             )
             raise ValueError(f"Unknown config key(s) {said}.")
-        if "stop" in merged:
+        if isinstance(merged.get("stop"), list):  # YAML/JSON lists; anything else is type-checked
             merged["stop"] = tuple(merged["stop"])
         return cls(**merged)
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
-        """Load YAML (``.yaml``/``.yml``) or JSON, then apply ``overrides``."""
-        text = Path(path).read_text()
-        if str(path).endswith((".yaml", ".yml")):
-            import yaml  # only needed for YAML configs
+        """Load YAML (``.yaml``/``.yml``) or JSON, then apply ``overrides``.
 
+        Raises:
+            ValueError: A missing or unreadable file, malformed YAML or JSON, unknown keys or
+                a wrong-typed or invalid value: one line that starts with the file's path.
+        """
+        data = _read_mapping(Path(path))
+        try:
+            return cls.from_dict(data, **overrides)
+        except ValueError as err:
+            raise type(err)(f"{path}: {err}") from err
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    """The mapping a YAML or JSON config file holds, or a one-line ``ValueError``."""
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ValueError(f"cannot read config file {path}: {err.strerror or err}") from err
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml  # only needed for YAML configs
+        except ImportError as err:
+            raise ValueError(f"{path}: YAML configs need PyYAML (pip install pyyaml), or "
+                             "write the config as JSON") from err  # fmt: skip
+        try:
             data = yaml.safe_load(text) or {}
-        else:
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise ValueError(f"{path}: not valid YAML ({problem}{where}); check the "
+                             "indentation, colons and quotes there") from err  # fmt: skip
+    else:
+        try:
             data = json.loads(text)
-        if not isinstance(data, dict):
-            raise ValueError(
-                f"{path}: a config file must hold a mapping, got {type(data).__name__}"
-            )
-        return cls.from_dict(data, **overrides)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column "
+                             f"{err.colno}); .yaml/.yml files are read as YAML") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a config file must hold a mapping of option: value, got "
+                         f"{type(data).__name__}")  # fmt: skip
+    return data
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -283,7 +366,9 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfig) -> None:
+def add_config_arguments(
+    parser: argparse.ArgumentParser, cls: type[TrainConfig] = TrainConfig
+) -> None:
     """Add one ``--kebab-case`` flag per config field, with the field's docstring as help.
 
     An absent flag leaves no attribute on the namespace (``argparse.SUPPRESS``), so a flag
@@ -293,10 +378,14 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfi
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default = f.default_factory() if callable(f.default_factory) else f.default
         kind = _arg_type(default, hints[f.name])
-        help_text = f"{docs.get(f.name, '')} (default: {default!r})".replace("%", "%%")
-        if isinstance(default, bool):
+        doc, choices = _named_choices(docs.get(f.name, ""), cls)
+        help_text = f"{doc} (default: {default!r})".replace("%", "%%")
+        if choices:
+            parser.add_argument(flag, choices=choices, metavar=f.name.upper(),
+                                default=argparse.SUPPRESS, help=help_text)  # fmt: skip
+        elif isinstance(default, bool):
             parser.add_argument(
                 flag,
                 action=argparse.BooleanOptionalAction,
@@ -309,9 +398,25 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfi
             parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=help_text)
 
 
+_DATA_ROLE = re.compile(r":data:`(\w+)`")
+
+
+def _named_choices(doc: str, cls: type) -> tuple[str, tuple[str, ...] | None]:
+    """A field documented as "one of :data:`NAME`" takes the strings of that module tuple.
+
+    Returns the help with the reference spelled out, and the choices (``None``: free text).
+    """
+    module = vars(sys.modules[cls.__module__])
+    for name in _DATA_ROLE.findall(doc):
+        values = module.get(name)
+        if isinstance(values, tuple) and values and all(isinstance(v, str) for v in values):
+            return doc.replace(f":data:`{name}`", ", ".join(values)), values
+    return doc, None
+
+
 def _arg_type(default: Any, hint: Any) -> Any:
     if isinstance(default, dict):
-        return json.loads
+        return mapping_arg
     kinds = [k for k in typing.get_args(hint) or (hint,) if k is not type(None)]
     if len(kinds) == 1 and kinds[0] in (int, float):
         parse = kinds[0]
@@ -321,7 +426,9 @@ def _arg_type(default: Any, hint: Any) -> Any:
     return str
 
 
-def config_from_args(args: argparse.Namespace, cls: type = TrainConfig) -> TrainConfig:
+def config_from_args(
+    args: argparse.Namespace, cls: type[TrainConfig] = TrainConfig
+) -> TrainConfig:
     """Build the config: ``--config`` file (if any), then every flag that was given."""
     overrides = {
         f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)

@@ -15,54 +15,16 @@ intent, a penalty that pushes the entropy back into the band, is the UNVERIFIED 
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
+from turngym.trainers.config import EPO_OPTIONS, check_epo_options
 from turngym.trainers.losses import epo_smoothing, epo_weight
 from turngym.trainers.tokens import TrainingSequence
 
 __all__ = ["EPO_OPTIONS", "check_epo_options", "EPOSmoothing", "token_turns"]
-
-EPO_OPTIONS: dict[str, Any] = {
-    "smooth_coef": 1.0,  # EPO's entropy_smooth_coeff
-    "kappa_low": 0.5,
-    "kappa_high": 1.5,
-    "penalty": 0.1,  # p, the out-of-band value
-    "differentiable": False,  # UNVERIFIED: the paper's intent, not the released code
-    "schedule_epochs": 0,  # E of EPO's phase weights (0: weight 1 throughout)
-}
-"""``TrainConfig.epo`` keys and their defaults (the released script's values)."""
-
-
-def check_epo_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge ``options`` into :data:`EPO_OPTIONS`, rejecting unknown keys and bad values.
-
-    Raises:
-        ValueError: An unknown key (with a suggestion) or a value of the wrong type/range.
-    """
-    unknown = sorted(set(options) - set(EPO_OPTIONS))
-    if unknown:
-        hints = {k: difflib.get_close_matches(k, list(EPO_OPTIONS), n=1) for k in unknown}
-        said = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "")
-                         for k, h in hints.items())  # fmt: skip
-        raise ValueError(f"Unknown epo option(s) {said}; known: {', '.join(EPO_OPTIONS)}.")
-    merged = {**EPO_OPTIONS, **options}
-    for key, default in EPO_OPTIONS.items():
-        value = merged[key]
-        kind = type(default)
-        ok = isinstance(value, bool) if kind is bool else (
-            isinstance(value, (int, float)) and not isinstance(value, bool))  # fmt: skip
-        if not ok:
-            raise ValueError(f"epo option {key}={value!r} must be a {kind.__name__}")
-    if not 0 <= merged["kappa_low"] < merged["kappa_high"]:
-        raise ValueError("epo options need 0 <= kappa_low < kappa_high")
-    if merged["smooth_coef"] < 0 or merged["penalty"] < 0 or merged["schedule_epochs"] < 0:
-        raise ValueError("epo options smooth_coef, penalty and schedule_epochs must be >= 0")
-    return merged
-
 
 def token_turns(sequences: Sequence[TrainingSequence], width: int) -> torch.Tensor:
     """``(B, width)`` turn index of every trainable token (-1 elsewhere).

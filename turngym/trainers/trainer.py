@@ -35,11 +35,13 @@ from turngym.registry import env_registry, make
 from turngym.rollout import collect, summarize
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.credit import resolve_estimator
+from turngym.trainers.credit.probe_values import ProbeOptions
 from turngym.trainers.credit.types import CreditContext, TurnBatch
 from turngym.trainers.hooks import env_judge, hooks_for, rollout_agent
 from turngym.trainers.losses import aggregate, clipped_surrogate, kl_penalty
 from turngym.trainers.plugs import build_parts, check_method, format_env, tiny_source
-from turngym.trainers.policy import BeliefProbe, sequence_token_logprobs
+from turngym.trainers.policy import sequence_token_logprobs
+from turngym.trainers.probes import Prober, check_gold_answers, probe_needs
 from turngym.trainers.progress import ProgressEvent, make_reporter
 from turngym.trainers.regularisers import EPOSmoothing, check_epo_options, token_turns
 from turngym.trainers.seats import SeatPlan
@@ -86,6 +88,8 @@ class Trainer:
         judge = env_judge(probe_env)  # the env's own per-turn judge score, if it has one
         available = _CAPABILITIES | ({"judge"} if judge is not None else set())
         self.estimator = resolve_estimator(config.estimator, config.estimator_params, available)
+        needs = probe_needs(self.estimator)  # probe options and gold answers: checked now
+        check_gold_answers(needs, probe_env, config.env, config.estimator)
         self.hooks = hooks_for(self.estimator)  # prompt / group hooks the method brings
         check_method(config)  # the method's critic, strategy and schedule options, before the model
         self.out = Path(config.out_dir)
@@ -101,8 +105,13 @@ class Trainer:
         self.eval_agent = self._agent(
             config.eval_temperature or 1.0, 1.0, greedy=config.eval_temperature == 0
         )
-        self.ctx = CreditContext(probe=BeliefProbe(self.model, self.tokenizer), judge=judge,
-                                 tokenizer=self.tokenizer, state={}, step=0)  # fmt: skip
+        self.ctx = CreditContext(judge=judge, tokenizer=self.tokenizer, state={}, step=0)
+        self.prober = None if needs is None else Prober(
+            self.model, self.tokenizer, needs=needs,
+            options=ProbeOptions.from_dict(config.probe_options),
+            answer_template=getattr(probe_env, "answer_template", ""),
+            response_prefix=config.response_prefix, response_suffix=config.response_suffix,
+        )  # fmt: skip
         self.epo = None if config.epo is None else EPOSmoothing(
             check_epo_options(config.epo), self.ctx.state)  # fmt: skip
         self.parts = build_parts(config, self.model, self.tokenizer, self.device)
@@ -220,6 +229,8 @@ class Trainer:
         groups = self.hooks.after_collect(collected, self.ctx)  # may replay or re-add groups
         t1 = time.monotonic()
         batch = TurnBatch.from_groups(groups)
+        if self.prober is not None:  # the rollout policy, before this iteration's update
+            self.ctx.probe = self.prober(batch)
         critic = self.parts.critic
         critic_metrics = critic.before_credit(batch, it) if critic is not None else {}
         credit = self.estimator(batch, self.ctx)
@@ -243,6 +254,8 @@ class Trainer:
         row.update(update)
         row.update(critic_metrics)
         row.update({"rollout_s": t1 - t0, "update_s": time.monotonic() - t1})
+        if self.prober is not None:  # probe cost (inside update_s)
+            row.update(self.ctx.probe.cost)
         return row
 
     def _schedule_update(self, sequences: Sequence[TrainingSequence], it: int) -> dict[str, float]:
@@ -354,6 +367,7 @@ class Trainer:
         # minibatch's (token-mean weighs by valid tokens, seq-mean modes by sequences).
         share = _share(cfg.aggregation, mask, totals)
         loss = surrogate * share
+        assert entropy is not None  # asked for with_entropy=True
         ent = aggregate(entropy, mask, cfg.aggregation, loss_scale=totals["max_len"])
         m["entropy"] = float(ent.detach())
         if cfg.entropy_coef:

@@ -55,7 +55,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from turngym.core import TextEnv, TextSpace, Transition, check_int_knobs
+from turngym.core import GOLD_ANSWERS, TextEnv, TextSpace, Transition, check_int_knobs
 from turngym.envs.dialogue.domains import DOMAINS, Domain, Slot, mentions, normalise_value
 from turngym.envs.dialogue.domains import values_match as _values_match
 from turngym.tasks import task_fingerprint
@@ -99,6 +99,8 @@ class Clarify(TextEnv):
     """
 
     family: ClassVar[str] = "clarify"
+    privileged_keys: ClassVar[frozenset[str]] = frozenset({GOLD_ANSWERS})
+    answer_template: ClassVar[str] = "<action>do: {answer}</action>"
     example_actions: ClassVar[tuple[str, ...]] = (
         "<action>ask: date</action>",
         "<action>ask: time</action>",
@@ -380,7 +382,7 @@ class Clarify(TextEnv):
         return [s for s in self.slots if s not in self.stated]
 
     def privileged(self) -> dict[str, Any]:
-        """The full slot assignment, stated/hidden fields, minimal questions, gold action."""
+        """Slot assignment, stated/hidden fields, minimal questions, gold action and form."""
         return {
             "domain": self.domain.name,
             "slots": dict(self.slots),
@@ -388,6 +390,7 @@ class Clarify(TextEnv):
             "hidden": self.hidden(),
             "min_questions": len(self.hidden()),
             "gold_action": f"do: {json.dumps(self.slots)}",
+            GOLD_ANSWERS: [json.dumps(self.slots)],  # the filled form, as do: takes it
         }
 
     def metrics(self) -> dict[str, Any]:

@@ -48,7 +48,7 @@ from typing import Any, ClassVar, SupportsFloat
 
 import numpy as np
 
-from turngym.core import TextEnv, TextSpace, Transition, check_int_knobs
+from turngym.core import GOLD_ANSWERS, TextEnv, TextSpace, Transition, check_int_knobs
 from turngym.envs.dialogue.puzzles import (
     GENERATORS,
     answer_in_text,
@@ -88,6 +88,8 @@ class TryAgain(TextEnv):
 
     family: ClassVar[str] = "tryagain"
     action_tag: ClassVar[str] = "answer"
+    privileged_keys: ClassVar[frozenset[str]] = frozenset({GOLD_ANSWERS})
+    answer_template: ClassVar[str] = "<answer>{answer}</answer>"
     example_actions: ClassVar[tuple[str, ...]] = (
         "<answer>your answer</answer>",
         "<answer>0</answer>",
@@ -295,9 +297,10 @@ class TryAgain(TextEnv):
         return 1.0 if self.correct_at is not None else 0.0
 
     def privileged(self) -> dict[str, Any]:
-        """The gold answer, the puzzle type, its solution steps and the answers tried."""
+        """The gold answer (also as ``gold_answers``), type, solution steps and answers tried."""
         return {
             "answer": self.puzzle.get("answer", ""),
+            GOLD_ANSWERS: [self.puzzle["answer"]] if self.puzzle.get("answer") else [],
             "answer_type": self.puzzle.get("answer_type", ""),
             "kind": self.puzzle.get("kind", ""),
             "solution": list(self.puzzle.get("solution", [])),

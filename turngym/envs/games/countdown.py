@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from typing import Any, ClassVar
 
 import numpy as np
@@ -120,7 +121,7 @@ def _closeness(value: Value | None, target: int) -> float:
     """Partial credit of a near miss: ``0.5 * max(0, 1 - |value - target| / max(|target|, 1))``."""
     if value is None:
         return 0.0
-    return 0.5 * max(0.0, 1.0 - float(abs(value - target)) / max(abs(target), 1))
+    return 0.5 * max(0.0, 1.0 - float(abs(Fraction(value) - target)) / max(abs(target), 1))
 
 
 class Countdown(TextEnv):
@@ -245,7 +246,8 @@ class Countdown(TextEnv):
         self.use_all, self.max_attempts = knobs["use_all"], int(knobs["attempts"])
         self.partial_credit = knobs["partial_credit"]
         self.solution = solve(self.numbers, self.target, use_all=self.use_all)
-        self.attempts_used, self.best, self.solved, self.over = 0, None, False, False
+        self.attempts_used, self.solved, self.over = 0, False, False
+        self.best: Value | None = None
         # Random agents sample these: random expressions over *this* task's numbers.
         rng = np.random.default_rng(int(task_fingerprint(task)[:16], 16))
         examples = _random_expressions(self.numbers, self.use_all, rng)
@@ -274,7 +276,8 @@ class Countdown(TextEnv):
             )
         before = self.score()
         self.attempts_used += 1
-        if self.best is None or abs(value - self.target) < abs(self.best - self.target):
+        distance = abs(Fraction(value) - self.target)  # exact, as the values are
+        if self.best is None or distance < abs(Fraction(self.best) - self.target):
             self.best = value
         shown = " ".join(command.split("=")[0].split())  # without a trailing "= N"
         if value == self.target:
@@ -366,7 +369,7 @@ class Countdown(TextEnv):
 
     def metrics(self) -> dict[str, Any]:
         """Attempts used and the distance of the closest attempt (``None`` before any)."""
-        gap = None if self.best is None else float(abs(self.best - self.target))
+        gap = None if self.best is None else float(abs(Fraction(self.best) - self.target))
         return {"attempts_used": self.attempts_used, "best_distance": gap}
 
     def oracle_action(self) -> str:

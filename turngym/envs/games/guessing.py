@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from turngym.core import TextEnv, Transition
+from turngym.core import GOLD_ANSWERS, TextEnv, Transition
 
 __all__ = [
     "Attribute",
@@ -173,8 +173,8 @@ class AttributeGuessingGame(TextEnv):
 
     A task is ``{"secret": name, "candidates": [names...]}``. Solving pays reward 1 and ends
     the episode with score 1; running out of questions ends it with score 0 and the secret is
-    not revealed. Privileged info: ``secret`` and ``candidates_left`` (candidates consistent
-    with every answer and wrong guess so far).
+    not revealed. Privileged info: ``secret``, ``gold_answers`` (its name and aliases) and
+    ``candidates_left`` (candidates consistent with every answer and wrong guess so far).
     """
 
     # --- Set by subclasses ---
@@ -183,6 +183,8 @@ class AttributeGuessingGame(TextEnv):
     title: ClassVar[str] = "a guessing game"
     """The game's name in the instructions."""
     hidden_hint: ClassVar[str] = ""
+    privileged_keys: ClassVar[frozenset[str]] = frozenset({GOLD_ANSWERS})
+    answer_template: ClassVar[str] = "<action>guess: {answer}</action>"
     """What the agent is told about the thing when the candidates are not shown."""
 
     difficulty_defaults: ClassVar[Mapping[str, Any]] = {
@@ -226,13 +228,14 @@ class AttributeGuessingGame(TextEnv):
         size = len(self.knowledge_base().names)
         n, limit = difficulty["n_candidates"], difficulty["max_questions"]
         name = type(self).__name__
-        if isinstance(n, bool) or not isinstance(n, Integral) or not (n == 0 or 2 <= n <= size):
+        if (isinstance(n, bool) or not isinstance(n, Integral)
+                or not (n == 0 or 2 <= int(n) <= size)):  # fmt: skip
             raise ValueError(
                 f"{name}: n_candidates={n!r} is invalid; use 2 to {size}, or 0 for all {size}."
             )
         if not isinstance(difficulty["show_candidates"], bool):
             raise ValueError(f"{name}: show_candidates must be True or False.")
-        if isinstance(limit, bool) or not isinstance(limit, Integral) or not 1 <= limit <= 500:
+        if isinstance(limit, bool) or not isinstance(limit, Integral) or not 1 <= int(limit) <= 500:
             raise ValueError(f"{name}: max_questions={limit!r} is invalid; use 1 to 500.")
 
     def generate_task(self, rng: np.random.Generator, difficulty: Mapping[str, Any]) -> dict:
@@ -419,7 +422,10 @@ class AttributeGuessingGame(TextEnv):
 
     def privileged(self) -> dict[str, Any]:
         """The secret and how many candidates are consistent with everything said so far."""
-        return {"secret": self.secret, "candidates_left": int(self._alive.sum())}
+        kb = self.knowledge_base()
+        golds = [self.secret, *kb.aliases[kb.names.index(self.secret)]] if self.secret else []
+        return {"secret": self.secret, GOLD_ANSWERS: golds,
+                "candidates_left": int(self._alive.sum())}  # fmt: skip
 
     def metrics(self) -> dict[str, Any]:
         """Questions used and the bits of information gained so far."""

@@ -142,7 +142,9 @@ def _bfs(nxt: Sequence[Sequence[int]], source: int) -> list[int]:
     return dist
 
 
-def _neighbours(open_: Sequence[bool], n_rows: int, n_cols: int) -> list[tuple[int, ...]]:
+def _neighbours(
+    open_: Sequence[bool], n_rows: int, n_cols: int
+) -> list[tuple[int, int, int, int]]:
     """Per square and move, the square it leads to (itself when blocked)."""
     table = []
     for cell in range(n_rows * n_cols):
@@ -152,7 +154,7 @@ def _neighbours(open_: Sequence[bool], n_rows: int, n_cols: int) -> list[tuple[i
             rr, cc = r + dr, c + dc
             inside = 0 <= rr < n_rows and 0 <= cc < n_cols
             row.append(rr * n_cols + cc if inside and open_[rr * n_cols + cc] else cell)
-        table.append(tuple(row))
+        table.append((row[0], row[1], row[2], row[3]))
     return table
 
 
@@ -258,7 +260,7 @@ class Maze(TextEnv):
                     f"({meaning})."
                 )
         loops = difficulty["loops"]
-        if isinstance(loops, bool) or not isinstance(loops, Real) or not 0.0 <= loops <= 1.0:
+        if isinstance(loops, bool) or not isinstance(loops, Real) or not 0.0 <= float(loops) <= 1.0:
             raise ValueError(f"Maze: loops={loops!r} is invalid; use a probability from 0 to 1.")
         for name in ("memory", "goal_hint"):
             if not isinstance(difficulty[name], bool):
@@ -320,7 +322,7 @@ class Maze(TextEnv):
 
     def _walk(self, cell: int) -> list[str]:
         """The optimal moves from ``cell`` (first move in ``MOVES`` order that gets closer)."""
-        b, plan = self.board, []
+        b, plan = self.board, list[str]()
         if b.dist[cell] < 0:
             return plan
         while cell != b.goal:

@@ -151,7 +151,8 @@ class Minesweeper(TextEnv):
         """Raise ``ValueError`` naming the knob and its valid range."""
         for name, high in (("rows", 24), ("cols", 30)):
             value = difficulty[name]
-            if isinstance(value, bool) or not isinstance(value, Integral) or not 3 <= value <= high:
+            if (isinstance(value, bool) or not isinstance(value, Integral)
+                    or not 3 <= int(value) <= high):  # fmt: skip
                 raise ValueError(
                     f"Minesweeper: {name}={value!r} is invalid; use an integer from 3 to {high}."
                 )
@@ -169,7 +170,8 @@ class Minesweeper(TextEnv):
                 f"Minesweeper: no_guess={difficulty['no_guess']!r} is invalid; use True or False."
             )
         penalty = difficulty["mine_penalty"]
-        if isinstance(penalty, bool) or not isinstance(penalty, Real) or not -10 <= penalty <= 0:
+        if (isinstance(penalty, bool) or not isinstance(penalty, Real)
+                or not -10 <= float(penalty) <= 0):  # fmt: skip
             raise ValueError(
                 f"Minesweeper: mine_penalty={penalty!r} is invalid; use a number from -10 to 0."
             )
@@ -213,7 +215,8 @@ class Minesweeper(TextEnv):
         self.revealed, self.flagged = bytearray(size), bytearray(size)
         self.mines: tuple[int, ...] = ()
         self.counts: list[int] = []
-        self.status, self.hit, self.logic_solvable = "play", -1, None
+        self.status, self.hit = "play", -1
+        self.logic_solvable: bool | None = None
         self.action_space = _board_actions(self.rows, self.cols)
 
     def _check_cells(self, cells: Any) -> tuple[int, ...]:

@@ -106,7 +106,8 @@ def _subset_rule(rules: dict[frozenset[int], int]) -> tuple[set[int], set[int]]:
     for cells in rules:
         for cell in cells:
             by_cell.setdefault(cell, []).append(cells)
-    safe, mines = set(), set()
+    safe: set[int] = set()
+    mines: set[int] = set()
     for small, k in rules.items():
         others = {big for cell in small for big in by_cell[cell]}
         for big in others:
@@ -146,7 +147,7 @@ def deduce(
         ``(safe, mines)``: hidden cells proved safe, and every cell proved to be a mine.
     """
     nbrs = neighbours(rows, cols)
-    mines, safe = set(known_mines), set()
+    mines, safe = set(known_mines), set[int]()
     while True:
         rules = _constraints(nbrs, revealed, counts, mines, safe)
         unknown = frozenset(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -74,7 +74,7 @@ class Sokoban(TextEnv):
     family = "sokoban"
     action_tag = "action"
     example_actions = tuple(f"<action>{m}</action>" for m in MOVES)
-    difficulty_defaults: Mapping[str, Any] = {
+    difficulty_defaults: ClassVar[Mapping[str, Any]] = {
         "size": 6,
         "boxes": 1,
         "wall_density": 0.0,
@@ -85,7 +85,7 @@ class Sokoban(TextEnv):
         "box_off_penalty": -1.0,
         "solve_bonus": 10.0,
     }
-    levels: Mapping[int, Mapping[str, Any]] = {
+    levels: ClassVar[Mapping[int, Mapping[str, Any]]] = {
         0: {"size": 6, "boxes": 1},
         1: {"size": 7, "boxes": 2},
         2: {"size": 8, "boxes": 2},

@@ -106,7 +106,10 @@ class Level:
         """
         if isinstance(rows, str) or not rows or not all(isinstance(r, str) for r in rows):
             raise ValueError("A Sokoban task needs 'rows': a non-empty list of strings.")
-        walls, targets, boxes, players = set(), set(), [], []
+        walls: set[tuple[int, int]] = set()
+        targets: set[tuple[int, int]] = set()
+        boxes: list[tuple[int, int]] = []
+        players: list[tuple[int, int]] = []
         width = max(len(r) for r in rows)
         for r, row in enumerate(rows):
             for c, symbol in enumerate(row.ljust(width, _WALL)):
@@ -315,14 +318,19 @@ def solve(
         >>> solve(walls=[(0, 0), (0, 4)], targets=[(0, 3)], boxes=[(0, 2)], player=(0, 1))
         ['right']
     """
-    walls, targets = frozenset(map(tuple, walls)), frozenset(map(tuple, targets))
-    boxes, player = tuple(sorted(map(tuple, boxes))), tuple(player)
+    # Cells may come as lists (e.g. from JSON): make them (row, col) tuples.
+    wall_set = frozenset((int(r), int(c)) for r, c in walls)
+    target_set = frozenset((int(r), int(c)) for r, c in targets)
+    box_cells = tuple(sorted((int(r), int(c)) for r, c in boxes))
+    start = (int(player[0]), int(player[1]))
     if shape is None:
-        cells = [*walls, *targets, *boxes, player]
+        cells = [*wall_set, *target_set, *box_cells, start]
         shape = (max(r for r, _ in cells) + 1, max(c for _, c in cells) + 1)
-    if len(boxes) != len(targets):
-        raise ValueError(f"Need as many targets as boxes, got {len(targets)} and {len(boxes)}.")
-    level = Level(shape[0], shape[1], walls, targets, boxes, player)  # type: ignore[arg-type]
+    if len(box_cells) != len(target_set):
+        raise ValueError(
+            f"Need as many targets as boxes, got {len(target_set)} and {len(box_cells)}."
+        )
+    level = Level(shape[0], shape[1], wall_set, target_set, box_cells, start)
     return solve_level(level, max_states)
 
 

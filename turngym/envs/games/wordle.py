@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from turngym.core import TextEnv, Transition
+from turngym.core import GOLD_ANSWERS, TextEnv, Transition
 
 __all__ = ["Wordle", "feedback", "load_word_lists"]
 
@@ -214,7 +214,8 @@ class Wordle(TextEnv):
     score 1; running out of guesses ends it with score 0. A word that is not in the list, has
     the wrong length or breaks hard mode is an invalid action and uses no guess.
 
-    Privileged info: ``secret`` and ``candidates_left`` (secrets consistent with the feedback).
+    Privileged info: ``secret`` (also as ``gold_answers``) and ``candidates_left`` (secrets
+    consistent with the feedback).
     Leak check: the secret may not appear in a text (any case, as a word or spelled out with
     separators) before the agent has guessed it; the env never reveals it on a loss.
 
@@ -226,6 +227,8 @@ class Wordle(TextEnv):
     """
 
     family: ClassVar[str] = "wordle"
+    privileged_keys: ClassVar[frozenset[str]] = frozenset({GOLD_ANSWERS})
+    answer_template: ClassVar[str] = "<action>{answer}</action>"
     example_actions: ClassVar[tuple[str, ...]] = tuple(
         f"<action>{w}</action>" for w in _SAMPLE_WORDS[5]
     )
@@ -263,7 +266,8 @@ class Wordle(TextEnv):
         length, guesses = difficulty["word_length"], difficulty["max_guesses"]
         if isinstance(length, bool) or length not in _LENGTHS:
             raise ValueError(f"Wordle: word_length={length!r} is invalid; use 4, 5 or 6.")
-        if isinstance(guesses, bool) or not isinstance(guesses, Integral) or not 1 <= guesses <= 20:
+        if (isinstance(guesses, bool) or not isinstance(guesses, Integral)
+                or not 1 <= int(guesses) <= 20):  # fmt: skip
             raise ValueError(
                 f"Wordle: max_guesses={guesses!r} is invalid; use an integer from 1 to 20."
             )
@@ -406,7 +410,8 @@ class Wordle(TextEnv):
 
     def privileged(self) -> dict[str, Any]:
         """The secret and the number of secrets consistent with the feedback so far."""
-        return {"secret": self.secret, "candidates_left": len(self._candidates)}
+        return {"secret": self.secret, GOLD_ANSWERS: [self.secret] if self.secret else [],
+                "candidates_left": len(self._candidates)}
 
     def metrics(self) -> dict[str, Any]:
         """Guesses used and the bits of information gained so far."""

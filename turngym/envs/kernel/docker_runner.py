@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from turngym.envs.kernel.sandbox import SandboxLimits, SandboxResult, _parse_last_line
 
@@ -87,7 +88,7 @@ def container_kwargs(entry_module: str, limits: SandboxLimits, sys_path: Iterabl
 
 def run_in_docker(entry_module: str, payload: dict, limits: SandboxLimits | None = None, *,
                   image: str = DEFAULT_IMAGE, sys_path: Iterable[str] = (),
-                  client: object | None = None) -> SandboxResult:
+                  client: Any | None = None) -> SandboxResult:
     """Run ``entry_module`` in a fresh container; same contract as ``run_in_sandbox``.
 
     Args:

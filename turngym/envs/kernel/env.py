@@ -52,7 +52,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, SupportsFloat
 
 import numpy as np
 
@@ -111,7 +111,7 @@ class KernelGen(TextEnv):
     ``timeout_s`` (child CPU seconds). Levels 1, 2, 3 restrict tasks to that KernelBench level.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {
+    metadata: dict[str, Any] = {
         "render_modes": ["ansi"],
         "render_fps": 1,
         "turngym.slow": True,
@@ -204,7 +204,7 @@ class KernelGen(TextEnv):
         )
 
     # --- Dynamics -----------------------------------------------------------------------------
-    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:  # type: ignore[override]
+    def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         """Accept a bare ```` ```python ```` block too (KernelBench's format), then step."""
         if isinstance(action, str) and "<action>" not in action.lower():
             blocks = _FENCE.findall(action)

@@ -47,6 +47,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+if sys.version_info >= (3, 11):  # try/except* and code.co_qualname are new in Python 3.11
+    _TRY_NODES: tuple[type[ast.AST], ...] = (ast.Try, ast.TryStar)
+
+    def _qualname(code: types.CodeType) -> str:
+        return code.co_qualname
+
+else:  # pragma: no cover - Python 3.10
+    _TRY_NODES = (ast.Try,)
+
+    def _qualname(code: types.CodeType) -> str:
+        return code.co_name
+
 __all__ = [
     "Hack",
     "FORBIDDEN_IMPORTS",
@@ -128,7 +140,8 @@ def triton_kernels(tree: ast.Module) -> list[str]:
         >>> triton_kernels(ast.parse("import triton\n@triton.jit\ndef k(x): pass"))
         ['k']
     """
-    modules, names = set(), set()
+    modules: set[str] = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             modules.update(
@@ -152,7 +165,7 @@ def static_hacks(source: str) -> list[Hack]:
     """Run the static checks on candidate source (which must parse)."""
     hacks: list[Hack] = []
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Try | ast.TryStar):
+        if isinstance(node, _TRY_NODES):
             hacks.append(
                 Hack(
                     "try_except",
@@ -235,7 +248,7 @@ class CallMonitor:
                 self._depth += 1
                 self.kernel_calls.append(self.kernel_codes[key][1])
             elif key in self.reference_codes:
-                self.reference_calls.append(frame.f_code.co_qualname)
+                self.reference_calls.append(_qualname(frame.f_code))
         elif event == "return" and key in self.kernel_codes:
             self._depth = max(0, self._depth - 1)
 

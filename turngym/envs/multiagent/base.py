@@ -167,7 +167,7 @@ class TextAECEnv(AECEnv):
         )
         self._check_all(self.difficulty)
         self.possible_agents = list(self.seats)
-        self.agents = []
+        self.agents: list[str] = []
         space = TextSpace()
         actions = TextSpace(examples=self.example_actions)
         self.observation_spaces = dict.fromkeys(self.seats, space)

@@ -157,6 +157,7 @@ class ConnectFour(BoardGame):
     """Connect Four between ``player_0`` (X) and ``player_1`` (O); see the module docstring."""
 
     metadata: ClassVar[dict[str, Any]] = {**BoardGame.metadata, "name": "connect_four_v0"}
+    _position: ConnectFourPosition
     family: ClassVar[str] = "connectfour"
     game_name: ClassVar[str] = "Connect Four"
     example_actions: ClassVar[tuple[str, ...]] = tuple(f"<action>{i}</action>" for i in range(1, 8))

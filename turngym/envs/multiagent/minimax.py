@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Protocol
 
 __all__ = ["Position", "exact_value", "negamax", "move_values", "best_moves", "choose_move"]
@@ -36,14 +36,18 @@ _SPEED = 0.01
 _TIE = 1e-9
 
 
-class Position(Protocol):
+class Position(Hashable, Protocol):
     """An immutable two-player board position (the protocol the search needs).
 
     ``player`` is the index (0 or 1) of the seat to move; ``moves()`` is empty once the game
     is over and lists the best-first candidates otherwise (good ordering makes pruning cut).
+    Positions are hashable: the exact search caches them.
     """
 
-    player: int
+    @property
+    def player(self) -> int:
+        """The index (0 or 1) of the seat to move."""
+        ...
 
     def moves(self) -> Sequence[int]:
         """Legal moves, in the order the search tries them; empty when the game is over."""

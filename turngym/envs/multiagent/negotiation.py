@@ -208,11 +208,11 @@ def negotiate(view: BargainView, rng: random.Random | None = None) -> str:
     wants = _their_wants(view)
     scored = []
     for take in splits(view.counts):
-        mine = points(view.values, take)
-        if mine + 1e-9 < aspiration:
+        worth = points(view.values, take)
+        if worth + 1e-9 < aspiration:
             continue
         left = sum(w * (c - t) for w, c, t in zip(wants, view.counts, take, strict=True))
-        scored.append((-round(left, 9), mine, take))
+        scored.append((-round(left, 9), worth, take))
     if not scored:  # aspiration above what the pool can give: ask for everything it values
         take = tuple(c if v else 0 for c, v in zip(view.counts, view.values, strict=True))
         return f"<action>propose {format_take(take)}</action>"

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from turngym.registry import Registry, import_string
+from turngym.registry import Registry, env_registry, import_string
 
 __all__ = [
     "MultiAgentSpec",
@@ -63,6 +63,14 @@ class MultiAgentSpec:
 
 multiagent_registry: Registry[MultiAgentSpec] = Registry("multi-agent env id")
 """Every registered multi-agent env, by id."""
+
+env_registry.add_sibling(
+    multiagent_registry,
+    "{name!r} is a multi-agent (PettingZoo AEC) env, not a Gymnasium env: build it with "
+    "turngym.make_multiagent({name!r}), play it with `turngym rollout` or "
+    "turngym.rollout.collect, check it with `turngym check` or "
+    "turngym.envs.multiagent.testing.check_multiagent_env.",
+)
 
 
 def register_multiagent(

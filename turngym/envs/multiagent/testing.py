@@ -45,7 +45,7 @@ Factory = Callable[[], TextAECEnv]
 
 def play_script(env: TextAECEnv, seed: int, n: int = 60, bad_share: float = 0.2) -> list[str]:
     """Play (and return) up to ``n`` actions: legal ones, and a share of malformed ones."""
-    rng, actions = random.Random(seed), []
+    rng, actions = random.Random(seed), list[str]()
     while env.agents and len(actions) < n and not _over(env):
         seat = env.agent_selection
         legal = env.legal_actions(seat)
@@ -163,7 +163,7 @@ def _check_fuzz(make_env: Factory, split: str, fuzz_examples: int, **_: Any) -> 
         if _over(env):
             env.reset(seed=0, options={"split": split})
         seat = env.agent_selection
-        if env.step(action) is not None:  # type: ignore[arg-type]
+        if env.step(action) is not None:  # type: ignore[func-returns-value]  # (the check)
             raise EnvCheckError("step() must return None (PettingZoo AEC)")
         refused = not env.infos[seat].get(ACTION_VALID, True)
         if refused and env.agent_selection != seat and not _over(env):

@@ -42,6 +42,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, SupportsFloat
@@ -339,7 +340,7 @@ class ConvRec(TextEnv):
 
     def privileged(self) -> dict[str, Any]:
         """The preferences, the dislike and the acceptable titles."""
-        return {key: type(value)(value) for key, value in self._privileged.items()}
+        return {key: copy.copy(value) for key, value in self._privileged.items()}
 
     def _consistent(self) -> list[int]:
         """Movies consistent with everything the user has said (opening, answers, rejections)."""

@@ -179,7 +179,7 @@ class SeqRec(TextEnv):
             raise ValueError("SeqRec: history_len + pool_size must not exceed n_items.")
         for name, low in (("temperature", 1e-3), ("relevance_noise", 0.0)):
             value = difficulty[name]
-            if isinstance(value, bool) or not isinstance(value, Real) or not value >= low:
+            if isinstance(value, bool) or not isinstance(value, Real) or not float(value) >= low:
                 raise ValueError(f"SeqRec: {name}={value!r} is invalid; use a number >= {low}.")
         if not isinstance(difficulty["show_genres"], bool):
             raise ValueError("SeqRec: show_genres must be True or False.")
@@ -199,13 +199,13 @@ class SeqRec(TextEnv):
         noise = rng.normal(size=len(pool)) * float(difficulty["relevance_noise"])
         future = scores[pool] + noise * (float(scores.std()) or 1.0)
         relevant_ids = pool[np.argsort(-future, kind="stable")[: int(difficulty["n_relevant"])]]
-        pool = sorted(int(i) for i in pool)
-        pool.sort(key=lambda i: cat.titles[i])
-        position = {item: p for p, item in enumerate(pool)}
+        # By title; equal titles keep the order of their item ids.
+        shown = sorted(sorted(int(i) for i in pool), key=lambda i: cat.titles[i])
+        position = {item: p for p, item in enumerate(shown)}
         return {
             "history": [_item(cat.titles[i], cat.genres[i]) for i in history],
             "pool": [
-                _item(cat.titles[i], cat.genres[i], score=round(float(scores[i]), 4)) for i in pool
+                _item(cat.titles[i], cat.genres[i], score=round(float(scores[i]), 4)) for i in shown
             ],
             "relevant": [position[int(i)] for i in relevant_ids],
         }

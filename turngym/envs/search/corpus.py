@@ -108,7 +108,9 @@ def load_corpus_file(path: str | Path) -> Corpus:
         ValueError: A malformed line (with its number), or an empty file.
     """
     path = Path(path)
-    ids, titles, texts = [], [], []
+    ids: list[str] = []
+    titles: list[str] = []
+    texts: list[str] = []
     for number, row in read_json_objects(path):
         if "contents" in row and "text" not in row:
             title, _, text = str(row["contents"]).partition("\n")

@@ -12,12 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, SupportsFloat
+from typing import Any, ClassVar, SupportsFloat
 
 import numpy as np
 
 from turngym.core import (
     ACTION_VALID,
+    GOLD_ANSWERS,
     METRICS,
     REWARD_COMPONENTS,
     TextEnv,
@@ -147,8 +148,9 @@ class SearchQA(TextEnv):
     Search-R1's ``{"id", "contents"}``) with ``qa_file`` (HotpotQA-style JSONL, see
     :func:`~turngym.envs.search.corpus.load_qa_file`).
 
-    Privileged: ``golds`` (aliases), ``supporting_doc_ids``, ``decomposition`` (per path the
-    anchor and each hop's sub-question, answer and gold passage) and ``min_searches``. The
+    Privileged: ``golds`` (aliases; also as ``gold_answers``), ``supporting_doc_ids``,
+    ``decomposition`` (per path the anchor and each hop's sub-question, answer and gold
+    passage) and ``min_searches``. The
     leak check: no gold alias occurs in any text outside ``<information>`` blocks.
 
     Example:
@@ -162,16 +164,18 @@ class SearchQA(TextEnv):
 
     family = "searchqa"
     action_tag = "answer"
+    privileged_keys = frozenset({GOLD_ANSWERS})
+    answer_template = "<answer> {answer} </answer>"
     example_actions = ("<search> film director born city </search>",
                        "<search> organisation founded year </search>",
                        "<search> people from </search>",
                        "<answer> Velmora Institute </answer>",
                        "<answer> 1921 </answer>")  # fmt: skip
-    difficulty_defaults: Mapping[str, Any] = {"corpus_size": 5000, "corpus_seed": 0,
+    difficulty_defaults: ClassVar[Mapping[str, Any]] = {"corpus_size": 5000, "corpus_seed": 0,
                                               "max_hops": 3, "comparison_rate": 0.25,
                                               "topk": 3, "reward": "em",
                                               "evidence": 0}  # fmt: skip
-    levels: Mapping[int, Mapping[str, Any]] = {
+    levels: ClassVar[Mapping[int, Mapping[str, Any]]] = {
         0: {"max_hops": 2, "comparison_rate": 0.0},
         1: {},
         2: {"max_hops": 4, "corpus_size": 20_000, "topk": 2},
@@ -315,7 +319,7 @@ class SearchQA(TextEnv):
         """Golds, supporting passages, the hop chain(s) and the fewest searches needed."""
         ids = self.corpus.ids
         paths = self.task.get("paths", [])
-        return {"golds": self.golds,
+        return {"golds": self.golds, GOLD_ANSWERS: self.golds,
                 "supporting_doc_ids": [ids[p] for p in self.task.get("supporting", [])],
                 "decomposition": paths, "question_type": self.task.get("type", ""),
                 "min_searches": sum(len(p["steps"]) for p in paths) or 1}  # fmt: skip

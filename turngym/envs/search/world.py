@@ -218,11 +218,11 @@ def _distractors(rng: random.Random, entities: list[Entity], count: int) -> list
     cities = [e.name for e in entities if e.kind == "city"]
     while len(docs) < count:
         word = NameMaker(rng).word(2)
-        city = rng.choice(cities)
+        home = rng.choice(cities)
         docs.append(
             (
                 f"{word} Festival",
-                f"The {word} Festival is a yearly fair held in {city}. "
+                f"The {word} Festival is a yearly fair held in {home}. "
                 f"It draws visitors from across the region every {rng.choice(_SEASONS)}.",
             )
         )
@@ -244,7 +244,8 @@ def get_world(seed: int = 0, size: int = 5000) -> World:
     """
     rng = random.Random(f"searchqa-world/{int(seed)}/{int(size)}")
     entities = _draw_entities(rng, size)
-    titles, texts = [], []
+    titles: list[str] = []
+    texts: list[str] = []
     for entity in entities[:size]:
         entity.doc = len(titles)
         titles.append(entity.title)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -93,7 +93,7 @@ class Shop(TextEnv):
         "<action>click[description]</action>",
         "<action>click[buy now]</action>",
     )
-    difficulty_defaults: Mapping[str, Any] = {
+    difficulty_defaults: ClassVar[Mapping[str, Any]] = {
         "catalog_size": 5000,
         "catalog_seed": 0,
         "near_miss_rate": 0.3,
@@ -105,7 +105,7 @@ class Shop(TextEnv):
         "show_actions": True,
         "binary_reward": False,
     }
-    levels: Mapping[int, Mapping[str, Any]] = {
+    levels: ClassVar[Mapping[int, Mapping[str, Any]]] = {
         0: {"catalog_size": 1000, "goal_attributes": 1, "goal_options": 1, "near_miss_rate": 0.1},
         1: {},
         2: {"goal_attributes": 3, "price_buckets": 3, "near_miss_rate": 0.5},

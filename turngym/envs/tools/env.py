@@ -25,11 +25,11 @@ import json
 import pickle
 import sqlite3
 from collections.abc import Mapping
-from typing import Any, SupportsFloat
+from typing import Any, ClassVar, SupportsFloat
 
 import numpy as np
 
-from turngym.core import TextEnv, Transition, check_int_knobs, parse_action
+from turngym.core import GOLD_ANSWERS, TextEnv, Transition, check_int_knobs, parse_action
 from turngym.envs.tools.apps import APPS, DISTRACTOR_TOOLS, TOOLS, dump_rows, open_db, state_hash
 from turngym.envs.tools.calls import (
     answer_matches,
@@ -93,6 +93,8 @@ class ToolUse(TextEnv):
     """
 
     family = "tools"
+    privileged_keys = frozenset({GOLD_ANSWERS})
+    answer_template = "<answer>{answer}</answer>"  # shorthand for the finish tool
     action_tag = "tool_call"
     example_actions = (
         '<tool_call>{"name": "bank_find_accounts", "arguments": {"owner": "Ada Abbott"}}'
@@ -105,7 +107,7 @@ class ToolUse(TextEnv):
         '<tool_call>{"name": "inventory_get_item", "arguments": {"sku": 1234}}</tool_call>',
         '<tool_call>{"name": "finish", "arguments": {"answer": "42"}}</tool_call>',
     )
-    difficulty_defaults: Mapping[str, Any] = {
+    difficulty_defaults: ClassVar[Mapping[str, Any]] = {
         "apps": list(APPS),
         "goals": 2,
         "min_calls": 1,
@@ -113,7 +115,7 @@ class ToolUse(TextEnv):
         "records": 8,
         "distractor_tools": 2,
     }
-    levels: Mapping[int, Mapping[str, Any]] = {
+    levels: ClassVar[Mapping[int, Mapping[str, Any]]] = {
         0: {"goals": 1, "max_calls": 2, "records": 5, "distractor_tools": 0},
         1: {},
         2: {"goals": 2, "min_calls": 3, "max_calls": 5, "records": 20, "distractor_tools": 3},
@@ -282,11 +284,12 @@ class ToolUse(TextEnv):
         return float(self.finished and self.state_matches() and self.answer_ok())
 
     def privileged(self) -> dict[str, Any]:
-        """Gold calls, gold final state hash, gold answer and the minimal number of calls."""
+        """Gold calls, final state hash, gold answer (list form too) and the fewest calls."""
         return {
             "gold_calls": [dict(c) for c in self.gold_calls],
             "gold_state_hash": self.gold_hash,
             "gold_answer": self.gold_answer,
+            GOLD_ANSWERS: [self.gold_answer] if self.gold_answer else [],
             "min_calls": len(self.gold_calls),
         }
 

@@ -63,7 +63,7 @@ def _ids(rng: np.random.Generator, prefix: str, n: int) -> list[str]:
 def _seed_accounts(rng: np.random.Generator, n: int) -> list[list[Any]]:
     names = [f"{f} {last}" for f in FIRST for last in LAST]
     owners = [names[int(i)] for i in rng.choice(len(names), size=n, replace=False)]
-    ids, rows = _ids(rng, "ACC", 2 * n), []
+    ids, rows = _ids(rng, "ACC", 2 * n), list[list[Any]]()
     for owner in owners:
         for kind in KINDS if rng.random() < 0.6 else KINDS[:1]:
             rows.append([ids[len(rows)], owner, kind, int(rng.integers(100, 10_000))])
@@ -353,7 +353,7 @@ def _sample_goals(
     """Draw ``goals`` sub-goals whose traces total ``min_calls``..``max_calls`` calls."""
     apps = list(difficulty["apps"])
     low, high = int(difficulty["min_calls"]), int(difficulty["max_calls"])
-    conn, used, goals, calls = open_db(rows), set(), [], 0
+    conn, used, goals, calls = open_db(rows), set[Any](), [], 0
     asked = False
     for _ in range(int(difficulty["goals"])):
         room = high - calls

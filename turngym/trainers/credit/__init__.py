@@ -84,6 +84,13 @@ _BUILTINS.update({
     "seeupo": "turngym.trainers.credit.seeupo:seeupo",
     "tree_grpo": "turngym.trainers.credit.tree_grpo:tree_grpo",
 })  # fmt: skip
+# Probe-based estimators (they read precomputed ProbeValues from ctx.probe).
+_BUILTINS.update(
+    {
+        name: f"turngym.trainers.credit.{name}:{name}"
+        for name in ("igpo", "a2tgpo", "siop", "pbsd", "grpo_vps", "swap", "infopo")
+    }
+)
 for _name, _target in _BUILTINS.items():
     estimator_registry.register(_name, _target)
 
@@ -158,6 +165,8 @@ def register_estimator(
     critic: Plug | str | None = None,
     strategy: Plug | str | None = None,
     schedule: Plug | str | None = None,
+    probes: Callable[[Mapping[str, Any]], Any] | None = None,
+    unverified: Iterable[str] = (),
 ) -> Callable[[Callable[..., Credit]], Callable[..., Credit]]:
     """Decorator: register an estimator under ``name`` and record what its method needs.
 
@@ -169,6 +178,11 @@ def register_estimator(
             :data:`turngym.trainers.critic.critic_registry`, or a :class:`Plug` with options).
         strategy: The rollout strategy (:data:`turngym.trainers.strategies.strategy_registry`).
         schedule: The update schedule (:data:`turngym.trainers.schedules.schedule_registry`).
+        probes: For probe-based estimators: ``options -> ProbeNeeds``
+            (:mod:`turngym.trainers.credit.probe_values`), called with every option's value
+            at config time; implies ``requires={"probe"}``. Stored as ``probes``.
+        unverified: Options (``"name"`` or ``"name=value"``) whose formula is an UNVERIFIED
+            reconstruction; stored as ``unverified`` and shown by ``turngym list estimators``.
 
     Raises:
         ValueError: ``name`` already holds a different function.
@@ -177,7 +191,9 @@ def register_estimator(
              "schedule": _plug(schedule, "schedule")}  # fmt: skip
 
     def wrap(fn: Callable[..., Credit]) -> Callable[..., Credit]:
-        fn.requires = frozenset(requires)  # type: ignore[attr-defined]
+        fn.requires = frozenset(requires) | ({"probe"} if probes else set())  # type: ignore[attr-defined]
+        fn.probes = probes  # type: ignore[attr-defined]
+        fn.unverified = tuple(unverified)  # type: ignore[attr-defined]
         for what, plug in plugs.items():
             setattr(fn, what, plug)
         # A built-in's lazy "module:function" entry already resolves to this function;

@@ -89,7 +89,8 @@ def segment_std(
     w = np.ones(centred.size) if weights is None else weights
     squares = np.bincount(seg, weights=w * centred * centred, minlength=n_seg)
     dof = total - ddof
-    return np.sqrt(np.divide(squares, dof, out=np.zeros(n_seg), where=dof > 0))
+    std: np.ndarray = np.sqrt(np.divide(squares, dof, out=np.zeros(n_seg), where=dof > 0))
+    return std
 
 
 def normalise(
@@ -122,8 +123,11 @@ def episode_scores(batch: TurnBatch, score: str) -> np.ndarray:
     """Per-episode score: ``"outcome"`` (``Episode.outcome``) or ``"return"`` (sum of rewards)."""
     choose("score", score, ("outcome", "return"))
     if score == "outcome":
-        return batch.episode_outcome.copy()
-    return np.bincount(batch.episode, weights=batch.reward, minlength=batch.n_episodes)
+        outcomes: np.ndarray = batch.episode_outcome.copy()
+        return outcomes
+    returns: np.ndarray = np.bincount(batch.episode, weights=batch.reward,
+                                      minlength=batch.n_episodes)  # fmt: skip
+    return returns
 
 
 def outcome_advantage(

@@ -67,12 +67,11 @@ def test_measure_rejects_a_wrong_return_type():
         bad.measure(0)
 
 
-def test_unknown_claim_suggests_and_cli_exits_2():
+def test_unknown_claim_suggests_and_cli_exits_2(capsys):
     with pytest.raises(UnknownNameError, match="Did you mean 'toy-claim'"):
         get_claim("toy-claims")
-    out = io.StringIO()
-    assert main(["repro", "toy-claims"], stdout=out) == 2
-    assert "Did you mean 'toy-claim'" in out.getvalue()
+    assert main(["repro", "toy-claims"], stdout=io.StringIO()) == 2
+    assert "Did you mean 'toy-claim'" in capsys.readouterr().err
 
 
 def test_cli_lists_claims():
