@@ -366,6 +366,9 @@ class LeaderboardStore:
     def rows(self, env_id: str | None = None, metric: str = "success") -> list[dict[str, Any]]:
         """One row per (submission, env entry, agent) with ``metric``'s mean, 95% CI and n.
 
+        A multi-agent game's row is one seat against one opponent (``seat``, ``opponent``,
+        both ``None`` for single-agent envs; its ``env`` label names them too).
+
         Args:
             env_id: Keep only this env (an env id, an entry key or an env label).
             metric: The metric to show.
@@ -376,7 +379,8 @@ class LeaderboardStore:
         _check_metric(metric)
         rows = [{"run": e["run"], "kind": e["kind"], "submitted": e["submitted"],
                  "git_sha": e["git_sha"], "env": e["env"], "env_id": e["env_id"],
-                 "entry": e["key"], "agent": e["agent"], "metric": metric,
+                 "entry": e["key"], "agent": e["agent"], "seat": e["seat"],
+                 "opponent": e["opponent"], "metric": metric,
                  "mean": e["metrics"][metric].mean, "ci95": list(e["metrics"][metric].ci95),
                  "n": e["metrics"][metric].n}
                 for e in self.entries() if metric in e["metrics"]
