@@ -63,8 +63,8 @@ TURN_COLUMNS = ("run", "env_id", "env_key", "agent", "run_seed", "episode_id", "
 """Columns of the ``turns`` frame (``advantage`` is added when there are advantages)."""
 
 AGGREGATE_COLUMNS = ("run", "kind", "env_id", "env_version", "env", "env_key", "options",
-                     "split", "seat", "opponent", "agent", "metric", "mean", "std", "n", "ci_low", "ci_high",
-                     "method", "higher_is_better")  # fmt: skip
+                     "split", "seat", "opponent", "agent", "metric", "mean", "std", "n",
+                     "ci_low", "ci_high", "method", "higher_is_better")  # fmt: skip
 """Columns of the ``aggregates`` frame, in order."""
 
 CURVE_COLUMNS = ("run", "env_id", "env", "env_key", "agent", "env_steps", "metric", "value")
@@ -277,7 +277,8 @@ def aggregates_frame(results: RunResults, *, run: str | None = None) -> pd.DataF
                 "run": run, "kind": results.kind, "env_id": entry.env_id,
                 "env_version": entry.env_version, "env": short_label(entry),
                 "env_key": entry.key, "options": options, "split": entry.split,
-                "seat": entry.seat, "opponent": entry.opponent, "agent": entry.agent, "metric": metric, "mean": s.mean, "std": s.std,
+                "seat": entry.seat, "opponent": entry.opponent, "agent": entry.agent,
+                "metric": metric, "mean": s.mean, "std": s.std,
                 "n": s.n, "ci_low": s.ci95[0], "ci_high": s.ci95[1], "method": s.method,
                 "higher_is_better": HIGHER_IS_BETTER.get(metric),
             })  # fmt: skip
