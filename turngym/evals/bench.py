@@ -7,9 +7,10 @@ policy on the test split along the way (the learning curve) and at the end (the 
 bench's own envs (the floor and ceiling of the head-to-head table) and on a suite covering
 every env family.
 
-Two suites of settings (:data:`BENCH_SUITES`): ``quick`` (the default: ~6-10 minutes on 2 CPU
-cores) and ``horizon`` (a longer, sparser task where step-level credit should matter; 3
-seeds). Command-line options override a suite's settings.
+Suites of settings (:data:`BENCH_SUITES`): ``quick`` (the default: ~6-10 minutes on 2 CPU
+cores), ``horizon`` (a longer, sparser task where step-level credit should matter; 3 seeds)
+and ``tictactoe`` (one seat of a two-player game). Command-line options override a suite's
+settings.
 
 A multi-agent game as a bench env trains one seat, against a fixed opponent or in self-play,
 and is scored in that seat against a named opponent (:mod:`turngym.evals.bench_seats`).
@@ -181,8 +182,13 @@ BENCH_SUITES: dict[str, Callable[[], BenchSpec]] = {
     "quick": BenchSpec,
     "horizon": lambda: BenchSpec(envs=_horizon_envs(), seeds=(0, 1, 2), env_steps=40_000,
                                  eval_every=8, threshold=0.5, params={}, suite="horizon"),
+    "tictactoe": lambda: BenchSpec(
+        envs=(EvalEntry("turngym/TicTacToe-v0", episodes=100),), opponent="random",
+        baselines=("random", "minimax"), baseline_suite=None, suite="tictactoe"),
 }
-"""Named bench settings: ``quick`` (the default) and ``horizon``."""
+"""Named bench settings: ``quick`` (the default), ``horizon``, and ``tictactoe`` (a multi-agent
+game: ``player_0`` trained against ``random`` and scored against it, next to the ``random`` and
+``minimax`` baselines in that seat)."""
 
 
 def bench_suite(name: str) -> BenchSpec:
@@ -516,8 +522,9 @@ def _submit(out: Path, db: str | None, say: Callable[[str], None]) -> str | None
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``turngym bench`` (unset options keep the suite's settings)."""
     p.add_argument("--suite", default="quick", choices=list(BENCH_SUITES),
-                   help="bench settings: quick (default, ~6-10 min on 2 cores) or horizon "
-                   "(a longer, sparser task; 3 seeds)")  # fmt: skip
+                   help="bench settings: quick (default, ~6-10 min on 2 cores), horizon "
+                   "(a longer, sparser task; 3 seeds) or tictactoe (one seat of a two-player "
+                   "game trained against random)")  # fmt: skip
     p.add_argument("--estimators", nargs="+", default=None)
     p.add_argument("--envs", nargs="+", default=None,
                    help="env ids (default: the suite's env)")

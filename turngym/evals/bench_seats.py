@@ -87,9 +87,11 @@ def action_vocabulary(env_id: str) -> tuple[str, ...]:
     """An env's action vocabulary (restricted decoding draws from it), a game's too."""
     if is_multiagent(env_id):
         return tuple(make_multiagent(env_id).action_vocabulary())
+    from turngym.core import TextEnv
     from turngym.registry import make
 
-    return tuple(make(env_id).unwrapped.action_vocabulary())
+    env = make(env_id).unwrapped
+    return tuple(env.action_vocabulary()) if isinstance(env, TextEnv) else ()
 
 
 def seat_setup(spec: BenchSpec) -> list[str]:

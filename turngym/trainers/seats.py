@@ -81,7 +81,8 @@ class SeatPlan:
         self.eval_seat = config.train_seat or self.seats[0]
         self.seed = config.seed
         seed = _mix(config.seed)
-        self.opponent = make_agent(config.opponent, seed=seed) if fixed else None
+        self.opponent = None if config.opponent is None else make_agent(config.opponent,
+                                                                         seed=seed)
         self.eval_opponent_spec = config.eval_opponent or config.opponent or "random"
         self.eval_opponent = make_agent(self.eval_opponent_spec, seed=seed)
 
@@ -114,14 +115,14 @@ class SeatPlan:
             reseed(_mix(self.seed, iteration))
         return {s: policy if s == self.train_seat else self.opponent for s in self.seats}
 
-    def evaluation(self, policy: Any) -> tuple[dict[str, Any], dict[str, str]]:
-        """What plays evaluations, and the ``collect`` keywords that keep the policy's seat.
+    def evaluation(self, policy: Any) -> tuple[dict[str, Any], str]:
+        """What plays evaluations, and the seat whose games ``collect`` returns.
 
-        ``policy`` in :attr:`eval_seat` and the evaluation opponent in every other seat; the
-        keywords are ``{"train_seat": eval_seat}``.
+        ``policy`` in :attr:`eval_seat` and the evaluation opponent in every other seat; pass
+        the seat as ``collect(..., train_seat=seat)``.
         """
         players = {s: policy if s == self.eval_seat else self.eval_opponent for s in self.seats}
-        return players, {"train_seat": self.eval_seat}
+        return players, self.eval_seat
 
     def trained(self, groups: Sequence[Group]) -> list[Group]:
         """The groups to train on: the trained seat's, or every seat's in self-play."""

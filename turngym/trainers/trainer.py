@@ -281,12 +281,13 @@ class Trainer:
         if temperature is not None:
             agent = self._agent(temperature or 1.0, 1.0, greedy=temperature == 0)
         agent.reseed(_mix(cfg.seed, self.iteration, 2))
-        players, seat = rollout_agent(agent, self.hooks, self.ctx), {}
+        players: Any = rollout_agent(agent, self.hooks, self.ctx)
+        seat = None
         if self.seats is not None:  # a multi-agent game: the policy's seat vs eval_opponent
             players, seat = self.seats.evaluation(players)
         groups = collect(format_env(cfg.env, cfg), players, cfg.eval_tasks, 1,
                          split=cfg.eval_split, options=cfg.env_options,
-                         max_turns=cfg.max_turns, **seat)  # fmt: skip
+                         max_turns=cfg.max_turns, train_seat=seat)  # fmt: skip
         return {f"eval_{k}": v for k, v in _rollout_metrics(groups).items()}
 
     # --- The update ---------------------------------------------------------------------------
