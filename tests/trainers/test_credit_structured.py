@@ -369,3 +369,14 @@ def test_vectorised_matching_equals_the_per_episode_reference():
         for e, (p, g) in enumerate(shapes):
             np.testing.assert_allclose(greedy[e, :p], greedy_match(tensor[e, :p, :g]))
             np.testing.assert_allclose(soft[e, :p], sinkhorn_match(tensor[e, :p, :g]), atol=1e-9)
+
+
+def test_judge_source_is_required_at_config_time():
+    from turngym.trainers.credit import MissingRequirementError, resolve_estimator
+
+    # With source="judge" MAPO and PRE-GRPO read a judge: no judge, no run (at config time).
+    for name in ("mapo", "pre_grpo"):
+        with pytest.raises(MissingRequirementError, match="requires judge"):
+            resolve_estimator(name, {"source": "judge"}, {"probe", "critic", "state"})
+        resolve_estimator(name, {"source": "reward"}, set())  # other sources need nothing
+        resolve_estimator(name, {"source": "judge"}, {"judge"})

@@ -1,8 +1,9 @@
 """Probe-based credit estimators as pure functions of precomputed probe values.
 
-Known-answer tests reproduce the worked examples of CREDIT_METHODS.md sections 3, 4, 6, 7 and
-12.4 (to 1e-4) plus hand-computed examples for GRPO-VPS and SWAP; property tests cover ragged
-groups, groups of one and constant probes, and compare IGPO and SIOP with loop references.
+Known-answer tests reproduce worked examples of the reference code and papers to 1e-4 (IGPO,
+A2TGPO, SIOP, PBSD, InfoPO; docs/methods.md#probe-based-methods describes the methods) plus
+hand-computed examples for GRPO-VPS and SWAP; property tests cover ragged groups, groups of one
+and constant probes, and compare IGPO and SIOP with loop references.
 """
 
 from __future__ import annotations

@@ -205,3 +205,15 @@ def test_probe_claims_are_registered_with_three_seeds():
     ):
         claim = get_claim(name)
         assert len(claim.seeds) >= 3 and claim.kind == "mechanism" and callable(claim.run)
+
+
+def test_answer_probes_need_an_answer_template_at_config_time(tmp_path, monkeypatch):
+    import turngym.trainers.trainer as trainer_module
+
+    # SIOP's answer clusters read the episodes' answers: on an env without an answer template
+    # every advantage would silently be 0, so the config is refused before any rollout.
+    monkeypatch.setattr(trainer_module, "collect", lambda *a, **k: pytest.fail("no rollouts"))
+    config = TrainConfig(env="turngym/FrozenLake-v0", estimator="siop", out_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="no answer_template") as err:
+        trainer_module.Trainer(config)
+    assert "turngym/SearchQA-v0" in str(err.value)

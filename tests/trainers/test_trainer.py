@@ -113,8 +113,8 @@ def test_minibatches_without_advantage_signal_are_skipped(tmp_path):
         )  # fmt: skip
 
     before = [p.detach().clone() for p in trainer.model.parameters()]
-    out = trainer._update([seq(0.0)] * 4, 0)
+    out = trainer.update([seq(0.0)] * 4, 0)
     assert out["optimizer_steps"] == 0 and out["skipped_steps"] >= 1
     assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True))
-    out = trainer._update([seq(0.0)] * 3 + [seq(1.0)], 0)
+    out = trainer.update([seq(0.0)] * 3 + [seq(1.0)], 0)
     assert out["optimizer_steps"] >= 1

@@ -107,8 +107,9 @@ def builtin_env_ids() -> list[str]:
         spec = gymnasium.spec(name)
         # Adapted suites (textarena/..., textworld/...) live in turngym.envs.adapters but are
         # not turngym's own envs: the namespace tells them apart.
-        own = name.startswith("turngym/") and isinstance(spec.entry_point, str)
-        if own and spec.entry_point.startswith("turngym.envs."):
+        entry = spec.entry_point
+        if name.startswith("turngym/") and isinstance(entry, str) and \
+                entry.startswith("turngym.envs."):  # fmt: skip
             ids.append(name)
     return sorted(ids)
 

@@ -81,15 +81,24 @@ def envs_with_gold_answers() -> tuple[str, ...]:
 
 
 def check_gold_answers(needs: ProbeNeeds | None, env: Any, env_id: str, method: str) -> None:
-    """Raise a one-line error when ``method`` needs gold answers that ``env`` does not declare."""
-    if needs is None or not needs.gold:
+    """Raise a one-line error when ``method`` needs gold answers that ``env`` does not declare.
+
+    Answer probes (``needs.targets``) also need the env's ``answer_template``: without it no
+    episode's answer can be read, and the method's credit would silently be all zero.
+    """
+    if needs is None:
         return
-    if GOLD_ANSWERS in getattr(env, "privileged_keys", frozenset()):
-        return
-    raise ValueError(
-        f"estimator {method!r} needs gold answers (privileged {GOLD_ANSWERS!r}), which "
-        f"{env_id} does not provide; envs that do: {', '.join(envs_with_gold_answers())}."
-    )
+    if needs.gold and GOLD_ANSWERS not in getattr(env, "privileged_keys", frozenset()):
+        raise ValueError(
+            f"estimator {method!r} needs gold answers (privileged {GOLD_ANSWERS!r}), which "
+            f"{env_id} does not provide; envs that do: {', '.join(envs_with_gold_answers())}."
+        )
+    if needs.targets is not None and "{answer}" not in getattr(env, "answer_template", ""):
+        raise ValueError(
+            f"estimator {method!r} probes the policy's belief in answers, but {env_id} has no "
+            "answer_template with an '{answer}' slot to read them from; envs that do: "
+            f"{', '.join(envs_with_gold_answers())}."
+        )
 
 
 @dataclass

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -38,22 +37,20 @@ from turngym.trainers.credit import resolve_estimator
 from turngym.trainers.credit.probe_values import ProbeOptions
 from turngym.trainers.credit.types import CreditContext, TurnBatch
 from turngym.trainers.hooks import env_judge, hooks_for, rollout_agent
-from turngym.trainers.losses import aggregate, clipped_surrogate, kl_penalty
 from turngym.trainers.plugs import build_parts, check_method, format_env, tiny_source
-from turngym.trainers.policy import sequence_token_logprobs
 from turngym.trainers.probes import Prober, check_gold_answers, probe_needs
 from turngym.trainers.progress import ProgressEvent, make_reporter
-from turngym.trainers.regularisers import EPOSmoothing, check_epo_options, token_turns
+from turngym.trainers.regularisers import EPOSmoothing, check_epo_options
+from turngym.trainers.run_dir import append_metrics, load_state, save_checkpoint, truncate_metrics
 from turngym.trainers.seats import SeatPlan
-from turngym.trainers.tokens import TrainingSequence, build_sequences, collate
+from turngym.trainers.tokens import TrainingSequence, build_sequences
+from turngym.trainers.update import PolicyUpdate
 from turngym.types import Group
 
 __all__ = ["Trainer", "train"]
 
 # What this trainer can hand to estimators (it builds the critic a method declares).
 _CAPABILITIES = frozenset({"probe", "state", "critic"})
-_RESUME_IGNORED = {"iterations", "time_budget_s", "max_env_steps", "progress", "resume",
-                   "eval_every", "checkpoint_every", "device"}  # fmt: skip
 
 
 class Trainer:
@@ -116,6 +113,10 @@ class Trainer:
             check_epo_options(config.epo), self.ctx.state)  # fmt: skip
         self.parts = build_parts(config, self.model, self.tokenizer, self.device)
         self.ctx.critic = self.parts.critic
+        self.update = PolicyUpdate(config, self.model, self.optimizer,
+                                   pad_token_id=self.tokenizer.pad_token_id, device=self.device,
+                                   allowed_ids=self.agent.allowed_ids, reference=self.reference,
+                                   epo=self.epo)  # fmt: skip
         self.iteration = 0
         self.env_steps = 0
         self.elapsed_s = 0.0  # wall-clock seconds of earlier (resumed-from) train() calls
@@ -183,7 +184,7 @@ class Trainer:
         cfg = self.config
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-        self._truncate_metrics(self.iteration)
+        truncate_metrics(self.out, self.iteration)
         rows: list[dict[str, Any]] = []
         started = time.monotonic()
         with self._progress() as report:
@@ -198,7 +199,7 @@ class Trainer:
                 if last or (cfg.eval_every and self.iteration % cfg.eval_every == 0):
                     row.update(self.evaluate())
                 row["elapsed_s"] = self.elapsed_s + time.monotonic() - started
-                self._append_metrics(row)
+                append_metrics(self.out, row)
                 rows.append(row)
                 if last or (cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0):
                     self.save_checkpoint(elapsed_s=row["elapsed_s"])
@@ -261,8 +262,8 @@ class Trainer:
     def _schedule_update(self, sequences: Sequence[TrainingSequence], it: int) -> dict[str, float]:
         """The method's update schedule over this iteration's sequences."""
         return self.parts.schedule.update(
-            sequences, it, optimize=self._update,
-            logprobs=lambda seqs: self._logprobs_no_grad(self.model, seqs),
+            sequences, it, optimize=self.update,
+            logprobs=lambda seqs: self.update.logprobs(self.model, seqs),
         )  # fmt: skip
 
     def _task_seeds(self, iteration: int) -> list[int]:
@@ -290,158 +291,18 @@ class Trainer:
                          max_turns=cfg.max_turns, train_seat=seat)  # fmt: skip
         return {f"eval_{k}": v for k, v in _rollout_metrics(groups).items()}
 
-    # --- The update ---------------------------------------------------------------------------
-    def _update(self, sequences: Sequence[TrainingSequence], iteration: int) -> dict[str, float]:
-        cfg = self.config
-        old = self._logprobs_no_grad(self.model, sequences)
-        ref = (
-            self._logprobs_no_grad(self.reference, sequences)
-            if self.reference is not None
-            else None
-        )
-        rng = np.random.default_rng([cfg.seed, iteration, 3])
-        signal = np.array([any(a != 0 for a in s.advantages) for s in sequences])
-        sums: dict[str, float] = {}
-        n_steps = n_skipped = 0
-        self.model.train()
-        for _ in range(cfg.ppo_epochs):
-            order = rng.permutation(len(sequences))
-            for start in range(0, len(order), cfg.minibatch_size):
-                chosen = order[start : start + cfg.minibatch_size]
-                if cfg.skip_without_signal and not signal[chosen].any():
-                    n_skipped += 1
-                    continue
-                for k, v in self._minibatch_step(sequences, chosen, old, ref).items():
-                    sums[k] = sums.get(k, 0.0) + v
-                n_steps += 1
-        self.model.eval()
-        if self.epo is not None:
-            self.epo.end_iteration()
-        out = {k: v / max(n_steps, 1) for k, v in sums.items()}
-        out["optimizer_steps"] = float(n_steps)
-        out["skipped_steps"] = float(n_skipped)
-        return out
-
-    def _minibatch_step(
-        self,
-        sequences: Sequence[TrainingSequence],
-        chosen: np.ndarray,
-        old: list[torch.Tensor],
-        ref: list[torch.Tensor] | None,
-    ) -> dict[str, float]:
-        cfg = self.config
-        micro = np.array_split(chosen, min(cfg.grad_accumulation, len(chosen)))
-        totals = _normalisers([sequences[i] for i in chosen])
-        metrics: dict[str, float] = {}
-        self.optimizer.zero_grad(set_to_none=True)
-        for part in micro:
-            loss, m = self._micro_loss(sequences, part, old, ref, totals)
-            loss.backward()
-            for k, v in m.items():
-                metrics[k] = metrics.get(k, 0.0) + v * len(part) / len(chosen)
-        params = [p for p in self.model.parameters() if p.grad is not None]
-        if cfg.max_grad_norm > 0:
-            metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
-        self.optimizer.step()
-        return metrics
-
-    def _micro_loss(self, sequences: Sequence[TrainingSequence], part: np.ndarray,
-                    old: list[torch.Tensor], ref: list[torch.Tensor] | None,
-                    totals: dict[str, float]) -> tuple[torch.Tensor, dict[str, float]]:  # fmt: skip
-        cfg = self.config
-        seqs = [sequences[i] for i in part]
-        batch = collate(seqs, self.tokenizer.pad_token_id, device=self.device)
-        mask = batch["loss_mask"]
-        # Sequences sharing a prompt (the G episodes' first turns) encode it once (Prefix Grouper).
-        logp, entropy = sequence_token_logprobs(
-            self.model, seqs, with_entropy=True, allowed_ids=self.agent.allowed_ids
-        )
-        old_lp = _pad([old[i] for i in part], mask.shape[1]).to(self.device)
-        weights = torch.tensor([s.weight for s in seqs], dtype=mask.dtype, device=self.device)
-        mask_w = mask * weights[:, None]
-        clip_low, clip_high = _clip_tensors(batch, cfg)
-        surrogate, m = clipped_surrogate(
-            logp, old_lp, batch["advantages"], mask_w, clip_low=clip_low, clip_high=clip_high,
-            dual_clip=cfg.dual_clip, aggregation=cfg.aggregation, loss_scale=totals["max_len"],
-        )  # fmt: skip
-        # Rescale the micro-batch's aggregate so the accumulated gradient equals the full
-        # minibatch's (token-mean weighs by valid tokens, seq-mean modes by sequences).
-        share = _share(cfg.aggregation, mask, totals)
-        loss = surrogate * share
-        assert entropy is not None  # asked for with_entropy=True
-        ent = aggregate(entropy, mask, cfg.aggregation, loss_scale=totals["max_len"])
-        m["entropy"] = float(ent.detach())
-        if cfg.entropy_coef:
-            loss = loss - cfg.entropy_coef * ent * share
-        if self.epo is not None:
-            turns = token_turns(seqs, mask.shape[1]).to(self.device)
-            term = self.epo.term(entropy, mask, turns, self.iteration)
-            if term is not None:
-                loss = loss + cfg.entropy_coef * term * share
-                m["epo_term"] = float(term.detach())
-        if ref is not None:
-            ref_lp = _pad([ref[i] for i in part], mask.shape[1]).to(self.device)
-            kl = aggregate(kl_penalty(logp, ref_lp, cfg.kl_estimator), mask, cfg.aggregation,
-                           loss_scale=totals["max_len"])  # fmt: skip
-            loss = loss + cfg.kl_coef * kl * share
-            m["kl_ref"] = float(kl.detach())
-        m["loss"] = float(loss.detach() / share) if share else 0.0
-        return loss, m
-
-    @torch.no_grad()
-    def _logprobs_no_grad(
-        self, model: Any, sequences: Sequence[TrainingSequence]
-    ) -> list[torch.Tensor]:
-        """Per-sequence token log-probs under ``model`` (the rollout policy's, recomputed)."""
-        out: list[torch.Tensor] = []
-        model.eval()
-        for start in range(0, len(sequences), self.config.minibatch_size):
-            chunk = sequences[start : start + self.config.minibatch_size]
-            logp, _ = sequence_token_logprobs(model, chunk, allowed_ids=self.agent.allowed_ids)
-            out.extend(logp[i, : len(s)].float().cpu() for i, s in enumerate(chunk))
-        return out
-
     # --- Checkpoints and metrics --------------------------------------------------------------
     def save_checkpoint(self, elapsed_s: float = 0.0) -> None:
         """Write model, tokenizer and trainer state to ``out_dir/checkpoint`` atomically."""
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # its per-shard bar would interleave with our logs
-        tmp = self.out / "checkpoint.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.model.save_pretrained(tmp)
-        self.tokenizer.save_pretrained(tmp)
-        # The eval agent's recipe (prompt, generation, decoding restriction): `hf:<checkpoint>`
-        # then evaluates the policy exactly as this run's own evaluations do.
-        self.eval_agent.save_recipe(tmp)
         state = {"iteration": self.iteration, "env_steps": self.env_steps, "elapsed_s": elapsed_s,
                  "optimizer": self.optimizer.state_dict(), "credit_state": self.ctx.state,
                  "config": self.config.to_dict()}  # fmt: skip
         if self.parts.critic is not None:
             state["critic"] = self.parts.critic.state_dict()
-        torch.save(state, tmp / "trainer_state.pt")
-        final = self.out / "checkpoint"
-        old = self.out / "checkpoint.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if final.exists():
-            final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
+        save_checkpoint(self.out, self.model, self.tokenizer, self.eval_agent, state)
 
     def _load_checkpoint(self) -> None:
-        path = self.out / "checkpoint"
-        state = torch.load(path / "trainer_state.pt", weights_only=False)
-        saved, now = state["config"], self.config.to_dict()
-        changed = sorted(k for k in now if k not in _RESUME_IGNORED and saved.get(k) != now[k])
-        if changed:
-            raise ValueError(
-                f"Cannot resume from {path}: the config differs in {changed}. Use another "
-                "out_dir, or --no-resume to start over."
-            )
-        from transformers import AutoModelForCausalLM
-
-        loaded = AutoModelForCausalLM.from_pretrained(path)
-        self.model.load_state_dict(loaded.state_dict())
+        state = load_state(self.out, self.config.to_dict(), self.model)
         self.optimizer.load_state_dict(state["optimizer"])
         # In place: the EPO history (and anything else) holds this very dict.
         self.ctx.state.clear()
@@ -450,20 +311,6 @@ class Trainer:
             self.parts.critic.load_state_dict(state["critic"])
         self.iteration, self.env_steps = state["iteration"], state["env_steps"]
         self.elapsed_s = float(state.get("elapsed_s", 0.0))
-
-    def _truncate_metrics(self, iteration: int) -> None:
-        """Drop rows past the checkpoint, so a resumed run neither loses nor repeats steps."""
-        path = self.out / "metrics.jsonl"
-        if not path.exists():
-            return
-        rows = [line for line in path.read_text().splitlines() if line.strip()]
-        kept = [line for line in rows if json.loads(line)["iteration"] <= iteration]
-        path.write_text("".join(line + "\n" for line in kept))
-
-    def _append_metrics(self, row: dict[str, Any]) -> None:
-        with (self.out / "metrics.jsonl").open("a") as fh:
-            fh.write(json.dumps(row) + "\n")
-        _tensorboard(self.out, row)
 
 
 def train(config: TrainConfig) -> list[dict[str, Any]]:
@@ -502,54 +349,13 @@ def _per_episode_or_none(values: np.ndarray | None, batch: TurnBatch) -> list[np
     return None if values is None else batch.split_by_episode(values)
 
 
-def _per_episode_tokens(tokens: Sequence[np.ndarray] | None,
-                        batch: TurnBatch) -> list[Sequence[np.ndarray]] | None:  # fmt: skip
+def _per_episode_tokens(tokens: Sequence[np.ndarray | None] | None,
+                        batch: TurnBatch) -> list[Sequence[np.ndarray | None]] | None:  # fmt: skip
     """Per-turn token advantages regrouped per episode (``None`` when the estimator has none)."""
     if tokens is None:
         return None
     bounds = np.append(batch.episode_start, batch.n_turns)
     return [tokens[bounds[e] : bounds[e + 1]] for e in range(batch.n_episodes)]
-
-
-def _normalisers(seqs: Sequence[TrainingSequence]) -> dict[str, float]:
-    return {
-        "tokens": float(sum(s.num_trainable for s in seqs)),
-        "seqs": float(sum(s.num_trainable > 0 for s in seqs)),
-        "max_len": float(max(len(s) for s in seqs)),
-    }
-
-
-def _share(aggregation: str, mask: torch.Tensor, totals: dict[str, float]) -> float:
-    if aggregation == "token-mean":
-        return float(mask.sum()) / max(totals["tokens"], 1.0)
-    if aggregation == "seq-mean-token-sum-norm":
-        return 1.0
-    return float((mask.sum(-1) > 0).sum()) / max(totals["seqs"], 1.0)
-
-
-def _clip_tensors(batch: dict[str, torch.Tensor], cfg: TrainConfig) -> tuple[Any, Any]:
-    low = batch.get("clip_low")
-    high = batch.get("clip_high")
-    return (cfg.clip_low if low is None else low), (cfg.clip_high if high is None else high)
-
-
-def _pad(rows: list[torch.Tensor], length: int) -> torch.Tensor:
-    out = torch.zeros(len(rows), length)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = row[:length]
-    return out
-
-
-def _tensorboard(out: Path, row: dict[str, Any]) -> None:
-    """Mirror a metrics row to TensorBoard when it is installed (it is optional)."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return
-    with contextlib.closing(SummaryWriter(str(out / "tensorboard"))) as writer:
-        for key, value in row.items():
-            if isinstance(value, (int, float)) and key != "iteration":
-                writer.add_scalar(key, value, row["iteration"])
 
 
 def _allowed_actions(config: TrainConfig, env: Any) -> tuple[str, ...] | None:

@@ -167,6 +167,7 @@ def register_estimator(
     schedule: Plug | str | None = None,
     probes: Callable[[Mapping[str, Any]], Any] | None = None,
     unverified: Iterable[str] = (),
+    requires_if: Mapping[str, tuple[str, Any]] | None = None,
 ) -> Callable[[Callable[..., Credit]], Callable[..., Credit]]:
     """Decorator: register an estimator under ``name`` and record what its method needs.
 
@@ -183,6 +184,10 @@ def register_estimator(
             at config time; implies ``requires={"probe"}``. Stored as ``probes``.
         unverified: Options (``"name"`` or ``"name=value"``) whose formula is an UNVERIFIED
             reconstruction; stored as ``unverified`` and shown by ``turngym list estimators``.
+        requires_if: Capabilities needed only under one option value, as
+            ``{capability: (option, value)}`` (e.g. MAPO's ``{"judge": ("source", "judge")}``);
+            checked by :func:`resolve_estimator` with the bound or default option value, so
+            the run fails at config time, not at the first credit assignment.
 
     Raises:
         ValueError: ``name`` already holds a different function.
@@ -194,6 +199,7 @@ def register_estimator(
         fn.requires = frozenset(requires) | ({"probe"} if probes else set())  # type: ignore[attr-defined]
         fn.probes = probes  # type: ignore[attr-defined]
         fn.unverified = tuple(unverified)  # type: ignore[attr-defined]
+        fn.requires_if = dict(requires_if or {})  # type: ignore[attr-defined]
         for what, plug in plugs.items():
             setattr(fn, what, plug)
         # A built-in's lazy "module:function" entry already resolves to this function;
@@ -288,6 +294,7 @@ def resolve_estimator(
     params = dict(params or {})
     _check_params(name, fn, params)
     requires = frozenset(getattr(fn, "requires", frozenset()))  # plugins may not declare it
+    requires |= _conditional_requirements(fn, params)
     missing = sorted(requires - frozenset(available))
     if missing:
         have = ", ".join(sorted(available)) or "none of them"
@@ -297,6 +304,16 @@ def resolve_estimator(
             "estimator."
         )
     return functools.partial(fn, **params)
+
+
+def _conditional_requirements(fn: Callable[..., Any], params: Mapping[str, Any]) -> set[str]:
+    """The ``requires_if`` capabilities whose option has the triggering value."""
+    conditions = getattr(fn, "requires_if", None) or {}
+    if not conditions:
+        return set()
+    defaults = {k: p.default for k, p in inspect.signature(fn).parameters.items()}
+    return {cap for cap, (option, value) in conditions.items()
+            if params.get(option, defaults.get(option)) == value}  # fmt: skip
 
 
 def method_of(name: str) -> Method:

@@ -1,4 +1,4 @@
-"""A²TGPO: Agentic Turn-Group Policy Optimization, adaptive turn clipping (CREDIT_METHODS.md 4)."""
+"""A²TGPO: turn-group policy optimization, adaptive turn clipping (docs/methods.md#a2tgpo)."""
 
 from __future__ import annotations
 

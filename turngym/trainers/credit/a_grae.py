@@ -25,7 +25,7 @@ def _reshape(adv: np.ndarray, p: np.ndarray, p_bar: float, alpha: float, eps: fl
     return np.where(shaped > 0, shaped * min(1.0, p_bar / alpha), shaped)
 
 
-@register_estimator("a_grae")
+@register_estimator("a_grae", unverified=("accuracy_window",))
 def a_grae(
     batch: TurnBatch,
     ctx: CreditContext,

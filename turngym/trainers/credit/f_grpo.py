@@ -26,7 +26,7 @@ def _group_adv(batch: TurnBatch, scores: np.ndarray, eps: float, singleton: str)
     return adv
 
 
-@register_estimator("f_grpo")
+@register_estimator("f_grpo", unverified=("gen_weight", "rank_weight", "earlier_turns"))
 def f_grpo(
     batch: TurnBatch,
     ctx: CreditContext,

@@ -139,7 +139,8 @@ def ppo_gae(
 _ODYSSEUS_CRITIC = Plug("value", {"model": "separate", "input": "observation"})
 
 
-@register_estimator("odysseus", requires={"critic"}, critic=_ODYSSEUS_CRITIC)
+@register_estimator("odysseus", requires={"critic"}, critic=_ODYSSEUS_CRITIC,
+                    unverified=("gamma", "lam", "advantage_filter"))
 def odysseus(
     batch: TurnBatch,
     ctx: CreditContext,

@@ -1,4 +1,4 @@
-"""GRPO-VPS: GRPO with Verifiable Process Supervision (CREDIT_METHODS.md 12.7)."""
+"""GRPO-VPS: GRPO with Verifiable Process Supervision (docs/methods.md#grpo-vps)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""IGPO: Information Gain-based Policy Optimization (CREDIT_METHODS.md 3)."""
+"""IGPO: Information Gain-based Policy Optimization (arXiv 2510.14967; docs/methods.md#igpo)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""InfoPO: Information-driven Policy Optimization (CREDIT_METHODS.md 12.4)."""
+"""InfoPO: Information-driven Policy Optimization (arXiv 2603.00656; docs/methods.md#infopo)."""
 
 from __future__ import annotations
 

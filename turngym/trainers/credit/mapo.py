@@ -20,7 +20,7 @@ from turngym.trainers.credit.types import Credit, CreditContext, TurnBatch
 __all__ = ["mapo"]
 
 
-@register_estimator("mapo")
+@register_estimator("mapo", requires_if={"judge": ("source", "judge")}, unverified=("lam", "mix"))
 def mapo(
     batch: TurnBatch,
     ctx: CreditContext,

@@ -1,4 +1,4 @@
-"""PBSD: Privileged Bayesian Self-Distillation (CREDIT_METHODS.md 7)."""
+"""PBSD: Privileged Bayesian Self-Distillation (arXiv 2606.09348; docs/methods.md#pbsd)."""
 
 from __future__ import annotations
 
@@ -120,7 +120,8 @@ def pbsd(
     advantages = np.where(n > 0, sums / np.maximum(n, 1), base)
     metrics = credit_metrics(batch, advantages, scores)
     metrics["evidence_mean"] = float(evidence.mean()) if evidence.size else 0.0
-    signed = (np.abs(base) > 1e-12) & (np.abs(c) > 1e-12)
+    credited_turn = np.bincount(owner, weights=credited, minlength=batch.n_turns) > 0
+    signed = credited_turn & (np.abs(base) > 1e-12) & (np.abs(c) > 1e-12)
     flips = signed & (np.sign(c) != np.sign(base))
     metrics["credit_flip_frac"] = float(flips.sum() / max(int(signed.sum()), 1))
     return Credit(advantages, token_advantages=probes.teacher.split(token_adv), metrics=metrics)

@@ -37,7 +37,7 @@ class PIPOHooks(RolloutHooks):
 
 
 @with_hooks(PIPOHooks)
-@register_estimator("pipo")
+@register_estimator("pipo", unverified=("beta", "min_scale", "clip"))
 def pipo(
     batch: TurnBatch,
     ctx: CreditContext,

@@ -56,7 +56,11 @@ def peak_retention_efficiency(batch: TurnBatch, quality: np.ndarray, *, w_peak: 
     return np.where(has, reward, 0.0)
 
 
-@register_estimator("pre_grpo")
+@register_estimator(
+    "pre_grpo",
+    requires_if={"judge": ("source", "judge")},
+    unverified=("w_peak", "w_retention", "w_efficiency"),
+)
 def pre_grpo(
     batch: TurnBatch,
     ctx: CreditContext,

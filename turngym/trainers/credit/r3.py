@@ -114,7 +114,7 @@ def _rank_rewards(batch: TurnBatch, delta: float, top: float, stability: float) 
 
 
 @with_hooks(R3Hooks)
-@register_estimator("r3")
+@register_estimator("r3", unverified=("replay", "reflection", "rank_reward", "top", "stability"))
 def r3(
     batch: TurnBatch,
     ctx: CreditContext,

@@ -42,7 +42,7 @@ def rank_rewards(hits: np.ndarray, episode: np.ndarray, position: np.ndarray,
     return running[last] - running + gains  # sum over this unit and the later ones
 
 
-@register_estimator("rank_grpo")
+@register_estimator("rank_grpo", unverified=("between",))
 def rank_grpo(
     batch: TurnBatch,
     ctx: CreditContext,

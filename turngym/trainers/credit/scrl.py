@@ -29,7 +29,7 @@ def _prefix_products(units: Any) -> np.ndarray:
     return (wrong_so_far == 0).astype(np.float64)
 
 
-@register_estimator("scrl")
+@register_estimator("scrl", unverified=("progress", "overflow"))
 def scrl(
     batch: TurnBatch,
     ctx: CreditContext,

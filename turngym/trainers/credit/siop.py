@@ -1,4 +1,4 @@
-"""SIOP: Self-Induced Outcome Potential (CREDIT_METHODS.md 6)."""
+"""SIOP: Self-Induced Outcome Potential (arXiv 2605.04984; docs/methods.md#siop)."""
 
 from __future__ import annotations
 

@@ -87,7 +87,7 @@ class SkillHooks(RolloutHooks):
 
 
 @with_hooks(SkillHooks)
-@register_estimator("skill_r1")
+@register_estimator("skill_r1", unverified=("inter_weight",))
 def skill_r1(
     batch: TurnBatch,
     ctx: CreditContext,

@@ -111,7 +111,7 @@ def _signature_anchors(batch: TurnBatch, cluster: str, same_turn: bool) -> np.nd
 
 
 @with_hooks(ExperienceHooks)
-@register_estimator("slea_rl")
+@register_estimator("slea_rl", unverified=("cluster=signature", "same_turn"))
 def slea_rl(
     batch: TurnBatch,
     ctx: CreditContext,

@@ -1,4 +1,4 @@
-"""SWAP: Step-wise Adaptive Penalization of length (CREDIT_METHODS.md 12.8)."""
+"""SWAP: Step-wise Adaptive Penalization of length (arXiv 2603.00296; docs/methods.md#swap)."""
 
 from __future__ import annotations
 

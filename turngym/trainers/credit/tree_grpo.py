@@ -54,8 +54,8 @@ def tree_grpo(
     the G root episodes are siblings at the root, so on plain groups this is GRPO's centred
     score. Copies of a shared prefix get loss weight 0, so each node is trained once. After
     Tree-GRPO (Ji et al. 2025, arXiv 2509.21240, intra-tree advantages) and DeepSearch's
-    tree credit (Wu et al. 2025, arXiv 2509.25454); the exact combination is UNVERIFIED
-    (this library's reading).
+    tree credit (Wu et al. 2025, arXiv 2509.25454). Status: UNVERIFIED: the exact
+    combination is this library's reading.
 
     Args:
         batch: The turns, with tree node ids where the strategy set them.
