@@ -53,10 +53,10 @@ from turngym.evals.bench_seats import (
     add_seat_arguments,
     check_seat_jobs,
     job_entry_key,
+    seat_envs,
     seat_fields,
     seat_options,
     seat_setup,
-    seat_spec,
     train_overrides,
 )
 from turngym.evals.report import short_env_labels, write_outputs
@@ -329,7 +329,7 @@ def run_bench(
 
     say = log or (lambda msg: None)
     out = Path(out)
-    spec = seat_spec(spec)  # multi-agent envs: the seat and opponent they are scored in
+    spec = replace(spec, envs=seat_envs(spec))  # games: the seat and opponent they are scored in
     _validate(spec)
     envs = [env_provenance(e.env_id, e.env_kwargs, e.options, e.max_turns) for e in spec.envs]
     workers = max(1, workers or min(2, os.cpu_count() or 1))

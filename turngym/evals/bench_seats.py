@@ -9,8 +9,10 @@ the same evaluation opponent (``BenchSpec.eval_opponent``; default: the training
 policy's win rate as ``player_0`` against ``random`` next to the ``random`` and ``minimax``
 baselines' win rates in that seat against that opponent.
 
-The bench's own env entries carry that seat and opponent (:func:`seat_spec`), which makes
+The bench's own env entries carry that seat and opponent (:func:`seat_envs`), which makes
 their results seat results (:mod:`turngym.evals.seats`), keyed apart from everything else.
+The bench imports this module, never the other way round (:class:`SeatSettings` is the part
+of ``BenchSpec`` it reads).
 """
 
 from __future__ import annotations
@@ -18,22 +20,36 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from turngym.envs.multiagent.registry import is_multiagent, make_multiagent
 from turngym.evals.results import redact
 from turngym.evals.seats import entry_key, resolve_seats
 from turngym.evals.suites import EvalEntry
 
-if TYPE_CHECKING:  # the bench imports this module, never the other way at run time
-    from turngym.evals.bench import BenchSpec
-
-__all__ = ["seat_spec", "train_overrides", "job_entry_key", "seat_fields", "action_vocabulary",
-           "seat_setup", "check_seat_jobs", "add_seat_arguments", "seat_options"]  # fmt: skip
+__all__ = ["SeatSettings", "seat_envs", "train_overrides", "job_entry_key", "seat_fields",
+           "action_vocabulary", "seat_setup", "check_seat_jobs", "add_seat_arguments",
+           "seat_options"]  # fmt: skip
 
 
-def seat_spec(spec: BenchSpec) -> BenchSpec:
-    """``spec`` with each multi-agent env entry set to its evaluation seat and opponent.
+class SeatSettings(Protocol):
+    """The seat settings of a bench (``BenchSpec`` has them; this module never imports it)."""
+
+    @property
+    def envs(self) -> tuple[EvalEntry, ...]: ...  # noqa: D102
+
+    @property
+    def opponent(self) -> str | None: ...  # noqa: D102
+
+    @property
+    def train_seat(self) -> str | None: ...  # noqa: D102
+
+    @property
+    def eval_opponent(self) -> str | None: ...  # noqa: D102
+
+
+def seat_envs(spec: SeatSettings) -> tuple[EvalEntry, ...]:
+    """``spec.envs`` with each multi-agent env entry set to its evaluation seat and opponent.
 
     Raises:
         ValueError: Seat settings without a multi-agent env, or a seat the game lacks.
@@ -51,10 +67,10 @@ def seat_spec(spec: BenchSpec) -> BenchSpec:
             against = spec.eval_opponent or spec.opponent or "random"
             entry = replace(entry, opponent=against, seats=(seat,))
         envs.append(entry)
-    return replace(spec, envs=tuple(envs))
+    return tuple(envs)
 
 
-def train_overrides(spec: BenchSpec, entry: EvalEntry) -> dict[str, Any]:
+def train_overrides(spec: SeatSettings, entry: EvalEntry) -> dict[str, Any]:
     """TrainConfig settings of a run on ``entry``: the seats, for a multi-agent game.
 
     The game charges invalid moves itself (its ``invalid_penalty`` knob, -0.1 by default, the
@@ -94,7 +110,7 @@ def action_vocabulary(env_id: str) -> tuple[str, ...]:
     return tuple(env.action_vocabulary()) if isinstance(env, TextEnv) else ()
 
 
-def seat_setup(spec: BenchSpec) -> list[str]:
+def seat_setup(spec: SeatSettings) -> list[str]:
     """One sentence per multi-agent env of the bench: who plays which seat."""
     lines = []
     for entry in spec.envs:

@@ -30,7 +30,7 @@ from turngym.evals.results import (
     load_results,
 )
 
-__all__ = ["EpisodeRecord", "env_label", "match_agents", "read_run_episodes"]
+__all__ = ["EpisodeRecord", "env_label", "match_agents", "read_run_episodes", "shown_agent"]
 
 
 # --- Per-episode values -----------------------------------------------------------------------
@@ -195,6 +195,17 @@ def env_label(env_id: str, env_kwargs: Mapping[str, Any], options: Mapping[str, 
     if not items:
         return env_id
     return f"{env_id} ({', '.join(f'{k}={_short(v)}' for k, v in items)})"
+
+
+def shown_agent(entry: Mapping[str, Any]) -> str:
+    """An entry row's agent as the page names it: ``agent vs opponent`` in a multi-agent game.
+
+    Example:
+        >>> shown_agent({"agent": "hf:ckpt", "opponent": "minimax"})
+        'hf:ckpt vs minimax'
+    """
+    opponent = entry.get("opponent")
+    return str(entry["agent"]) if opponent is None else f"{entry['agent']} vs {opponent}"
 
 
 def _short(value: Any) -> str:

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 __all__ = ["metadata", "submissions", "envs", "entries", "episode_metrics", "make_engine",
-           "add_missing_columns"]  # fmt: skip
+           "missing_columns", "add_missing_columns"]  # fmt: skip
 
 metadata = sa.MetaData()
 submissions = sa.Table(
@@ -92,6 +92,17 @@ episode_metrics = sa.Table(
 )  # fmt: skip
 
 
+def missing_columns(conn: sa.Connection) -> list[tuple[str, str]]:
+    """``(table, column)`` of :data:`_ADDED_COLUMNS` that an existing board lacks."""
+    inspector = sa.inspect(conn)
+    tables = set(inspector.get_table_names())
+    missing = []
+    for table, names in _ADDED_COLUMNS.items():
+        have = {c["name"] for c in inspector.get_columns(table)} if table in tables else None
+        missing += [(table, name) for name in names if have is not None and name not in have]
+    return missing
+
+
 def add_missing_columns(conn: sa.Connection) -> None:
     """Add :data:`_ADDED_COLUMNS` to a board created before them (``NULL`` in old rows).
 
@@ -99,14 +110,9 @@ def add_missing_columns(conn: sa.Connection) -> None:
     ``ALTER TABLE ... ADD COLUMN`` of a nullable column is the same statement on SQLite and
     PostgreSQL.
     """
-    inspector = sa.inspect(conn)
-    for table, names in _ADDED_COLUMNS.items():
-        have = {c["name"] for c in inspector.get_columns(table)}
-        for name in names:
-            if name not in have:
-                column = metadata.tables[table].c[name]
-                kind = column.type.compile(dialect=conn.dialect)
-                conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+    for table, name in missing_columns(conn):
+        kind = metadata.tables[table].c[name].type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
 def make_engine(url: sa.URL) -> sa.Engine:

@@ -2,9 +2,9 @@
 
 Rows come only from results files (``results.json`` and ``episodes.jsonl``;
 docs/design.md#leaderboard-and-ci-gate) and are never recomputed from anything else. A
-submission is refused, and nothing is written, when its results lack provenance, its name is
-taken, the same run is already on the board, or an env on the board changed under the same id
-(another version or task fingerprint).
+submission is refused, and nothing is written, when its results lack provenance, its summaries
+are not what its episodes give, its name is taken, the same run is already on the board, or an
+env on the board changed under the same id (another version or task fingerprint).
 
 One SQLAlchemy Core code path serves both databases. Concurrent writers are safe: SQLite
 writes take the database lock at the start of the transaction (``BEGIN IMMEDIATE``) and wait for
@@ -40,7 +40,8 @@ from turngym.evals.results import (
 )
 from turngym.evals.stats import Z95, MetricSummary
 from turngym.leaderboard.episodes import EpisodeRecord, env_label, match_agents, read_run_episodes
-from turngym.leaderboard.schema import add_missing_columns, make_engine
+from turngym.leaderboard.episodes import shown_agent as _shown_agent
+from turngym.leaderboard.schema import add_missing_columns, make_engine, missing_columns
 from turngym.leaderboard.schema import entries as _entries
 from turngym.leaderboard.schema import envs as _envs
 from turngym.leaderboard.schema import episode_metrics as _episodes
@@ -136,7 +137,7 @@ class LeaderboardStore:
             try:
                 with self._read() as conn:
                     if set(sa.inspect(conn).get_table_names()) >= set(_meta.tables) and \
-                            _has_columns(conn):  # fmt: skip
+                            not missing_columns(conn):  # fmt: skip
                         return
                 with self._write() as conn:
                     _meta.create_all(conn)
@@ -366,8 +367,7 @@ class LeaderboardStore:
     def rows(self, env_id: str | None = None, metric: str = "success") -> list[dict[str, Any]]:
         """One row per (submission, env entry, agent) with ``metric``'s mean, 95% CI and n.
 
-        A multi-agent game's row is one seat against one opponent (``seat``, ``opponent``,
-        both ``None`` for single-agent envs; its ``env`` label names them too).
+        A game's row names its ``seat`` and ``opponent`` (``None`` for single-agent envs).
 
         Args:
             env_id: Keep only this env (an env id, an entry key or an env label).
@@ -475,18 +475,6 @@ def _page_row(group: list[dict], metric: str) -> dict[str, Any]:
         "per_env": {env: {"mean": s.mean, "ci95": list(s.ci95), "n": s.n}
                     for env, s in sorted(per_env.items())},
     }  # fmt: skip
-
-
-def _shown_agent(entry: dict[str, Any]) -> str:
-    """The agent as the page names a row: ``agent vs opponent`` for multi-agent games."""
-    return entry["agent"] if entry["opponent"] is None else \
-        f"{entry['agent']} vs {entry['opponent']}"  # fmt: skip
-
-
-def _has_columns(conn: sa.Connection) -> bool:
-    """Whether the entries table has every column (boards made before seats lack two)."""
-    return {"seat", "opponent"} <= {c["name"] for c in sa.inspect(conn).get_columns(
-        _entries.name)}  # fmt: skip
 
 
 def _check_metric(metric: str) -> None:
