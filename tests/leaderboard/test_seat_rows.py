@@ -96,3 +96,20 @@ def test_episodes_played_against_another_opponent_are_refused(store, seat_run, t
     with pytest.raises(SubmissionError, match="played as player_0 against random"):
         store.submit(run)
     assert store.submissions() == []
+
+
+def test_a_board_made_before_seat_rows_gains_their_columns(store_url, seat_run):
+    import sqlalchemy as sa
+
+    from turngym.leaderboard.store import LeaderboardStore
+
+    with LeaderboardStore(store_url) as store:
+        url = store.url
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # the entries table as boards had it before seats
+        for column in ("seat", "opponent"):
+            conn.exec_driver_sql(f"ALTER TABLE turngym_entries DROP COLUMN {column}")
+    engine.dispose()
+    with LeaderboardStore(store_url) as store:
+        store.submit(seat_run)
+        assert {r["seat"] for r in store.rows(metric="win")} == {"player_0", "player_1"}
