@@ -113,3 +113,12 @@ def test_a_board_made_before_seat_rows_gains_their_columns(store_url, seat_run):
     with LeaderboardStore(store_url) as store:
         store.submit(seat_run)
         assert {r["seat"] for r in store.rows(metric="win")} == {"player_0", "player_1"}
+
+
+def test_the_gate_compares_seat_rates_only_where_there_are_seats(seat_run):
+    from turngym.leaderboard.gate import gate
+
+    report = gate(seat_run, seat_run, metrics=("win", "success"))
+    seats = [c for c in report.checks if c.metric == "win"]
+    assert len(seats) == 4 and all("vs random" in c.env for c in seats)
+    assert {c.verdict for c in report.checks} == {"pass"} and len(report.checks) == 4 + 6
