@@ -147,3 +147,19 @@ def test_multiagent_suite_covers_every_game_and_other_suites_stay_single_agent()
     assert EvalEntry.from_dict(json.loads(json.dumps(entry.to_dict()))) == entry
     with pytest.raises(ValueError, match="seats need an opponent"):
         EvalEntry(GAME, seats=("player_0",))
+
+
+def test_frames_carry_the_seat_the_opponent_and_the_rates(tmp_path):
+    pytest.importorskip("pandas")
+    from turngym.evals import load
+
+    evaluate(_request(), tmp_path)
+    frames = load(tmp_path)
+    games = frames.episodes[frames.episodes["env_id"] == GAME]
+    assert set(games["seat"]) == {"player_0", "player_1"} and set(games["opponent"]) == {"random"}
+    assert (games["win"] + games["draw"] + games["loss"] == 1.0).all()
+    lake = frames.episodes[frames.episodes["env_id"] == "turngym/FrozenLake-v0"]
+    assert lake["win"].isna().all() and lake["opponent"].isna().all()
+    wins = frames.aggregates.query("metric == 'win'")
+    assert set(zip(wins["seat"], wins["opponent"], strict=True)) == {
+        ("player_0", "random"), ("player_1", "random")}
