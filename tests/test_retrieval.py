@@ -108,3 +108,40 @@ def test_search_with_scores_matches_search():
     assert [doc for doc, _ in hits] == index.search("apple pie", k=3)
     assert hits[0][1] >= hits[1][1] >= hits[2][1] > 0
     assert index.search_with_scores("zebra") == []
+
+
+# --- Bounded caches (issue 18: a server's clients must not grow them without bound) ---------
+def test_memory_cache_keeps_only_the_most_recent_indexes(monkeypatch):
+    monkeypatch.setattr(bm25, "MEMORY_INDEXES", 2)
+    bm25.clear_memory_cache()
+    corpora = [[f"doc {i} word{j}" for j in range(5)] for i in range(3)]
+    first = load_or_build(corpora[0], use_disk=False)
+    load_or_build(corpora[1], use_disk=False)
+    assert load_or_build(corpora[0], use_disk=False) is first  # used again: most recent now
+    load_or_build(corpora[2], use_disk=False)  # evicts corpora[1], the least recently used
+    assert len(bm25._MEMORY) == 2
+    assert load_or_build(corpora[0], use_disk=False) is first
+    bm25.clear_memory_cache()
+
+
+def test_disk_cache_forgets_least_recently_used_files_beyond_its_bound(temp_cache, monkeypatch):
+    docs = [[f"doc {i} {w}" for w in ("alpha", "beta", "gamma", "delta") * 50] for i in range(4)]
+    load_or_build(docs[0])
+    one_file = max(p.stat().st_size for p in (temp_cache / "bm25").glob("*.pkl"))
+    monkeypatch.setenv("TURNGYM_CACHE_MAX_BYTES", str(int(2.5 * one_file)))
+    for corpus in docs[1:]:
+        bm25.clear_memory_cache()
+        load_or_build(corpus)
+    files = list((temp_cache / "bm25").glob("*.pkl"))
+    assert len(files) == 2 and sum(p.stat().st_size for p in files) <= 2.5 * one_file
+    bm25.clear_memory_cache()
+    assert load_or_build(docs[3]).search("delta", 1)  # the newest is still there (read back)
+
+
+def test_generated_corpora_are_a_bounded_lru():
+    from turngym.envs.search import corpus
+
+    for seed in range(corpus._KEEP + 2):
+        corpus.generated_corpus(1000 + seed, 500)
+    assert len(corpus._CORPORA) <= corpus._KEEP
+    assert ("generated", 1000 + corpus._KEEP + 1, 500) in corpus._CORPORA

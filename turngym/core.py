@@ -311,6 +311,11 @@ class TextEnv(gymnasium.Env[str, str]):
     success_score: ClassVar[float] = 1.0
     """``info["success"]`` is ``score() >= success_score`` (an env whose score grades quality
     above "solved", like KernelGen's correct-and-faster, sets the solved level here)."""
+    costly_knobs: ClassVar[frozenset[str]] = frozenset()
+    """Knobs whose values select what the env builds (a corpus, a catalogue, a search index,
+    other envs and their constructor arguments) or scale every step's work; ``turngym serve``
+    lets untrusted clients set them only to values found in :attr:`difficulty_defaults`,
+    :attr:`levels` and the registered kwargs."""
 
     def __init__(
         self,
@@ -535,8 +540,8 @@ class TextEnv(gymnasium.Env[str, str]):
         """
         self.turn += 1
         parsed = parse_action(action, self.action_tag, max_chars=self.action_space.max_chars)
-        if parsed.ok:
-            outcome = self.apply(parsed.content)  # type: ignore[arg-type]
+        if parsed.content is not None:  # parsed.ok, spelled so that the type narrows
+            outcome = self.apply(parsed.content)
         else:
             example = self.example_actions[0] if self.example_actions else ""
             outcome = Transition(

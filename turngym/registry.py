@@ -303,7 +303,10 @@ class EnvRegistry(Registry[gymnasium.envs.registration.EnvSpec]):
         if is_remote_id(name):
             return _remote_spec(name)
         if name.startswith("openenv+") and "://" in name:  # any OpenEnv server (issue 20)
-            return import_string("turngym.envs.adapters.openenv:openenv_spec")(name)
+            # By string (data, not a code dependency): the registry stays below the adapters.
+            openenv_spec = import_string("turngym.envs.adapters.openenv:openenv_spec")
+            spec: gymnasium.envs.registration.EnvSpec = openenv_spec(name)
+            return spec
         if name not in gymnasium.registry and ":" not in name:
             self.load_plugins()
         if name in gymnasium.registry:

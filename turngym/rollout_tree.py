@@ -88,7 +88,8 @@ class _TreeCollector(_Collector):
         slot = _Slot(env=env, spec=spec, started=time.monotonic())
         try:  # reset first: wrappers and the env's RNG exist only after a reset
             env.reset(seed=spec.seed, options=dict(self.reset_options))
-            env.unwrapped.set_state(self.snapshots[parent.episode_id][spec.turn])
+            base: Any = env.unwrapped  # duck-typed snapshots (TextEnv, RemoteEnv, ...)
+            base.set_state(self.snapshots[parent.episode_id][spec.turn])
         except Exception as err:
             self._finish(slot, error=describe_error(err), env_broken=True)
             return
@@ -106,8 +107,9 @@ class _TreeCollector(_Collector):
         for slot in self.live:  # the state each action is taken from
             states = self.snapshots.setdefault(slot.spec.episode_id, [])
             if len(states) == len(slot.turns):
+                base: Any = slot.env.unwrapped  # duck-typed: see _start_branch
                 try:
-                    states.append(slot.env.unwrapped.get_state())
+                    states.append(base.get_state())
                 except Exception as err:  # an env without snapshots cannot be branched
                     raise RuntimeError(
                         f"tree rollouts need env snapshots: {type(slot.env.unwrapped).__name__}"

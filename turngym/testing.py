@@ -131,7 +131,7 @@ def _random_actions(env: gymnasium.Env, n: int, seed: int) -> list[str]:
 
 
 # --- The checks ---------------------------------------------------------------------------------
-def _check_gymnasium(make_env: Callable[[], gymnasium.Env], **_: Any) -> None:
+def _check_gymnasium(make_env: Callable[[], gymnasium.Env], **_unused: Any) -> None:
     env = make_env()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # its advisory warnings are not failures
@@ -139,7 +139,7 @@ def _check_gymnasium(make_env: Callable[[], gymnasium.Env], **_: Any) -> None:
     env.close()
 
 
-def _check_info_keys(make_env: Callable[[], gymnasium.Env], split: str, **_: Any) -> None:
+def _check_info_keys(make_env: Callable[[], gymnasium.Env], split: str, **_unused: Any) -> None:
     env = make_env()
     _, info = env.reset(seed=0, options={"split": split})
     expected = {TASK_ID: str, INSTRUCTIONS: str, SUCCESS: bool, SCORE: float}
@@ -169,7 +169,7 @@ def _check_info_keys(make_env: Callable[[], gymnasium.Env], split: str, **_: Any
 
 def _check_declared_privileged(env: Any, info: dict[str, Any], when: str) -> None:
     """The reserved privileged keys an env declares are filled, with the documented types."""
-    declared = getattr(env, "privileged_keys", frozenset())
+    declared: frozenset[str] = getattr(env, "privileged_keys", frozenset())
     if GOLD_ANSWERS not in declared:
         return
     golds = info.get(PRIVILEGED, {}).get(GOLD_ANSWERS)
@@ -185,7 +185,7 @@ def _check_declared_privileged(env: Any, info: dict[str, Any], when: str) -> Non
         )
 
 
-def _check_determinism(make_env: Callable[[], gymnasium.Env], split: str, **_: Any) -> None:
+def _check_determinism(make_env: Callable[[], gymnasium.Env], split: str, **_unused: Any) -> None:
     for seed in (0, 1, 7):
         a, b = make_env(), make_env()
         clear_task_cache()  # each env must draw its task itself, not read the other's draw
@@ -199,7 +199,7 @@ def _check_determinism(make_env: Callable[[], gymnasium.Env], split: str, **_: A
             raise EnvCheckError(f"seed {seed}: the same actions gave different episodes")
 
 
-def _check_splits(make_env: Callable[[], gymnasium.Env], n_tasks: int, **_: Any) -> None:
+def _check_splits(make_env: Callable[[], gymnasium.Env], n_tasks: int, **_unused: Any) -> None:
     env = make_env()
     ids: dict[str, set[str]] = {}
     for split in ("train", "validation", "test"):
@@ -212,26 +212,26 @@ def _check_splits(make_env: Callable[[], gymnasium.Env], n_tasks: int, **_: Any)
             raise EnvCheckError(f"splits {a} and {b} share tasks {sorted(shared)[:3]}")
 
 
-def _check_snapshot(make_env: Callable[[], gymnasium.Env], split: str, **_: Any) -> None:
+def _check_snapshot(make_env: Callable[[], gymnasium.Env], split: str, **_unused: Any) -> None:
     env = make_env()
-    base = env.unwrapped
+    base: Any = env.unwrapped  # duck-typed: any env with get_state/set_state
     for seed in (0, 3):
         env.reset(seed=seed, options={"split": split})
         actions = _random_actions(env, 30, seed)
         prefix = _play(env, actions[:2])
         if prefix and (prefix[-1][2] or prefix[-1][3]):
             continue  # ended within two moves: nothing to branch from
-        snapshot = base.get_state()  # type: ignore[attr-defined]
+        snapshot = base.get_state()
         first = _play(base, actions[2:])
-        base.set_state(snapshot)  # type: ignore[attr-defined]
+        base.set_state(snapshot)
         second = _play(base, actions[2:])
         if first != second:
             raise EnvCheckError(f"seed {seed}: restore-then-step did not replay the same steps")
 
 
-def _check_leaks(make_env: Callable[[], gymnasium.Env], split: str, **_: Any) -> None:
+def _check_leaks(make_env: Callable[[], gymnasium.Env], split: str, **_unused: Any) -> None:
     env = make_env()
-    base = env.unwrapped
+    base: Any = env.unwrapped  # duck-typed: any env with leak_check
     for seed in range(5):
         obs, info = env.reset(seed=seed, options={"split": split})
         texts = [info.get(INSTRUCTIONS, ""), obs]
@@ -241,7 +241,7 @@ def _check_leaks(make_env: Callable[[], gymnasium.Env], split: str, **_: Any) ->
             if terminated or truncated:
                 break
         for text in texts:
-            problems = base.leak_check(text)  # type: ignore[attr-defined]
+            problems = base.leak_check(text)
             if problems:
                 raise EnvCheckError(f"seed {seed}: {problems[0]}: {text[:200]!r}")
 
@@ -288,7 +288,7 @@ def _step_must_not_raise(env: gymnasium.Env, action: str) -> None:
 
 
 def _check_fuzz(
-    make_env: Callable[[], gymnasium.Env], split: str, fuzz_examples: int, **_: Any
+    make_env: Callable[[], gymnasium.Env], split: str, fuzz_examples: int, **_unused: Any
 ) -> None:
     env = make_env().unwrapped
     env.reset(seed=0, options={"split": split})
@@ -315,7 +315,7 @@ def _check_fuzz(
     fuzz()
 
 
-def _check_time_limit(make_env: Callable[[], gymnasium.Env], split: str, **_: Any) -> None:
+def _check_time_limit(make_env: Callable[[], gymnasium.Env], split: str, **_unused: Any) -> None:
     env = make_env()
     limit = env.spec.max_episode_steps if env.spec is not None else None
     if limit is None:
@@ -329,7 +329,7 @@ def _check_time_limit(make_env: Callable[[], gymnasium.Env], split: str, **_: An
             raise EnvCheckError(f"truncated={truncated} at turn {turn}; expected only at {limit}")
 
 
-def _check_pickle(make_env: Callable[[], gymnasium.Env], split: str, **_: Any) -> None:
+def _check_pickle(make_env: Callable[[], gymnasium.Env], split: str, **_unused: Any) -> None:
     env = make_env()
     env.reset(seed=2, options={"split": split})
     clone = pickle.loads(pickle.dumps(env))
@@ -338,7 +338,7 @@ def _check_pickle(make_env: Callable[[], gymnasium.Env], split: str, **_: Any) -
         raise EnvCheckError("a pickled copy did not continue identically")
 
 
-def _check_oracle(make_env: Callable[[], gymnasium.Env], split: str, **_: Any) -> None:
+def _check_oracle(make_env: Callable[[], gymnasium.Env], split: str, **_unused: Any) -> None:
     """The env's oracle must succeed on three tasks: a broken install or grader shows here."""
     env = make_env()
     base = env.unwrapped

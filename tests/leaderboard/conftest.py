@@ -66,6 +66,7 @@ def browser() -> Iterator[Any]:
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
         options.add_argument(arg)
     options.binary_location = CHROMIUM
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP violations show here
     with pytest.MonkeyPatch.context() as env:
         env.setenv("SE_OFFLINE", "true")
         driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))

@@ -62,10 +62,12 @@ def test_a_forged_win_rate_is_refused(store, seat_run, tmp_path):
 
     def forge(data: dict) -> None:
         win = _seat_entry(data, "random", "player_1")["metrics"]["win"]
-        win["mean"] = 1.0
+        # One more win than played, with an interval that still holds the claimed mean.
+        win["mean"] = win["mean"] + 1 / 6 if win["mean"] < 1 else win["mean"] - 1 / 6
+        win["ci95"] = [0.0, 1.0]
 
     _edit_results(run, forge)
-    with pytest.raises(SubmissionError, match=r"win = 1 but its 6 episodes give"):
+    with pytest.raises(SubmissionError, match=r"win does not match its 6 episodes"):
         store.submit(run)
     assert store.submissions() == []
 
@@ -73,7 +75,7 @@ def test_a_forged_win_rate_is_refused(store, seat_run, tmp_path):
 def test_a_seat_row_needs_its_rates_and_its_episodes(store, seat_run, tmp_path):
     run = _copy(seat_run, tmp_path / "no-loss")
     _edit_results(run, lambda d: _seat_entry(d, "random", "player_0")["metrics"].pop("loss"))
-    with pytest.raises(SubmissionError, match="does not summarise loss"):
+    with pytest.raises(SubmissionError, match="must summarise win, draw and loss; it lacks loss"):
         store.submit(run)
     run = _copy(seat_run, tmp_path / "no-episodes")
     (run / "episodes.jsonl").unlink()

@@ -142,25 +142,48 @@ def test_page_data_shape_and_numbers(store, tmp_path):
     store.submit(write_run(tmp_path / "b", [Spec(rate(100, 70), agent="ppo", curve=curve)],
                            kind="bench"))  # fmt: skip
     data = store.page_data()
-    assert set(data) == {"title", "generated", "metric", "metrics", "envs", "rows", "curves"}
+    assert set(data) == {"title", "generated", "metric", "metrics", "envs", "env_sets", "rows",
+                         "curves"}  # fmt: skip
     assert data["title"] == "turngym leaderboard" and data["metric"] == "success"
     assert data["metrics"][:2] == ["success", "outcome"]
     assert data["envs"] == [ENV, f"{ENV} (level=2)"]
-    assert [r["run"] for r in data["rows"]] == ["b", "a"]
-    row = data["rows"][1]
+    # b (one env) is not ranked against a (two envs): each leads its own env set.
+    assert [(r["run"], r["env_set"], r["rank"]) for r in data["rows"]] == [
+        ("a", "set-1", 1), ("b", "set-2", 1)]
+    row = data["rows"][0]
     assert set(row) == {"run", "agent", "kind", "submitted", "git_sha", "turngym_version",
-                        "mean", "ci95", "n", "per_env"}  # fmt: skip
+                        "mean", "ci95", "n", "per_env", "env_set", "rank"}  # fmt: skip
     assert row["mean"] == pytest.approx(0.4) and row["n"] == 200
     assert set(row["per_env"]) == {ENV, f"{ENV} (level=2)"}
-    assert set(row["per_env"][ENV]) == {"mean", "ci95", "n"}
+    assert set(row["per_env"][ENV]) == {"mean", "ci95", "n", "rank"}
+    assert row["per_env"][ENV]["rank"] == 2 and data["rows"][1]["per_env"][ENV]["rank"] == 1
     # Combined interval: mean ± 1.96 * sqrt(se_1^2 + se_2^2) / 2, se_i = half-width / 1.96.
     halves = [(e["ci95"][1] - e["ci95"][0]) / 2 for e in row["per_env"].values()]
     expected = (halves[0] ** 2 + halves[1] ** 2) ** 0.5 / 2
     assert row["ci95"][1] - row["mean"] == pytest.approx(expected)
-    assert data["rows"][0]["kind"] == "bench"
+    assert data["rows"][1]["kind"] == "bench"
     assert data["curves"] == [{"run": "b", "agent": "ppo", "env": ENV, "metric": "success",
                                "points": [[0, 0.1], [100, 0.5]]}]  # fmt: skip
     json.dumps(data)  # plain JSON for the page
+
+
+def test_aggregate_ranks_only_within_the_same_env_set(store, tmp_path):
+    """Issue 13 item 5: an agent evaluated on fewer envs never outranks in aggregate."""
+    hard = {"options": {"level": 2}, "fingerprint": "f2"}
+    store.submit(write_run(tmp_path / "x", [Spec(rate(50, 40), agent="x"),
+                                            Spec(rate(50, 10), agent="x", **hard)]))
+    store.submit(write_run(tmp_path / "y", [Spec(rate(50, 30), agent="y"),
+                                            Spec(rate(50, 20), agent="y", **hard)]))
+    store.submit(write_run(tmp_path / "z", [Spec(rate(50, 45), agent="z")]))  # easy env only
+    data = store.page_data()
+    assert data["env_sets"] == [
+        {"id": "set-1", "envs": [ENV, f"{ENV} (level=2)"], "rows": 2},
+        {"id": "set-2", "envs": [ENV], "rows": 1}]
+    ranks = {r["agent"]: (r["env_set"], r["rank"]) for r in data["rows"]}
+    assert ranks == {"x": ("set-1", 1), "y": ("set-1", 1), "z": ("set-2", 1)}  # x, y tie: 0.5
+    per_env = {r["agent"]: {e: s["rank"] for e, s in r["per_env"].items()} for r in data["rows"]}
+    assert per_env == {"z": {ENV: 1}, "x": {ENV: 2, f"{ENV} (level=2)": 2},
+                       "y": {ENV: 3, f"{ENV} (level=2)": 1}}
 
 
 def test_page_data_empty_board(store):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
@@ -32,7 +33,10 @@ def _row(run: str, agent: str, kind: str, mean: float, per_env: dict[str, float]
 
 
 def make_page(metric: str = "success", **overrides: Any) -> dict:
-    """Four runs, deliberately not in rank order; grpo-run has no Wordle score."""
+    """Four runs, deliberately not in rank order; grpo-run has no Wordle score.
+
+    So grpo-run forms an env set of its own: its aggregate is ranked against nobody else's.
+    """
     rows = [
         _row("random", "random", "eval", 0.1, {SOKOBAN: 0.05, WORDLE: 0.15}),
         _row("ppo-run", "hf:tiny-ppo", "bench", 0.75, {SOKOBAN: 0.9, WORDLE: 0.6}),
@@ -56,8 +60,8 @@ def make_page(metric: str = "success", **overrides: Any) -> dict:
     return {**page, **overrides}
 
 
-BEST_FIRST = ["oracle", "ppo-run", "grpo-run", "random"]
-MEAN_ASCENDING = ["random", "grpo-run", "ppo-run", "oracle"]
+BEST_FIRST = ["oracle", "ppo-run", "random", "grpo-run"]  # env set 1 ranked, then set 2
+MAIN_TABLE = ["oracle", "ppo-run", "random"]  # #leaderboard: the runs on both envs
 
 
 class FakeStore:
@@ -107,9 +111,11 @@ def test_rows_are_ranked_best_first_with_a_column_per_env() -> None:
     assert [r["data-run"] for r in elements(page, "tr", "lb-row")] == BEST_FIRST
     headers = [th for th in elements(page, "th") if th.get("data-key")]
     keys = [th["data-key"] for th in headers]
-    assert keys == ["rank", "run", "agent", "kind", "mean", "n", f"env:{SOKOBAN}", f"env:{WORDLE}"]
-    # The table starts sorted by rank, which the header says for screen readers.
-    assert [th.get("aria-sort") for th in headers] == ["ascending"] + [None] * 7
+    common = ["rank", "run", "agent", "kind", "mean", "n"]
+    assert keys == [*common, f"env:{SOKOBAN}", f"env:{WORDLE}", *common, f"env:{SOKOBAN}"]
+    # Each table starts sorted by rank, which the header says for screen readers.
+    assert [th.get("aria-sort") for th in headers] == (["ascending"] + [None] * 7
+                                                       + ["ascending"] + [None] * 6)
     assert '0.750 <span class="ci">± 0.100</span>' in page
     assert 'id="leaderboard"' in page and page.startswith("<!DOCTYPE html>")
 
@@ -119,7 +125,7 @@ def test_equal_means_share_a_rank() -> None:
     data["rows"][0]["mean"] = 0.75  # random ties with ppo-run
     page = render_page(data)
     ranks = [td["data-value"] for td in elements(page, "td", "rank")]
-    assert ranks == ["1", "2", "2", "4"]
+    assert ranks == ["1", "2", "2", "1"]  # grpo-run is first of its own env set
 
 
 def test_lower_is_better_metrics_rank_ascending() -> None:
@@ -132,6 +138,21 @@ def test_lower_is_better_metrics_rank_ascending() -> None:
         "oracle", "ppo-run", "random", "grpo-run"
     ]  # fmt: skip
     assert "turns ↓" in page
+
+
+def test_agents_on_fewer_envs_get_per_env_ranks_not_an_aggregate_one() -> None:
+    """grpo-run (Sokoban only, 0.5) must not outrank random (both envs, 0.1) in aggregate."""
+    data = make_page()
+    data["rows"][3]["mean"] = 0.99  # its one env: a mean above everyone's aggregate but oracle
+    page = render_page(data)
+    tables = elements(page, "table", "leaderboard")
+    assert [t["id"] for t in tables] == ["leaderboard", "leaderboard-set-2"]
+    assert [t["data-env-set"] for t in tables] == ["set-1", "set-2"]
+    assert "Evaluated on 2 envs" in page and "Evaluated on 1 env:" in page
+    # Per-env ranks: on Sokoban everyone is comparable, grpo-run included.
+    sokoban = page.split(f'data-env="{SOKOBAN}"')[1].split("</section>")[0]
+    ranks = [cell.split("<")[0] for cell in sokoban.split('class="num env-rank">')[1:]]
+    assert ranks == ["1", "2", "3", "4"]
 
 
 def test_per_env_breakdown_is_sorted_best_first_per_env() -> None:
@@ -298,6 +319,42 @@ def test_served_routes(live_server: str, store: FakeStore) -> None:
 
 
 @pytest.mark.integration
+def test_served_responses_carry_security_headers(live_server: str) -> None:
+    import httpx
+
+    with httpx.Client(base_url=live_server, timeout=5) as client:
+        for path in ("/", "/?metric=speed", "/api/leaderboard", "/health"):
+            headers = client.get(path).headers
+            assert headers["x-content-type-options"] == "nosniff", path
+            assert headers["x-frame-options"] == "DENY", path
+            csp = headers["content-security-policy"]
+            assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp, path
+            assert "unsafe-inline" not in csp and "unsafe-eval" not in csp, path
+        page = client.get("/")
+    script = page.text.split("<script>")[1].split("</script>")[0]
+    style = page.text.split("<style>")[1].split("</style>")[0]
+    csp = page.headers["content-security-policy"]
+    assert f"script-src {_csp_hash(script)};" in csp and f"style-src {_csp_hash(style)};" in csp
+
+
+def _csp_hash(text: str) -> str:
+    import base64
+    import hashlib
+
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+def test_page_carries_its_policy_and_no_other_inline_code() -> None:
+    page = render_page(make_page(), metric_links=True)
+    [meta] = [m for m in elements(page, "meta") if m.get("http-equiv")]
+    script = page.split("<script>")[1].split("</script>")[0]
+    assert f"script-src {_csp_hash(script)}" in (meta["content"] or "")
+    assert page.count("<script") == 1 and page.count("<style") == 1
+    tags = re.findall(r"<[a-z][^>]*>", page)
+    assert not [t for t in tags if re.search(r"\s(style|on[a-z]+)=", t)]  # nothing inline else
+
+
+@pytest.mark.integration
 def test_unknown_metric_is_a_400_with_the_choices(live_server: str) -> None:
     import httpx
 
@@ -382,27 +439,30 @@ def _click(driver: Any, key: str) -> str | None:
 
 
 def _check_sorting(driver: Any) -> None:
-    assert _runs(driver) == BEST_FIRST
-    assert _click(driver, "mean") == "ascending"
-    assert _runs(driver) == MEAN_ASCENDING
-    assert _click(driver, "mean") == "descending"
-    assert _runs(driver) == BEST_FIRST
-    # Numbers sort as numbers (100 after 40), ties fall back to the rank.
-    assert _click(driver, "n") == "ascending"
-    assert _runs(driver) == ["grpo-run", "oracle", "ppo-run", "random"]
-    assert _click(driver, "n") == "descending"
-    assert _runs(driver) == ["random", "oracle", "ppo-run", "grpo-run"]
-    # A run without a score on an env stays last in both directions.
-    assert _click(driver, f"env:{WORDLE}") == "ascending"
-    assert _runs(driver) == ["random", "ppo-run", "oracle", "grpo-run"]
-    assert _click(driver, f"env:{WORDLE}") == "descending"
-    assert _runs(driver) == ["oracle", "ppo-run", "random", "grpo-run"]
-    assert _click(driver, "run") == "ascending"
-    assert _runs(driver) == ["grpo-run", "oracle", "ppo-run", "random"]
     from selenium.webdriver.common.by import By
 
+    assert _runs(driver) == MAIN_TABLE
+    assert _click(driver, "mean") == "ascending"
+    assert _runs(driver) == MAIN_TABLE[::-1]
+    assert _click(driver, "mean") == "descending"
+    assert _runs(driver) == MAIN_TABLE
+    # Numbers sort as numbers (100 after 40), ties fall back to the rank.
+    assert _click(driver, "n") == "ascending"
+    assert _runs(driver) == ["oracle", "ppo-run", "random"]
+    assert _click(driver, "n") == "descending"
+    assert _runs(driver) == ["random", "oracle", "ppo-run"]
+    assert _click(driver, f"env:{WORDLE}") == "ascending"
+    assert _runs(driver) == ["random", "ppo-run", "oracle"]
+    assert _click(driver, "run") == "ascending"
+    assert _runs(driver) == ["oracle", "ppo-run", "random"]
     sorted_headers = driver.find_elements(By.CSS_SELECTOR, "#leaderboard th[aria-sort]")
     assert [h.get_attribute("data-key") for h in sorted_headers] == ["run"]
+    # The other env set's table sorts on its own (and was left alone above).
+    other = driver.find_elements(By.CSS_SELECTOR, "#leaderboard-set-2 tbody tr.lb-row")
+    assert [row.get_attribute("data-run") for row in other] == ["grpo-run"]
+    # The page's script and style ran under its Content-Security-Policy without a violation.
+    logs = [entry["message"] for entry in driver.get_log("browser")]
+    assert not [m for m in logs if "Content Security Policy" in m], logs
 
 
 @pytest.mark.integration

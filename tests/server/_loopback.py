@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
 from turngym.server.app import create_app
-from turngym.server.cli import ws_max_size
+from turngym.server.limits import ServerLimits, uvicorn_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,15 +66,22 @@ class Served:
 
 
 @contextmanager
-def serve_app(env_ids: Sequence[str], **kwargs: Any) -> Iterator[Served]:
-    """Serve ``create_app(env_ids, **kwargs)`` with uvicorn in a thread on a free port."""
+def serve_app(env_ids: Sequence[str], limits: dict[str, Any] | None = None,
+              **kwargs: Any) -> Iterator[Served]:  # fmt: skip
+    """Serve ``create_app(env_ids, **kwargs)`` with uvicorn in a thread on a free port.
+
+    ``limits`` are :class:`~turngym.server.limits.ServerLimits` fields (the ones of
+    ``turngym serve``'s connection flags).
+    """
     app = create_app(env_ids, **kwargs)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    limit = kwargs.get("max_message_bytes", 1 << 20)
-    config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False,
-                            lifespan="on", ws_max_size=ws_max_size(limit),
-                            timeout_graceful_shutdown=2)  # fmt: skip
+    limits = ServerLimits(**{"max_message_bytes": kwargs.get("max_message_bytes", 256 << 10),
+                             **(limits or {})})  # fmt: skip
+    config = uvicorn_config(app, limits, log_config=None, log_level="warning", access_log=False,
+                            lifespan="on", timeout_graceful_shutdown=2)  # fmt: skip
+    import uvicorn
+
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
                               name="turngym-loopback", daemon=True)  # fmt: skip

@@ -45,11 +45,12 @@ def test_build_context_is_the_repository_with_a_lean_dockerfile():
 
 def test_command_and_run_arguments():
     config = DockerServeConfig(("turngym/Sokoban-v0", "turngym/FrozenLake-v0"), port=0,
-                               max_sessions=8, idle_timeout_s=30, privileged=True)  # fmt: skip
+                               max_sessions=8, idle_timeout_s=30, privileged=True,
+                               limit_flags=("--max-forks", "4"))  # fmt: skip
     assert server_command(config) == [
         "turngym", "serve", "turngym/Sokoban-v0", "turngym/FrozenLake-v0", "--host", "0.0.0.0",
         "--port", "8000", "--max-sessions", "8", "--idle-timeout", "30",
-        "--max-message-bytes", "1048576", "--privileged",
+        "--max-message-bytes", "262144", "--max-forks", "4", "--privileged",
     ]  # fmt: skip
     server = DockerServer(config, client=object())  # no engine is contacted to compute these
     run = server.run_kwargs()

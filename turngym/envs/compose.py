@@ -81,6 +81,8 @@ def _build(env_id: str, kwargs: Mapping[str, Any]) -> tuple[TextEnv, int]:
     except gymnasium.error.Error as err:
         raise ValueError(f"Composed: unknown env id {env_id!r} ({err}).") from err
     entry = spec.entry_point
+    if entry is None:
+        raise ValueError(f"Composed: {env_id} has no entry point, so it cannot be built.")
     creator = load_env_creator(entry) if isinstance(entry, str) else entry
     env = creator(**{**spec.kwargs, **kwargs})
     if not isinstance(env, TextEnv):
@@ -105,6 +107,9 @@ class Composed(TextEnv):
         "turns_per_task": 0,
     }
     levels: ClassVar[Mapping[int, Mapping[str, Any]]] = {}
+    # They choose which envs are built and with which constructor arguments (file paths, corpus
+    # sizes...): a server takes them from untrusted clients only as registered.
+    costly_knobs: ClassVar[frozenset[str]] = frozenset({"envs", "env_kwargs"})
 
     def __init__(self, **kwargs: Any) -> None:
         """Create the env; keyword arguments are those of :class:`~turngym.core.TextEnv`."""
@@ -180,7 +185,7 @@ class Composed(TextEnv):
         self.active, self.used, self.ended = 0, [0] * len(self.subs), [False] * len(self.subs)
 
     # --- Dynamics --------------------------------------------------------------------------------
-    def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:  # type: ignore[override]
+    def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         """Route the action to the active sub-env, then move on as the mode says."""
         self.turn += 1
         if all(self.ended):

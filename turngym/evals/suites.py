@@ -108,8 +108,9 @@ def builtin_env_ids() -> list[str]:
         # Adapted suites (textarena/..., textworld/...) live in turngym.envs.adapters but are
         # not turngym's own envs: the namespace tells them apart.
         entry = spec.entry_point
-        if name.startswith("turngym/") and isinstance(entry, str) and \
-                entry.startswith("turngym.envs."):  # fmt: skip
+        if name.startswith("turngym/") and isinstance(entry, str) and entry.startswith(
+            "turngym.envs."
+        ):
             ids.append(name)
     return sorted(ids)
 

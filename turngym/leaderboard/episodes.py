@@ -14,14 +14,12 @@ Only the results files are read here (no numpy, no SQLAlchemy).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from turngym.evals.results import (
-    SEAT_METRICS,
     EntryResult,
     ResultsError,
     RunResults,
@@ -60,10 +58,10 @@ def read_run_episodes(
 
     The file is checked against ``results.json``: every episode must belong to one of its
     entries, keys must be unique, an entry's episode count must match its summaries, and
-    every summarised mean must be the mean its episodes give (otherwise the two files come
-    from different runs, or one was edited). A seat result of a multi-agent game must have
-    its episodes, each played in its seat against its opponent, and summarise win, draw and
-    loss: its rates are recomputed from the episodes' seat outcomes.
+    a seat result of a multi-agent game must have its episodes, each played in its seat
+    against its opponent (otherwise the two files come from different runs, or one was
+    edited). The leaderboard then recomputes every summary from these records
+    (:func:`~turngym.leaderboard.validate.check_submission`).
 
     Args:
         run_dir: The run directory.
@@ -121,8 +119,6 @@ def read_run_episodes(
             raise ResultsError(f"{path}: {len(records)} episodes for {group[0]} / {group[1]} "
                                f"but results.json summarises {n}; rerun the same eval command "
                                "to finish the run and rewrite results.json")  # fmt: skip
-        if records:
-            _check_means(path, entry, records)
     return grouped
 
 
@@ -134,25 +130,6 @@ def _check_seat(path: Path, entry: EntryResult, record: Mapping[str, Any], key: 
     raise ResultsError(f"{path}: episode {key!r} was played as {played[0]} against "
                        f"{played[1]}, but results.json lists it under {entry.seat} against "
                        f"{entry.opponent}; the files do not belong together")  # fmt: skip
-
-
-def _check_means(path: Path, entry: EntryResult, records: list[EpisodeRecord]) -> None:
-    """Every summarised mean is the mean of the episodes' values (seat rates included)."""
-    lacking = [m for m in SEAT_METRICS if m not in entry.metrics] if entry.seat else []
-    if lacking:
-        raise ResultsError(f"{path}: the seat result {entry.key} / {entry.agent} does not "
-                           f"summarise {', '.join(lacking)}; rerun the eval to rewrite "
-                           "results.json")  # fmt: skip
-    for name, summary in entry.metrics.items():
-        values = [r.metrics[name] for r in records if name in r.metrics]
-        if not values:  # a metric the episodes do not carry cannot be recomputed
-            continue
-        mean = math.fsum(values) / len(values)
-        if len(values) != len(records) or not math.isclose(mean, summary.mean, abs_tol=1e-9):
-            raise ResultsError(
-                f"{path}: results.json gives {entry.key} / {entry.agent} {name} = "
-                f"{summary.mean:.6g} but its {len(records)} episodes give {mean:.6g}; the "
-                "files do not match (rerun the eval to rewrite results.json)")
 
 
 def _optional_int(value: Any) -> int | None:

@@ -1,10 +1,13 @@
 """The leaderboard document: :func:`render_page` and everything it draws.
 
 :func:`render_page` turns the dict that ``LeaderboardStore.page_data(metric)`` returns into one
-HTML document (the page is a view of the store's data; it never recomputes a score): the
-sortable main table, the per-env breakdown and the learning-curve charts, drawn here in Python
-as inline SVG. Its CSS and the few lines of JavaScript that sort the main table are inline too,
-so the document works offline, from ``file://`` or any static host.
+HTML document (the page is a view of the store's data; it never recomputes a score): one
+sortable table per env set (rows are ranked in aggregate only against rows evaluated on the
+same envs, see :mod:`turngym.leaderboard.ranking`), the per-env breakdown with each env's own
+ranks, and the learning-curve charts, drawn here in Python as inline SVG. Its CSS and the few
+lines of JavaScript that sort the tables (:mod:`turngym.leaderboard.assets`) are inline too, so
+the document works offline, from ``file://`` or any static host; a Content-Security-Policy
+allows exactly those two by hash.
 
 Everything shown comes from users (run and agent names, env labels), so every piece of text goes
 through :func:`html.escape`, and the script reads only ``data-*`` attributes, never the data as
@@ -24,6 +27,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from turngym.evals.results import HIGHER_IS_BETTER
+from turngym.leaderboard.assets import CSS, JS, content_security_policy
+from turngym.leaderboard.ranking import rank_rows
 
 __all__ = ["render_page"]
 
@@ -103,14 +108,6 @@ def _best_first(items: list[Any], mean_of: Callable[[Any], Any], metric: str) ->
     return sorted(items, key=key)  # stable: ties keep the store's order
 
 
-def _ranks(means: list[float | None]) -> list[int]:
-    """Competition ranks (1, 2, 2, 4) of already sorted means, so equal scores share a rank."""
-    ranks: list[int] = []
-    for i, mean in enumerate(means):
-        ranks.append(ranks[-1] if i and mean == means[i - 1] else i + 1)
-    return ranks
-
-
 # --- Main table --------------------------------------------------------------------------------
 def _header(key: str, label: str, kind: str, *, sorted_: bool = False, title: str = "") -> str:
     """One sortable column header; the button makes it reachable from the keyboard."""
@@ -136,27 +133,28 @@ def _value_cell(stats: Any, *, with_ci: bool) -> str:
     )
 
 
-def _main_table(data: Mapping[str, Any]) -> str:
-    """The sortable leaderboard: rank, run, agent, kind, mean ± CI, n, one column per env."""
-    metric, envs = str(data["metric"]), [str(env) for env in data["envs"]]
-    rows = _best_first(list(data["rows"]), lambda row: row.get("mean"), metric)
+def _set_table(data: Mapping[str, Any], env_set: Mapping[str, Any], rows: list[dict],
+               table_id: str) -> str:  # fmt: skip
+    """One sortable table: the rows of one env set, ranked by their mean over its envs."""
+    metric = str(data["metric"])
+    envs = [str(env) for env in data["envs"] if env in env_set["envs"]]
     arrow = "↑" if _higher_is_better(metric) else "↓"
     headers = [
-        _header("rank", "#", "num", sorted_=True),
+        _header("rank", "#", "num", sorted_=True, title="rank among rows on these envs"),
         _header("run", "run", "text"),
         _header("agent", "agent", "text"),
         _header("kind", "kind", "text"),
-        _header("mean", f"{metric} {arrow} ± 95% CI", "num", title="mean over envs"),
+        _header("mean", f"{metric} {arrow} ± 95% CI", "num", title="mean over these envs"),
         _header("n", "n", "num", title="episodes"),
         *(_header(f"env:{env}", env, "num", title=f"{metric} on {env}") for env in envs),
     ]
     body = []
-    for rank, row in zip(_ranks([_num(r.get("mean")) for r in rows]), rows, strict=True):
+    for row in rows:
         per_env = row.get("per_env") or {}
         run, agent = str(row.get("run", "")), str(row.get("agent", ""))
-        n = row.get("n", "–")
+        n, rank = row.get("n", "–"), row.get("rank")
         cells = [
-            f'<td class="num rank" data-value="{rank}">{rank}</td>',
+            f'<td class="num rank" data-value="{"" if rank is None else rank}">{rank or "–"}</td>',
             f'<td class="run">{escape(run)}</td>',
             f'<td class="agent">{escape(agent)}</td>',
             f'<td class="kind">{escape(str(row.get("kind", "")))}</td>',
@@ -170,9 +168,28 @@ def _main_table(data: Mapping[str, Any]) -> str:
             + "</tr>"
         )
     return (
-        f'<div class="scroll"><table id="leaderboard"><thead><tr>{"".join(headers)}</tr>'
+        f'<div class="scroll"><table id="{_attr(table_id)}" class="leaderboard" '
+        f'data-env-set="{_attr(env_set["id"])}"><thead><tr>{"".join(headers)}</tr>'
         f"</thead><tbody>{''.join(body)}</tbody></table></div>"
     )
+
+
+def _main_tables(data: Mapping[str, Any]) -> str:
+    """The leaderboard: one table per env set (the first is ``#leaderboard``)."""
+    rows, env_sets = rank_rows(list(data["rows"]), str(data["metric"]))
+    if len(env_sets) == 1:
+        return _set_table(data, env_sets[0], rows, "leaderboard")
+    parts = ['<p class="note">Rows are ranked only against rows evaluated on the same envs; '
+             "each env's own ranks are in the per-env breakdown.</p>"]  # fmt: skip
+    for number, env_set in enumerate(env_sets):
+        members = [row for row in rows if row["env_set"] == env_set["id"]]
+        envs = ", ".join(str(env) for env in env_set["envs"])
+        count = len(env_set["envs"])
+        parts.append(f'<h3 class="env-set">Evaluated on {count} env{"s" * (count != 1)}: '
+                     f"{escape(envs)}</h3>")  # fmt: skip
+        table_id = "leaderboard" if number == 0 else f"leaderboard-{env_set['id']}"
+        parts.append(_set_table(data, env_set, members, table_id))
+    return "".join(parts)
 
 
 # --- Per-env breakdown -------------------------------------------------------------------------
@@ -183,8 +200,9 @@ def _env_mean(row: Mapping[str, Any], env: str) -> Any:
 def _breakdown(data: Mapping[str, Any]) -> str:
     """One small table per env: the runs that have a score there, best first."""
     metric, sections = str(data["metric"]), []
+    ranked, _ = rank_rows(list(data["rows"]), metric)
     for env in (str(env) for env in data["envs"]):
-        scored = [row for row in data["rows"] if env in (row.get("per_env") or {})]
+        scored = [row for row in ranked if env in (row.get("per_env") or {})]
         scored = _best_first(scored, functools.partial(_env_mean, env=env), metric)
         lines = []
         for row in scored:
@@ -193,13 +211,14 @@ def _breakdown(data: Mapping[str, Any]) -> str:
             half = _half_width(stats.get("ci95"))
             lines.append(
                 f'<tr class="env-row" data-run="{_attr(run)}" data-agent="{_attr(agent)}">'
+                f'<td class="num env-rank">{stats.get("rank") or "–"}</td>'
                 f"<td>{escape(run)}</td><td>{escape(agent)}</td>"
                 f'<td class="num">{_fmt(stats.get("mean"))}</td>'
                 f'<td class="num" title="{_attr(_ci_title(stats.get("ci95")))}">'
                 f"{'–' if half is None else '± ' + _fmt(half)}</td>"
                 f'<td class="num">{escape(str(stats.get("n", "–")))}</td></tr>'
             )
-        columns = ("run", "agent", metric, "± 95% CI", "n")
+        columns = ("#", "run", "agent", metric, "± 95% CI", "n")
         head = "".join(f'<th scope="col">{escape(c)}</th>' for c in columns)
         table = (
             f'<table class="env-table"><thead><tr>{head}</tr></thead>'
@@ -294,8 +313,8 @@ def _chart(
             )
         parts.append("</g>")
     legend = "".join(
-        f'<li><span class="swatch" style="background:{colors[(run, agent)]}">'
-        f"</span>{escape(_label(run, agent))}</li>"
+        f'<li><svg class="swatch" viewBox="0 0 1 1" aria-hidden="true"><rect width="1" '
+        f'height="1" fill="{colors[(run, agent)]}"/></svg>{escape(_label(run, agent))}</li>'
         for run, agent, _ in curves
     )
     title = f"{env} — {metric}"
@@ -335,68 +354,6 @@ def _curves(data: Mapping[str, Any]) -> str:
 
 
 # --- The document ------------------------------------------------------------------------------
-_CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;
-max-width:1200px;padding:0 1rem;color:#1b1f24;background:#fff}
-h1{margin-bottom:.2rem}.meta{color:#57606a;margin-top:0}
-nav.metrics a{margin-right:.6rem}nav.metrics a[aria-current]{font-weight:bold;color:#1b1f24}
-.scroll{overflow-x:auto}table{border-collapse:collapse;margin:.5rem 0 1.5rem}
-th,td{padding:.3rem .6rem;border-bottom:1px solid #d0d7de;text-align:left;white-space:nowrap}
-td.num,.env-table th:nth-child(n+3){text-align:right}
-td.num{font-variant-numeric:tabular-nums}.ci{color:#57606a}
-tbody tr:nth-child(even){background:#f6f8fa}
-#leaderboard th button{all:unset;cursor:pointer}th[data-type=num]{text-align:right}
-#leaderboard th[aria-sort=ascending] button::after{content:" ▲"}
-#leaderboard th[aria-sort=descending] button::after{content:" ▼"}
-.breakdown{display:flex;flex-wrap:wrap;gap:0 2rem}.charts{display:flex;flex-wrap:wrap;gap:1rem}
-figure.chart{margin:0;width:min(100%,560px)}figcaption{font-weight:bold}
-svg.curve-chart{width:100%;height:auto}
-.axis{stroke:#57606a}.grid{stroke:#eaeef2}.curve{fill:none;stroke-width:2}
-.xtick,.xlabel{text-anchor:middle;font-size:11px;fill:#57606a}
-.ytick{text-anchor:end;font-size:11px;fill:#57606a}.ylabel{text-anchor:middle;font-size:11px}
-ul.legend{list-style:none;padding:0;margin:.2rem 0}ul.legend li{display:inline-block;
-margin-right:1rem}.swatch{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem}
-.empty{color:#57606a;font-style:italic}
-"""
-
-# Sorts the main table by the clicked column; a second click reverses. Numeric columns compare
-# the exact numbers kept in data-value, missing values always sort last, and ties fall back to
-# the rank so the order is deterministic.
-_JS = """
-(function () {
-  var table = document.getElementById("leaderboard");
-  if (!table) return;
-  var headers = Array.prototype.slice.call(table.tHead.rows[0].cells);
-  function value(row, col, numeric) {
-    var cell = row.cells[col];
-    if (!numeric) return cell.textContent.trim();
-    var raw = cell.getAttribute("data-value");
-    return raw === null || raw === "" ? null : Number(raw);
-  }
-  function sortBy(col) {
-    var th = headers[col];
-    var dir = th.getAttribute("aria-sort") === "ascending" ? "descending" : "ascending";
-    var numeric = th.getAttribute("data-type") === "num";
-    var body = table.tBodies[0];
-    var rows = Array.prototype.slice.call(body.rows);
-    rows.sort(function (a, b) {
-      var x = value(a, col, numeric), y = value(b, col, numeric);
-      if (x === null || y === null) return (x === null) - (y === null);
-      var c = numeric ? x - y : x.localeCompare(y, undefined, {numeric: true});
-      if (dir === "descending") c = -c;
-      return c || value(a, 0, true) - value(b, 0, true);
-    });
-    rows.forEach(function (row) { body.appendChild(row); });
-    headers.forEach(function (h) { h.removeAttribute("aria-sort"); });
-    th.setAttribute("aria-sort", dir);
-  }
-  headers.forEach(function (th, col) {
-    th.addEventListener("click", function () { sortBy(col); });
-  });
-})();
-"""
-
-
 def _metric_nav(data: Mapping[str, Any]) -> str:
     """Links that reload the served page for another metric (only meaningful when served)."""
     links = []
@@ -436,7 +393,7 @@ def render_page(data: Mapping[str, Any], *, metric_links: bool = False) -> str:
     title, metric = escape(str(data["title"])), escape(str(data["metric"]))
     if data["rows"]:
         board = (
-            f"<h2>Leaderboard</h2>{_main_table(data)}"
+            f"<h2>Leaderboard</h2>{_main_tables(data)}"
             f'<h2>Per-env breakdown</h2><div id="breakdown" class="breakdown">'
             f"{_breakdown(data)}</div>"
         )
@@ -448,10 +405,12 @@ def render_page(data: Mapping[str, Any], *, metric_links: bool = False) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{title}</title><style>{_CSS}</style></head><body>"
+        f'<meta http-equiv="Content-Security-Policy" '
+        f'content="{_attr(content_security_policy(header=False))}">'
+        f"<title>{title}</title><style>{CSS}</style></head><body>"
         f'<h1>{title}</h1><p class="meta">metric: <strong id="metric">{metric}</strong>'
         f" · generated {escape(str(data['generated']))}</p>"
         f"{_metric_nav(data) if metric_links else ''}{board}"
         f'<h2>Learning curves</h2><div id="curves" class="charts">{_curves(data)}</div>'
-        f"<script>{_JS}</script></body></html>\n"
+        f"<script>{JS}</script></body></html>\n"
     )

@@ -1,10 +1,12 @@
 """The leaderboard store: finished runs' results in SQLite (default) or PostgreSQL.
 
 Rows come only from results files (``results.json`` and ``episodes.jsonl``;
-docs/design.md#leaderboard-and-ci-gate) and are never recomputed from anything else. A
-submission is refused, and nothing is written, when its results lack provenance, its summaries
-are not what its episodes give, its name is taken, the same run is already on the board, or an
-env on the board changed under the same id (another version or task fingerprint).
+docs/design.md#leaderboard-and-ci-gate), and every row is recomputed from the episodes and
+checked against ``results.json`` (:func:`~turngym.leaderboard.validate.check_submission`). A
+submission is refused, and nothing is written, when a field has the wrong type or a value
+outside its metric's range, a row does not match its episodes, its results lack provenance or
+episodes, its name is taken, the same run is already on the board, or an env on the board
+changed under the same id (another version or task fingerprint).
 
 One SQLAlchemy Core code path serves both databases. Concurrent writers are safe: SQLite
 writes take the database lock at the start of the transaction (``BEGIN IMMEDIATE``) and wait for
@@ -41,12 +43,14 @@ from turngym.evals.results import (
 from turngym.evals.stats import Z95, MetricSummary
 from turngym.leaderboard.episodes import EpisodeRecord, env_label, match_agents, read_run_episodes
 from turngym.leaderboard.episodes import shown_agent as _shown_agent
+from turngym.leaderboard.ranking import rank_rows
 from turngym.leaderboard.schema import add_missing_columns, make_engine, missing_columns
 from turngym.leaderboard.schema import entries as _entries
 from turngym.leaderboard.schema import envs as _envs
 from turngym.leaderboard.schema import episode_metrics as _episodes
 from turngym.leaderboard.schema import metadata as _meta
 from turngym.leaderboard.schema import submissions as _submissions
+from turngym.leaderboard.validate import SubmissionInvalid, check_submission
 
 __all__ = ["LeaderboardError", "SubmissionError", "Submission", "LeaderboardStore", "database_url"]
 
@@ -186,9 +190,10 @@ class LeaderboardStore:
             The accepted :class:`Submission`.
 
         Raises:
-            SubmissionError: The results are missing, corrupt or without provenance; the name
-                or the run is already on the board; or an env changed under the same id.
-                Nothing is written then.
+            SubmissionError: The results are missing, corrupt, without provenance or episodes,
+                or invalid (a value out of range, a row its episodes do not give: the message
+                names the row); the name or the run is already on the board; or an env
+                changed under the same id. Nothing is written then.
         """
         run_dir = Path(run_dir)
         if run_dir.is_file():
@@ -196,9 +201,12 @@ class LeaderboardStore:
         try:
             results = load_results(run_dir)
             episodes = read_run_episodes(run_dir, results)
+            recomputed = check_submission(results, episodes)
         except ResultsError as err:
             raise SubmissionError(f"{err} — only finished `turngym eval`/`bench` runs with "
                                   "provenance can be submitted") from err  # fmt: skip
+        except SubmissionInvalid as err:
+            raise SubmissionError(f"{run_dir}: refused, {err}") from err
         name = name if name is not None else run_dir.resolve().name
         if not name.strip() or len(name) > 200:
             raise SubmissionError(f"invalid submission name {name!r}: use 1-200 characters")
@@ -207,7 +215,7 @@ class LeaderboardStore:
         for attempt in range(2):
             try:
                 with self._write() as conn:
-                    return self._insert(conn, results, episodes, name, run_dir)
+                    return self._insert(conn, results, episodes, recomputed, name, run_dir)
             except sa.exc.IntegrityError as err:
                 if attempt:
                     raise SubmissionError(f"{name!r} conflicts with a concurrent submission: "
@@ -215,7 +223,8 @@ class LeaderboardStore:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _insert(self, conn: sa.Connection, results: RunResults,
-                episodes: dict[tuple[str, str], list[EpisodeRecord]], name: str,
+                episodes: dict[tuple[str, str], list[EpisodeRecord]],
+                recomputed: dict[tuple[str, str], dict[str, MetricSummary]], name: str,
                 run_dir: Path) -> Submission:  # fmt: skip
         prov = results.provenance
         run_hash = _run_hash(results)
@@ -245,8 +254,8 @@ class LeaderboardStore:
             "options": e.options, "split": e.split, "agent": e.agent,
             "agent_config": e.agent_config, "seeds": e.seeds,
             "episodes_per_seed": e.episodes_per_seed,
-            "metrics": {k: v.to_dict() for k, v in e.metrics.items()}, "curve": e.curve,
-            "seat": e.seat, "opponent": e.opponent,
+            "metrics": {k: v.to_dict() for k, v in recomputed[(e.key, e.agent)].items()},
+            "curve": e.curve, "seat": e.seat, "opponent": e.opponent,
         } for e in results.entries])  # fmt: skip
         rows = [{"submission_id": sid, "entry_key": key, "agent": agent, "episode_key": r.key,
                  "task_id": r.task_id, "seed": r.seed, "run_seed": r.run_seed,
@@ -426,9 +435,11 @@ class LeaderboardStore:
     def page_data(self, metric: str = "success") -> dict[str, Any]:
         """Everything the leaderboard page shows, as plain JSON-able data.
 
-        Rows are one per (submission, agent), ranked by the macro mean over the envs the row
-        covers. Its interval combines the per-env ones as independent estimates:
-        ``mean ± 1.96 * sqrt(sum se_i^2) / k`` with ``se_i`` = half-width / 1.96.
+        Rows are one per (submission, agent) with the macro mean over the envs the row covers.
+        Its interval combines the per-env ones as independent estimates:
+        ``mean ± 1.96 * sqrt(sum se_i^2) / k`` with ``se_i`` = half-width / 1.96. Rows are
+        ranked by it only within their env set (``env_sets``: rows on the same envs), and
+        per env in ``per_env[env]["rank"]`` (:func:`~turngym.leaderboard.ranking.rank_rows`).
         Multi-agent games make rows of their own, one per (submission, agent, opponent), the
         agent shown as ``agent vs opponent``: seats never mix with single-agent envs or with
         another opponent's games.
@@ -442,9 +453,9 @@ class LeaderboardStore:
         for e in entries:
             if metric in e["metrics"]:
                 groups.setdefault((e["run"], e["agent"], e["opponent"]), []).append(e)
-        rows = [_page_row(group, metric) for group in groups.values()]
-        sign = 1 if _higher_is_better(metric) else -1
-        rows.sort(key=lambda r: (-sign * r["mean"], r["run"], r["agent"]))
+        rows = sorted((_page_row(group, metric) for group in groups.values()),
+                      key=lambda r: (r["run"], r["agent"]))  # fmt: skip
+        rows, env_sets = rank_rows(rows, metric)
         curves = [{"run": e["run"], "agent": _shown_agent(e), "env": e["env"], "metric": metric,
                    "points": [[p["env_steps"], p[metric]] for p in e["curve"] if metric in p]}
                   for e in entries if e["curve"]]  # fmt: skip
@@ -454,6 +465,7 @@ class LeaderboardStore:
             "metric": metric,
             "metrics": metrics,
             "envs": sorted({e["env"] for g in groups.values() for e in g}),
+            "env_sets": env_sets,
             "rows": rows,
             "curves": [c for c in curves if c["points"]],
         }

@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from turngym.evals.results import EPISODE_METRICS
+from turngym.leaderboard.assets import SECURITY_HEADERS
 from turngym.leaderboard.page import render_page
 
 if TYPE_CHECKING:
     import fastapi
 
-__all__ = ["PageSource", "render_page", "export_html", "create_app", "serve"]
+__all__ = ["PageSource", "SecurityHeaders", "render_page", "export_html", "create_app", "serve"]
 
 
 class PageSource(Protocol):
@@ -34,6 +35,32 @@ class PageSource(Protocol):
     def page_data(self, metric: str = "success") -> dict[str, Any]:
         """Return the page data for ``metric`` (see :func:`render_page` for its shape)."""
         ...
+
+
+class SecurityHeaders:
+    """ASGI middleware adding :data:`~turngym.leaderboard.assets.SECURITY_HEADERS` to responses."""
+
+    _HEADERS = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+    def __init__(self, app: Any) -> None:
+        """Wrap ``app``."""
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Pass the request on; add the headers a response does not set itself."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_secured(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [h for h in self._HEADERS if h[0] not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_secured)
 
 
 # --- Export, app and server --------------------------------------------------------------------
@@ -106,7 +133,9 @@ def create_app(store_url: str | os.PathLike[str] | PageSource) -> fastapi.FastAP
 
     Routes: ``GET /`` (the page; ``?metric=`` picks the metric), ``GET /api/leaderboard`` (the
     page data as JSON, same query) and ``GET /health``. An unknown metric answers 400 with the
-    metrics to choose from. Creating the app opens nothing; a store URL is opened when the app
+    metrics to choose from. Every response carries :data:`~turngym.leaderboard.assets.
+    SECURITY_HEADERS` (a Content-Security-Policy allowing only the page's own script and style,
+    ``nosniff``, no framing). Creating the app opens nothing; a store URL is opened when the app
     starts and closed when it stops.
 
     Args:
@@ -129,6 +158,7 @@ def create_app(store_url: str | os.PathLike[str] | PageSource) -> fastapi.FastAP
                 _close(app.state.store)
 
     app = fastapi.FastAPI(title="turngym leaderboard", lifespan=lifespan)
+    app.add_middleware(SecurityHeaders)
 
     # The handlers reach the store through the enclosing ``app`` rather than a ``Request``
     # parameter: FastAPI resolves parameter annotations in this module's globals, where fastapi

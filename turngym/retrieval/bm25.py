@@ -16,6 +16,11 @@ query is one ``scores[doc_ids] += weights`` per query term followed by a top-k s
 Postings are a dict ``term -> (start, stop)`` into two flat arrays (document ids and weights),
 which pickle and load quickly. Ties are broken by document order, so rankings are the same on
 every machine.
+
+Both caches are bounded: the process keeps the :data:`MEMORY_INDEXES` most recently used
+indexes, and the disk cache keeps at most ``$TURNGYM_CACHE_MAX_BYTES`` (default
+:data:`DEFAULT_DISK_BYTES`) of index files, least recently used deleted first. Indexes are
+read or built one at a time, so concurrent requests for one corpus build it once.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import pickle
 import re
 import tempfile
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -40,6 +45,9 @@ __all__ = [
     "cache_dir",
     "load_or_build",
     "clear_memory_cache",
+    "MEMORY_INDEXES",
+    "DEFAULT_DISK_BYTES",
+    "disk_limit",
 ]
 
 DEFAULT_STOPWORDS: frozenset[str] = frozenset(
@@ -50,8 +58,13 @@ DEFAULT_STOPWORDS: frozenset[str] = frozenset(
 
 _WORD = re.compile(r"[a-z0-9]+(?:[-.][a-z0-9]+)*")
 _CACHE_VERSION = 1  # bump when the on-disk format or the scoring changes
-_MEMORY: dict[str, BM25Index] = {}
+_MEMORY: OrderedDict[str, BM25Index] = OrderedDict()
 _MEMORY_LOCK = threading.Lock()
+_BUILD_LOCK = threading.Lock()
+MEMORY_INDEXES = 8
+"""Indexes kept in memory per process (least recently used forgotten first)."""
+DEFAULT_DISK_BYTES = 2 << 30
+"""Default bound of the disk cache (2 GiB); ``$TURNGYM_CACHE_MAX_BYTES`` overrides it."""
 
 
 def tokenize(text: str, stopwords: Iterable[str] | None = DEFAULT_STOPWORDS) -> list[str]:
@@ -242,19 +255,37 @@ def load_or_build(
         The index (shared: do not mutate it).
     """
     key = _corpus_key(docs, k1, b, stopwords)
-    with _MEMORY_LOCK:
-        cached = _MEMORY.get(key)
+    cached = _remembered(key)
     if cached is not None:
         return cached
-    path = cache_dir() / "bm25" / f"{key}.pkl"
-    index = _read(path) if use_disk else None
-    if index is None:
-        index = BM25Index.build(docs, k1=k1, b=b, stopwords=stopwords)
-        if use_disk:
-            _write(path, index)
-    with _MEMORY_LOCK:
-        _MEMORY[key] = index
+    # One index is read or built at a time: threads that miss the same corpus at once (a
+    # server's burst of resets) wait for the first and share its index, rather than each
+    # holding a copy of it, and the memory of builds in flight is one index's.
+    with _BUILD_LOCK:
+        cached = _remembered(key)
+        if cached is not None:
+            return cached
+        path = cache_dir() / "bm25" / f"{key}.pkl"
+        index = _read(path) if use_disk else None
+        if index is None:
+            index = BM25Index.build(docs, k1=k1, b=b, stopwords=stopwords)
+            if use_disk:
+                _write(path, index)
+                _prune_disk(path.parent, keep=path)
+        with _MEMORY_LOCK:
+            _MEMORY[key] = index
+            while len(_MEMORY) > MEMORY_INDEXES:
+                _MEMORY.popitem(last=False)
     return index
+
+
+def _remembered(key: str) -> BM25Index | None:
+    """The in-memory index of ``key`` (now the most recently used), if kept."""
+    with _MEMORY_LOCK:
+        cached = _MEMORY.get(key)
+        if cached is not None:
+            _MEMORY.move_to_end(key)
+    return cached
 
 
 def clear_memory_cache() -> None:
@@ -267,9 +298,38 @@ def _read(path: Path) -> BM25Index | None:
     try:
         with path.open("rb") as handle:
             index = pickle.load(handle)
+        os.utime(path)  # recently used: the disk cache forgets least recently used files first
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
         return None
     return index if isinstance(index, BM25Index) else None
+
+
+def disk_limit() -> int:
+    """Bytes the disk cache may hold: ``$TURNGYM_CACHE_MAX_BYTES`` or :data:`DEFAULT_DISK_BYTES`."""
+    raw = os.environ.get("TURNGYM_CACHE_MAX_BYTES", "")
+    try:
+        return max(0, int(raw)) if raw.strip() else DEFAULT_DISK_BYTES
+    except ValueError:
+        return DEFAULT_DISK_BYTES
+
+
+def _prune_disk(folder: Path, keep: Path) -> None:
+    """Delete the least recently used index files until the folder fits :func:`disk_limit`."""
+    try:
+        files = [(p.stat().st_mtime_ns, p.stat().st_size, p) for p in folder.glob("*.pkl")]
+    except OSError:  # another process pruned at the same time: try again next write
+        return
+    total, limit = sum(size for _, size, _ in files), disk_limit()
+    for _, size, path in sorted(files, key=lambda f: (f[0], str(f[2]))):
+        if total <= limit:
+            break
+        if path == keep:
+            continue
+        try:
+            path.unlink()
+            total -= size
+        except OSError:
+            continue
 
 
 def _write(path: Path, index: BM25Index) -> None:

@@ -26,6 +26,8 @@ __all__ = ["RemoteEnvError", "ConnectionLost", "base_url", "ws_url", "server_inf
            "Connection", "background_loop"]  # fmt: skip
 
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+# Requests whose CAPACITY_REACHED refusal is a quota: the socket and the session stay as they were.
+_KEEPS_SOCKET = frozenset({"fork", "snapshot"})
 _MAX_REPLY_BYTES = 16 << 20  # observations are text; this only stops a runaway server
 
 
@@ -187,7 +189,10 @@ class Connection:
         if reply.get("type") == "error":
             data = reply.get("data") or {}
             code = str(data.get("code", "UNKNOWN"))
-            if code in (ErrorCode.SESSION_ERROR.value, ErrorCode.CAPACITY_REACHED.value):
+            closing = code == ErrorCode.SESSION_ERROR.value or (
+                code == ErrorCode.CAPACITY_REACHED.value
+                and message.get("type") not in _KEEPS_SOCKET)  # fmt: skip
+            if closing:
                 self.dead = True  # the server closes the socket after these
             bad_input = code == ErrorCode.VALIDATION_ERROR.value
             bad_input = bad_input or data.get("exception") == "ValueError"

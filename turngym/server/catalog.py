@@ -9,10 +9,14 @@ Envs are built **without** Gymnasium's ``TimeLimit`` and ``OrderEnforcing`` wrap
 session applies the time limit and the reset-before-step rule itself, so a snapshot can carry
 the turn count and a restored session never trips over a wrapper's private flag.
 
-**Constructor kwargs from clients.** Untrusted clients may choose only ``level`` and the
-difficulty knobs of a :class:`~turngym.core.TextEnv` (other kwargs, such as ``tasks_file``,
-would let a client make the server read its files). A server started with
-``privileged=True`` trusts its clients and passes any kwargs through.
+**What untrusted clients may choose.** Only ``level`` and the difficulty knobs of a
+:class:`~turngym.core.TextEnv` as constructor kwargs (other kwargs, such as ``tasks_file``,
+would let a client make the server read its files). A knob the env lists in
+:attr:`~turngym.core.TextEnv.costly_knobs` (a corpus or catalogue size or seed: each value
+builds and keeps its own data) takes only the values of the env's presets, in kwargs and in
+the ``difficulty`` reset option alike, so the data a server builds is bounded by its presets.
+The ``task`` reset option (a task dict of the client's, which skips the generator's bounds) is
+refused. A server started with ``privileged=True`` trusts its clients and accepts all of it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +49,8 @@ class ServedEnv:
         info: What clients are told about it.
         knobs: Constructor kwargs untrusted clients may set (``None``: none at all).
         slow: Whether to call it in worker threads (``metadata["turngym.slow"]``).
+        presets: For each costly knob, the values untrusted clients may choose (canonical
+            JSON texts of the defaults' and the levels' values).
     """
 
     env_id: str
@@ -52,6 +59,7 @@ class ServedEnv:
     info: EnvInfo
     knobs: frozenset[str] | None
     slow: bool
+    presets: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
 
 
 def resolve_env_id(name: str) -> str:
@@ -67,6 +75,31 @@ def resolve_env_id(name: str) -> str:
         name = env_id
     env_registry.get(name)
     return name
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
+
+
+def _preset_values(cls: type[TextEnv], registered: Mapping[str, Any]) -> dict[str, frozenset[str]]:
+    """For each costly knob of ``cls``, the values its defaults, levels and registration give."""
+    presets = [cls.difficulty_defaults, *cls.levels.values(), registered]
+    return {knob: frozenset(_canonical(p[knob]) for p in presets if knob in p)
+            for knob in cls.costly_knobs}  # fmt: skip
+
+
+def _check_presets(served: ServedEnv, knobs: Mapping[str, Any], where: str) -> None:
+    """Refuse a costly knob set to a value none of the env's presets has."""
+    for knob, allowed in sorted(served.presets.items()):
+        if knob in knobs and _canonical(knobs[knob]) not in allowed:
+            raise ProtocolError(
+                ErrorCode.VALIDATION_ERROR,
+                f"{where}: {knob}={knobs[knob]!r} is not allowed for {served.env_id}: each value "
+                f"builds and keeps its own data on the server, so clients may use only the "
+                f"values of its presets, {sorted(allowed)} (pick one with 'level'), unless the "
+                "server was started with --privileged.",
+                knob=knob,
+            )
 
 
 def _space_limit(space: gymnasium.Space) -> int:
@@ -117,9 +150,10 @@ class EnvCatalog:
                 raise ValueError(f"{env_id}: {err}") from None
             space = env.action_space
             examples = list(space.examples) if isinstance(space, TextSpace) else []
-            knobs = None
+            knobs, presets = None, {}
             if isinstance(base, TextEnv):
                 knobs = frozenset(type(base).difficulty_defaults) | {"level"}
+                presets = _preset_values(type(base), registered.kwargs or {})
             slow = bool(base.metadata.get("turngym.slow", False))
         finally:
             env.close()
@@ -130,7 +164,7 @@ class EnvCatalog:
             max_action_chars=max_action,
             max_observation_chars=max_obs,
         )
-        return ServedEnv(env_id, spec, registered.max_episode_steps, info, knobs, slow)
+        return ServedEnv(env_id, spec, registered.max_episode_steps, info, knobs, slow, presets)
 
     def get(self, env_id: str | None) -> ServedEnv:
         """Return a served env (``None``: the default).
@@ -166,6 +200,25 @@ class EnvCatalog:
                 f"env_kwargs {refused} are not allowed for {served.env_id}; clients may set "
                 f"{sorted(allowed) or 'none'} (a server started with --privileged accepts any).",
             )
+        _check_presets(served, kwargs, "env_kwargs")
+
+    def check_options(self, served: ServedEnv, options: Mapping[str, Any] | None) -> None:
+        """Refuse reset options an untrusted client may not use (``task``, costly knob values).
+
+        Raises:
+            ProtocolError: ``VALIDATION_ERROR`` saying what is allowed.
+        """
+        if self.privileged or not options:
+            return
+        if "task" in options:
+            raise ProtocolError(
+                ErrorCode.VALIDATION_ERROR,
+                "The reset option 'task' (a task dict of your own) is accepted only by a server "
+                "started with --privileged; pick tasks with 'seed', 'split' and 'level'.",
+            )
+        difficulty = options.get("difficulty")
+        if isinstance(difficulty, Mapping):
+            _check_presets(served, difficulty, "difficulty")
 
     def build(self, served: ServedEnv, kwargs: Mapping[str, Any]) -> gymnasium.Env:
         """Build a fresh env (no time limit or order wrappers: the session applies them).

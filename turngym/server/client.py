@@ -20,7 +20,14 @@ the reward, ``terminated``/``truncated``, and the info dict (the per-turn record
   env first used from a coroutine keeps its socket on that coroutine's loop.
 * **Branching.** ``get_state()`` returns a snapshot handle (bytes) kept by the server and
   ``set_state()`` restores it, so tree rollouts and ``turngym check``'s snapshot test work;
-  ``fork()`` returns a second ``RemoteEnv`` continuing from the same state.
+  ``fork()`` returns a second ``RemoteEnv`` continuing from the same state. Both count against
+  this client's quotas on the server; a refused fork raises :class:`RemoteEnvError`
+  (``CAPACITY_REACHED``) and this env keeps its connection and episode. A fork nobody has used
+  yet closes with the env that made it.
+* **Episodes end.** A ``step`` after ``terminated`` or ``truncated`` raises
+  :class:`RemoteValueError`; ``reset()`` starts the next episode.
+* **Oracle.** ``oracle_action()`` asks a ``--privileged`` server for the optimal action, so
+  ``--agent oracle`` plays served envs; other servers refuse it with a clear error.
 * **Pickling** keeps a snapshot handle; the copy reconnects and restores on first use.
 * **Failures.** A reset that finds the connection gone reconnects (nothing is lost: a reset
   starts over). A step whose connection is gone raises :class:`RemoteEnvError` saying the
@@ -224,6 +231,19 @@ class RemoteEnv(gymnasium.Env[str, str]):
         """Return a new env continuing from this one's current state (a server-side copy)."""
         return self._sync(self._afork)
 
+    def oracle_action(self) -> str:
+        """The served env's optimal action now (what the ``oracle`` agent plays).
+
+        Raises:
+            RemoteValueError: The server was not started with ``--privileged`` (the oracle
+                reads the ground truth), or the episode is over.
+        """
+        return self._sync(self._aoracle_action)
+
+    async def _aoracle_action(self) -> str:
+        reply = await self._request({"type": "oracle", "data": {}})
+        return str(reply["data"]["action"])
+
     def leak_check(self, text: str) -> list[str]:
         """Run the served env's own leak check on a text this env received this episode.
 
@@ -315,8 +335,8 @@ class RemoteEnv(gymnasium.Env[str, str]):
                     "(server restart, idle timeout or network); call reset() to start a new "
                     "one (it reconnects).", err.code, err.data,
                 ) from None  # fmt: skip
-            except RemoteEnvError as err:
-                if err.code in ("SESSION_ERROR", "CAPACITY_REACHED"):
+            except RemoteEnvError:
+                if conn.dead:
                     self._conn = None  # the server closed the socket (and any episode with it)
                 raise
         raise AssertionError("unreachable")
@@ -352,7 +372,7 @@ class RemoteEnv(gymnasium.Env[str, str]):
     def _sync(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         conn = self._conn
         usable = conn is not None and not conn.dead and conn.loop.is_running()
-        loop = conn.loop if usable else background_loop()  # type: ignore[union-attr]
+        loop = conn.loop if conn is not None and usable else background_loop()
         if _running_loop() is loop:
             raise RuntimeError(
                 "RemoteEnv: a blocking call from inside the event loop that owns its "

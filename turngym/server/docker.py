@@ -40,6 +40,7 @@ class DockerServeConfig:
         port: Host port (0: Docker picks a free one).
         image: Tag of the image to build and run.
         max_sessions, idle_timeout_s, max_message_bytes, privileged: As for ``turngym serve``.
+        limit_flags: The other limit flags of ``turngym serve`` (quotas, timeouts, sizes).
     """
 
     env_ids: tuple[str, ...]
@@ -48,8 +49,9 @@ class DockerServeConfig:
     image: str = DEFAULT_IMAGE
     max_sessions: int = 256
     idle_timeout_s: float = 600.0
-    max_message_bytes: int = 1 << 20
+    max_message_bytes: int = 256 << 10
     privileged: bool = False
+    limit_flags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.env_ids:
@@ -78,7 +80,8 @@ def server_command(config: DockerServeConfig) -> list[str]:
     command = ["turngym", "serve", *config.env_ids, "--host", "0.0.0.0",
                "--port", str(CONTAINER_PORT), "--max-sessions", str(config.max_sessions),
                "--idle-timeout", f"{config.idle_timeout_s:g}",
-               "--max-message-bytes", str(config.max_message_bytes)]  # fmt: skip
+               "--max-message-bytes", str(config.max_message_bytes),
+               *config.limit_flags]  # fmt: skip
     if config.privileged:
         command.append("--privileged")
     return command
@@ -219,6 +222,7 @@ def run_cli(args: argparse.Namespace, out: TextIO) -> int:
         tuple(args.env_ids), host=args.host, port=args.port, image=args.image or DEFAULT_IMAGE,
         max_sessions=args.max_sessions, idle_timeout_s=args.idle_timeout,
         max_message_bytes=args.max_message_bytes, privileged=args.privileged,
+        limit_flags=tuple(getattr(args, "limit_flags", ())),
     )  # fmt: skip
     try:
         server = DockerServer(config, client=docker_client())

@@ -20,8 +20,20 @@ Error codes are OpenEnv's ``WSErrorCode`` values (``INVALID_JSON``, ``UNKNOWN_TY
 ``VALIDATION_ERROR``, ``EXECUTION_ERROR``, ``CAPACITY_REACHED``, ``FACTORY_ERROR``,
 ``SESSION_ERROR``) plus one turngym code, ``MESSAGE_TOO_LARGE``. As in OpenEnv, a validation
 error carries ``errors`` (pydantic's list) and a capacity error ``active_sessions`` and
-``max_sessions``; after ``CAPACITY_REACHED`` and ``SESSION_ERROR`` the server closes the socket,
-after every other error it stays open.
+``max_sessions``. When a *connection* is refused (``CAPACITY_REACHED`` on connect) or its
+session ends (``SESSION_ERROR``) the server closes the socket; after every other error,
+including a ``fork`` or ``snapshot`` refused with ``CAPACITY_REACHED`` (a quota: see
+:mod:`turngym.server.accounting`), the socket and the session stay as they were.
+
+**Episodes end.** Once a reply says ``done`` (terminated or truncated by the time limit), a
+``step`` is refused with ``VALIDATION_ERROR`` (``episode_done: true``) and changes nothing;
+send ``reset`` for the next episode (no automatic reset, so a trainer never mixes two
+episodes). A ``reset`` that fails (unknown options, a refused knob value, an env that cannot be
+built) leaves the session as it was, episode included.
+
+**Frames.** A frame of more than ``max_message_bytes`` gets ``MESSAGE_TOO_LARGE`` and the socket
+stays open; one of more than twice that is refused by the WebSocket layer from its header,
+before its payload is read, and closes the socket (code 1009).
 
 **Text envs on the wire.** The action is ``{"message": str}`` (OpenEnv's text envs, e.g. its
 echo and TextArena envs, use the same field) and the observation ``{"text": str, "metadata":
@@ -45,11 +57,16 @@ with ``privileged=True``.
   own leak check (``TextEnv.leak_check``) on a text this session sent during the current
   episode, so ``turngym check`` can run it remotely. Other texts are refused: a client must not
   be able to probe the ground truth with guesses.
+* ``oracle`` → ``{"type": "oracle", "data": {"action": str}}``: the env's optimal action now
+  (``TextEnv.oracle_action``), so the ``oracle`` agent plays served envs. It reads the ground
+  truth, so only a server started with ``--privileged`` answers; others refuse it with
+  ``VALIDATION_ERROR``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Annotated, Any, Literal
 
@@ -61,9 +78,10 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
 )
-from pydantic_core import PydanticSerializationError
+from pydantic_core import PydanticSerializationError, to_json
 
 __all__ = [
+    "invalid_input",
     "PROTOCOL_VERSION",
     "ErrorCode",
     "ProtocolError",
@@ -87,6 +105,7 @@ PROTOCOL_VERSION = 1
 """Version of the turngym extensions (the OpenEnv part follows OpenEnv)."""
 
 _FORBID = ConfigDict(extra="forbid")
+_MAX_ERRORS = 20  # validation errors listed in an error reply
 
 
 class ErrorCode(str, Enum):
@@ -140,7 +159,8 @@ class ResetData(BaseModel):
     task: dict[str, Any] | None = Field(default=None, description="A task dict to play.")
     difficulty: dict[str, Any] | None = Field(default=None, description="Knob overrides.")
     level: int | None = Field(default=None, description="A difficulty preset.")
-    env_id: str | None = Field(default=None, description="Switch this session to another env.")
+    env_id: str | None = Field(default=None, max_length=200,
+                               description="Switch this session to another env.")
     env_kwargs: dict[str, Any] | None = Field(default=None, description="Constructor kwargs.")
 
     def reset_options(self) -> dict[str, Any] | None:
@@ -253,9 +273,13 @@ class _Fork(_Bare):
     type: Literal["fork"]
 
 
+class _Oracle(_Bare):
+    type: Literal["oracle"]
+
+
 class _MakeData(BaseModel):
     model_config = _FORBID
-    env_id: str
+    env_id: str = Field(max_length=200)
     env_kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -288,14 +312,15 @@ class _LeakCheck(BaseModel):
 
 
 IncomingMessage = Annotated[
-    _Reset | _Step | _State | _Close | _Make | _Snapshot | _Restore | _Fork | _LeakCheck,
+    _Reset | _Step | _State | _Close | _Make | _Snapshot | _Restore | _Fork | _LeakCheck
+    | _Oracle,
     Field(discriminator="type"),
 ]
 """Every message a client may send, discriminated by ``type``."""
 
 _INCOMING: TypeAdapter[Any] = TypeAdapter(IncomingMessage)
 MESSAGE_TYPES = ("reset", "step", "state", "close", "make", "snapshot", "restore", "fork",
-                 "leak_check")  # fmt: skip
+                 "leak_check", "oracle")  # fmt: skip
 
 
 def parse_message(raw: str | bytes) -> Any:
@@ -336,7 +361,19 @@ def _classify(err: ValidationError, raw: str | bytes) -> ProtocolError:
             ErrorCode.UNKNOWN_TYPE,
             f"Unknown message type: {kind!r}; expected one of {', '.join(MESSAGE_TYPES)}",
         )
-    return ProtocolError(ErrorCode.VALIDATION_ERROR, "Invalid message", errors=errors)
+    return invalid_input("Invalid message", errors)
+
+
+def invalid_input(message: str, errors: Sequence[Mapping[str, Any]]) -> ProtocolError:
+    """``VALIDATION_ERROR`` listing the first few of pydantic's ``errors`` (type, loc, msg).
+
+    The first few say what is wrong; all of them, or the input they quote, could be far larger
+    than the message itself, so neither is sent back.
+    """
+    listed = [{"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": e.get("msg")}
+              for e in errors[:_MAX_ERRORS]]  # fmt: skip
+    return ProtocolError(ErrorCode.VALIDATION_ERROR, message, errors=listed,
+                         error_count=len(errors))  # fmt: skip
 
 
 # --- Encoding -----------------------------------------------------------------------------------
@@ -360,6 +397,14 @@ def encode(kind: str, data: BaseModel | dict[str, Any]) -> str:
     Values JSON cannot hold are converted (numpy to lists/numbers, anything else to its
     ``repr``); text that UTF-8 cannot carry (lone surrogates) is escaped.
     """
+    if isinstance(data, ObservationData):  # the hot path: a plain dict, no envelope model
+        fields = {"observation": data.observation, "reward": data.reward, "done": data.done,
+                  "metadata": data.metadata}  # fmt: skip
+        message: Any = {"type": kind, "data": fields}
+        try:
+            return to_json(message, fallback=_fallback, inf_nan_mode="null").decode()
+        except PydanticSerializationError:  # lone surrogates: let json escape them
+            return json.dumps(message, ensure_ascii=True, default=_fallback)
     envelope = _Envelope(type=kind, data=data)
     try:
         return envelope.model_dump_json(fallback=_fallback)
@@ -390,8 +435,9 @@ class StepRequest(BaseModel):
 
     action: TextAction
     snapshot_id: str | None = Field(
-        default=None, description="metadata.snapshot_id of the previous /reset or /step reply."
-    )
+        default=None, max_length=128,
+        description="metadata.snapshot_id of the previous /reset or /step reply.",
+    )  # fmt: skip
     timeout_s: float | None = Field(default=None, gt=0, description="Ignored (OpenEnv field).")
     request_id: str | None = Field(default=None, max_length=255)
 

@@ -357,7 +357,9 @@ def _read_mapping(path: Path) -> dict[str, Any]:
 def field_docs(cls: type) -> dict[str, str]:
     """Return ``{field name: docstring under it}`` by reading the class source."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body  # type: ignore[attr-defined]
+    class_def = tree.body[0]
+    assert isinstance(class_def, ast.ClassDef)  # the source of a class parses to its ClassDef
+    body = class_def.body
     docs = {}
     for node, after in zip(body, body[1:], strict=False):
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):

@@ -247,7 +247,7 @@ class ValueCritic(_TokenCritic):
         values = self.values(batch)  # the values the estimator saw (cached), for clipping
         assert self._cache is not None
         rows = self._cache[2]
-        entries = []  # (row, position, head index, target, old value)
+        entries: list[tuple[Any, ...]] = []  # (row, position, head index, target, old value)
         for name, tgt in credit.value_targets.items():
             k = self.head_names.index(name)
             old = values.head(name)[values.offsets[tgt.rows] + tgt.positions]

@@ -60,7 +60,7 @@ def _params(config: TrainConfig, what: str) -> dict[str, Any]:
 
 def _bind(what: str, plug: Plug, overrides: Mapping[str, Any]) -> tuple[type, dict[str, Any]]:
     """The class of ``plug`` and its merged, checked keyword arguments."""
-    cls = _REGISTRIES[what].get(plug.name)
+    cls: type[Any] = _REGISTRIES[what].get(plug.name)  # any class: its __init__ is read below
     params = {**plug.params, **overrides}
     accepted = [p.name for p in inspect.signature(cls.__init__).parameters.values()
                 if p.kind is p.KEYWORD_ONLY and p.name not in _INJECTED[what]]  # fmt: skip
@@ -82,7 +82,7 @@ def critic_heads(plug: Plug) -> tuple[str, ...]:
         >>> critic_heads(Plug("twin_q")), critic_heads(Plug("value"))
         (('q1', 'q2', 'v1', 'v2'), ('value',))
     """
-    cls = critic_registry.get(plug.name)
+    cls: type[Any] = critic_registry.get(plug.name)
     if "heads" in plug.params:
         return tuple(plug.params["heads"])
     fixed = getattr(cls, "HEADS", None)

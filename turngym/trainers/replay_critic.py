@@ -73,6 +73,7 @@ class TwinQCritic(_TokenCritic):
         self.gamma, self.tau, self.capacity = gamma, tau, capacity
         self.batch_size, self.steps, self.fresh_v_only = batch_size, steps, fresh_v_only
         self.max_grad_norm = max_grad_norm
+        assert self.trunk is not None  # model="separate" always builds a trunk
         self.target_trunk = copy.deepcopy(self.trunk).requires_grad_(False)
         self.target_heads = copy.deepcopy(self.heads).requires_grad_(False)
         self.buffer: list[_Transition] = []
@@ -82,13 +83,13 @@ class TwinQCritic(_TokenCritic):
         out: list[_Transition] = []
         for group in batch.groups:
             for episode in group.episodes:
-                turns = [t for t in episode.turns if t.trace is not None and t.trace.prompt_ids]
-                for i, turn in enumerate(turns):
-                    nxt = turns[i + 1].trace.prompt_ids if i + 1 < len(turns) else None
-                    done = int(turn.terminated or nxt is None)
-                    trace = turn.trace
+                traced = [(t, t.trace) for t in episode.turns
+                          if t.trace is not None and t.trace.prompt_ids]  # fmt: skip
+                for i, (turn, trace) in enumerate(traced):
+                    last = turn.terminated or i + 1 == len(traced)
+                    nxt = None if last else tuple(traced[i + 1][1].prompt_ids)
                     out.append((tuple(trace.prompt_ids), tuple(trace.completion_ids),
-                                float(turn.reward), None if done else tuple(nxt), done))
+                                float(turn.reward), nxt, int(last)))
         return out
 
     def before_credit(self, batch: TurnBatch, step: int) -> dict[str, float]:
@@ -123,9 +124,10 @@ class TwinQCritic(_TokenCritic):
             target_sa = self._outputs(rows, trunk=self.target_trunk, heads=self.target_heads)
             q_targ = torch.stack([o[-1, 0:2] for o in target_sa])  # Q_k^targ(s, a)
             v_next = torch.zeros((len(items), 2), device=self.device)
-            live = [i for i, it in enumerate(items) if it[3] is not None]
-            if live:
-                nxt = [(list(items[i][3]), len(items[i][3]) - 1, 1) for i in live]
+            nexts = [(i, it[3]) for i, it in enumerate(items) if it[3] is not None]
+            if nexts:
+                live = [i for i, _ in nexts]
+                nxt = [(list(s), len(s) - 1, 1) for _, s in nexts]
                 out = self._outputs(nxt, trunk=self.target_trunk, heads=self.target_heads)
                 v_next[live] = torch.stack([o[0, 2:4] for o in out])
             y_q = td_targets(reward[:, None], done[:, None], v_next, self.gamma)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from typing import Any, ClassVar, SupportsFloat
+from typing import Any, SupportsFloat
 
 import gymnasium
 from gymnasium.envs.registration import EnvSpec
@@ -69,7 +69,7 @@ class OpenEnvEnv(gymnasium.Env[str, str]):
         timeout: Seconds to wait for the connection and for each reply.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "turngym.slow": True}
+    metadata: dict[str, Any] = {"render_modes": [], "turngym.slow": True}
 
     def __init__(self, url: str, action_field: str = "message",
                  observation_field: str | None = None, timeout: float = 30.0) -> None:  # fmt: skip

@@ -330,7 +330,8 @@ def errand_distance(world: World) -> int | None:
 
 def plan(world: World, max_actions: int = 3000) -> list[str] | None:
     """The planner's full action list from ``world`` to the end of the quest (``None``: stuck)."""
-    sim, actions = world.copy(), []
+    sim = world.copy()
+    actions: list[str] = []
     while "home" not in sim.done:
         if len(actions) > max_actions:
             return None

@@ -271,10 +271,11 @@ def solve(
             parent[nxt] = (state, action)
             if done(nxt):
                 plan = []
-                node: tuple | None = nxt
-                while parent[node] is not None:  # type: ignore[index]
-                    node, act = parent[node]  # type: ignore[misc]
+                step = parent[nxt]
+                while step is not None:  # walk back to the start (its parent is None)
+                    node, act = step
                     plan.append(act)
+                    step = parent[node]
                 return plan[::-1]
             queue.append(nxt)
     return None

@@ -167,12 +167,14 @@ class GUINav(TextEnv):
         return self._reward(outcome, before)
 
     def _reward(self, outcome: Transition, before: int) -> Transition:
+        app = self.app
+        assert app is not None
         d = self.episode_difficulty
         parts = {"step": float(d["step_penalty"]), "goals": 0.0, "success": 0.0}
         after = self._met()
         if d["reward_mode"] == "shaped":
             parts["goals"] = float(d["goal_bonus"]) * (after - before)
-        solved = after == len(self.app.goals)  # type: ignore[union-attr]
+        solved = after == len(app.goals)
         if solved:
             parts["success"] = 1.0
         message = outcome.message + (" Task complete." if solved else "")
@@ -180,8 +182,10 @@ class GUINav(TextEnv):
                           reward_components=parts, effective=outcome.effective)  # fmt: skip
 
     def _visible(self) -> list[int]:
-        ids = self.app.screens[self.screen].widgets  # type: ignore[union-attr]
-        v = self.app.viewport  # type: ignore[union-attr]
+        app = self.app
+        assert app is not None
+        ids = app.screens[self.screen].widgets
+        v = app.viewport
         return list(ids[self.page * v : (self.page + 1) * v])
 
     def _click_or_type(self, verb: str, rest: str) -> Transition:

@@ -124,6 +124,8 @@ class KernelGen(TextEnv):
         f"<action>\n{_EXAMPLE}\n</action>",
         "<action>\nclass ModelNew(:\n    pass\n</action>",
     )
+    # Each scales the CPU time of every evaluation (child processes run per step).
+    costly_knobs: ClassVar[frozenset[str]] = frozenset({"trials", "timing_repeats", "timeout_s"})
     difficulty_defaults: ClassVar[Mapping[str, Any]] = {
         "levels": [1, 2, 3],
         "families": [],

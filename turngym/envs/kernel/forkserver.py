@@ -169,7 +169,8 @@ class ForkServer:
         except (OSError, ValueError):
             ready = {}
         if not ready.get("ready"):
-            err = self._proc.stderr.read().decode(errors="replace")[-2000:] if self._proc else ""
+            stderr = self._proc.stderr if self._proc else None
+            err = stderr.read().decode(errors="replace")[-2000:] if stderr else ""
             self.close()
             raise RuntimeError(f"the sandbox fork server did not start:\n{err}")
         ours.settimeout(None)
@@ -238,12 +239,14 @@ class ForkServer:
                 _kill_uid(uid)
             os.makedirs(workdir, mode=0o700)
             if not cfg["namespaces"] and cfg["uid"] is not None:
-                os.chown(workdir, uid, uid)
+                os.chown(workdir, cfg["uid"], cfg["gid"])
             req_id = uuid.uuid4().hex
             env = sb.child_env(workdir, limits)
             msg = json.dumps({"id": req_id, "boot": cfg, "target": target, "args": args,
                               "env": env}).encode()
             with self._lock:
+                if self._ctrl is None:  # a concurrent restart of the template failed
+                    raise RuntimeError("the sandbox fork server is not running")
                 socket.send_fds(self._ctrl, [msg], [theirs.fileno(), err_w, report_w])
             pid = self._await_reply(req_id)["pid"]
         except BaseException:
@@ -369,7 +372,8 @@ def template_main(cfg: dict) -> None:
     signal.signal(signal.SIGCHLD, lambda *_: None)
     ctrl.send(json.dumps({"ready": True, "pid": os.getpid()}).encode())
     while True:
-        ready, _, _ = select.select([ctrl, wake_r], [], [])
+        watched: list[socket.socket | int] = [ctrl, wake_r]
+        ready, _, _ = select.select(watched, [], [])
         if wake_r in ready:
             try:
                 os.read(wake_r, 4096)

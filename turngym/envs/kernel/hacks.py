@@ -45,7 +45,7 @@ import time
 import types
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 if sys.version_info >= (3, 11):  # try/except* and code.co_qualname are new in Python 3.11
     _TRY_NODES: tuple[type[ast.AST], ...] = (ast.Try, ast.TryStar)
@@ -104,7 +104,7 @@ class Hack:
         return {"check": self.check, "detail": self.detail}
 
 
-def _is_kernel_def(node: ast.AST) -> bool:
+def _is_kernel_def(node: ast.AST) -> TypeGuard[ast.FunctionDef | ast.AsyncFunctionDef]:
     if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
         return False
     names = []
@@ -118,7 +118,7 @@ def _is_kernel_def(node: ast.AST) -> bool:
 
 def declared_kernels(tree: ast.Module) -> list[str]:
     """Names of the module-level functions that count as declared custom kernels."""
-    return [n.name for n in tree.body if _is_kernel_def(n)]  # type: ignore[attr-defined]
+    return [n.name for n in tree.body if _is_kernel_def(n)]
 
 
 def _dotted(node: ast.AST) -> str:
@@ -384,6 +384,7 @@ def patched_names(before: dict[str, Any]) -> list[str]:
 _MISSING = object()
 _ALLOWED_OPEN_PREFIXES: tuple[str, ...] = ()
 _AUDIT_STATE: dict[str, Any] = {"armed": False, "events": []}
+_AUDIT_HOOK_INSTALLED = False  # an audit hook cannot be removed: install it once per process
 _WATCHED_EVENTS = (
     "socket.connect",
     "socket.bind",
@@ -424,7 +425,7 @@ def install_audit_hook(extra_allowed: Iterable[str] = ()) -> dict[str, Any]:
     ``sys.path``) and ``/proc/self`` may be opened (lazy imports read them); anything else is an
     event.
     """
-    global _ALLOWED_OPEN_PREFIXES
+    global _ALLOWED_OPEN_PREFIXES, _AUDIT_HOOK_INSTALLED
     roots = {
         sys.prefix,
         sys.base_prefix,
@@ -437,9 +438,9 @@ def install_audit_hook(extra_allowed: Iterable[str] = ()) -> dict[str, Any]:
     }
     roots.update(p for p in sys.path if p and os.path.isabs(p))
     _ALLOWED_OPEN_PREFIXES = tuple(sorted(os.path.abspath(r) for r in roots))
-    if not getattr(install_audit_hook, "_installed", False):
+    if not _AUDIT_HOOK_INSTALLED:
         sys.addaudithook(_audit)
-        install_audit_hook._installed = True  # type: ignore[attr-defined]
+        _AUDIT_HOOK_INSTALLED = True
     return _AUDIT_STATE
 
 

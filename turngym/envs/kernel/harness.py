@@ -109,6 +109,7 @@ class _Reference:
         out, spec, consts = gr.capture(self.model, inputs)
         graph = gr.deserialize(spec, consts)
         _, profile, _ = gr.replay(graph, inputs, cost=True)
+        assert profile is not None  # cost=True always measures
         return {"kind": "outputs", "cost": profile.to_dict()}, plain_outputs(out)
 
 
@@ -121,8 +122,8 @@ class _Candidate:
         self.monitor = hk.CallMonitor(set(), {})
         self.audit: dict[str, Any] = {"armed": False, "events": []}
         self.snapshot: dict[str, Any] = {}
-        self.threads: set[int | None] = set()
-        self.mutated: list[str] = []
+        self.threads: set[int] = set()
+        self.mutated: list[int] = []  # indices of inputs forward() modified in place
 
     def _armed(self, fn: Callable[[], Any], monitor: bool = False) -> Any:
         self.audit["armed"] = True
@@ -141,7 +142,8 @@ class _Candidate:
         self.triton = _triton_recorder(source)  # before the audit hook: Triton reads many files
         self.audit = hk.install_audit_hook([os.getcwd()])
         self.snapshot = hk.snapshot_callables()
-        self.threads = {t.ident for t in threading.enumerate()}
+        # enumerate() lists started threads only, and a started thread has an ident.
+        self.threads = {t.ident for t in threading.enumerate() if t.ident is not None}
         ns = self._armed(lambda: _exec_module(source, "turngym_candidate"), monitor=True)
         cls = ns.get("ModelNew")
         if not isinstance(cls, type):
@@ -160,7 +162,8 @@ class _Candidate:
 
     def forward(self, header: dict, inputs: list) -> tuple[dict, list]:
         clones = [t.clone() for t in inputs]
-        mode, extra, reply = header.get("mode"), [], {"kind": "outputs"}
+        mode, extra = header.get("mode"), []
+        reply: dict[str, Any] = {"kind": "outputs"}
         if mode == "trace":
             try:
                 out, spec, consts = self._armed(lambda: gr.capture(self.model, inputs),
@@ -212,8 +215,8 @@ class _Candidate:
                                  "in place").to_dict())
         launched = sorted(set(self.monitor.kernel_calls)
                           | set(self.triton.names() if self.triton else []))
-        kernels = {"declared": self.kernels, "launched": launched,
-                   "triton_declared": self.triton_kernels}
+        kernels: dict[str, Any] = {"declared": self.kernels, "launched": launched,
+                                   "triton_declared": self.triton_kernels}
         if self.triton is not None:
             kernels["triton_launches"] = len(self.triton.launches)
         return {"hacks": found, "kernels": kernels}

@@ -380,7 +380,7 @@ def run_in_sandbox(entry_module: str, payload: dict, limits: SandboxLimits | Non
             _kill_uid(uid)  # strays of a crashed earlier caller must not count against us
         os.makedirs(workdir, mode=0o700)
         if not cfg["namespaces"] and cfg["uid"] is not None:
-            os.chown(workdir, uid, uid)
+            os.chown(workdir, cfg["uid"], cfg["gid"])
         proc = subprocess.Popen(
             [sys.executable, "-I", "-c", _BOOT_SOURCE, json.dumps(cfg)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -398,8 +398,8 @@ class TextAECEnv(AECEnv):
         if not isinstance(action, str):
             action = ""  # PettingZoo's tests may pass numbers; they are refused like bad text
         parsed = parse_action(action, self.action_tag, max_chars=self.action_space(seat).max_chars)
-        if parsed.ok:
-            move = self.apply(seat, parsed.content)  # type: ignore[arg-type]
+        if parsed.content is not None:  # parsed.ok, spelled so that the type narrows
+            move = self.apply(seat, parsed.content)
         else:
             example = self.example_actions[0] if self.example_actions else ""
             message = f"Invalid action: {parsed.error}. Answer like {example}."

@@ -22,7 +22,6 @@ Everything the recommendation envs share, all drawn from seeded ``numpy`` Genera
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 import unicodedata
@@ -30,6 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from turngym._shared_cache import shared_lru
 
 __all__ = [
     "GENRES",
@@ -110,7 +111,7 @@ def make_titles(rng: np.random.Generator, n: int) -> list[str]:
     return titles
 
 
-@functools.lru_cache(maxsize=8)
+@shared_lru(maxsize=8)  # concurrent builds of one new catalogue build it once
 def make_catalogue(seed: int, n_items: int, dim: int = 16, item_noise: float = 0.5) -> Catalogue:
     """Build (and cache) the catalogue of ``seed``; the same arguments give the same catalogue.
 

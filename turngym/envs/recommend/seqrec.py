@@ -121,6 +121,8 @@ class SeqRec(TextEnv):
     example_actions: ClassVar[tuple[str, ...]] = (
         "<action>1. i1; 2. i2; 3. i3; 4. i4; 5. i5; 6. i6; 7. i7; 8. i8; 9. i9; 10. i10</action>",
     )
+    # Each (n_items, catalog_seed) builds its own catalogue (seconds at 4,000 items).
+    costly_knobs: ClassVar[frozenset[str]] = frozenset({"n_items", "catalog_seed"})
     difficulty_defaults: ClassVar[Mapping[str, Any]] = {
         "n_items": 500,
         "catalog_seed": 0,

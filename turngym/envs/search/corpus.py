@@ -2,8 +2,9 @@ r"""Passage corpora for SearchQA: generated or user-supplied, BM25-indexed, serv
 
 A :class:`Corpus` is a list of passages ``(id, title, text)`` with a BM25 index from
 :mod:`turngym.retrieval.bm25` (built once, cached on disk under ``$TURNGYM_CACHE`` and shared
-by every env instance of the process). Search results are rendered exactly as Search-R1
-(Jin et al., 2025, ``search_r1/llm_agent/generation.py``) shows them::
+by every env instance of the process; the process keeps its few most recently used corpora).
+Search results are rendered exactly as Search-R1 (Jin et al., 2025,
+``search_r1/llm_agent/generation.py``) shows them::
 
     Doc 1(Title: Glass Harbor (film)) Glass Harbor is a film directed by Tomas Verdell. ...
 
@@ -17,6 +18,7 @@ and :func:`search_r1_retrieve` answers Search-R1's retrieval-server request
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +33,9 @@ __all__ = ["Corpus", "get_corpus", "generated_corpus", "load_corpus_file", "load
 MAX_TOPK = 50
 """The most documents one ``/retrieve`` query may ask for."""
 _MAX_QUERIES = 256
-_CORPORA: dict[tuple[Any, ...], Corpus] = {}
+_CORPORA: OrderedDict[tuple[Any, ...], Corpus] = OrderedDict()
 _LOCK = threading.Lock()
+_KEEP = 4  # corpora kept per process, least recently used forgotten first
 
 
 @dataclass(eq=False)
@@ -91,10 +94,14 @@ def get_corpus(corpus_file: str | Path | None, seed: int, size: int) -> Corpus:
 
 
 def _shared(key: tuple[Any, ...], build: Any) -> Corpus:
+    """The corpus of ``key``: kept if recently used, else built (a bounded LRU)."""
     with _LOCK:
         corpus = _CORPORA.get(key)
         if corpus is None:
             corpus = _CORPORA[key] = build()
+        _CORPORA.move_to_end(key)
+        while len(_CORPORA) > _KEEP:
+            _CORPORA.popitem(last=False)
     return corpus
 
 

@@ -116,7 +116,8 @@ def evidence_rewards(text: str, titles: list[str], retrieved: set[int],
     for p in retrieved:
         by_title.setdefault(" ".join(titles[p].lower().split()), set()).add(p)
     selected = set().union(*(by_title.get(t, set()) for t in _titles(head)))
-    gains, credited = [], set()
+    gains: list[float] = []
+    credited: set[int] = set()
     for title in _titles(tail)[:k]:
         hit = (by_title.get(title, set()) & selected & supporting) - credited
         credited |= set(sorted(hit)[:1])
@@ -175,6 +176,8 @@ class SearchQA(TextEnv):
                                               "max_hops": 3, "comparison_rate": 0.25,
                                               "topk": 3, "reward": "em",
                                               "evidence": 0}  # fmt: skip
+    # each (size, seed) pair builds a corpus and its BM25 index
+    costly_knobs: ClassVar[frozenset[str]] = frozenset({"corpus_size", "corpus_seed"})
     levels: ClassVar[Mapping[int, Mapping[str, Any]]] = {
         0: {"max_hops": 2, "comparison_rate": 0.0},
         1: {},
@@ -239,6 +242,7 @@ class SearchQA(TextEnv):
             raise ValueError("A SearchQA task needs 'question' and a non-empty 'answers'.")
         self.queries, self.retrieved, self.answer = [], [], None
         self.evidence_text = ""
+        _ = self.corpus.index  # build (or load) it now, in reset, rather than in the first step
 
     # --- Text -----------------------------------------------------------------------------------
     def instructions(self) -> str:

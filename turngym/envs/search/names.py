@@ -8,6 +8,7 @@ built from onset + vowel + coda syllables drawn with a caller-owned ``random.Ran
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 __all__ = ["NameMaker"]
 
@@ -45,10 +46,10 @@ class NameMaker:
                  for _ in range(syllables)]  # fmt: skip
         return "".join(parts).capitalize()
 
-    def unique(self, make: object) -> str:
+    def unique(self, make: Callable[[], str]) -> str:
         """Call ``make()`` until it returns a name not drawn before."""
         for _ in range(1000):
-            name = make()  # type: ignore[operator]
+            name = make()
             if name not in self.taken and name.lower() not in self.taken:
                 self.taken.update((name, name.lower()))
                 return name

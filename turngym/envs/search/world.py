@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from turngym._shared_cache import shared_lru
 from turngym.envs.search.names import NameMaker
 
 __all__ = ["RELATIONS", "Relation", "Entity", "World", "get_world", "extract_fact"]
@@ -233,7 +234,7 @@ def _distractors(rng: random.Random, entities: list[Entity], count: int) -> list
 _SEASONS = ("spring", "summer", "autumn", "winter")
 
 
-@functools.lru_cache(maxsize=8)
+@shared_lru(maxsize=8)  # concurrent resets on one new world build it once
 def get_world(seed: int = 0, size: int = 5000) -> World:
     """Return the world of ``(seed, size)``: ``size`` passages (built once per process).
 

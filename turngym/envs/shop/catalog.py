@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from turngym._shared_cache import shared_lru
 from turngym.envs.shop.vocab import ATTRIBUTES, OPTION_VALUES, PRODUCT_TYPES, SYLLABLES
 from turngym.retrieval.bm25 import BM25Index, load_or_build
 
@@ -118,7 +119,7 @@ def _near_miss(rng: np.random.Generator, base: dict[str, Any], taken: set[str]) 
     return twin
 
 
-@functools.lru_cache(maxsize=4)
+@shared_lru(maxsize=4)  # concurrent builds of one new catalogue build it once
 def get_catalog(size: int = 5000, seed: int = 0, near_miss_rate: float = 0.3) -> Catalog:
     """Return the catalogue of ``(size, seed, near_miss_rate)`` (built once per process).
 

@@ -93,6 +93,9 @@ class Shop(TextEnv):
         "<action>click[description]</action>",
         "<action>click[buy now]</action>",
     )
+    # each value builds a catalogue
+    costly_knobs: ClassVar[frozenset[str]] = frozenset({"catalog_size", "catalog_seed",
+                                                        "near_miss_rate"})  # fmt: skip
     difficulty_defaults: ClassVar[Mapping[str, Any]] = {
         "catalog_size": 5000,
         "catalog_seed": 0,
@@ -157,7 +160,7 @@ class Shop(TextEnv):
     # --- Tasks --------------------------------------------------------------------------------
     def generate_task(self, rng: np.random.Generator, difficulty: Mapping[str, Any]) -> dict:
         """Pick a target product and draw a goal it satisfies (WebShop's goal sampling)."""
-        spec = {
+        spec: dict[str, Any] = {
             "size": int(difficulty["catalog_size"]),
             "seed": int(difficulty["catalog_seed"]),
             "near_miss_rate": float(difficulty["near_miss_rate"]),
@@ -193,6 +196,7 @@ class Shop(TextEnv):
         if upper is not None and (isinstance(upper, bool) or not isinstance(upper, (int, float))):
             raise ValueError("A Shop task's 'price_upper' must be a number or null.")
         self.target = catalog.by_id[task["target_id"]]
+        _ = catalog.index  # build (or load) it now, in reset, rather than in the first search
         product = catalog.products[self.target]
         self.goal = {
             "target_id": product["id"],

@@ -8,6 +8,9 @@ No model is trained: these claims are about what the estimators compute.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 import numpy as np
 
 from turngym.agents.scripted import RandomAgent
@@ -15,6 +18,7 @@ from turngym.repro.experiments import NoisyOracleAgent, returns_to_go, split_gro
 from turngym.repro.registry import Claim, Measurement
 from turngym.trainers.credit import resolve_estimator
 from turngym.trainers.credit.types import CreditContext, TurnBatch
+from turngym.types import Episode, Group
 
 __all__ = ["MC_GRPO_SIGN_FLIPS", "TRLOO_UNBIASED", "A_GRAE_HARD_FOCUS"]
 
@@ -25,11 +29,12 @@ _LAKE_OPTIONS = {"difficulty": {"size": 4, "step_penalty": -0.05}}
 _TASKS, _REFERENCE = 64, 64
 
 
-def _episode_returns(episodes) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _episode_returns(episodes: Iterable[Episode]) -> np.ndarray:
     return np.array([sum(t.reward for t in ep.turns) for ep in episodes])
 
 
-def _flip_rate(estimator: str, params: dict, groups, size: int) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+def _flip_rate(estimator: str, params: Mapping[str, Any], groups: list[Group],
+               size: int) -> tuple[float, int]:  # fmt: skip
     """Share of non-zero, non-excluded advantages whose sign disagrees with ``R - V``."""
     estimate = resolve_estimator(estimator, params)
     flips = counted = 0
@@ -122,7 +127,7 @@ TRLOO_UNBIASED = Claim(
 )
 
 
-def _hard_share(estimator: str, params: dict, groups) -> float:  # type: ignore[no-untyped-def]
+def _hard_share(estimator: str, params: Mapping[str, Any], groups: list[Group]) -> float:
     """Share of the batch's advantage mass on hard groups (group accuracy below 1/2)."""
     batch = TurnBatch.from_groups(groups)
     credit = resolve_estimator(estimator, params)(batch, CreditContext())

@@ -17,11 +17,12 @@ import numpy as np
 
 from turngym.agents.base import ActionResult
 from turngym.agents.scripted import EpisodeSeededAgent
+from turngym.core import TextEnv
 from turngym.repro.claims.structured import NoisyOracle
 from turngym.repro.registry import Claim, Measurement
 from turngym.rollout import collect
 from turngym.trainers.credit import CreditContext, TurnBatch, resolve_estimator
-from turngym.trainers.hooks import hooks_for
+from turngym.trainers.hooks import RolloutHooks, hooks_for
 from turngym.types import Conversation, Episode, Group, Turn
 
 __all__ = ["SLEA_RL", "PIPO", "R3", "SKILL_R1", "UFO"]
@@ -111,7 +112,7 @@ def r3_replay(seed: int) -> Measurement:
     hooks, ctx = hooks_for(estimate), CreditContext()
     tasks = _seeds(seed, 8, 5)
     options = {"level": 4}  # one attempt at hard puzzles: groups often all fail
-    zero = {"grpo": [], "r3": []}
+    zero: dict[str, list[float]] = {"grpo": [], "r3": []}
     for visit in range(4):
         groups = collect("turngym/TryAgain-v0", NoisyOracle(0.15, seed * 10 + visit), tasks, 4,
                          split="train", options=options, round_index=visit)  # fmt: skip
@@ -148,7 +149,7 @@ class SkillFollower(EpisodeSeededAgent):
     rewritten by the method's hooks before this agent reads it.
     """
 
-    def __init__(self, hooks: object, ctx: CreditContext, seed: int = 0) -> None:
+    def __init__(self, hooks: RolloutHooks, ctx: CreditContext, seed: int = 0) -> None:
         """Read prompts through ``hooks.augment(conversation, ctx)``."""
         super().__init__(seed)
         self.hooks, self.ctx, self.base = hooks, ctx, NoisyOracle(0.15, seed)
@@ -158,7 +159,7 @@ class SkillFollower(EpisodeSeededAgent):
         """Follow the skill's step 1 when the skill says it worked."""
         out = self.base.act_batch_with_envs(conversations, envs)
         for k, conversation in enumerate(conversations):
-            seen = self.hooks.augment(conversation, self.ctx)  # type: ignore[attr-defined]
+            seen = self.hooks.augment(conversation, self.ctx)
             step = re.search(r"follow the steps that worked\.\n1\. (.+)", seen.instructions)
             if step and self._rng(conversation).random() < 0.9:
                 out[k] = ActionResult(step.group(1))
@@ -212,8 +213,9 @@ class Guesser(EpisodeSeededAgent):
         out = []
         for conversation, env in zip(conversations, envs, strict=True):
             base = env.unwrapped
+            assert isinstance(base, TextEnv), "the oracle action is a TextEnv's"
             if self._rng(conversation).random() < self.p:
-                out.append(ActionResult(base.oracle_action()))  # type: ignore[attr-defined]
+                out.append(ActionResult(base.oracle_action()))
                 continue
             wrong = 10_007 if self.repeat else 10_007 + len(conversation.turns)
             out.append(ActionResult(f"<answer>{wrong}</answer>"))

@@ -16,10 +16,11 @@ import numpy as np
 
 from turngym.agents.base import ActionResult
 from turngym.agents.scripted import EpisodeSeededAgent
-from turngym.core import TextSpace
+from turngym.core import TextEnv, TextSpace
+from turngym.envs.dialogue.try_again import TryAgain
 from turngym.repro.registry import Claim, Measurement
 from turngym.rollout import collect
-from turngym.trainers.credit import CreditContext, TurnBatch, resolve_estimator
+from turngym.trainers.credit import Credit, CreditContext, TurnBatch, resolve_estimator
 from turngym.trainers.credit._spans import item_of_tokens
 from turngym.trainers.credit._structure import normalise_units, turn_info, unit_table
 from turngym.types import Conversation, Episode, Group, TokenTrace, Turn
@@ -41,15 +42,16 @@ class NoisyOracle(EpisodeSeededAgent):
         out = []
         for conversation, env in zip(conversations, envs, strict=True):
             rng, base = self._rng(conversation), env.unwrapped
+            assert isinstance(base, TextEnv), "the oracle action is a TextEnv's"
             space = base.action_space
             if rng.random() < self.p or not (isinstance(space, TextSpace) and space.examples):
-                out.append(ActionResult(base.oracle_action()))  # type: ignore[attr-defined]
+                out.append(ActionResult(base.oracle_action()))
             else:
                 out.append(ActionResult(rng.choice(space.examples)))
         return out
 
 
-def _credit(name: str, groups: list[Group], **params: object) -> object:
+def _credit(name: str, groups: list[Group], **params: object) -> Credit:
     return resolve_estimator(name, params)(TurnBatch.from_groups(groups), CreditContext())
 
 
@@ -86,8 +88,11 @@ def rank_item_credit(seed: int) -> Measurement:
     grpo = _credit("grpo", groups, score="return").advantages  # NDCG broadcast to the turn
     turns = [t for g in groups for e in g.episodes for t in e.turns]
     per_item = np.zeros(units.row.size)
+    assert credit.token_advantages is not None  # a tokenizer and traced turns: per-token credit
     for u, (row, k) in enumerate(zip(units.row, units.in_turn, strict=True)):
-        items = item_of_tokens(_Chars(), turns[row].trace.completion_ids)  # type: ignore[union-attr]
+        trace = turns[row].trace
+        assert trace is not None  # _traced gave every turn one
+        items = item_of_tokens(_Chars(), trace.completion_ids)
         at = np.flatnonzero(items == k)
         per_item[u] = credit.token_advantages[row][at[0]] if at.size else 0.0
     live = np.abs(own) > 1e-9
@@ -204,9 +209,10 @@ class SubAnswerer(EpisodeSeededAgent):
         """Every gold sub-answer, each replaced by a wrong number with probability 1 - p."""
         out = []
         for conversation, env in zip(conversations, envs, strict=True):
-            rng = self._rng(conversation)
+            rng, base = self._rng(conversation), env.unwrapped
+            assert isinstance(base, TryAgain), "SubAnswerer plays TryAgain tasks"
             parts = [g if rng.random() < self.p else str(int(float(g)) + 1)
-                     for g in env.unwrapped.subanswers]  # type: ignore[attr-defined]
+                     for g in base.subanswers]
             out.append(ActionResult(f"<answer>{'; '.join(parts)}</answer>"))
         return out
 

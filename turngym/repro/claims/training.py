@@ -6,6 +6,8 @@ stream and budget (env steps), with the bench's recipe; only the method differs.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from turngym.evals.bench import HORIZON_ENV, HORIZON_OPTIONS, HORIZON_TURNS
@@ -20,10 +22,11 @@ _CLAIM_STEPS = 16_000
 
 def gigpo_long_horizon(seed: int) -> Measurement:
     """Final test success of GiGPO minus GRPO after the same budget."""
-    common = dict(env=HORIZON_ENV, seed=seed, env_steps=_CLAIM_STEPS, options=HORIZON_OPTIONS,
-                  max_turns=HORIZON_TURNS)  # fmt: skip
-    gigpo = train_and_evaluate("gigpo", **common)
-    grpo = train_and_evaluate("grpo", **common)
+    train = functools.partial(train_and_evaluate, env=HORIZON_ENV, seed=seed,
+                              env_steps=_CLAIM_STEPS, options=HORIZON_OPTIONS,
+                              max_turns=HORIZON_TURNS)  # fmt: skip
+    gigpo = train("gigpo")
+    grpo = train("grpo")
     return Measurement(gigpo["success"] - grpo["success"],
                        {"success_gigpo": gigpo["success"], "success_grpo": grpo["success"]})
 
@@ -52,11 +55,11 @@ def _fluctuation(rows_entropy: list[float]) -> float:
 
 def epo_entropy(seed: int) -> Measurement:
     """Mean |change| of the policy entropy between iterations: without EPO minus with."""
-    common = dict(env=HORIZON_ENV, seed=seed, env_steps=_CLAIM_STEPS // 2,
-                  options=HORIZON_OPTIONS, max_turns=HORIZON_TURNS)  # fmt: skip
-    plain = train_and_evaluate("grpo", **common, history=True)
-    smooth = train_and_evaluate("grpo", **common, history=True,
-                                recipe={"epo": {"differentiable": True}})  # fmt: skip
+    train = functools.partial(train_and_evaluate, "grpo", env=HORIZON_ENV, seed=seed,
+                              env_steps=_CLAIM_STEPS // 2, options=HORIZON_OPTIONS,
+                              max_turns=HORIZON_TURNS, history=True)  # fmt: skip
+    plain = train()
+    smooth = train(recipe={"epo": {"differentiable": True}})
     before, after = _fluctuation(plain["entropy_history"]), _fluctuation(smooth["entropy_history"])
     return Measurement(before - after, {"fluctuation_grpo": before, "fluctuation_epo": after,
                                         "success_grpo": plain["success"],

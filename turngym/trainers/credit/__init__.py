@@ -196,12 +196,16 @@ def register_estimator(
              "schedule": _plug(schedule, "schedule")}  # fmt: skip
 
     def wrap(fn: Callable[..., Credit]) -> Callable[..., Credit]:
-        fn.requires = frozenset(requires) | ({"probe"} if probes else set())  # type: ignore[attr-defined]
-        fn.probes = probes  # type: ignore[attr-defined]
-        fn.unverified = tuple(unverified)  # type: ignore[attr-defined]
-        fn.requires_if = dict(requires_if or {})  # type: ignore[attr-defined]
-        for what, plug in plugs.items():
-            setattr(fn, what, plug)
+        # Attributes on a function object: a Callable type cannot declare them, so setattr.
+        marks: dict[str, object] = {
+            "requires": frozenset(requires) | ({"probe"} if probes else set()),
+            "probes": probes,
+            "unverified": tuple(unverified),
+            "requires_if": dict(requires_if or {}),
+            **plugs,
+        }
+        for what, value in marks.items():
+            setattr(fn, what, value)
         # A built-in's lazy "module:function" entry already resolves to this function;
         # registering the object while its module is still importing would look like a clash.
         if _BUILTINS.get(name) != f"{fn.__module__}:{fn.__qualname__}":

@@ -24,6 +24,7 @@ __all__ = [
     "episode_scores",
     "outcome_advantage",
     "discounted_returns",
+    "discounted_sums",
     "credit_metrics",
 ]
 
@@ -161,12 +162,17 @@ def outcome_advantage(
 
 
 def discounted_returns(batch: TurnBatch, gamma: float) -> np.ndarray:
-    """Reward-to-go ``G_t = r_t + gamma * G_{t+1}`` within each episode (no bootstrap).
+    """Reward-to-go ``G_t = r_t + gamma * G_{t+1}`` within each episode (no bootstrap)."""
+    return discounted_sums(batch, batch.reward, gamma)
+
+
+def discounted_sums(batch: TurnBatch, values: np.ndarray, gamma: float) -> np.ndarray:
+    """``S_t = values_t + gamma * S_{t+1}`` within each episode (``S_{T+1} = 0``).
 
     The loop runs over turn *depth* counted from each episode's end (the longest episode's
     length), each step vectorised over every episode still that long, so the work is one
-    operation per turn and the arithmetic is the reference recursion's: equal reward
-    sequences give bit-identical returns (a global reversed cumsum would not).
+    operation per turn and the arithmetic is the reference recursion's: equal value
+    sequences give bit-identical sums (a global reversed cumsum would not).
     """
     out = np.zeros(batch.n_turns)
     if batch.n_turns == 0:
@@ -177,10 +183,10 @@ def discounted_returns(batch: TurnBatch, gamma: float) -> np.ndarray:
     depth = np.arange(int(longest_first[0]))
     active = np.searchsorted(-longest_first, -depth, side="left")  # episodes longer than d
     rows = ends[: active[0]] - 1
-    out[rows] = batch.reward[rows]
+    out[rows] = values[rows]
     for d in depth[1:]:
         rows = ends[: active[d]] - 1 - d
-        out[rows] = batch.reward[rows] + gamma * out[rows + 1]
+        out[rows] = values[rows] + gamma * out[rows + 1]
     return out
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from turngym.trainers.credit._common import centre, choose
+from turngym.trainers.credit._common import centre, choose, discounted_sums
 from turngym.trainers.credit.types import TurnBatch
 
 __all__ = [
@@ -49,30 +49,8 @@ def info_gain(batch: TurnBatch, logprob: np.ndarray, kind: str) -> np.ndarray:
     """
     choose("info_gain", kind, ("prob_diff", "log_prob_diff"))
     values = np.exp(logprob) if kind == "prob_diff" else np.asarray(logprob, np.float64)
-    return next_values(batch, values) - values
-
-
-def discounted_sums(batch: TurnBatch, values: np.ndarray, gamma: float) -> np.ndarray:
-    """``A_t = values_t + gamma * A_{t+1}`` within each episode (``A_{T+1} = 0``).
-
-    One vectorised step per turn depth counted from the episode ends, as
-    :func:`turngym.trainers.credit._common.discounted_returns`, so equal value sequences give
-    bit-identical sums.
-    """
-    out = np.zeros(batch.n_turns)
-    if batch.n_turns == 0:
-        return out
-    order = np.argsort(-batch.episode_length, kind="stable")
-    ends = (batch.episode_start + batch.episode_length)[order]
-    longest_first = batch.episode_length[order]
-    depth = np.arange(int(longest_first[0]))
-    active = np.searchsorted(-longest_first, -depth, side="left")
-    rows = ends[: active[0]] - 1
-    out[rows] = values[rows]
-    for d in depth[1:]:
-        rows = ends[: active[d]] - 1 - d
-        out[rows] = values[rows] + gamma * out[rows + 1]
-    return out
+    gain: np.ndarray = next_values(batch, values) - values
+    return gain
 
 
 def pooled_normalise(

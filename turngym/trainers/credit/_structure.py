@@ -186,7 +186,8 @@ def judge_scores(batch: TurnBatch, ctx: CreditContext, source: str, info_key: st
             returns the wrong number of scores.
     """
     if source == "reward":
-        return batch.reward.copy()
+        rewards: np.ndarray = batch.reward.copy()
+        return rewards
     if source == "judge":
         if ctx.judge is None:
             raise ValueError("source='judge' needs CreditContext(judge=...); train on an env "

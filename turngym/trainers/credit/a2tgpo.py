@@ -33,9 +33,11 @@ def _divisor(batch: TurnBatch, rescale: str, gamma: float) -> np.ndarray:
     if rescale == "none":
         return np.ones(batch.n_turns)
     if rescale == "sqrt_terms" or gamma == 1.0:
-        return np.sqrt(terms)
+        root: np.ndarray = np.sqrt(terms)
+        return root
     g2 = gamma * gamma  # sum_{k<n} gamma^(2k)
-    return np.sqrt((1.0 - g2**terms) / (1.0 - g2))
+    divisor: np.ndarray = np.sqrt((1.0 - g2**terms) / (1.0 - g2))
+    return divisor
 
 
 def _needs(options: Mapping[str, Any]) -> ProbeNeeds:

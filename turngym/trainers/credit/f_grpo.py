@@ -77,9 +77,9 @@ def f_grpo(
     answer_row = np.full(batch.n_episodes, -1, np.int64)
     for row, value in enumerate(phases):
         if value:  # the last answering turn of an episode wins
-            e = int(batch.episode[row])
-            r_gen[e], r_rank[e] = float(value["generation"]), float(value["ranking"])
-            answer_row[e] = row
+            ep = int(batch.episode[row])
+            r_gen[ep], r_rank[ep] = float(value["generation"]), float(value["ranking"])
+            answer_row[ep] = row
     a_gen = gen_weight * _group_adv(batch, r_gen, eps, singleton)
     a_rank = rank_weight * _group_adv(batch, r_rank, eps, singleton)
     e = batch.episode
@@ -95,9 +95,11 @@ def f_grpo(
     def per_token(row: int, turn: Turn, tokenizer: Any) -> np.ndarray | None:
         if not is_answer[row]:
             return None
-        phase = phase_of_tokens(tokenizer, turn.trace.completion_ids, marker)  # type: ignore[union-attr]
+        assert turn.trace is not None  # token_credit only calls back on traced turns
+        phase = phase_of_tokens(tokenizer, turn.trace.completion_ids, marker)
         ep = int(batch.episode[row])
-        return np.where(phase == 1, a_rank[ep], a_gen[ep])
+        values: np.ndarray = np.where(phase == 1, a_rank[ep], a_gen[ep])
+        return values
 
     tokens = token_credit(batch, ctx, advantages, per_token)
     metrics = credit_metrics(batch, advantages, r_gen + r_rank)

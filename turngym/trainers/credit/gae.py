@@ -66,14 +66,16 @@ def whiten(values: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     values are only centred.
     """
     if values.size == 0:
-        return values.copy()
+        empty: np.ndarray = values.copy()
+        return empty
     w = np.ones(values.size) if weights is None else weights.astype(np.float64)
     total = w.sum()
     mean = float((w * values).sum() / total)
     if total < 2:
         return values - mean
     var = float((w * (values - mean) ** 2).sum() / (total - 1))
-    return (values - mean) / np.sqrt(var + 1e-8)
+    whitened: np.ndarray = (values - mean) / np.sqrt(var + 1e-8)
+    return whitened
 
 
 def _gae_credit(batch: TurnBatch, ctx: CreditContext, *, gamma: float, lam: float,

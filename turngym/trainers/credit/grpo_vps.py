@@ -43,7 +43,8 @@ def step_progress(batch: TurnBatch, probes: ProbeValues, kind: str, span: str) -
     end = after
     if span == "turn":
         end = np.where(last_turn_mask(batch), after, next_values(batch, before))
-    return end - before
+    progress: np.ndarray = end - before
+    return progress
 
 
 @register_estimator("grpo_vps", probes=step_probe_needs, unverified=("alpha", "span", "progress"))

@@ -146,7 +146,9 @@ def _normalise(values: np.ndarray, members: np.ndarray) -> np.ndarray:
     if not members.any():
         return values
     pool = values[members]
-    return (values - pool.mean()) / (pool.std() + 1e-8)  # population std (HiPER norm_adv)
+    # Population std (HiPER norm_adv).
+    normalised: np.ndarray = (values - pool.mean()) / (pool.std() + 1e-8)
+    return normalised
 
 
 @register_estimator("hiper", requires={"critic"},

@@ -46,13 +46,15 @@ def _outcome_tokens(
     ``z_i`` (``factor = z_i * nnz / sum``); rows whose credits sum to 0 get 0.
     """
     if credit == "equalized":
-        return z[batch.episode]
+        equalized: np.ndarray = z[batch.episode]
+        return equalized
     c = discounted_returns(batch, gamma)
     nonzero = (c != 0) * n_tok
     nnz = np.bincount(batch.episode, weights=nonzero, minlength=batch.n_episodes)
     total = np.bincount(batch.episode, weights=c * n_tok, minlength=batch.n_episodes)
     factor = np.divide(z * nnz, total, out=np.zeros_like(z), where=total != 0)
-    return c * factor[batch.episode]
+    scaled: np.ndarray = c * factor[batch.episode]
+    return scaled
 
 
 @register_estimator("infopo", probes=_needs)

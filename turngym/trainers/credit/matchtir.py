@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from itertools import chain
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 
@@ -62,7 +62,8 @@ def sinkhorn_match(similarity: np.ndarray, reg: float = 0.1, iterations: int = 2
         u = a / np.maximum(kernel @ v, 1e-300)
         v = b / np.maximum(kernel.T @ u, 1e-300)
     plan = u[:, None] * kernel * v[None, :]
-    return (plan * similarity).sum(axis=1)
+    reward: np.ndarray = (plan * similarity).sum(axis=1)
+    return reward
 
 
 def _similarity_tensor(batch: TurnBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -78,16 +79,17 @@ def _similarity_tensor(batch: TurnBatch) -> tuple[np.ndarray, np.ndarray, np.nda
     calls = [m.get("call") if m else None for m in matches]
     all_sims = [c.get("similarities") if c else None for c in calls]
     call_rows = [row for row, s in enumerate(all_sims) if s is not None]
-    lengths = [len(all_sims[row]) for row in call_rows]
-    values = list(chain.from_iterable(all_sims[row] for row in call_rows))
+    sims = [s for s in all_sims if s is not None]
+    lengths = [len(s) for s in sims]
+    values = list(chain.from_iterable(sims))
     rows = np.asarray(call_rows, np.int64)
     episode = batch.episode[rows]
     n_gold = np.asarray(lengths, np.int64)
-    calls = np.bincount(episode, minlength=batch.n_episodes)
+    n_calls = np.bincount(episode, minlength=batch.n_episodes)
     first = np.zeros(batch.n_episodes + 1, np.int64)
-    np.cumsum(calls, out=first[1:])
+    np.cumsum(n_calls, out=first[1:])
     slot = np.arange(rows.size) - first[episode]
-    width_p, width_g = int(calls.max(initial=0)), int(n_gold.max(initial=0))
+    width_p, width_g = int(n_calls.max(initial=0)), int(n_gold.max(initial=0))
     tensor = np.zeros((batch.n_episodes, width_p, width_g))
     valid = np.zeros(tensor.shape, bool)
     flat = np.asarray(values, np.float64)
@@ -130,8 +132,9 @@ def greedy_match_batch(similarity: np.ndarray) -> np.ndarray:
 def sinkhorn_match_batch(similarity: np.ndarray, valid: np.ndarray, reg: float = 0.1,
                          iterations: int = 200) -> np.ndarray:  # fmt: skip
     """:func:`sinkhorn_match` on every episode of a padded ``(E, P, G)`` array at once."""
-    calls = valid.any(axis=2)
-    golds = valid.any(axis=1)
+    # Reducing one axis of a 3-D array leaves an array; the stubs also allow a scalar.
+    calls = cast(np.ndarray, valid.any(axis=2))
+    golds = cast(np.ndarray, valid.any(axis=1))
     n_calls = np.maximum(calls.sum(axis=1), 1)[:, None]
     n_gold = np.maximum(golds.sum(axis=1), 1)[:, None]
     shift = np.where(valid, similarity, -np.inf).max(axis=(1, 2), initial=0.0)
@@ -144,7 +147,8 @@ def sinkhorn_match_batch(similarity: np.ndarray, valid: np.ndarray, reg: float =
         v = np.divide(b, np.einsum("epg,ep->eg", kernel, u), out=np.zeros_like(b),
                       where=golds)  # fmt: skip
     plan = u[:, :, None] * kernel * v[:, None, :]
-    return (plan * similarity).sum(axis=2)
+    reward: np.ndarray = (plan * similarity).sum(axis=2)
+    return reward
 
 
 def _turn_rewards(batch: TurnBatch, matching: str, answer: str) -> np.ndarray:

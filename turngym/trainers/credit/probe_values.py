@@ -166,7 +166,7 @@ class TokenValues:
         object.__setattr__(self, "offsets", offsets)
 
     @classmethod
-    def from_rows(cls, rows: Sequence[Sequence[float]]) -> TokenValues:
+    def from_rows(cls, rows: Sequence[Sequence[float] | np.ndarray]) -> TokenValues:
         """Build from one sequence of values per turn."""
         lengths = np.fromiter((len(r) for r in rows), np.int64, len(rows))
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)

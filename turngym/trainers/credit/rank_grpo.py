@@ -110,7 +110,8 @@ def rank_grpo(
     def per_token(row: int, turn: Turn, tokenizer: Any) -> np.ndarray | None:
         if counts[row] == 0:
             return None
-        item = item_of_tokens(tokenizer, turn.trace.completion_ids)  # type: ignore[union-attr]
+        assert turn.trace is not None  # token_credit only calls back on traced turns
+        item = item_of_tokens(tokenizer, turn.trace.completion_ids)
         scored = item < counts[row]
         out = np.full(item.size, extra_token_penalty)
         out[scored] = unit_adv[first_unit[row] + item[scored]]
@@ -125,7 +126,7 @@ def rank_grpo(
 
 def _fill_from_next(batch: TurnBatch, advantages: np.ndarray, has: np.ndarray) -> np.ndarray:
     """Give each turn without units the advantage of the next turn with units (0 if none)."""
-    out = advantages.copy()
+    out: np.ndarray = advantages.copy()
     rows = np.arange(batch.n_turns)
     # Index of the next row with units at or after each row, within the same episode.
     marked = np.where(has, rows, batch.n_turns)

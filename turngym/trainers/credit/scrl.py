@@ -26,7 +26,8 @@ def _prefix_products(units: Any) -> np.ndarray:
     running = np.cumsum(wrong)
     first = np.searchsorted(units.row, units.row, side="left")
     wrong_so_far = running - running[first] + wrong[first]
-    return (wrong_so_far == 0).astype(np.float64)
+    products: np.ndarray = (wrong_so_far == 0).astype(np.float64)
+    return products
 
 
 @register_estimator("scrl", unverified=("progress", "overflow"))
@@ -82,7 +83,8 @@ def scrl(
     def per_token(row: int, turn: Turn, tokenizer: Any) -> np.ndarray | None:
         if counts[row] == 0:
             return None
-        span = item_of_tokens(tokenizer, turn.trace.completion_ids)  # type: ignore[union-attr]
+        assert turn.trace is not None  # token_credit only calls back on traced turns
+        span = item_of_tokens(tokenizer, turn.trace.completion_ids)
         inside = span < counts[row]
         out = np.full(span.size, overflow)
         out[inside] = unit_adv[first[row] + span[inside]]

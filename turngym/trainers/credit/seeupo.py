@@ -22,12 +22,14 @@ def special_norm(values: np.ndarray, clip: float = 3.0) -> np.ndarray:
         [1.6202, -0.5401, -0.5401]
     """
     if values.size == 0:
-        return values.copy()
+        empty: np.ndarray = values.copy()
+        return empty
     out = values - values.mean()
     std = float(out.std(ddof=1)) if values.size > 1 else 0.0
     if std > 1e-6:
         out = out / std
-    return np.clip(out, -clip, clip)
+    clipped: np.ndarray = np.clip(out, -clip, clip)
+    return clipped
 
 
 def mirror_ratio(previous: np.ndarray | None, mean_log_ratio: np.ndarray, eps_low: float = 0.2,
@@ -47,7 +49,8 @@ def mirror_ratio(previous: np.ndarray | None, mean_log_ratio: np.ndarray, eps_lo
     low, high = 1.0 - eps_low, 1.0 + eps_high
     s = np.clip(np.exp(np.clip(mean_log_ratio, -10.0, 10.0)), low, high)
     base = np.ones_like(s) if previous is None else previous
-    return np.clip(base * s, low, high)
+    ratio: np.ndarray = np.clip(base * s, low, high)
+    return ratio
 
 
 @register_estimator("seeupo", schedule=Plug("reverse_turn"))

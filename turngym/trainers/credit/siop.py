@@ -65,17 +65,17 @@ def cluster_answers(answers: Sequence[str | None], same: Equivalence) -> np.ndar
         [0, -1, 0, 1]
     """
     labels = np.full(len(answers), -1, np.int64)
-    heads: list[int] = []
+    heads: list[str] = []  # each cluster's first answer
     for i, answer in enumerate(answers):
         if answer is None:
             continue
         for cluster, head in enumerate(heads):
-            if same(answers[head], answer):  # type: ignore[arg-type]
+            if same(head, answer):
                 labels[i] = cluster
                 break
         else:
             labels[i] = len(heads)
-            heads.append(i)
+            heads.append(answer)
     return labels
 
 
@@ -110,10 +110,11 @@ def siop_targets(
     labels = _episode_clusters(batch, answers, equivalence)
     members: dict[tuple[int, int], list[str]] = {}
     for e, label in enumerate(labels.tolist()):
-        if label >= 0:
+        answer = answers[e]
+        if label >= 0 and answer is not None:  # only rollouts with an answer have a cluster
             refs = members.setdefault((int(batch.episode_group[e]), label), [])
-            if len(refs) < num_refs and answers[e] not in refs:
-                refs.append(answers[e])  # type: ignore[arg-type]
+            if len(refs) < num_refs and answer not in refs:
+                refs.append(answer)
     return [
         () if label < 0 else tuple(members[(int(batch.episode_group[e]), label)])
         for e, label in enumerate(labels.tolist())
@@ -171,8 +172,9 @@ def _evidence(
     for g, group in enumerate(batch.groups):
         for episode in group.episodes:
             observed = [t.observation[:2000] for t in episode.turns[1:]]
-            if top[g] >= 1 and answers[e] is not None and observed:
-                out[e] = float(np.mean([entails(o, answers[e]) for o in observed]))
+            answer = answers[e]
+            if top[g] >= 1 and answer is not None and observed:
+                out[e] = float(np.mean([entails(o, answer) for o in observed]))
             e += 1
     return out
 
@@ -194,7 +196,9 @@ def siop_turn_rewards(
     process = np.where(np.isfinite(process), process, 0.0)
     single = batch.episode_length[batch.episode] == 1
     qt = q[batch.episode]
-    return np.where(single, 0.0, qt * process) + last_turn_mask(batch) * (1.0 - lam) * qt
+    terminal = last_turn_mask(batch) * (1.0 - lam) * qt
+    rewards: np.ndarray = np.where(single, 0.0, qt * process) + terminal
+    return rewards
 
 
 def _log_belief(values: np.ndarray, n_refs: np.ndarray) -> np.ndarray:
@@ -213,7 +217,7 @@ def _needs(options: Mapping[str, Any]) -> ProbeNeeds:
         raise ValueError(f"siop: num_refs must be >= 1, got {options['num_refs']}")
     targets = functools.partial(siop_targets, num_refs=options["num_refs"], equivalence=same,
                                 reference=reference)  # fmt: skip
-    scorer = "initial" if options["scorer"] == "frozen" else "policy"
+    scorer: Literal["policy", "initial"] = "initial" if options["scorer"] == "frozen" else "policy"
     return ProbeNeeds(targets=targets, points=frozenset({"first", "after"}), scorer=scorer,
                       gold=reference == "gold")  # fmt: skip
 

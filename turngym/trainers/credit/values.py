@@ -111,11 +111,13 @@ class TurnValues:
             pos = np.asarray(where, np.int64)
             if pos.shape != last.shape or np.any(pos < 0) or np.any(pos > last):
                 raise ValueError("positions must give one in-range position per turn")
-        return self.offsets[:-1] + pos
+        flat: np.ndarray = self.offsets[:-1] + pos
+        return flat
 
     def at(self, head: str, where: str | np.ndarray) -> np.ndarray:
         """One value per turn of ``head`` at ``where`` (see :meth:`index`)."""
-        return self.head(head)[self.index(where)]
+        values: np.ndarray = self.head(head)[self.index(where)]
+        return values
 
 
 @dataclass(frozen=True, eq=False)
