@@ -309,8 +309,7 @@ class LeaderboardStore:
 
         Each row has ``run``, ``kind``, ``submitted``, ``git_sha``, ``turngym_version``,
         ``key``, ``env`` (label), the entry's fields and ``metrics`` as
-        :class:`~turngym.evals.stats.MetricSummary` objects. A multi-agent game's row has its
-        ``seat`` and ``opponent`` (``None`` otherwise), also named in its ``env`` label.
+        :class:`~turngym.evals.stats.MetricSummary` objects; ``seat`` and ``opponent`` for games.
 
         Raises:
             LeaderboardError: No submission of that name.
@@ -376,8 +375,6 @@ class LeaderboardStore:
     def rows(self, env_id: str | None = None, metric: str = "success") -> list[dict[str, Any]]:
         """One row per (submission, env entry, agent) with ``metric``'s mean, 95% CI and n.
 
-        A game's row names its ``seat`` and ``opponent`` (``None`` for single-agent envs).
-
         Args:
             env_id: Keep only this env (an env id, an entry key or an env label).
             metric: The metric to show.
@@ -440,9 +437,7 @@ class LeaderboardStore:
         ``mean ± 1.96 * sqrt(sum se_i^2) / k`` with ``se_i`` = half-width / 1.96. Rows are
         ranked by it only within their env set (``env_sets``: rows on the same envs), and
         per env in ``per_env[env]["rank"]`` (:func:`~turngym.leaderboard.ranking.rank_rows`).
-        Multi-agent games make rows of their own, one per (submission, agent, opponent), the
-        agent shown as ``agent vs opponent``: seats never mix with single-agent envs or with
-        another opponent's games.
+        Games make rows of their own per opponent (``agent vs opponent``).
         """
         _check_metric(metric)
         entries = self.entries()
