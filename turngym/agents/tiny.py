@@ -39,6 +39,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from turngym.agents.scripted import RandomAgent, ScriptedAgent
+from turngym.envs.multiagent.registry import is_multiagent, make_multiagent
 from turngym.registry import (
     UnknownNameError,
     env_registry,
@@ -145,7 +146,18 @@ def _episode_texts(
 
 
 def _instruction_texts(env_id: str, tasks: list[int], split: str, options: dict) -> list[str]:
-    # Episodes do not record the instructions; a reset per task reads them.
+    # Episodes do not record the instructions; a reset per task reads them (every seat's, in
+    # a multi-agent game).
+    if is_multiagent(env_id):
+        game = make_multiagent(env_id)
+        texts = []
+        try:
+            for seed in tasks:
+                game.reset(seed=seed, options={"split": split, **options})
+                texts += [str(game.infos[s].get("instructions", "")) for s in game.possible_agents]
+        finally:
+            game.close()
+        return texts
     env = make(env_id, disable_env_checker=True)
     texts = []
     try:
@@ -157,14 +169,24 @@ def _instruction_texts(env_id: str, tasks: list[int], split: str, options: dict)
     return texts
 
 
+def _examples_and_levels(env_id: str) -> tuple[tuple[str, ...], list[int]]:
+    """An env's example actions and its level presets (a multi-agent game's too)."""
+    if is_multiagent(env_id):
+        game = make_multiagent(env_id)
+        game.close()
+        return tuple(game.example_actions), sorted(game.levels)
+    env = make(env_id, disable_env_checker=True)
+    examples = tuple(getattr(env.action_space, "examples", ()) or ())
+    levels = sorted(getattr(env.unwrapped, "levels", {}) or {})
+    env.close()
+    return examples, levels
+
+
 @functools.lru_cache(maxsize=16)
 def _vocabulary(env_id: str, episodes: int, seed: int) -> tuple[str, ...]:
-    env = make(env_id, disable_env_checker=True)
-    unwrapped = env.unwrapped
-    examples = tuple(getattr(env.action_space, "examples", ()) or ())
+    examples, levels = _examples_and_levels(env_id)
     configs: list[dict[str, Any]] = [{}]
-    configs += [{"level": level} for level in sorted(getattr(unwrapped, "levels", {}) or {})]
-    env.close()
+    configs += [{"level": level} for level in levels]
     per_config = max(1, math.ceil(episodes / len(configs)))
     texts: list[str] = list(_BASE_WORDS) + list(examples)
     for split in ("train", "test"):
@@ -189,9 +211,11 @@ def env_vocabulary(env_id: str, *, episodes: int = 50, seed: int = 0) -> list[st
     difficulty and every level of :attr:`~turngym.core.TextEnv.levels`, plus one episode of
     invalid actions per split (their feedback is what an untrained model sees most). The
     tags ``<action>``, ``</action>``, ``<think>``, ``</think>`` and ``\n`` are always in.
+    A multi-agent game is played in self-play, so every seat's texts are in.
 
     Args:
-        env_id: A registered env id, e.g. ``"turngym/FrozenLake-v0"``.
+        env_id: A registered env id, e.g. ``"turngym/FrozenLake-v0"``, or a multi-agent one
+            (``"turngym/TicTacToe-v0"``).
         episodes: Random episodes per split, spread over the difficulty configurations.
         seed: Selects the tasks (seeds ``seed .. seed + n - 1``) and the random actions.
 
@@ -263,7 +287,7 @@ def resolve_env_id(source: str) -> str:
     Raises:
         turngym.registry.UnknownNameError: Neither an env id nor a known family.
     """
-    if source in env_registry:
+    if source in env_registry or is_multiagent(source):
         return source
     families = _family_ids()
     specs = families.get(source) or families.get(source.lower())

@@ -7,9 +7,13 @@ policy on the test split along the way (the learning curve) and at the end (the 
 bench's own envs (the floor and ceiling of the head-to-head table) and on a suite covering
 every env family.
 
-Two suites of settings (:data:`BENCH_SUITES`): ``quick`` (the default: ~6-10 minutes on 2 CPU
-cores) and ``horizon`` (a longer, sparser task where step-level credit should matter; 3
-seeds). Command-line options override a suite's settings.
+Suites of settings (:data:`BENCH_SUITES`): ``quick`` (the default: ~6-10 minutes on 2 CPU
+cores), ``horizon`` (a longer, sparser task where step-level credit should matter; 3 seeds)
+and ``tictactoe`` (one seat of a two-player game). Command-line options override a suite's
+settings.
+
+A multi-agent game as a bench env trains one seat, against a fixed opponent or in self-play,
+and is scored in that seat against a named opponent (:mod:`turngym.evals.bench_seats`).
 
 The bench directory holds ``train/<run>/`` (each trainer's checkpoints and metrics; a finished
 run leaves ``done.json`` and is not trained again when the bench is rerun),
@@ -45,6 +49,17 @@ from typing import Any
 from turngym._cliargs import mapping_arg
 from turngym.backends import check_backend
 from turngym.evals.bench_jobs import run_jobs
+from turngym.evals.bench_seats import (
+    action_vocabulary,
+    add_seat_arguments,
+    check_seat_jobs,
+    job_entry_key,
+    seat_envs,
+    seat_fields,
+    seat_options,
+    seat_setup,
+    train_overrides,
+)
 from turngym.evals.report import short_env_labels, write_outputs
 from turngym.evals.results import (
     EntryResult,
@@ -131,6 +146,12 @@ class BenchSpec:
             covers every family; ``None``: the bench's envs only).
         baseline_episodes: Episodes per env for the baselines (``None``: the suite's).
         suite: Name of the bench suite these settings started from (for the report).
+        opponent: Multi-agent envs: the fixed opponent the policy trains against (``None``:
+            self-play).
+        train_seat: Multi-agent envs: the trained seat (default: the first against an
+            opponent, every seat in self-play).
+        eval_opponent: Multi-agent envs: the opponent of the curve, the final score and the
+            baselines (default: ``opponent``, or ``random`` in self-play).
     """
 
     estimators: tuple[str, ...] = ("grpo", "rloo", "gigpo")
@@ -147,6 +168,9 @@ class BenchSpec:
     baseline_suite: str | None = "smoke"
     baseline_episodes: int | None = 20
     suite: str = "quick"
+    opponent: str | None = None
+    train_seat: str | None = None
+    eval_opponent: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (recorded in the results' provenance)."""
@@ -159,8 +183,13 @@ BENCH_SUITES: dict[str, Callable[[], BenchSpec]] = {
     "quick": BenchSpec,
     "horizon": lambda: BenchSpec(envs=_horizon_envs(), seeds=(0, 1, 2), env_steps=40_000,
                                  eval_every=8, threshold=0.5, params={}, suite="horizon"),
+    "tictactoe": lambda: BenchSpec(
+        envs=(EvalEntry("turngym/TicTacToe-v0", episodes=100),), opponent="random",
+        baselines=("random", "minimax"), baseline_suite=None, suite="tictactoe"),
 }
-"""Named bench settings: ``quick`` (the default) and ``horizon``."""
+"""Named bench settings: ``quick`` (the default), ``horizon``, and ``tictactoe`` (a multi-agent
+game: ``player_0`` trained against ``random`` and scored against it, next to the ``random`` and
+``minimax`` baselines in that seat)."""
 
 
 def bench_suite(name: str) -> BenchSpec:
@@ -240,7 +269,8 @@ def _jobs(spec: BenchSpec, envs: list[dict], out: Path, workers: int) -> list[di
             for seed in spec.seeds:
                 run_dir = out / "train" / _run_name(estimator, entry, env["env_kwargs_hash"], seed)
                 config = TrainConfig(
-                    **spec.recipe, env=entry.env_id, env_options=entry.options,
+                    **{**spec.recipe, **train_overrides(spec, entry)},
+                    env=entry.env_id, env_options=entry.options,
                     estimator=estimator, estimator_params=spec.params.get(estimator, {}),
                     seed=seed, iterations=1_000_000, max_env_steps=spec.env_steps,
                     eval_every=spec.eval_every, eval_tasks=spec.eval_tasks,
@@ -250,7 +280,8 @@ def _jobs(spec: BenchSpec, envs: list[dict], out: Path, workers: int) -> list[di
                 jobs.append({"config": config.to_dict(), "out_dir": str(run_dir),
                              "threads": _threads(workers), "metric": spec.metric,
                              "seed": seed, "episodes": entry.episodes,
-                             "entry": f"{entry.env_id}#{env['env_kwargs_hash']}",
+                             "entry": job_entry_key(entry, env["env_kwargs_hash"]),
+                             **seat_fields(entry),
                              "agent": f"train:{estimator}", "estimator": estimator,
                              "env_index": index})  # fmt: skip
     return jobs
@@ -302,11 +333,13 @@ def run_bench(
 
     say = log or (lambda msg: None)
     out = Path(out)
+    spec = replace(spec, envs=seat_envs(spec))  # games: the seat and opponent they are scored in
     _validate(spec)
     check_backend(backend)
     envs = [env_provenance(e.env_id, e.env_kwargs, e.options, e.max_turns) for e in spec.envs]
     workers = max(1, workers or min(2, os.cpu_count() or 1))
     jobs = _jobs(spec, envs, out, workers)
+    check_seat_jobs(jobs)  # seats, opponents and recipe of multi-agent runs, before training
     # Baselines on the bench's own envs (floor and ceiling of the head-to-head table) and on
     # a suite covering every env family.
     own = list(spec.envs)  # as many episodes as the trained policies get
@@ -360,6 +393,7 @@ def _bench_results(spec: BenchSpec, envs: list[dict], jobs: list[dict], done: li
                 metrics=summarize_episodes(ep for _, d in mine for ep in d["episodes"]),
                 curve=[{"env_steps": round(float(s)), spec.metric: float(v)}
                        for s, v in zip(steps, mean, strict=True)],
+                **seat_fields(spec.envs[index]),
             ))  # fmt: skip
     if baselines is not None:
         entries += baselines.entries
@@ -438,8 +472,6 @@ def _versus(summary: Any, floor: Any) -> str:
 
 def describe_setup(spec: BenchSpec, workers: int) -> list[str]:
     """The knobs a reader needs to interpret the table (starting policy, decoding, budget)."""
-    from turngym.core import TextEnv
-    from turngym.registry import make
     from turngym.trainers.config import TrainConfig
 
     cfg = TrainConfig(**spec.recipe)
@@ -447,10 +479,7 @@ def describe_setup(spec: BenchSpec, workers: int) -> list[str]:
     if cfg.model == "tiny":
         model += f" (d={cfg.tiny_d_model}, {cfg.tiny_layers} layers), random init, no warm start"
     if cfg.decoding == "actions":
-        # Training already required a TextEnv with a vocabulary for decoding="actions".
-        bases = [make(e.env_id).unwrapped for e in spec.envs]
-        moves = sorted({a for base in bases if isinstance(base, TextEnv)
-                        for a in base.action_vocabulary()})  # fmt: skip
+        moves = sorted({a for e in spec.envs for a in action_vocabulary(e.env_id)})
         decoding = (f"restricted to the env's actions ({', '.join(moves)}): the untrained "
                     "policy is a random valid mover")  # fmt: skip
     else:
@@ -467,6 +496,7 @@ def describe_setup(spec: BenchSpec, workers: int) -> list[str]:
         f"Seeds {', '.join(map(str, spec.seeds))}; final score on "
         f"{', '.join(str(e.episodes) for e in spec.envs)} test tasks per seed; "
         f"{_threads(workers)} torch thread(s) per run, {workers} run(s) at once.",
+        *seat_setup(spec),
     ]
 
 
@@ -497,8 +527,9 @@ def _submit(out: Path, db: str | None, say: Callable[[str], None]) -> str | None
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``turngym bench`` (unset options keep the suite's settings)."""
     p.add_argument("--suite", default="quick", choices=list(BENCH_SUITES),
-                   help="bench settings: quick (default, ~6-10 min on 2 cores) or horizon "
-                   "(a longer, sparser task; 3 seeds)")  # fmt: skip
+                   help="bench settings: quick (default, ~6-10 min on 2 cores), horizon "
+                   "(a longer, sparser task; 3 seeds) or tictactoe (one seat of a two-player "
+                   "game trained against random)")  # fmt: skip
     p.add_argument("--estimators", nargs="+", default=None)
     p.add_argument("--envs", nargs="+", default=None,
                    help="env ids (default: the suite's env)")
@@ -510,6 +541,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-tasks", type=int, default=None, help="tasks per point")
     p.add_argument("--episodes", type=int, default=None, help="final test episodes per seed")
     p.add_argument("--threshold", type=float, default=None)
+    add_seat_arguments(p)
     p.add_argument("--recipe", type=mapping_arg, default=None,
                    help="TrainConfig overrides as JSON, merged into the default recipe")
     p.add_argument("--params", type=mapping_arg, default=None,
@@ -560,7 +592,7 @@ def bench_spec_from_args(args: argparse.Namespace) -> BenchSpec:
         "env_steps": args.env_steps, "eval_every": args.eval_every,
         "eval_tasks": args.eval_tasks, "threshold": args.threshold,
         "baselines": None if args.baselines is None else tuple(args.baselines),
-        "baseline_suite": args.baseline_suite,
+        "baseline_suite": args.baseline_suite, **seat_options(args),
     }  # fmt: skip
     spec = replace(
         spec, envs=envs, recipe={**spec.recipe, **(args.recipe or {})},

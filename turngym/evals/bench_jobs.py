@@ -57,11 +57,16 @@ def train_job(job: dict[str, Any], progress_queue: Any = None) -> dict[str, Any]
 
     def record(ep: Any) -> None:
         key = f"{job['entry']}|{job['agent']}|{job['seed']}|{ep.seed}"
+        rival = {"opponent": job["opponent"]} if job.get("opponent") else {}  # a seat's rival
         records.append({"key": key, "entry": job["entry"], "agent": job["agent"],
-                        "run_seed": job["seed"], **ep.to_dict()})  # fmt: skip
+                        "run_seed": job["seed"], **rival, **ep.to_dict()})  # fmt: skip
 
-    collect(config.env, trainer.eval_agent, seeds, 1, split="test", options=config.env_options,
-            max_turns=config.max_turns, on_episode=record)  # fmt: skip
+    players: Any = trainer.eval_agent
+    seat = None
+    if trainer.seats is not None:  # a multi-agent game: its seat against the eval opponent
+        players, seat = trainer.seats.evaluation(players)
+    collect(config.env, players, seeds, 1, split="test", options=config.env_options,
+            max_turns=config.max_turns, on_episode=record, train_seat=seat)  # fmt: skip
     result = {"curve": curve, "episodes": records, "env_steps": trainer.env_steps,
               "elapsed_s": time.monotonic() - started}  # fmt: skip
     write_json_atomic(done, result)

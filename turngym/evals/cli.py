@@ -25,7 +25,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         description="Evaluate agents on suites or env ids. Rerunning the same command resumes "
         "an interrupted run; episodes are never duplicated.",
     )  # fmt: skip
-    p.add_argument("targets", nargs="+", help="suite names (smoke, quick, full) or env ids")
+    p.add_argument("targets", nargs="+",
+                   help="suite names (smoke, quick, full, multiagent) or env ids")
     p.add_argument("--agents", nargs="+", default=["random"],
                    help="agent specs: random, oracle, replay:FILE, hf:PATH, tiny:ENV, "
                    "openai:MODEL@URL")  # fmt: skip
@@ -41,7 +42,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="run directory (default: runs/eval/<hash of the request>)")
     p.add_argument("--max-concurrent", type=int, default=None, help="live episodes at once")
-    p.add_argument("--metrics", nargs="+", default=["success", "return"])
+    p.add_argument("--opponent", default=None,
+                   help="multi-agent env-id targets: agent spec in the other seats, e.g. "
+                   "minimax, minimax:2, negotiator, random (default: the game's reference "
+                   "opponent)")  # fmt: skip
+    p.add_argument("--seat", default=None,
+                   help="multi-agent env-id targets: the seat the agents play, e.g. player_0, "
+                   "or all (default: all, one after the other)")  # fmt: skip
+    p.add_argument("--metrics", nargs="+", default=None,
+                   help="table metrics (default: success and return, plus win, draw and loss "
+                   "for multi-agent games)")  # fmt: skip
     p.add_argument("--progress", action="store_true", help="show progress bars")
     p.add_argument("--backend", default="local", choices=["local", "ray"],
                    help="where envs run: this process (local) or Ray actors (ray: joins "
@@ -51,7 +61,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("table", help="benchmark table (mean ± 95%% CI) from results files")
     p.add_argument("runs", nargs="+", type=Path, help="run directories or results.json files")
     p.add_argument("--format", default="markdown", choices=["markdown", "csv", "latex", "html"])
-    p.add_argument("--metrics", nargs="+", default=["success"])
+    p.add_argument("--metrics", nargs="+", default=None,
+                   help="default: success, plus win, draw and loss for multi-agent games")
     p.add_argument("--digits", type=int, default=3)
     p.add_argument("--no-aggregate", action="store_true", help="omit the macro-mean rows")
     p.add_argument("--out", type=Path, default=None, help="write to this file instead of stdout")
@@ -72,7 +83,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def _cmd_eval(args: argparse.Namespace, out: TextIO) -> int:
     from turngym.evals.runner import EvalRequest, evaluate
     from turngym.evals.suites import resolve_entries
-    from turngym.evals.tables import render, table_rows
+    from turngym.evals.tables import default_metrics, render, table_rows
 
     entries = resolve_entries(args.targets, episodes=args.episodes)
     if args.options or args.max_turns:  # settings for env-id targets, not suite entries
@@ -80,6 +91,8 @@ def _cmd_eval(args: argparse.Namespace, out: TextIO) -> int:
         entries = [replace(e, options=args.options or e.options,
                            max_turns=args.max_turns or e.max_turns) if e.env_id in ids else e
                    for e in entries]  # fmt: skip
+    if args.opponent is not None or args.seat is not None:
+        entries = _seated(entries, args)
     suites = tuple(t for t in args.targets if "/" not in t)
     request = EvalRequest(tuple(entries), tuple(args.agents), tuple(args.seeds), args.split,
                           suites=suites)  # fmt: skip
@@ -96,14 +109,40 @@ def _cmd_eval(args: argparse.Namespace, out: TextIO) -> int:
         print(f"turngym eval: {type(err).__name__}: {str(err).rstrip('.')}{kept}",
               file=sys.stderr)  # fmt: skip
         return 1
-    print(render(table_rows([(run_dir.name, results)], args.metrics)), file=out)
+    metrics = args.metrics or default_metrics([results], ("success", "return"))
+    print(render(table_rows([(run_dir.name, results)], metrics)), file=out)
     return 0
 
 
-def _cmd_table(args: argparse.Namespace, out: TextIO) -> int:
-    from turngym.evals.tables import load_tables, missing_aggregate_note, render, table_rows
+def _seated(entries: list, args: argparse.Namespace) -> list:
+    """``--opponent``/``--seat`` applied to the multi-agent env-id targets.
 
-    rows = table_rows(load_tables(args.runs), args.metrics, aggregate=not args.no_aggregate)
+    Raises:
+        ValueError: No target is a multi-agent env id (the flags would be ignored).
+    """
+    ids = {t for t in args.targets if "/" in t}
+    games = [e for e in entries if e.env_id in ids and e.opponent is not None]
+    if not games:
+        raise ValueError("--opponent and --seat apply to multi-agent env ids given as targets "
+                         "(e.g. turngym/TicTacToe-v0); none of the targets is one")  # fmt: skip
+    seats = None if args.seat is None else () if args.seat == "all" else (args.seat,)
+    return [replace(e, opponent=args.opponent or e.opponent,
+                    seats=e.seats if seats is None else seats) if e in games else e
+            for e in entries]  # fmt: skip
+
+
+def _cmd_table(args: argparse.Namespace, out: TextIO) -> int:
+    from turngym.evals.tables import (
+        default_metrics,
+        load_tables,
+        missing_aggregate_note,
+        render,
+        table_rows,
+    )
+
+    runs = load_tables(args.runs)
+    metrics = args.metrics or default_metrics([r for _, r in runs], ("success",))
+    rows = table_rows(runs, metrics, aggregate=not args.no_aggregate)
     note = None if args.no_aggregate else missing_aggregate_note(rows)
     if note:
         print(f"turngym table: {note}", file=sys.stderr)

@@ -10,14 +10,16 @@ one observation per row, so runs are analysed with the tools people already use:
     both.query("metric == 'success'").pivot_table(index="env", columns="agent", values="mean")
 
 * ``episodes``: one row per episode: run, env_id, env (the short label of tables), env_key,
-  agent, run_seed, seed, task_id, episode_id, split, seat, the metrics of
-  :data:`~turngym.evals.results.EPISODE_METRICS` (``turns`` is the number of actions),
-  error and wall_time_s.
+  agent, run_seed, seed, task_id, episode_id, split, seat, opponent, the metrics of
+  :data:`~turngym.evals.results.EPISODE_METRICS` (``turns`` is the number of actions), win,
+  draw and loss (:data:`~turngym.evals.results.SEAT_METRICS`; NaN outside multi-agent
+  games), error and wall_time_s.
 * ``turns``: one row per turn: the episode's identifiers, turn (index), agent_id, state_key,
   action, observation, reward, action_valid, terminated, truncated, and ``advantage`` when
   the records carry one (``info["advantage"]``) or when :func:`turns_frame` is given the
   :class:`~turngym.trainers.credit.types.Credit` of the same groups.
-* ``aggregates``: one row per (run, env entry, agent, metric): mean, std, n, ``ci_low`` and
+* ``aggregates``: one row per (run, env entry, agent, metric), with the seat and opponent of
+  a multi-agent game's entry (``None`` otherwise): mean, std, n, ``ci_low`` and
   ``ci_high`` (the 95% interval), the interval's method and the metric's direction.
 * ``curves`` (bench runs): the learning curve of every trained agent, one row per point.
 
@@ -36,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from turngym.evals.results import (
     EPISODE_METRICS,
     HIGHER_IS_BETTER,
+    SEAT_METRICS,
     RunResults,
     episode_metrics,
     load_results,
@@ -50,8 +53,8 @@ if TYPE_CHECKING:
 __all__ = ["RunFrames", "load", "episodes_frame", "turns_frame", "aggregates_frame"]
 
 EPISODE_COLUMNS = ("run", "env_id", "env", "env_key", "agent", "run_seed", "seed", "task_id",
-                   "episode_id", "split", "seat", *EPISODE_METRICS, "error",
-                   "wall_time_s")  # fmt: skip
+                   "episode_id", "split", "seat", "opponent", *EPISODE_METRICS,
+                   *SEAT_METRICS, "error", "wall_time_s")  # fmt: skip
 """Columns of the ``episodes`` frame, in order."""
 
 TURN_COLUMNS = ("run", "env_id", "env_key", "agent", "run_seed", "episode_id", "task_id",
@@ -60,8 +63,8 @@ TURN_COLUMNS = ("run", "env_id", "env_key", "agent", "run_seed", "episode_id", "
 """Columns of the ``turns`` frame (``advantage`` is added when there are advantages)."""
 
 AGGREGATE_COLUMNS = ("run", "kind", "env_id", "env_version", "env", "env_key", "options",
-                     "split", "agent", "metric", "mean", "std", "n", "ci_low", "ci_high",
-                     "method", "higher_is_better")  # fmt: skip
+                     "split", "seat", "opponent", "agent", "metric", "mean", "std", "n",
+                     "ci_low", "ci_high", "method", "higher_is_better")  # fmt: skip
 """Columns of the ``aggregates`` frame, in order."""
 
 CURVE_COLUMNS = ("run", "env_id", "env", "env_key", "agent", "env_steps", "metric", "value")
@@ -197,7 +200,8 @@ def episodes_frame(
             "agent": record.get("agent"), "run_seed": record.get("run_seed"),
             "seed": record.get("seed"), "task_id": record.get("task_id"),
             "episode_id": record.get("episode_id"), "split": record.get("split"),
-            "seat": record.get("seat"), **metrics, "success": bool(metrics["success"]),
+            "seat": record.get("seat"), "opponent": record.get("opponent"), **metrics,
+            "success": bool(metrics["success"]),
             "error": record.get("error"),
             "wall_time_s": (record.get("metrics") or {}).get("wall_time_s"),
         })  # fmt: skip
@@ -273,7 +277,8 @@ def aggregates_frame(results: RunResults, *, run: str | None = None) -> pd.DataF
                 "run": run, "kind": results.kind, "env_id": entry.env_id,
                 "env_version": entry.env_version, "env": short_label(entry),
                 "env_key": entry.key, "options": options, "split": entry.split,
-                "agent": entry.agent, "metric": metric, "mean": s.mean, "std": s.std,
+                "seat": entry.seat, "opponent": entry.opponent, "agent": entry.agent,
+                "metric": metric, "mean": s.mean, "std": s.std,
                 "n": s.n, "ci_low": s.ci95[0], "ci_high": s.ci95[1], "method": s.method,
                 "higher_is_better": HIGHER_IS_BETTER.get(metric),
             })  # fmt: skip
@@ -338,8 +343,9 @@ def _leaderboard_episodes(store: Any, name: str, entries: Sequence[Any]) -> pd.D
             "run": name, "env_id": entry.env_id if entry else key.split("#")[0],
             "env": short_label(entry) if entry else key, "env_key": key, "agent": agent,
             "run_seed": record.run_seed, "seed": record.seed, "task_id": record.task_id,
-            "episode_id": record.key, "split": entry.split if entry else None, "seat": None,
-            **{m: record.metrics.get(m) for m in EPISODE_METRICS},
+            "episode_id": record.key, "split": entry.split if entry else None,
+            "seat": entry.seat if entry else None, "opponent": entry.opponent if entry else None,
+            **{m: record.metrics.get(m) for m in (*EPISODE_METRICS, *SEAT_METRICS)},
             "error": None, "wall_time_s": None,
         })  # fmt: skip
     frame = _pandas().DataFrame(rows, columns=list(EPISODE_COLUMNS))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from turngym.evals.results import EntryResult, RunResults
+from turngym.evals.seats import seat_label
 
 __all__ = ["write_outputs", "short_env_labels"]
 
@@ -40,7 +41,7 @@ def short_env_labels(entries: Sequence[EntryResult]) -> dict[str, tuple[str, str
     for entry in entries:
         if entry.key in out:
             continue
-        name = entry.env_id.split("/")[-1]
+        name = entry.env_id.split("/")[-1] + seat_label(entry.seat, entry.opponent)
         settings = [f"{k}={v}" for k, v in sorted({**entry.env_kwargs, **entry.options}.items())]
         if entry.max_turns is not None:
             settings.append(f"at most {entry.max_turns} turns")
@@ -79,7 +80,7 @@ def write_outputs(
         episodes: Every episode record (trained policies' final evals and baselines).
     """
     from turngym.evals.plots import plot_curves
-    from turngym.evals.tables import render, table_rows
+    from turngym.evals.tables import default_metrics, render, table_rows
 
     tmp = out / "episodes.jsonl.tmp"
     tmp.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in episodes))
@@ -88,7 +89,7 @@ def write_outputs(
     png = plot_curves({c["label"]: c["runs"] for c in curves.values()}, out / "curves.png",
                       metric=metric, threshold=threshold,
                       levels={c["label"]: c["levels"] for c in curves.values()})  # fmt: skip
-    full = table_rows([(out.name, results)], (metric, "return"))
+    full = table_rows([(out.name, results)], default_metrics([results], (metric, "return")))
     setup_md = "\n".join(f"- {line}" for line in setup)
     (out / "bench.md").write_text(f"{setup_md}\n\n{table}\n\n{render(full)}\n")
     page = _report_html(results, table, setup, render(full, "html"), png, config)

@@ -29,12 +29,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from turngym.evals.seats import (
+    SEAT_METRICS,
+    entry_key,
+    multiagent_task_ids,
+    seat_label,
+    seat_result,
+)
 from turngym.evals.stats import MetricSummary, summarize_values
 from turngym.types import Episode
 
 __all__ = [
     "SCHEMA",
     "EPISODE_METRICS",
+    "SEAT_METRICS",
     "HIGHER_IS_BETTER",
     "REQUIRED_PROVENANCE",
     "ResultsError",
@@ -45,6 +53,8 @@ __all__ = [
     "provenance",
     "env_provenance",
     "kwargs_hash",
+    "entry_key",
+    "seat_label",
     "redact",
     "read_jsonl",
     "load_results",
@@ -67,9 +77,12 @@ EPISODE_METRICS: dict[str, str] = {
 
 HIGHER_IS_BETTER: dict[str, bool] = {
     "success": True, "outcome": True, "return": True, "turns": False,
-    "invalid_rate": False, "error_rate": False,
+    "invalid_rate": False, "error_rate": False, "win": True, "loss": False,
 }  # fmt: skip
-"""Direction of each metric: a regression is a move against it."""
+"""Direction of each metric: a regression is a move against it. ``draw`` has none (more draws
+are better against a stronger opponent and worse against a weaker one)."""
+
+_BINARY = ("success", "error_rate", *SEAT_METRICS)
 
 
 class ResultsError(ValueError):
@@ -80,6 +93,8 @@ class ResultsError(ValueError):
 def episode_metrics(episode: Episode | Mapping[str, Any]) -> dict[str, float]:
     """The values of :data:`EPISODE_METRICS` for one episode (an Episode or its dict form).
 
+    A seat view of a multi-agent game (``seat`` set) also gets :data:`SEAT_METRICS`.
+
     Example:
         >>> episode_metrics({"success": True, "outcome": 1.0, "error": None,
         ...                  "turns": [{"reward": 1.0, "action_valid": True}]})
@@ -87,7 +102,8 @@ def episode_metrics(episode: Episode | Mapping[str, Any]) -> dict[str, float]:
     """  # noqa: E501
     if isinstance(episode, Episode):
         episode = {"success": episode.success, "outcome": episode.outcome, "error": episode.error,
-                   "turns": [t.to_dict() for t in episode.turns]}  # fmt: skip
+                   "turns": [t.to_dict() for t in episode.turns], "seat": episode.seat,
+                   "seat_outcomes": {k: v.to_dict() for k, v in episode.seat_outcomes.items()}}
     turns = episode["turns"]
     invalid = sum(not t.get("action_valid", True) for t in turns)
     return {
@@ -97,15 +113,21 @@ def episode_metrics(episode: Episode | Mapping[str, Any]) -> dict[str, float]:
         "turns": float(len(turns)),
         "invalid_rate": invalid / len(turns) if turns else 0.0,
         "error_rate": float(episode.get("error") is not None),
+        **seat_result(episode),
     }
 
 
 def summarize_episodes(episodes: Iterable[Episode | Mapping[str, Any]]) -> dict[str, MetricSummary]:
-    """Aggregate episodes into one :class:`MetricSummary` per metric."""
+    """Aggregate episodes into one :class:`MetricSummary` per metric.
+
+    Every metric of :data:`EPISODE_METRICS`, plus :data:`SEAT_METRICS` when every episode is
+    a seat view; rates get Wilson intervals.
+    """
     rows = [episode_metrics(ep) for ep in episodes]
+    seat_metrics = [m for m in SEAT_METRICS if rows and all(m in r for r in rows)]
     return {
-        name: summarize_values([r[name] for r in rows], binary=name in ("success", "error_rate"))
-        for name in EPISODE_METRICS
+        name: summarize_values([r[name] for r in rows], binary=name in _BINARY)
+        for name in (*EPISODE_METRICS, *seat_metrics)
     }
 
 
@@ -130,6 +152,9 @@ class EntryResult:
         metrics: Metric name -> summary over all episodes of the entry.
         curve: Learning curve points (bench runs only): ``{"env_steps": int, metric: value}``.
         max_turns: Turn cap when it is not the env's own (``None``: the env's).
+        seat: Multi-agent games: the seat the agent played (``None`` for single-agent envs).
+        opponent: Multi-agent games: the spec of the agent in every other seat (secrets
+            redacted); set exactly when ``seat`` is.
     """
 
     env_id: str
@@ -146,11 +171,18 @@ class EntryResult:
     metrics: dict[str, MetricSummary]
     curve: list[dict[str, float]] | None = None
     max_turns: int | None = None
+    seat: str | None = None
+    opponent: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.seat is None) != (self.opponent is None):
+            raise ValueError(f"{self.env_id}: a seat result names both its seat and its "
+                             f"opponent (got seat={self.seat!r}, opponent={self.opponent!r})")
 
     @property
     def key(self) -> str:
-        """``env_id#hash``: one env configuration."""
-        return f"{self.env_id}#{self.env_kwargs_hash}"
+        """``env_id#hash``: one env configuration (see :func:`entry_key` for seat results)."""
+        return entry_key(self.env_id, self.env_kwargs_hash, self.seat, self.opponent)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -166,6 +198,8 @@ class EntryResult:
             data["curve"] = self.curve
         if self.max_turns is not None:
             data["max_turns"] = self.max_turns
+        if self.seat is not None:
+            data["seat"], data["opponent"] = self.seat, self.opponent
         return data
 
     @classmethod
@@ -181,6 +215,7 @@ class EntryResult:
             episodes_per_seed=int(data["episodes_per_seed"]),
             metrics={k: MetricSummary.from_dict(v) for k, v in data["metrics"].items()},
             curve=data.get("curve"), max_turns=data.get("max_turns"),
+            seat=data.get("seat"), opponent=data.get("opponent"),
         )  # fmt: skip
 
 
@@ -357,8 +392,28 @@ def env_provenance(
 
     The fingerprint resets a fresh env on test seeds 0-2 and hashes the task ids: results made
     by a changed task generator carry a different fingerprint, which the leaderboard refuses
-    to rank against the old one.
+    to rank against the old one. Multi-agent ids (:mod:`turngym.envs.multiagent.registry`)
+    are fingerprinted the same way from their first seat's info.
     """
+    from turngym.envs.multiagent.registry import is_multiagent
+
+    probe = multiagent_task_ids if is_multiagent(env_id) else _task_ids
+    ids, version = probe(env_id, env_kwargs, options)
+    cap = {"max_turns": max_turns} if max_turns else {}
+    return {
+        **cap,
+        "env_id": env_id,
+        "env_version": version,
+        "env_kwargs": dict(env_kwargs),
+        "options": dict(options),
+        "env_kwargs_hash": kwargs_hash(env_kwargs, options, *([cap] if cap else [])),
+        "env_fingerprint": hashlib.sha256("|".join(ids).encode()).hexdigest()[:12],
+    }
+
+
+def _task_ids(env_id: str, env_kwargs: Mapping[str, Any],
+              options: Mapping[str, Any]) -> tuple[list[str], int | None]:  # fmt: skip
+    """Task ids of test seeds 0-2 and the spec's version, from a fresh Gymnasium env."""
     from turngym.core import TASK_ID
     from turngym.registry import make
 
@@ -371,16 +426,7 @@ def env_provenance(
         spec = env.spec
     finally:
         env.close()
-    cap = {"max_turns": max_turns} if max_turns else {}
-    return {
-        **cap,
-        "env_id": env_id,
-        "env_version": spec.version if spec is not None else None,
-        "env_kwargs": dict(env_kwargs),
-        "options": dict(options),
-        "env_kwargs_hash": kwargs_hash(env_kwargs, options, *([cap] if cap else [])),
-        "env_fingerprint": hashlib.sha256("|".join(ids).encode()).hexdigest()[:12],
-    }
+    return ids, spec.version if spec is not None else None
 
 
 _SECRET = re.compile(r"(?i)((?:api[_-]?key|token|secret|password)=)[^&\s]+")

@@ -3,7 +3,8 @@
 The run directory holds ``run.json`` (the request), ``episodes.jsonl`` (one line per finished
 episode) and ``results.json`` (aggregates with provenance); see :mod:`turngym.evals.results`.
 
-**Resuming.** Every episode has a key ``"<env_id>#<hash>|<agent>|<run seed>|<task seed>"``.
+**Resuming.** Every episode has a key ``"<env_id>#<hash>|<agent>|<run seed>|<task seed>"``
+(for a seat of a multi-agent game ``"<env_id>#<hash>@<seat> vs <opponent>|..."``).
 Episodes are appended to ``episodes.jsonl`` with one ``write`` each the moment they finish, so
 a run killed at any point (SIGKILL included) leaves only complete lines, plus at worst one torn
 last line, which the next run cuts off. Rerunning the same request skips every key already in
@@ -14,6 +15,11 @@ A different request in the same directory is refused rather than mixed in.
 (N episodes per seed), so seeds add tasks rather than repeat them. An uninterrupted run is
 deterministic; a resumed one gives a sampling agent a fresh random stream for the episodes it
 replays, which is as valid a sample but not bit-identical.
+
+**Multi-agent games.** An entry with an ``opponent`` plays each agent in each of its seats
+against that opponent (seeded from the run seed, :func:`~turngym.evals.seats.opponent_seed`);
+every (entry, seat, agent) is a result of its own (:mod:`turngym.evals.seats`). Before the
+first episode, one game per entry and seat checks that the opponent can play it.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from typing import Any
 
 from turngym.agents import make_agent
 from turngym.backends import check_backend
+from turngym.envs.multiagent.registry import is_multiagent
 from turngym.evals.results import (
     EntryResult,
     ResultsError,
@@ -41,6 +48,7 @@ from turngym.evals.results import (
     summarize_episodes,
     write_json_atomic,
 )
+from turngym.evals.seats import entry_key, opponent_seed, resolve_seats, seat_players
 from turngym.evals.suites import EvalEntry
 from turngym.registry import env_registry
 from turngym.rollout import acollect, collect
@@ -85,9 +93,12 @@ class EvalRequest:
                 "split": self.split}  # fmt: skip
 
 
-def episode_key(entry: EvalEntry, agent: str, run_seed: int, task_seed: int, ehash: str) -> str:
-    """The identity of one episode within a run."""
-    return f"{entry.env_id}#{ehash}|{redact(agent)}|{run_seed}|{task_seed}"
+def episode_key(entry: EvalEntry, agent: str, run_seed: int, task_seed: int, ehash: str,
+                seat: str | None = None) -> str:  # fmt: skip
+    """The identity of one episode within a run (with the seat and opponent in a game)."""
+    opponent = None if seat is None else redact(str(entry.opponent))
+    key = entry_key(entry.env_id, ehash, seat, opponent)
+    return f"{key}|{redact(agent)}|{run_seed}|{task_seed}"
 
 
 class _EpisodeLog:
@@ -126,6 +137,8 @@ class _Job:
     agent: str
     seed: int
     task_seeds: list[int]
+    seat: str | None = None  # multi-agent games: the agent's seat; the opponent plays the rest
+    seats: tuple[str, ...] = ()  # ... and every seat of the game
 
 
 def evaluate(
@@ -151,17 +164,17 @@ def evaluate(
     say = log or (lambda msg: None)
     out = Path(out_dir)
     check_backend(backend)
-    for entry in request.entries:
-        env_registry.get(entry.env_id)
+    seatings = [_seating(entry) for entry in request.entries]
     # One agent per spec (a model is loaded once); other seeds reseed it, or rebuild it when
     # it cannot be reseeded (cheap scripted agents).
     agents = {spec: make_agent(spec, seed=request.seeds[0]) for spec in request.agents}
     envs = [env_provenance(e.env_id, e.env_kwargs, e.options, e.max_turns)
             for e in request.entries]  # fmt: skip
+    opponents = _check_opponents(request, seatings)
     _claim(out, request)
     episodes_log = _EpisodeLog(out / "episodes.jsonl")
     try:
-        jobs = _pending(request, envs, episodes_log.done)
+        jobs = _pending(request, envs, seatings, episodes_log.done)
         todo = sum(len(j.task_seeds) for j in jobs)
         say(f"{len(episodes_log.done)} episodes already done, {todo} to run")
         for spec, seed in itertools.product(request.agents, request.seeds):
@@ -170,15 +183,17 @@ def evaluate(
                 continue
             agent = _seeded(agents[spec], spec, seed)
             if getattr(agent, "prefers_async", False):
-                asyncio.run(_run_async(mine, agent, request, episodes_log, max_concurrent,
-                                       backend))  # fmt: skip
+                asyncio.run(_run_async(mine, agent, opponents, request, episodes_log,
+                                       max_concurrent, backend))  # fmt: skip
             else:
                 for job in mine:
-                    _run_job(job, agent, request, episodes_log, max_concurrent, progress, backend)
+                    _run_job(job, agent, opponents, request, episodes_log, max_concurrent,
+                             progress, backend)  # fmt: skip
     finally:
         episodes_log.close()
     configs = {spec: _agent_config(spec, agent) for spec, agent in agents.items()}
-    results = _aggregate(request, envs, configs, out)
+    rivals = {redact(spec): _agent_config(spec, agent) for spec, agent in opponents.items()}
+    results = _aggregate(request, envs, seatings, configs, rivals, out)
     results.save(out / "results.json")
     return results
 
@@ -204,27 +219,87 @@ def _claim(out: Path, request: EvalRequest) -> None:
     write_json_atomic(path, wanted)
 
 
-def _pending(request: EvalRequest, envs: list[dict], done: set[str]) -> list[_Job]:
+def _seating(entry: EvalEntry) -> tuple[tuple[str | None, ...], tuple[str, ...]]:
+    """``(seats the agent plays, every seat)``; ``((None,), ())`` for a single-agent env."""
+    if entry.opponent is None:
+        if is_multiagent(entry.env_id):
+            raise ValueError(f"{entry.env_id} is a multi-agent game: its eval entry names the "
+                             "opponent in the other seats (--opponent minimax, or "
+                             "EvalEntry(..., opponent='minimax') in a suite)")  # fmt: skip
+        env_registry.get(entry.env_id)  # unknown ids fail here, with did-you-mean
+        return (None,), ()
+    every = resolve_seats(entry.env_id, entry.env_kwargs)
+    return resolve_seats(entry.env_id, entry.env_kwargs, entry.seats), every
+
+
+def _check_opponents(request: EvalRequest, seatings: list[tuple[tuple, tuple[str, ...]]]
+                     ) -> dict[str, Any]:  # fmt: skip
+    """Build each opponent once, and play one game per game entry and seat with it.
+
+    A scripted opponent that cannot play a game (``minimax`` in a bargaining game) fails
+    here, naming both, before any episode is written.
+    """
+    from turngym.agents import RandomAgent
+
+    opponents: dict[str, Any] = {}
+    for entry, (seats, every) in zip(request.entries, seatings, strict=True):
+        if entry.opponent is None:
+            continue
+        if entry.opponent not in opponents:
+            opponents[entry.opponent] = make_agent(entry.opponent, seed=0)
+        for seat in seats:
+            players = seat_players(every, str(seat), RandomAgent(), opponents[entry.opponent])
+            try:
+                groups = collect(entry.env_id, players, [0], 1, split=request.split,
+                                 options=entry.options, env_kwargs=entry.env_kwargs,
+                                 max_turns=entry.max_turns, train_seat=seat)  # fmt: skip
+            except Exception as err:
+                raise ValueError(f"opponent {redact(entry.opponent)!r} cannot play "
+                                 f"{entry.env_id} ({type(err).__name__}: {err}); choose "
+                                 "another --opponent") from err  # fmt: skip
+            error = groups[0].episodes[0].error
+            if error is not None:
+                raise ValueError(f"{entry.env_id} failed in a test game against "
+                                 f"{redact(entry.opponent)!r} as {seat}: {error}")  # fmt: skip
+    return opponents
+
+
+def _pending(request: EvalRequest, envs: list[dict], seatings: list[tuple[tuple, tuple]],
+             done: set[str]) -> list[_Job]:  # fmt: skip
     jobs = []
-    for entry, env in zip(request.entries, envs, strict=True):
+    for entry, env, (seats, every) in zip(request.entries, envs, seatings, strict=True):
         ehash = env["env_kwargs_hash"]
         for agent in request.agents:
             for seed in request.seeds:
                 seeds = [seed * entry.episodes + i for i in range(entry.episodes)]
-                left = [s for s in seeds if episode_key(entry, agent, seed, s, ehash) not in done]
-                if left:
-                    jobs.append(_Job(entry, ehash, agent, seed, left))
+                for seat in seats:
+                    left = [s for s in seeds
+                            if episode_key(entry, agent, seed, s, ehash, seat) not in done]
+                    if left:
+                        jobs.append(_Job(entry, ehash, agent, seed, left, seat, every))
     return jobs
 
 
 def _recorder(job: _Job, log: _EpisodeLog) -> Callable[[Episode], None]:
+    opponent = None if job.seat is None else redact(str(job.entry.opponent))
+    entry = entry_key(job.entry.env_id, job.ehash, job.seat, opponent)
+
     def record(episode: Episode) -> None:
-        key = episode_key(job.entry, job.agent, job.seed, episode.seed, job.ehash)
-        entry = f"{job.entry.env_id}#{job.ehash}"
+        key = episode_key(job.entry, job.agent, job.seed, episode.seed, job.ehash, job.seat)
+        rival = {} if opponent is None else {"opponent": opponent}  # the seat's seat and rival
         log.write({"key": key, "entry": entry, "agent": redact(job.agent), "run_seed": job.seed,
-                   **episode.to_dict()})  # fmt: skip
+                   **rival, **episode.to_dict()})  # fmt: skip
 
     return record
+
+
+def _players(job: _Job, agent: Any, opponents: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """What plays a job's episodes (the agent, or a seat mapping) and the seat to record."""
+    if job.seat is None:
+        return agent, {}
+    spec = str(job.entry.opponent)
+    opponent = _seeded(opponents[spec], spec, opponent_seed(job.seed))
+    return seat_players(job.seats, job.seat, agent, opponent), {"train_seat": job.seat}
 
 
 def _collect_kwargs(job: _Job, request: EvalRequest, log: _EpisodeLog, max_concurrent: int | None,
@@ -243,28 +318,33 @@ def _seeded(agent: Any, spec: str, seed: int) -> Any:
     return agent
 
 
-def _run_job(job: _Job, agent: Any, request: EvalRequest, log: _EpisodeLog,
-             max_concurrent: int | None, progress: bool, backend: str) -> None:  # fmt: skip
+def _run_job(job: _Job, agent: Any, opponents: dict[str, Any], request: EvalRequest,
+             log: _EpisodeLog, max_concurrent: int | None, progress: bool,
+             backend: str) -> None:  # fmt: skip
     reseed = getattr(agent, "reseed", None)
     if reseed is not None:  # every env of this (agent, seed) starts from the same stream
         reseed(job.seed)
-    collect(job.entry.env_id, agent, job.task_seeds, 1, progress=progress,
-            **_collect_kwargs(job, request, log, max_concurrent, backend))  # fmt: skip
+    players, seat = _players(job, agent, opponents)
+    collect(job.entry.env_id, players, job.task_seeds, 1, progress=progress,
+            **_collect_kwargs(job, request, log, max_concurrent, backend), **seat)  # fmt: skip
 
 
-async def _run_async(jobs: list[_Job], agent: Any, request: EvalRequest, log: _EpisodeLog,
+async def _run_async(jobs: list[_Job], agent: Any, opponents: dict[str, Any],
+                     request: EvalRequest, log: _EpisodeLog,
                      max_concurrent: int | None, backend: str) -> None:  # fmt: skip
     """Network agents: every env of this (agent, seed) at once; the agent bounds requests."""
+    played = [(job, *_players(job, agent, opponents)) for job in jobs]
     await asyncio.gather(*(
-        acollect(job.entry.env_id, agent, job.task_seeds, 1,
-                 **_collect_kwargs(job, request, log, max_concurrent, backend))
-        for job in jobs
+        acollect(job.entry.env_id, players, job.task_seeds, 1,
+                 **_collect_kwargs(job, request, log, max_concurrent, backend), **seat)
+        for job, players, seat in played
     ))  # fmt: skip
 
 
-def _aggregate(request: EvalRequest, envs: list[dict], configs: dict[str, dict], out: Path
-               ) -> RunResults:  # fmt: skip
-    """Aggregate ``episodes.jsonl`` per (entry, agent) into :class:`RunResults`."""
+def _aggregate(request: EvalRequest, envs: list[dict], seatings: list[tuple[tuple, tuple]],
+               configs: dict[str, dict], rivals: dict[str, dict],
+               out: Path) -> RunResults:  # fmt: skip
+    """Aggregate ``episodes.jsonl`` per (entry, seat, agent) into :class:`RunResults`."""
     by_key: dict[tuple[str, str], list[dict]] = {}
     seen: set[str] = set()
     for _, record in read_jsonl(out / "episodes.jsonl"):
@@ -273,22 +353,28 @@ def _aggregate(request: EvalRequest, envs: list[dict], configs: dict[str, dict],
         seen.add(record["key"])
         by_key.setdefault((record["entry"], record["agent"]), []).append(record)
     entries = []
-    for entry, env in zip(request.entries, envs, strict=True):
-        for agent in request.agents:
-            episodes = by_key.get((f"{entry.env_id}#{env['env_kwargs_hash']}", redact(agent)), [])
+    for entry, env, (seats, _) in zip(request.entries, envs, seatings, strict=True):
+        opponent = None if entry.opponent is None else redact(entry.opponent)
+        for agent, seat in itertools.product(request.agents, seats):
+            key = entry_key(entry.env_id, env["env_kwargs_hash"], seat, opponent)
+            episodes = by_key.get((key, redact(agent)), [])
             expected = entry.episodes * len(request.seeds)
             if len(episodes) != expected:
+                where = "" if seat is None else f" as {seat}"
                 raise ResultsError(
-                    f"{entry.label} x {agent}: {len(episodes)} episodes in {out}, expected "
-                    f"{expected}; rerun the same command to finish the run."
+                    f"{entry.label} x {agent}{where}: {len(episodes)} episodes in {out}, "
+                    f"expected {expected}; rerun the same command to finish the run."
                 )
             entries.append(EntryResult(
                 **env, split=request.split, agent=redact(agent),
                 agent_config=configs[agent], seeds=list(request.seeds),
                 episodes_per_seed=entry.episodes, metrics=summarize_episodes(episodes),
+                seat=seat, opponent=None if seat is None else opponent,
             ))  # fmt: skip
-    return RunResults(kind="eval", provenance={**provenance(), "suites": list(request.suites)},
-                      entries=entries)  # fmt: skip
+    prov = {**provenance(), "suites": list(request.suites)}
+    if rivals:  # what each opponent reported about itself (spec, model, sampling)
+        prov["opponents"] = rivals
+    return RunResults(kind="eval", provenance=prov, entries=entries)
 
 
 def _agent_config(spec: str, agent: Any) -> dict[str, Any]:

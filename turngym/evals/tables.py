@@ -5,6 +5,11 @@ from a run directory; :func:`turngym.evals.load` gives the same data as pandas D
 Rows come per env entry, then one aggregate row per (agent, metric): the macro mean over envs
 (each env counts once) with the interval of :func:`turngym.evals.stats.macro_mean`.
 
+Multi-agent games have one row per env, seat and agent, the env labelled with the seat and the
+opponent (``turngym/TicTacToe-v0 as player_0 vs minimax``). Their aggregates are taken per
+opponent (``every seat vs minimax (macro mean)``), never together with single-agent envs or
+with games against another opponent.
+
 Aggregates never mix env sets: they average only the envs *every* agent of the table was
 evaluated on. When that is every env, the row is "all envs (macro mean)"; when some agent
 lacks an env, it is "k of n envs (macro mean)" with the averaged envs in a note; with fewer
@@ -32,11 +37,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from turngym.evals.results import EntryResult, RunResults, load_results
+from turngym.evals.results import SEAT_METRICS, EntryResult, RunResults, load_results
+from turngym.evals.seats import seat_label
 from turngym.evals.stats import MetricSummary, format_interval, macro_mean
 
 __all__ = ["TableRow", "FORMATS", "table_rows", "render", "load_tables", "entry_label",
-           "short_label", "entry_note", "missing_aggregate_note"]  # fmt: skip
+           "short_label", "entry_note", "missing_aggregate_note", "default_metrics"]  # fmt: skip
 
 FORMATS = ("markdown", "csv", "latex", "html")
 AGGREGATE = "all envs (macro mean)"
@@ -66,13 +72,29 @@ class TableRow:
 
 
 def entry_label(entry: EntryResult) -> str:
-    """``env_id`` plus every non-default kwarg/option, e.g. ``turngym/Sokoban-v0 (level=2)``."""
+    """``env_id`` plus every non-default kwarg/option, e.g. ``turngym/Sokoban-v0 (level=2)``.
+
+    A seat result also names its seat and opponent: ``turngym/TicTacToe-v0 as player_0 vs
+    minimax``.
+    """
     extras = [f"{k}={v}" for k, v in sorted({**entry.env_kwargs, **entry.options}.items())]
-    return f"{entry.env_id} ({', '.join(extras)})" if extras else entry.env_id
+    label = f"{entry.env_id} ({', '.join(extras)})" if extras else entry.env_id
+    return label + seat_label(entry.seat, entry.opponent)
+
+
+def default_metrics(results: Sequence[RunResults], base: Sequence[str]) -> list[str]:
+    """``base``, plus win, draw and loss when the results hold multi-agent games.
+
+    Example:
+        >>> default_metrics([], ("success",))
+        ['success']
+    """
+    games = any(e.seat is not None for r in results for e in r.entries)
+    return [*base, *(m for m in SEAT_METRICS if games and m not in base)]
 
 
 def short_label(entry: EntryResult) -> str:
-    """``env_id`` plus ``level=N``; other options become the tag ``[hash]`` (see the notes).
+    """``env_id`` plus ``level=N`` and the seat; other options become a tag ``[hash]`` (notes).
 
     Example:
         >>> from turngym.evals.stats import summarize_values
@@ -84,6 +106,7 @@ def short_label(entry: EntryResult) -> str:
     options = {**entry.env_kwargs, **entry.options}
     level = options.pop("level", None)
     label = entry.env_id if level is None else f"{entry.env_id} (level={level})"
+    label += seat_label(entry.seat, entry.opponent)
     return f"{label} [{entry.env_kwargs_hash[:6]}]" if options else label
 
 
@@ -110,7 +133,8 @@ def table_rows(
     """Rows for every (env entry, agent, metric) of the runs, then the aggregate rows.
 
     When two runs evaluated the same agent spec, agents are labelled ``agent [run]``. The
-    aggregates average only the envs every agent was evaluated on (module docstring).
+    aggregates average only the envs every agent was evaluated on, single-agent envs
+    together and multi-agent games per opponent (module docstring).
 
     Raises:
         ValueError: A metric that no entry carries (with the ones available).
@@ -127,9 +151,14 @@ def table_rows(
     def agent_label(name: str, entry: EntryResult) -> str:
         return entry.agent if len(runs_of[entry.agent]) == 1 else f"{entry.agent} [{name}]"
 
-    rows = [TableRow(short_label(e), agent_label(n, e), m, e.metrics[m], entry_note(e))
-            for n, e in pairs for m in metrics if m in e.metrics]  # fmt: skip
-    return rows + (_aggregate_rows(rows) if aggregate else [])
+    made = [(TableRow(short_label(e), agent_label(n, e), m, e.metrics[m], entry_note(e)),
+             e.opponent) for n, e in pairs for m in metrics if m in e.metrics]  # fmt: skip
+    rows = [row for row, _ in made]
+    if aggregate:  # single-agent envs together (opponent None), games per opponent
+        for opponent in dict.fromkeys(o for _, o in made):
+            label = None if opponent is None else f"every seat vs {opponent}"
+            rows += _aggregate_rows([row for row, o in made if o == opponent], label)
+    return rows
 
 
 def _common_envs(rows: Sequence[TableRow]) -> tuple[list[str], list[str]]:
@@ -142,12 +171,17 @@ def _common_envs(rows: Sequence[TableRow]) -> tuple[list[str], list[str]]:
     return [e for e in envs if e in common], envs
 
 
-def _aggregate_rows(rows: Sequence[TableRow]) -> list[TableRow]:
+def _aggregate_rows(rows: Sequence[TableRow], games: str | None = None) -> list[TableRow]:
+    """Macro means over ``rows``' envs; ``games`` names the seat rows of one opponent."""
     common, envs = _common_envs(rows)
     if len(envs) < 2 or len(common) < 2:
         return []
-    label = AGGREGATE if len(common) == len(envs) else \
-        f"{len(common)} of {len(envs)} envs (macro mean)"  # fmt: skip
+    if games is not None:
+        label = f"{games} (macro mean)" if len(common) == len(envs) else \
+            f"{games}, {len(common)} of {len(envs)} (macro mean)"  # fmt: skip
+    else:
+        label = AGGREGATE if len(common) == len(envs) else \
+            f"{len(common)} of {len(envs)} envs (macro mean)"  # fmt: skip
     note = "" if len(common) == len(envs) else "averages " + "; ".join(common)
     groups: dict[tuple[str, str], list[MetricSummary]] = {}
     for row in rows:

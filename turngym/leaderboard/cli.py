@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from turngym.evals.results import EPISODE_METRICS, HIGHER_IS_BETTER
+from turngym.evals.results import EPISODE_METRICS, HIGHER_IS_BETTER, SEAT_METRICS
 
 if TYPE_CHECKING:
     from turngym.leaderboard.store import LeaderboardStore
@@ -104,7 +104,7 @@ def _db_option(p: argparse.ArgumentParser) -> None:
 
 
 def _metric_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--metric", default="success", choices=list(EPISODE_METRICS))
+    p.add_argument("--metric", default="success", choices=[*EPISODE_METRICS, *SEAT_METRICS])
 
 
 def _handler(fn: Handler) -> Handler:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from turngym.evals.results import (
+    EntryResult,
     ResultsError,
     RunResults,
     episode_metrics,
@@ -27,7 +28,7 @@ from turngym.evals.results import (
     load_results,
 )
 
-__all__ = ["EpisodeRecord", "env_label", "match_agents", "read_run_episodes"]
+__all__ = ["EpisodeRecord", "env_label", "match_agents", "read_run_episodes", "shown_agent"]
 
 
 # --- Per-episode values -----------------------------------------------------------------------
@@ -56,8 +57,11 @@ def read_run_episodes(
     """Read ``episodes.jsonl`` of a run, grouped by ``(entry key, agent)``.
 
     The file is checked against ``results.json``: every episode must belong to one of its
-    entries, keys must be unique, and an entry's episode count must match its summaries
-    (otherwise the two files come from different runs).
+    entries, keys must be unique, an entry's episode count must match its summaries, and
+    a seat result of a multi-agent game must have its episodes, each played in its seat
+    against its opponent (otherwise the two files come from different runs, or one was
+    edited). The leaderboard then recomputes every summary from these records
+    (:func:`~turngym.leaderboard.validate.check_submission`).
 
     Args:
         run_dir: The run directory.
@@ -71,9 +75,14 @@ def read_run_episodes(
     """
     run_dir = Path(run_dir)
     path = run_dir / "episodes.jsonl"
-    if not path.exists():
-        return {}
     results = results if results is not None else load_results(run_dir)
+    if not path.exists():
+        seated = next((e for e in results.entries if e.seat is not None), None)
+        if seated is not None:
+            raise ResultsError(f"{run_dir}: {seated.key} / {seated.agent} is a seat result, "
+                               "checked against its episodes, but there is no episodes.jsonl; "
+                               "submit the whole run directory")  # fmt: skip
+        return {}
     expected = {(e.key, e.agent): e for e in results.entries}
     grouped: dict[tuple[str, str], list[EpisodeRecord]] = {}
     seen: set[str] = set()
@@ -94,18 +103,33 @@ def read_run_episodes(
             raise ResultsError(f"{path}: episode {episode.key!r} belongs to {group[0]} / "
                                f"{group[1]}, which results.json does not list; the files "
                                "come from different runs")  # fmt: skip
+        _check_seat(path, expected[group], record, episode.key)
         if episode.key in seen:
             raise ResultsError(f"{path}: episode key {episode.key!r} appears twice")
         seen.add(episode.key)
         grouped.setdefault(group, []).append(episode)
-    for group, records in grouped.items():
-        summaries = expected[group].metrics
+    for group, entry in expected.items():
+        records = grouped.get(group, [])
+        if entry.seat is not None and not records:
+            raise ResultsError(f"{path}: no episodes for the seat result {group[0]} / "
+                               f"{group[1]}; the files come from different runs")  # fmt: skip
+        summaries = entry.metrics
         n = next(iter(summaries.values())).n if summaries else len(records)
-        if n != len(records):
+        if records and n != len(records):
             raise ResultsError(f"{path}: {len(records)} episodes for {group[0]} / {group[1]} "
                                f"but results.json summarises {n}; rerun the same eval command "
                                "to finish the run and rewrite results.json")  # fmt: skip
     return grouped
+
+
+def _check_seat(path: Path, entry: EntryResult, record: Mapping[str, Any], key: str) -> None:
+    """An episode of a seat result was played in that seat against that opponent."""
+    played = (record.get("seat"), record.get("opponent"))
+    if entry.seat is None or played == (entry.seat, entry.opponent):
+        return
+    raise ResultsError(f"{path}: episode {key!r} was played as {played[0]} against "
+                       f"{played[1]}, but results.json lists it under {entry.seat} against "
+                       f"{entry.opponent}; the files do not belong together")  # fmt: skip
 
 
 def _optional_int(value: Any) -> int | None:
@@ -148,6 +172,17 @@ def env_label(env_id: str, env_kwargs: Mapping[str, Any], options: Mapping[str, 
     if not items:
         return env_id
     return f"{env_id} ({', '.join(f'{k}={_short(v)}' for k, v in items)})"
+
+
+def shown_agent(entry: Mapping[str, Any]) -> str:
+    """An entry row's agent as the page names it: ``agent vs opponent`` in a multi-agent game.
+
+    Example:
+        >>> shown_agent({"agent": "hf:ckpt", "opponent": "minimax"})
+        'hf:ckpt vs minimax'
+    """
+    opponent = entry.get("opponent")
+    return str(entry["agent"]) if opponent is None else f"{entry['agent']} vs {opponent}"
 
 
 def _short(value: Any) -> str:

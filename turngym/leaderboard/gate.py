@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from turngym.evals.results import HIGHER_IS_BETTER, load_results
+from turngym.evals.results import HIGHER_IS_BETTER, load_results, seat_label
 from turngym.evals.stats import Z95, MetricSummary, summarize_values
 from turngym.leaderboard.episodes import (
     EpisodeRecord,
@@ -217,7 +217,8 @@ def _run_side(run_dir: str | Path) -> dict[tuple[str, str], _Entry]:
     run_dir = Path(run_dir)
     episodes = read_run_episodes(run_dir if run_dir.is_dir() else run_dir.parent, results)
     return {
-        (e.key, e.agent): _Entry(env_label(e.env_id, e.env_kwargs, e.options),
+        (e.key, e.agent): _Entry(env_label(e.env_id, e.env_kwargs, e.options)
+                                 + seat_label(e.seat, e.opponent),
                                  e.env_fingerprint, e.metrics, episodes.get((e.key, e.agent), []))
         for e in results.entries
     }  # fmt: skip
@@ -292,11 +293,14 @@ def gate(
                                              [a for k, a in run_side if k == key])  # fmt: skip
         for b_agent, r_agent in pairs:
             for metric in metrics:
+                b_side, r_side = base_side[key, b_agent], run_side[key, r_agent]
+                if not (_carries(b_side, metric) or _carries(r_side, metric)):
+                    continue  # win/draw/loss of a single-agent env: nothing to gate
                 check_id = zlib.crc32(f"{key}|{r_agent}|{metric}".encode())
                 rng = np.random.default_rng([seed, check_id])
-                checks.append(_check(key, r_agent, b_agent, metric, base_side[key, b_agent],
-                                     run_side[key, r_agent], tolerances[metric], alpha, n_boot,
-                                     rng, require_all))  # fmt: skip
+                checks.append(_check(key, r_agent, b_agent, metric, b_side, r_side,
+                                     tolerances[metric], alpha, n_boot, rng,
+                                     require_all))  # fmt: skip
         for agent, side, where in [*((a, base_side, "baseline") for a in only_b),
                                    *((a, run_side, "run") for a in only_r)]:  # fmt: skip
             note = ("the run did not evaluate it" if where == "baseline"
@@ -366,10 +370,16 @@ def _check(
                      note=note)  # fmt: skip
 
 
+def _carries(side: _Entry, metric: str) -> bool:
+    """Whether the side has ``metric`` at all (seat rates only exist for multi-agent games)."""
+    return metric in side.summaries or bool(side.episodes) and all(
+        metric in e.metrics for e in side.episodes)
+
+
 def _summary(side: _Entry, metric: str) -> MetricSummary | None:
     """The side's summary of ``metric``, from results.json or else from its episodes."""
     if metric in side.summaries:
         return side.summaries[metric]
-    if side.episodes:
+    if side.episodes and _carries(side, metric):
         return summarize_values([e.metrics[metric] for e in side.episodes])
     return None

@@ -9,7 +9,8 @@ Tables (prefixed ``turngym_`` so a shared PostgreSQL database stays tidy):
 * :data:`envs` (``turngym_envs``): one per env configuration ever submitted, with the version
   and task fingerprint every later submission must match;
 * :data:`entries` (``turngym_entries``): one per (submission, env entry, agent), with the metric
-  summaries and the learning curve;
+  summaries and the learning curve; a multi-agent game's entry is one seat against one
+  opponent (``seat``, ``opponent``; ``NULL`` for single-agent envs);
 * :data:`episode_metrics` (``turngym_episode_metrics``): the per-episode metric vectors, so a
   submission can be the baseline of the regression gate.
 
@@ -24,7 +25,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-__all__ = ["metadata", "submissions", "envs", "entries", "episode_metrics", "make_engine"]
+__all__ = ["metadata", "submissions", "envs", "entries", "episode_metrics", "make_engine",
+           "missing_columns", "add_missing_columns"]  # fmt: skip
 
 metadata = sa.MetaData()
 submissions = sa.Table(
@@ -67,8 +69,13 @@ entries = sa.Table(
     sa.Column("episodes_per_seed", sa.Integer, nullable=False),
     sa.Column("metrics", sa.JSON, nullable=False),
     sa.Column("curve", sa.JSON),
+    sa.Column("seat", sa.String(64)),
+    sa.Column("opponent", sa.Text),
     sa.UniqueConstraint("submission_id", "entry_key", "agent"),
 )  # fmt: skip
+
+_ADDED_COLUMNS = {"turngym_entries": ("seat", "opponent")}
+"""Nullable columns added after the first release, in boards created before them."""
 episode_metrics = sa.Table(
     "turngym_episode_metrics", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -83,6 +90,29 @@ episode_metrics = sa.Table(
     sa.Column("metrics", sa.JSON, nullable=False),
     sa.Index("ix_turngym_episode_metrics_entry", "submission_id", "entry_key", "agent"),
 )  # fmt: skip
+
+
+def missing_columns(conn: sa.Connection) -> list[tuple[str, str]]:
+    """``(table, column)`` of :data:`_ADDED_COLUMNS` that an existing board lacks."""
+    inspector = sa.inspect(conn)
+    tables = set(inspector.get_table_names())
+    missing = []
+    for table, names in _ADDED_COLUMNS.items():
+        have = {c["name"] for c in inspector.get_columns(table)} if table in tables else None
+        missing += [(table, name) for name in names if have is not None and name not in have]
+    return missing
+
+
+def add_missing_columns(conn: sa.Connection) -> None:
+    """Add :data:`_ADDED_COLUMNS` to a board created before them (``NULL`` in old rows).
+
+    ``metadata.create_all`` creates missing tables but never alters an existing one; an
+    ``ALTER TABLE ... ADD COLUMN`` of a nullable column is the same statement on SQLite and
+    PostgreSQL.
+    """
+    for table, name in missing_columns(conn):
+        kind = metadata.tables[table].c[name].type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
 def make_engine(url: sa.URL) -> sa.Engine:

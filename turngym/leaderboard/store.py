@@ -34,17 +34,20 @@ import sqlalchemy as sa
 from turngym.evals.results import (
     EPISODE_METRICS,
     HIGHER_IS_BETTER,
+    SEAT_METRICS,
     ResultsError,
     RunResults,
     load_results,
+    seat_label,
 )
 from turngym.evals.stats import Z95, MetricSummary
 from turngym.leaderboard.episodes import EpisodeRecord, env_label, match_agents, read_run_episodes
+from turngym.leaderboard.episodes import shown_agent as _shown_agent
 from turngym.leaderboard.ranking import rank_rows
+from turngym.leaderboard.schema import add_missing_columns, make_engine, missing_columns
 from turngym.leaderboard.schema import entries as _entries
 from turngym.leaderboard.schema import envs as _envs
 from turngym.leaderboard.schema import episode_metrics as _episodes
-from turngym.leaderboard.schema import make_engine
 from turngym.leaderboard.schema import metadata as _meta
 from turngym.leaderboard.schema import submissions as _submissions
 from turngym.leaderboard.validate import SubmissionInvalid, check_submission
@@ -137,10 +140,12 @@ class LeaderboardStore:
         for attempt in range(2):
             try:
                 with self._read() as conn:
-                    if set(sa.inspect(conn).get_table_names()) >= set(_meta.tables):
+                    if set(sa.inspect(conn).get_table_names()) >= set(_meta.tables) and \
+                            not missing_columns(conn):  # fmt: skip
                         return
                 with self._write() as conn:
                     _meta.create_all(conn)
+                    add_missing_columns(conn)
                 return
             except sa.exc.DBAPIError as err:
                 if attempt:
@@ -250,7 +255,7 @@ class LeaderboardStore:
             "agent_config": e.agent_config, "seeds": e.seeds,
             "episodes_per_seed": e.episodes_per_seed,
             "metrics": {k: v.to_dict() for k, v in recomputed[(e.key, e.agent)].items()},
-            "curve": e.curve,
+            "curve": e.curve, "seat": e.seat, "opponent": e.opponent,
         } for e in results.entries])  # fmt: skip
         rows = [{"submission_id": sid, "entry_key": key, "agent": agent, "episode_key": r.key,
                  "task_id": r.task_id, "seed": r.seed, "run_seed": r.run_seed,
@@ -304,7 +309,7 @@ class LeaderboardStore:
 
         Each row has ``run``, ``kind``, ``submitted``, ``git_sha``, ``turngym_version``,
         ``key``, ``env`` (label), the entry's fields and ``metrics`` as
-        :class:`~turngym.evals.stats.MetricSummary` objects.
+        :class:`~turngym.evals.stats.MetricSummary` objects; ``seat`` and ``opponent`` for games.
 
         Raises:
             LeaderboardError: No submission of that name.
@@ -319,7 +324,8 @@ class LeaderboardStore:
         return [{
             "run": r.name, "kind": r.kind, "submitted": r.submitted_at, "git_sha": r.git_sha,
             "turngym_version": r.turngym_version, "key": r.entry_key,
-            "env": env_label(r.env_id, r.env_kwargs, r.options), "env_id": r.env_id,
+            "env": env_label(r.env_id, r.env_kwargs, r.options) + seat_label(r.seat, r.opponent),
+            "env_id": r.env_id, "seat": r.seat, "opponent": r.opponent,
             "env_version": r.env_version, "env_kwargs_hash": r.env_kwargs_hash,
             "env_fingerprint": r.env_fingerprint, "env_kwargs": r.env_kwargs,
             "options": r.options, "split": r.split, "agent": r.agent,
@@ -379,7 +385,8 @@ class LeaderboardStore:
         _check_metric(metric)
         rows = [{"run": e["run"], "kind": e["kind"], "submitted": e["submitted"],
                  "git_sha": e["git_sha"], "env": e["env"], "env_id": e["env_id"],
-                 "entry": e["key"], "agent": e["agent"], "metric": metric,
+                 "entry": e["key"], "agent": e["agent"], "seat": e["seat"],
+                 "opponent": e["opponent"], "metric": metric,
                  "mean": e["metrics"][metric].mean, "ci95": list(e["metrics"][metric].ci95),
                  "n": e["metrics"][metric].n}
                 for e in self.entries() if metric in e["metrics"]
@@ -430,20 +437,21 @@ class LeaderboardStore:
         ``mean ± 1.96 * sqrt(sum se_i^2) / k`` with ``se_i`` = half-width / 1.96. Rows are
         ranked by it only within their env set (``env_sets``: rows on the same envs), and
         per env in ``per_env[env]["rank"]`` (:func:`~turngym.leaderboard.ranking.rank_rows`).
+        Games make rows of their own per opponent (``agent vs opponent``).
         """
         _check_metric(metric)
         entries = self.entries()
         available = {m for e in entries for m in e["metrics"]}
-        metrics = [m for m in EPISODE_METRICS if m in available]
+        metrics = [m for m in (*EPISODE_METRICS, *SEAT_METRICS) if m in available]
         metrics += sorted(available - set(metrics))
-        groups: dict[tuple[str, str], list[dict]] = {}
+        groups: dict[tuple[str, str, str | None], list[dict]] = {}
         for e in entries:
             if metric in e["metrics"]:
-                groups.setdefault((e["run"], e["agent"]), []).append(e)
+                groups.setdefault((e["run"], e["agent"], e["opponent"]), []).append(e)
         rows = sorted((_page_row(group, metric) for group in groups.values()),
                       key=lambda r: (r["run"], r["agent"]))  # fmt: skip
         rows, env_sets = rank_rows(rows, metric)
-        curves = [{"run": e["run"], "agent": e["agent"], "env": e["env"], "metric": metric,
+        curves = [{"run": e["run"], "agent": _shown_agent(e), "env": e["env"], "metric": metric,
                    "points": [[p["env_steps"], p[metric]] for p in e["curve"] if metric in p]}
                   for e in entries if e["curve"]]  # fmt: skip
         return {
@@ -467,7 +475,7 @@ def _page_row(group: list[dict], metric: str) -> dict[str, Any]:
     se = math.sqrt(math.fsum((s.half_width / Z95) ** 2 for s in per_env.values()))
     half = Z95 * se / k
     return {
-        "run": first["run"], "agent": first["agent"], "kind": first["kind"],
+        "run": first["run"], "agent": _shown_agent(first), "kind": first["kind"],
         "submitted": first["submitted"], "git_sha": first["git_sha"],
         "turngym_version": first["turngym_version"], "mean": mean,
         "ci95": [mean - half, mean + half], "n": sum(s.n for s in per_env.values()),
@@ -477,9 +485,9 @@ def _page_row(group: list[dict], metric: str) -> dict[str, Any]:
 
 
 def _check_metric(metric: str) -> None:
-    if metric not in EPISODE_METRICS:
+    if metric not in EPISODE_METRICS and metric not in SEAT_METRICS:
         raise LeaderboardError(f"unknown metric {metric!r}; choose from "
-                               f"{', '.join(EPISODE_METRICS)}")  # fmt: skip
+                               f"{', '.join([*EPISODE_METRICS, *SEAT_METRICS])}")  # fmt: skip
 
 
 def _higher_is_better(metric: str) -> bool:

@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from turngym.evals.results import EPISODE_METRICS, EntryResult, RunResults
+from turngym.evals.results import EPISODE_METRICS, SEAT_METRICS, EntryResult, RunResults
 from turngym.evals.stats import MetricSummary, summarize_values
 from turngym.leaderboard.episodes import EpisodeRecord, env_label
 from turngym.tasks import SPLITS
@@ -33,10 +33,13 @@ KINDS = ("eval", "bench")
 METRIC_RANGES: dict[str, tuple[float, float]] = {
     "success": (0.0, 1.0), "outcome": (0.0, 1.0), "return": (-math.inf, math.inf),
     "turns": (0.0, math.inf), "invalid_rate": (0.0, 1.0), "error_rate": (0.0, 1.0),
+    "win": (0.0, 1.0), "draw": (0.0, 1.0), "loss": (0.0, 1.0),
 }  # fmt: skip
-"""The documented range of each metric (``return`` is any finite number)."""
+"""The documented range of each metric (``return`` is any finite number; win, draw and loss
+are the seat rates of multi-agent games)."""
 
-_BINARY = ("success", "error_rate")  # per-episode values are 0 or 1; Wilson intervals
+_BINARY = ("success", "error_rate", *SEAT_METRICS)  # per-episode 0 or 1; Wilson intervals
+_KNOWN = (*EPISODE_METRICS, *SEAT_METRICS)
 _METHODS = ("wilson", "t")
 _HEX = re.compile(r"[0-9a-f]{7,64}")
 _TOLERANCE = 1e-9
@@ -126,9 +129,13 @@ def _check_entry(entry: EntryResult) -> None:
     for ok, field, want in checks:
         if not ok:
             raise SubmissionInvalid(f"{field} must be {want}, got {getattr(entry, field)!r:.80}")
-    unknown = sorted(set(entry.metrics) - set(EPISODE_METRICS))
+    unknown = sorted(set(entry.metrics) - set(_KNOWN))
     if unknown or not entry.metrics:
-        raise SubmissionInvalid(f"unknown metrics {unknown}; known: {list(EPISODE_METRICS)}")
+        raise SubmissionInvalid(f"unknown metrics {unknown}; known: {list(_KNOWN)}")
+    lacking = [m for m in SEAT_METRICS if m not in entry.metrics] if entry.seat else []
+    if lacking:  # a seat row is ranked on its rates: all three, recomputed below
+        raise SubmissionInvalid(f"a seat row must summarise win, draw and loss; it lacks "
+                                f"{', '.join(lacking)}")  # fmt: skip
     for name, summary in entry.metrics.items():
         _check_summary(name, summary)
     n = {s.n for s in entry.metrics.values()}
@@ -195,7 +202,10 @@ def _recompute(entry: EntryResult, records: Sequence[EpisodeRecord]) -> dict[str
                                         f"its range [{low}, {high}]")  # fmt: skip
     recomputed = {}
     for name, claimed in entry.metrics.items():
-        values = [r.metrics[name] for r in records]
+        values = [r.metrics[name] for r in records if name in r.metrics]
+        if len(values) != len(records):  # win/draw/loss of episodes that were not seat views
+            raise SubmissionInvalid(f"{name}: {len(records) - len(values)} of its episodes "
+                                    "have no value of it (not seat views of a game)")
         mine = summarize_values(values, binary=name in _BINARY)
         if not _same(claimed, mine):
             raise SubmissionInvalid(

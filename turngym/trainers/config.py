@@ -95,6 +95,18 @@ class TrainConfig:
     seed: int = 0
     """Seeds the model init, task sampling, generation and minibatch order."""
 
+    # --- Multi-agent games ---
+    opponent: str | None = None
+    """Multi-agent envs: agent spec in every seat but the policy's (``random``, ``minimax``,
+    ``minimax:2``, ``negotiator``, ``hf:PATH``). ``None``: self-play, the policy plays every
+    seat."""
+    train_seat: str | None = None
+    """Multi-agent envs: the seat whose turns are trained (default: the first seat against an
+    opponent; every seat in self-play, each seat's groups baselined apart)."""
+    eval_opponent: str | None = None
+    """Multi-agent envs: the opponent in evaluations, where the policy plays ``train_seat`` (or
+    the first seat). Default: ``opponent``, or ``random`` in self-play."""
+
     # --- Credit assignment ---
     estimator: str = "grpo"
     """Registered credit estimator (``turngym list estimators``)."""

@@ -29,6 +29,7 @@ import torch
 
 from turngym.agents.hf import HFAgent
 from turngym.core import InvalidActionPenalty, TextEnv
+from turngym.envs.multiagent.registry import is_multiagent
 from turngym.registry import env_registry, make
 from turngym.rollout import collect, summarize
 from turngym.trainers.config import TrainConfig
@@ -41,6 +42,7 @@ from turngym.trainers.probes import Prober, check_gold_answers, probe_needs
 from turngym.trainers.progress import ProgressEvent, make_reporter
 from turngym.trainers.regularisers import EPOSmoothing, check_epo_options
 from turngym.trainers.run_dir import append_metrics, load_state, save_checkpoint, truncate_metrics
+from turngym.trainers.seats import SeatPlan
 from turngym.trainers.tokens import TrainingSequence, build_sequences
 from turngym.trainers.update import PolicyUpdate
 from turngym.types import Group
@@ -69,8 +71,13 @@ class Trainer:
             ValueError / TypeError: Bad reset options or estimator parameters.
         """
         self.config = config
-        env_registry.get(config.env)  # fail on a typo before building anything
-        probe_env = make(config.env).unwrapped
+        # Multi-agent games: who plays which seat, checked before anything is built.
+        self.seats = SeatPlan.from_config(config)
+        if self.seats is not None:
+            probe_env = self.seats.env
+        else:
+            env_registry.get(config.env)  # fail on a typo before building anything
+            probe_env = make(config.env).unwrapped
         if isinstance(probe_env, TextEnv):  # bad reset options fail before the model is built
             probe_env.validate_options({"split": "train", **config.env_options})
         self.allowed_actions = _allowed_actions(config, probe_env)
@@ -211,11 +218,15 @@ class Trainer:
         t0 = time.monotonic()
         self.agent.reseed(_mix(cfg.seed, it, 0))
         self.ctx.step = it
+        players = rollout_agent(self.agent, self.hooks, self.ctx)
+        if self.seats is not None:  # a multi-agent game: the opponent takes the other seats
+            players = self.seats.players(players, it)
         collected = self.parts.strategy.collect(
-            self._env(), rollout_agent(self.agent, self.hooks, self.ctx), self._task_seeds(it),
-            cfg.group_size, split="train", options=cfg.env_options, max_turns=cfg.max_turns,
-            round_index=it,
+            self._env(), players, self._task_seeds(it), cfg.group_size, split="train",
+            options=cfg.env_options, max_turns=cfg.max_turns, round_index=it,
         )  # fmt: skip
+        if self.seats is not None:  # ... and only the policy's seat is trained
+            collected = self.seats.trained(collected)
         groups = self.hooks.after_collect(collected, self.ctx)  # may replay or re-add groups
         t1 = time.monotonic()
         batch = TurnBatch.from_groups(groups)
@@ -271,10 +282,13 @@ class Trainer:
         if temperature is not None:
             agent = self._agent(temperature or 1.0, 1.0, greedy=temperature == 0)
         agent.reseed(_mix(cfg.seed, self.iteration, 2))
-        groups = collect(format_env(cfg.env, cfg), rollout_agent(agent, self.hooks, self.ctx),
-                         cfg.eval_tasks, 1,
+        players: Any = rollout_agent(agent, self.hooks, self.ctx)
+        seat = None
+        if self.seats is not None:  # a multi-agent game: the policy's seat vs eval_opponent
+            players, seat = self.seats.evaluation(players)
+        groups = collect(format_env(cfg.env, cfg), players, cfg.eval_tasks, 1,
                          split=cfg.eval_split, options=cfg.env_options,
-                         max_turns=cfg.max_turns)  # fmt: skip
+                         max_turns=cfg.max_turns, train_seat=seat)  # fmt: skip
         return {f"eval_{k}": v for k, v in _rollout_metrics(groups).items()}
 
     # --- Checkpoints and metrics --------------------------------------------------------------
@@ -348,7 +362,9 @@ def _allowed_actions(config: TrainConfig, env: Any) -> tuple[str, ...] | None:
     """The action vocabulary for ``decoding="actions"`` (``None``: free decoding)."""
     if config.decoding == "free":
         return None
-    if not isinstance(env, TextEnv) or not env.action_vocabulary():
+    # A multi-agent game (a TextAECEnv) declares its vocabulary as a TextEnv does.
+    if not isinstance(env, TextEnv) and not is_multiagent(config.env) or \
+            not env.action_vocabulary():  # fmt: skip
         raise ValueError(
             f"decoding='actions' needs an env with an action vocabulary (TextEnv.action_words "
             f"or example_actions); {config.env} has none. Use decoding='free'."

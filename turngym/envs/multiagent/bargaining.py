@@ -66,6 +66,7 @@ class DealOrNoDeal(TextAECEnv):
 
     metadata: ClassVar[dict[str, Any]] = {**TextAECEnv.metadata, "name": "deal_or_no_deal_v0"}
     family: ClassVar[str] = "dealornodeal"
+    reference_opponent: ClassVar[str] = "negotiator"
     example_actions: ClassVar[tuple[str, ...]] = (
         "<action>propose book=1 hat=1 ball=1</action>",
         "<action>propose book=2 hat=0 ball=1</action>",

@@ -49,6 +49,7 @@ from turngym.core import (
     TextSpace,
     _parse_fields,  # parse_action without its record: the step's hot path
     cached_task,
+    parse_action,
 )
 from turngym.tasks import SPLITS, canonical_json, draw_task, resolve_difficulty, task_id_of
 
@@ -130,6 +131,9 @@ class TextAECEnv(AECEnv):
     """Turn cap when the registry passes none."""
     search_depth: ClassVar[int | None] = None
     """Minimax depth of the reference player of a board game (``None``: exact search)."""
+    reference_opponent: ClassVar[str] = "random"
+    """Agent spec of the game's scripted opponent of reference (``minimax`` for board games,
+    ``negotiator`` for bargaining): what ``turngym eval`` plays against unless told otherwise."""
     spec_id: str | None = None
     """The registered id, set by :func:`~turngym.envs.multiagent.registry.make_multiagent`."""
 
@@ -178,6 +182,20 @@ class TextAECEnv(AECEnv):
         self.task_id = ""
         self.split = "train"
         self.turn = 0
+
+    @classmethod
+    def action_vocabulary(cls) -> tuple[str, ...]:
+        """The action texts a restricted decoder may produce (as ``TextEnv.action_vocabulary``).
+
+        The contents of the :attr:`example_actions` tags, in order and without repeats.
+
+        Example:
+            >>> from turngym.envs.multiagent.tictactoe import TicTacToe
+            >>> TicTacToe.action_vocabulary()
+            ('1', '2', '3', '4', '5', '6', '7', '8', '9')
+        """
+        parsed = (parse_action(example, cls.action_tag) for example in cls.example_actions)
+        return tuple(dict.fromkeys(p.content for p in parsed if p.ok and p.content))
 
     # --- Hooks for subclasses -----------------------------------------------------------------
     def check_difficulty(self, difficulty: Mapping[str, Any]) -> None:

@@ -40,6 +40,7 @@ class BoardGame(TextAECEnv):
     """The symbol of each seat on the board."""
     game_name: ClassVar[str] = "board game"
     """Human-readable name for the texts."""
+    reference_opponent: ClassVar[str] = "minimax"
 
     # --- Set by subclasses ---------------------------------------------------------------------
     def empty_position(self, difficulty: Mapping[str, Any]) -> Position:
