@@ -61,6 +61,7 @@ def test_tiny_bench_writes_report_results_and_reuses_finished_runs(tmp_path):
     assert "Starting policy:" in html and "Decoding: restricted" in html
     md = (out / "bench.md").read_text()
     assert "FrozenLake-v0 ¹" in report.table and "¹ FrozenLake-v0: difficulty=" in md
+    assert "¹ ¹" not in md  # each footnote once, marker first
     assert "| vs random |" in report.table
     assert "| grpo |" in report.table and "| oracle (baseline) |" in report.table
     # A rerun trains nothing again: the finished runs' done.json are reused.

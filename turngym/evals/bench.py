@@ -455,7 +455,7 @@ def bench_table(spec: BenchSpec, jobs: list[dict], done: list[dict], results: Ru
             m = entry.metrics[spec.metric]
             lines.append(f"| {entry.agent} (baseline) | {labels[entry.key][0]} | {m.mean:.3f} | "
                          f"{format_interval(m)} | {m.n} | — | — | — |")  # fmt: skip
-    notes = [f"{marker} {text}" for marker, text in dict(labels.values()).items() if text]
+    notes = list(dict.fromkeys(note for _, note in labels.values() if note))  # once per env
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
