@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -103,8 +104,8 @@ def run_jobs(jobs: list[dict], workers: int, say: Callable[[str], None],
         display.close()
 
 
-def _run_pool(jobs: list[dict], workers: int, say: Callable[[str], None],
-              display: Any) -> list[dict]:  # fmt: skip
+def _run_pool(jobs: list[dict], workers: int, say: Callable[[str], None], display: Any,
+              job_fn: Callable[[dict, Any], dict] = train_job) -> list[dict]:  # fmt: skip
     # "spawn": torch's thread pools do not survive fork; each worker starts clean. A manager
     # queue carries the workers' progress events to a thread that shows them.
     with multiprocessing.Manager() as manager:
@@ -121,8 +122,13 @@ def _run_pool(jobs: list[dict], workers: int, say: Callable[[str], None],
         thread.start()
         try:
             with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-                futures = [pool.submit(train_job, j, queue) for j in jobs]
+                futures = [pool.submit(job_fn, j, queue) for j in jobs]
                 return [_announce(f.result(), j, say) for f, j in zip(futures, jobs, strict=True)]
+        except BrokenProcessPool as err:  # a worker was killed (signal, out of memory)
+            raise RuntimeError(
+                "a training run's process died (killed, or out of memory); finished runs and "
+                "the others' checkpoints are kept: rerun the same command to resume"
+            ) from err
         finally:
             queue.put(None)
             thread.join(timeout=10)

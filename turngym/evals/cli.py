@@ -160,10 +160,14 @@ def _cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
     from turngym.evals.bench import bench_spec_from_args, run_bench
 
     spec = bench_spec_from_args(args)
-    report = run_bench(spec, args.out, workers=args.workers, db=args.db,
-                       submit=not args.no_submit, progress=args.progress,
-                       log=lambda m: print(m, file=out, flush=True),
-                       backend=args.backend)  # fmt: skip
+    try:
+        report = run_bench(spec, args.out, workers=args.workers, db=args.db,
+                           submit=not args.no_submit, progress=args.progress,
+                           log=lambda m: print(m, file=out, flush=True),
+                           backend=args.backend)  # fmt: skip
+    except RuntimeError as err:  # e.g. a worker process died; finished runs are on disk
+        print(f"turngym bench: {str(err).rstrip('.')}", file=sys.stderr)
+        return 1
     print(report.summary(), file=out)
     return 0
 
