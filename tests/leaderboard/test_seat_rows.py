@@ -105,9 +105,10 @@ def test_a_board_made_before_seat_rows_gains_their_columns(store_url, seat_run):
 
     from turngym.leaderboard.store import LeaderboardStore
 
-    with LeaderboardStore(store_url) as store:
-        url = store.url
-    engine = sa.create_engine(url)
+    with LeaderboardStore(store_url):  # creates today's tables
+        pass
+    # store.url hides the password; connect with the URL the fixture gave (or the file's).
+    engine = sa.create_engine(store_url if "://" in store_url else f"sqlite:///{store_url}")
     with engine.begin() as conn:  # the entries table as boards had it before seats
         for column in ("seat", "opponent"):
             conn.exec_driver_sql(f"ALTER TABLE turngym_entries DROP COLUMN {column}")
