@@ -93,10 +93,11 @@ def test_oracle_on_a_served_env_without_an_oracle(capsys):
     with serve_app(["turngym/FrozenLake-v0"]) as served:
         remote = served.remote("turngym/FrozenLake-v0")
         assert run(["rollout", remote, "--agent", "oracle", "--tasks", "1"])[0] == 2
+    # The server refuses: the oracle reads the ground truth, so only --privileged serves it.
     assert one_line(capsys.readouterr().err) == (
-        f"turngym rollout: the oracle agent cannot play {remote}: that server does not provide "
-        "the env's oracle to clients; pick another --agent (e.g. random), or run the env "
-        "locally for its oracle")
+        "turngym rollout: The oracle reads the env's ground truth, so only a server started "
+        "with --privileged answers it (`turngym serve ENV_ID --privileged`, for trusted clients "
+        "only). (code VALIDATION_ERROR)")
 
 
 def test_oracle_on_a_local_env_without_one(capsys):

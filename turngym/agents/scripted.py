@@ -114,22 +114,9 @@ class OracleAgent(BaseAgent):
 
 
 def _no_oracle_message(env: gymnasium.Env) -> str:
+    # A served env (RemoteEnv) always has oracle_action: its server answers or refuses.
     env_id = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
-    url = _served_from(env)
-    if url is not None:
-        return (f"the oracle agent cannot play {env_id}@{url}: that server does not provide "
-                "the env's oracle to clients; pick another --agent (e.g. random), or run the "
-                "env locally for its oracle")  # fmt: skip
     return f"{env_id} has no oracle (no solver behind oracle_action); pick another agent"
-
-
-def _served_from(env: gymnasium.Env) -> str | None:
-    """The server URL of a served env (a ``RemoteEnv``), else ``None``."""
-    try:
-        from turngym.server.client import RemoteEnv  # the serve extra
-    except ImportError:  # then no env can be a RemoteEnv
-        return None
-    return env.unwrapped.url if isinstance(env.unwrapped, RemoteEnv) else None
 
 
 class ScriptedAgent(BaseAgent):
