@@ -33,11 +33,15 @@ from pathlib import Path
 
 import numpy as np
 
+import turngym
 from turngym.envs.kernel.grader import grade
 from turngym.envs.kernel.sandbox import SandboxLimits, SandboxPool, run_in_sandbox
 from turngym.envs.kernel.tasks import generate_task
 
 HERE = str(Path(__file__).resolve().parent)
+# The cold child is a fresh interpreter: an editable install's import hook does not reach it
+# inside the sandbox's minimal root, so the package's own directory is bound and searched.
+PACKAGE_ROOT = str(Path(turngym.__file__).resolve().parent.parent)
 LIMITS = SandboxLimits(cpu_seconds=60, wall_seconds=120)
 TASK = generate_task(np.random.default_rng(0), {"levels": [1], "families": []})
 
@@ -53,12 +57,12 @@ def _python_alone(repeats: int) -> float:
 
 def _cold(entry: str, payload: dict, n: int, workers: int) -> tuple[float, float, int, str]:
     """One cold row: (start-up s, evaluations/min, ok count, isolation)."""
-    alone = run_in_sandbox(entry, payload, LIMITS, sys_path=[HERE])
+    alone = run_in_sandbox(entry, payload, LIMITS, sys_path=[HERE, PACKAGE_ROOT])
     if not alone.ok:
         raise RuntimeError(f"{entry} failed in the sandbox: {alone.stderr_tail[-800:]}")
     start = time.perf_counter()
     with SandboxPool(max_workers=workers) as pool:
-        results = list(pool.map(entry, [payload] * n, LIMITS, sys_path=[HERE]))
+        results = list(pool.map(entry, [payload] * n, LIMITS, sys_path=[HERE, PACKAGE_ROOT]))
     per_min = 60 * n / (time.perf_counter() - start)
     ok = sum(r.ok and r.result.get("ok", True) for r in results)
     return alone.wall_seconds, per_min, ok, alone.notes[0].removeprefix("isolation: ")
