@@ -54,6 +54,10 @@ def run_jobs_ray(
     ray = init_ray()
     from ray.util.queue import Queue
 
+    from turngym.backends.ray_envs import release_warm
+
+    release_warm()  # env actors kept warm by earlier rollouts hold the CPUs these tasks need
+
     queue = Queue(actor_options={"num_cpus": 0})
 
     def pump() -> None:

@@ -58,7 +58,9 @@ def evaluate_candidates(
         with ThreadPoolExecutor(max_workers) as pool:
             return list(pool.map(lambda r: evaluate_candidate(**r), requests))
     from turngym.backends.ray_cluster import init_ray
+    from turngym.backends.ray_envs import release_warm
 
     ray = init_ray()
+    release_warm()  # env actors kept warm by earlier rollouts hold the CPUs these tasks need
     task = ray.remote(num_cpus=1)(evaluate_candidate)
     return ray.get([task.remote(**request) for request in requests])
