@@ -87,7 +87,7 @@ def test_bad_arguments_fail_fast():
 @pytest.mark.slow
 @pytest.mark.integration
 def test_branches_share_the_prefix_on_a_served_env():
-    from tests.server._loopback import serve_app
+    from server._loopback import serve_app
 
     with serve_app([ENV]) as served:
         groups = collect_tree(served.remote(ENV), RandomAgent(seed=1), 2, 2, branches=3,
