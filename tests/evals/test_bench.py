@@ -8,13 +8,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
 
-from turngym.evals.bench import (  # noqa: E402
-    DEFAULT_RECIPE,
-    BenchSpec,
-    normalised_auc,
-    run_bench,
-    steps_to_threshold,
-)
+from turngym.evals.bench import DEFAULT_RECIPE, BenchSpec, run_bench  # noqa: E402
+from turngym.evals.bench_table import normalised_auc, steps_to_threshold  # noqa: E402
 from turngym.evals.results import load_results  # noqa: E402
 from turngym.evals.suites import EvalEntry  # noqa: E402
 from turngym.registry import UnknownNameError  # noqa: E402

@@ -36,30 +36,26 @@ move within their intervals.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from turngym._cliargs import mapping_arg
 from turngym.backends import check_backend
 from turngym.evals.bench_jobs import run_jobs
 from turngym.evals.bench_seats import (
     action_vocabulary,
-    add_seat_arguments,
     check_seat_jobs,
     job_entry_key,
     seat_envs,
     seat_fields,
-    seat_options,
     seat_setup,
     train_overrides,
 )
+from turngym.evals.bench_table import bench_table
 from turngym.evals.report import short_env_labels, write_outputs
 from turngym.evals.results import (
     EntryResult,
@@ -70,12 +66,10 @@ from turngym.evals.results import (
     read_jsonl,
     summarize_episodes,
 )
-from turngym.evals.stats import mean_interval
 from turngym.evals.suites import EvalEntry
 
 __all__ = ["BenchSpec", "BenchReport", "BENCH_SUITES", "DEFAULT_RECIPE", "run_bench",
-           "add_bench_arguments", "bench_spec_from_args", "bench_suite", "steps_to_threshold",
-           "normalised_auc", "describe_setup"]  # fmt: skip
+           "bench_suite", "describe_setup"]  # fmt: skip
 
 DEFAULT_RECIPE: dict[str, Any] = dict(
     tasks_per_iteration=8,
@@ -221,32 +215,6 @@ class BenchReport:
         if self.submitted:
             lines.append(f"leaderboard: {self.submitted}")
         return "\n".join(lines)
-
-
-# --- Curve statistics -------------------------------------------------------------------------
-def steps_to_threshold(curve: Sequence[tuple[float, float]], threshold: float) -> float | None:
-    """Env steps at the first curve point at or above ``threshold`` (``None``: never).
-
-    Example:
-        >>> steps_to_threshold([(0, 0.1), (100, 0.4), (200, 0.6)], 0.5)
-        200
-    """
-    return next((steps for steps, value in curve if value >= threshold), None)
-
-
-def normalised_auc(curve: Sequence[tuple[float, float]]) -> float:
-    """Area under the curve (trapezoids) divided by its env-step span: the average height.
-
-    Example:
-        >>> normalised_auc([(0, 0.0), (100, 1.0)])
-        0.5
-    """
-    if len(curve) < 2:
-        return float(curve[0][1]) if curve else 0.0
-    pairs = zip(curve, curve[1:], strict=False)
-    area = sum((x1 - x0) * (y0 + y1) / 2 for (x0, y0), (x1, y1) in pairs)
-    span = curve[-1][0] - curve[0][0]
-    return area / span if span > 0 else float(curve[-1][1])
 
 
 # --- The bench ----------------------------------------------------------------------------------
@@ -423,53 +391,6 @@ def _curves(spec: BenchSpec, jobs: list[dict], done: list[dict],
     return curves
 
 
-def bench_table(spec: BenchSpec, jobs: list[dict], done: list[dict], results: RunResults) -> str:
-    """The headline Markdown table: final score, the random floor, steps-to-threshold, AUC."""
-    from turngym.evals.stats import format_interval
-
-    trained = [e for e in results.entries if e.agent.startswith("train:")]
-    labels = short_env_labels(trained)
-    floors = {e.key: e.metrics[spec.metric] for e in results.entries
-              if e.agent == "random" and e.key in labels}  # fmt: skip
-    lines = [f"| Estimator | Env | final {spec.metric} | 95% CI | n | vs random | steps to "
-             f"{spec.threshold:g} (median; seeds reaching) | AUC (mean ± 95% CI over seeds) |",
-             "|---|---|---:|---:|---:|---|---:|---:|"]  # fmt: skip
-    for entry in trained:
-        estimator = entry.agent.split(":", 1)[1]
-        mine = [d for j, d in zip(jobs, done, strict=True)
-                if j["estimator"] == estimator and j["entry"] == entry.key]  # fmt: skip
-        reach = [steps_to_threshold(d["curve"], spec.threshold) for d in mine]
-        hit = [r for r in reach if r is not None]
-        steps = f"{statistics.median(hit):,.0f} ({len(hit)}/{len(mine)})" if hit else \
-            f"not reached (0/{len(mine)})"  # fmt: skip
-        aucs = [normalised_auc(d["curve"]) for d in mine]
-        auc_mean = statistics.fmean(aucs)
-        std = statistics.stdev(aucs) if len(aucs) > 1 else 0.0
-        low, high = mean_interval(auc_mean, std, len(aucs))
-        m = entry.metrics[spec.metric]
-        lines.append(f"| {estimator} | {labels[entry.key][0]} | {m.mean:.3f} | "
-                     f"{format_interval(m)} | {m.n} | {_versus(m, floors.get(entry.key))} | "
-                     f"{steps} | {auc_mean:.3f} ± {(high - low) / 2:.3f} |")  # fmt: skip
-    for entry in results.entries:  # the scripted floor and ceiling on the same envs
-        if not entry.agent.startswith("train:") and entry.key in labels:
-            m = entry.metrics[spec.metric]
-            lines.append(f"| {entry.agent} (baseline) | {labels[entry.key][0]} | {m.mean:.3f} | "
-                         f"{format_interval(m)} | {m.n} | — | — | — |")  # fmt: skip
-    notes = list(dict.fromkeys(note for _, note in labels.values() if note))  # once per env
-    return "\n".join(lines + ([""] + notes if notes else []))
-
-
-def _versus(summary: Any, floor: Any) -> str:
-    """Where a trained policy's interval lies against the random baseline's."""
-    if floor is None:
-        return "—"
-    if summary.ci95[0] > floor.ci95[1]:
-        return "above"
-    if summary.ci95[1] < floor.ci95[0]:
-        return "below"
-    return "overlaps"
-
-
 def describe_setup(spec: BenchSpec, workers: int) -> list[str]:
     """The knobs a reader needs to interpret the table (starting policy, decoding, budget)."""
     from turngym.trainers.config import TrainConfig
@@ -521,82 +442,3 @@ def _submit(out: Path, db: str | None, say: Callable[[str], None]) -> str | None
             say(f"leaderboard: not submitted: {err}")
             return None
     return f"{url} as {name}"
-
-
-# --- CLI ----------------------------------------------------------------------------------------
-def add_bench_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of ``turngym bench`` (unset options keep the suite's settings)."""
-    p.add_argument("--suite", default="quick", choices=list(BENCH_SUITES),
-                   help="bench settings: quick (default, ~6-10 min on 2 cores), horizon "
-                   "(a longer, sparser task; 3 seeds) or tictactoe (one seat of a two-player "
-                   "game trained against random)")  # fmt: skip
-    p.add_argument("--estimators", nargs="+", default=None)
-    p.add_argument("--envs", nargs="+", default=None,
-                   help="env ids (default: the suite's env)")
-    p.add_argument("--options", type=mapping_arg, default=None,
-                   help='reset options for --envs as JSON, e.g. \'{"level": 1}\'')
-    p.add_argument("--seeds", nargs="+", type=int, default=None)
-    p.add_argument("--env-steps", type=int, default=None, help="budget per run")
-    p.add_argument("--eval-every", type=int, default=None, help="iterations per point")
-    p.add_argument("--eval-tasks", type=int, default=None, help="tasks per point")
-    p.add_argument("--episodes", type=int, default=None, help="final test episodes per seed")
-    p.add_argument("--threshold", type=float, default=None)
-    add_seat_arguments(p)
-    p.add_argument("--recipe", type=mapping_arg, default=None,
-                   help="TrainConfig overrides as JSON, merged into the default recipe")
-    p.add_argument("--params", type=mapping_arg, default=None,
-                   help='estimator parameters as JSON, e.g. \'{"gigpo": {"omega": 0.5}}\'')
-    p.add_argument("--baselines", nargs="*", default=None)
-    p.add_argument("--baseline-suite", default=None,
-                   help="suite for the baselines besides the bench's envs (default: smoke; "
-                   "none: only the bench's envs)")  # fmt: skip
-    p.add_argument("--workers", type=int, default=None, help="training runs at once")
-    p.add_argument("--backend", default="local", choices=["local", "ray"],
-                   help="local process pool, or Ray tasks (joins RAY_ADDRESS when set)")
-    p.add_argument("--progress", default="auto", choices=["auto", "bar", "lines", "off"],
-                   help="live bars on a terminal (auto), one line per eval point, or nothing")
-    p.add_argument("--out", type=Path, default=Path("runs/bench"))
-    p.add_argument("--db", default=None, help="leaderboard (default $TURNGYM_LEADERBOARD or "
-                   "leaderboard.db)")  # fmt: skip
-    p.add_argument("--no-submit", action="store_true", help="do not submit to the leaderboard")
-
-
-_PER_RUN = ("env", "env_options", "estimator", "estimator_params", "seed", "iterations",
-            "max_env_steps", "eval_every", "eval_tasks", "max_turns", "checkpoint_every",
-            "out_dir")  # fmt: skip
-"""TrainConfig fields the bench sets for each run (its own options), not ``--recipe``."""
-
-
-def bench_spec_from_args(args: argparse.Namespace) -> BenchSpec:
-    """Build the spec from CLI options: the suite's settings, then every option given.
-
-    Raises:
-        ValueError: ``--recipe`` sets a field the bench sets per run.
-    """
-    fixed = sorted(set(args.recipe or {}) & set(_PER_RUN))
-    if fixed:
-        raise ValueError(f"--recipe cannot set {', '.join(fixed)}: the bench sets them for each "
-                         "run; use --envs, --options, --estimators, --params, --seeds, "
-                         "--env-steps, --eval-every or --eval-tasks instead")  # fmt: skip
-    spec = bench_suite(args.suite)
-    envs = spec.envs
-    if args.envs:
-        episodes = args.episodes or 100
-        envs = tuple(EvalEntry(e, options=args.options or {}, episodes=episodes)
-                     for e in args.envs)  # fmt: skip
-    elif args.episodes:
-        envs = tuple(replace(e, episodes=args.episodes) for e in envs)
-    given = {
-        "estimators": None if args.estimators is None else tuple(args.estimators),
-        "seeds": None if args.seeds is None else tuple(args.seeds),
-        "env_steps": args.env_steps, "eval_every": args.eval_every,
-        "eval_tasks": args.eval_tasks, "threshold": args.threshold,
-        "baselines": None if args.baselines is None else tuple(args.baselines),
-        "baseline_suite": args.baseline_suite, **seat_options(args),
-    }  # fmt: skip
-    spec = replace(
-        spec, envs=envs, recipe={**spec.recipe, **(args.recipe or {})},
-        params={**spec.params, **(args.params or {})},
-        **{k: v for k, v in given.items() if v is not None},
-    )  # fmt: skip
-    return replace(spec, baseline_suite=None) if args.baseline_suite == "none" else spec

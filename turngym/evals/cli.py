@@ -68,7 +68,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None, help="write to this file instead of stdout")
     p.set_defaults(handler=_cmd_table)
 
-    from turngym.evals.bench import add_bench_arguments
+    from turngym.evals.bench_args import add_bench_arguments
 
     p = sub.add_parser(
         "bench", help="head-to-head training benchmark of credit estimators (train extra)",
@@ -157,7 +157,8 @@ def _cmd_table(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
-    from turngym.evals.bench import bench_spec_from_args, run_bench
+    from turngym.evals.bench import run_bench
+    from turngym.evals.bench_args import bench_spec_from_args
 
     spec = bench_spec_from_args(args)
     try:

@@ -26,9 +26,9 @@ from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
-from turngym.evals.results import HIGHER_IS_BETTER
 from turngym.leaderboard.assets import CSS, JS, content_security_policy
 from turngym.leaderboard.ranking import rank_rows
+from turngym.leaderboard.views import higher_is_better
 
 __all__ = ["render_page"]
 
@@ -92,14 +92,9 @@ def _label(run: str, agent: str) -> str:
 
 
 # --- Ranking -----------------------------------------------------------------------------------
-def _higher_is_better(metric: str) -> bool:
-    """Direction of ``metric``; unknown metrics are assumed to be scores (higher is better)."""
-    return HIGHER_IS_BETTER.get(metric, True)
-
-
 def _best_first(items: list[Any], mean_of: Callable[[Any], Any], metric: str) -> list[Any]:
     """``items`` sorted best first by ``mean_of(item)``; items without a value go last."""
-    sign = -1.0 if _higher_is_better(metric) else 1.0
+    sign = -1.0 if higher_is_better(metric) else 1.0
 
     def key(item: Any) -> tuple[bool, float]:
         mean = _num(mean_of(item))
@@ -138,7 +133,7 @@ def _set_table(data: Mapping[str, Any], env_set: Mapping[str, Any], rows: list[d
     """One sortable table: the rows of one env set, ranked by their mean over its envs."""
     metric = str(data["metric"])
     envs = [str(env) for env in data["envs"] if env in env_set["envs"]]
-    arrow = "↑" if _higher_is_better(metric) else "↓"
+    arrow = "↑" if higher_is_better(metric) else "↓"
     headers = [
         _header("rank", "#", "num", sorted_=True, title="rank among rows on these envs"),
         _header("run", "run", "text"),
