@@ -66,6 +66,9 @@ REASONS = {
     "turngym/SearchQA-v0": "each search is a BM25 query over the corpus",
     "turngym/Shop-v0": "each search is a BM25 query over the catalogue",
     "turngym/Countdown-v0": "answers are evaluated in exact rational arithmetic (Fraction)",
+    "turngym/ComposedSearchQA-v0": "its SearchQA sub-task runs a BM25 query per search",
+    "turngym/SeqRec-v0": "an episode is one step that matches every listed title to the "
+    "catalogue and scores the whole list (NDCG and recall at several cutoffs)",
 }
 SKIP = {"turngym/KernelGen-v0"}  # seconds per step: measured by kernel_eval_throughput.py
 CLOCK: list[Callable[[], float]] = [time.thread_time]
