@@ -31,7 +31,9 @@ from functools import lru_cache
 import numba
 import numpy as np
 
-__all__ = ["neighbour_table", "solves"]
+from turngym.envs.games._rng_numba import choice_into, from_entropy
+
+__all__ = ["neighbour_table", "place", "solves"]
 
 # Rows of the int32 work array a call shares between its helpers (one column per cell; the
 # queue, a ring, has one slot more). A cell's state: not known yet, revealed, proved a mine.
@@ -93,6 +95,29 @@ def solves(table, mines, first):  # noqa: ANN001, ANN201  (numba infers the type
         if not _subsets(table, w, ctr, n_mines):
             return False
     return True
+
+
+@numba.njit(cache=True, nogil=True)
+def place(table, candidates, n_mines, entropy, first, tries):  # noqa: ANN001, ANN201
+    """``place_mines``' draw loop: ``(mines, solvable)`` of the first layout :func:`solves`.
+
+    Draws ``n_mines`` of ``candidates`` as ``np.random.default_rng(entropy).choice(
+    len(candidates), n_mines, replace=False)`` does (see :mod:`._rng_numba`), up to ``tries``
+    times; the last draw is returned when none is solvable.
+    """
+    gen = from_entropy(entropy)
+    picks = np.empty(n_mines, dtype=np.int64)
+    taken = np.zeros(len(candidates), dtype=np.bool_)
+    mines = np.empty(n_mines, dtype=np.int64)
+    solvable = False
+    for _ in range(tries):
+        choice_into(gen, len(candidates), picks, taken)
+        for i in range(n_mines):
+            mines[i] = candidates[picks[i]]
+        solvable = solves(table, mines, first)
+        if solvable:
+            break
+    return mines, solvable
 
 
 @numba.njit(cache=True, nogil=True)

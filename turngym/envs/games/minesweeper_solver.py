@@ -386,18 +386,36 @@ def _one_round(
 
 @lru_cache(maxsize=512)
 def place_mines(
-    rows: int, cols: int, n_mines: int, seed: int, first: int, no_guess: bool
+    rows: int,
+    cols: int,
+    n_mines: int,
+    seed: int,
+    first: int,
+    no_guess: bool,
+    backend: str | None = None,
 ) -> tuple[tuple[int, ...], bool]:
     """Draw the layout for a first reveal at ``first``; also whether logic alone clears it.
 
     Mines avoid the 3x3 block around ``first``. With ``no_guess`` layouts are redrawn until
     :func:`logic_solves` holds, up to ``MAX_LAYOUTS`` draws (the last draw is kept if none
-    does; the result says so). The draws depend on the arguments only, never on the backend.
+    does; the result says so). Draws come from ``np.random.default_rng([seed, first])``;
+    the numba backend computes the same draws in one compiled call, so the layouts never
+    depend on the backend (see :func:`logic_solves` for ``backend``).
     """
     candidates = _candidates(rows, cols, first)
-    solves = _solver(None)
-    rng = np.random.default_rng([seed, first])
-    for _ in range(MAX_LAYOUTS if no_guess else 1):
+    tries = MAX_LAYOUTS if no_guess else 1
+    compiled = resolve_backend(backend or DEFAULT_BACKEND) == "numba"
+    if compiled and seed >= 0 and 0 <= first < rows * cols and 0 <= n_mines <= len(candidates):
+        kernel = _kernel()
+        assert kernel is not None  # resolve_backend checked it
+        drawn, solvable = kernel.place(
+            kernel.neighbour_table(rows, cols), candidates, n_mines,
+            _entropy_words(seed, first), first, tries,
+        )  # fmt: skip
+        return tuple(sorted(drawn.tolist())), bool(solvable)
+    solves = _solver(backend)
+    rng = np.random.default_rng([seed, first])  # a bad seed or count raises here, as ever
+    for _ in range(tries):
         # Drawing positions in ``candidates`` consumes the generator exactly as drawing from
         # the array itself does (numpy samples indices, then takes them), minus its checks.
         mines = candidates[rng.choice(len(candidates), size=n_mines, replace=False)]
@@ -407,10 +425,22 @@ def place_mines(
     return tuple(sorted(mines.tolist())), solvable
 
 
+def _entropy_words(*values: int) -> np.ndarray:
+    """NumPy's seed words of non-negative ints: each split into 32-bit words, lowest first."""
+    words = []
+    for value in values:
+        words.append(value & 0xFFFFFFFF)
+        value >>= 32
+        while value:
+            words.append(value & 0xFFFFFFFF)
+            value >>= 32
+    return np.array(words, dtype=np.uint64)
+
+
 @lru_cache(maxsize=1024)
 def _candidates(rows: int, cols: int, first: int) -> np.ndarray:
     """The cells a mine may take: every cell outside the 3x3 block around ``first``."""
-    zone = {first, *neighbours(rows, cols)[first]}  # fits: the knobs keep 9 cells free
+    zone = {first, *neighbours(rows, cols)[first]}
     out = np.array([i for i in range(rows * cols) if i not in zone], dtype=np.int64)
     out.flags.writeable = False  # shared by every draw on this board
     return out
