@@ -99,9 +99,7 @@ def test_place_mines_draws_the_same_layouts_as_the_reference(rows, cols, n, no_g
 
 
 # --- Backends -----------------------------------------------------------------------------------
-def _dense_board(
-    rng: random.Random, rows: int, cols: int, density: float
-) -> tuple[list[int], int]:
+def _dense_board(rng: random.Random, rows: int, cols: int, density: float) -> tuple[list[int], int]:
     """A random first reveal and ``density`` of the cells outside its 3x3 block as mines."""
     first = rng.randrange(rows * cols)
     zone = {first, *neighbours(rows, cols)[first]}
@@ -243,6 +241,6 @@ def test_the_backends_agree_on_thousands_of_boards_and_layouts():
     assert min(verdicts.values()) >= 500
     for _ in range(300):
         rows, cols = rng.randint(4, 24), rng.randint(4, 30)
-        n, seed = rng.randint(1, rows * cols // 4), rng.randrange(2**rng.choice([8, 31, 64]))
+        n, seed = rng.randint(1, rows * cols // 4), rng.randrange(2 ** rng.choice([8, 31, 64]))
         args = (rows, cols, n, seed, rng.randrange(rows * cols), rng.random() < 0.8)
         assert place_mines(*args, "numba") == place_mines(*args, "python"), args
