@@ -282,15 +282,17 @@ def _flood_bits(
     cell: int, nbrs: Sequence[Sequence[int]], counts: Sequence[int], revealed: int
 ) -> int:
     """:func:`flood` on a bitset without flags: the revealed set after opening ``cell``."""
-    stack = [cell]
-    while stack:
-        here = stack.pop()
-        bit = 1 << here
-        if revealed & bit:
-            continue
-        revealed |= bit
-        if counts[here] == 0:
-            stack += nbrs[here]
+    revealed |= 1 << cell
+    if counts[cell]:
+        return revealed  # most cells proved safe are numbers: nothing to fill
+    zeros = [cell]
+    while zeros:
+        for nb in nbrs[zeros.pop()]:
+            bit = 1 << nb
+            if not revealed & bit:  # marked when found: found once
+                revealed |= bit
+                if not counts[nb]:
+                    zeros.append(nb)
     return revealed
 
 
