@@ -33,7 +33,7 @@ import numpy as np
 
 from turngym.envs.games._rng_numba import choice_into, from_entropy
 
-__all__ = ["neighbour_table", "place", "solves"]
+__all__ = ["draw_layout", "neighbour_table", "place", "solves", "solves_board"]
 
 # Rows of the int32 work array a call shares between its helpers (one column per cell; the
 # queue, a ring, has one slot more). A cell's state: not known yet, revealed, proved a mine.
@@ -59,6 +59,20 @@ def neighbour_table(rows: int, cols: int) -> np.ndarray:
         table[cell, : len(row)] = row
     table.flags.writeable = False  # shared by every call on this board size
     return table
+
+
+def solves_board(rows: int, cols: int, mines: np.ndarray, first: int) -> bool:
+    """:func:`solves` on a ``rows`` x ``cols`` board (``mines``: int64 cells on the board)."""
+    return bool(solves(neighbour_table(rows, cols), mines, first))
+
+
+def draw_layout(
+    rows: int, cols: int, candidates: np.ndarray, n_mines: int, entropy: np.ndarray,
+    first: int, tries: int,
+) -> tuple[np.ndarray, bool]:  # fmt: skip
+    """:func:`place` on a ``rows`` x ``cols`` board: ``(mines, solvable)``."""
+    mines, solvable = place(neighbour_table(rows, cols), candidates, n_mines, entropy, first, tries)
+    return mines, bool(solvable)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -303,16 +303,10 @@ def logic_solves(
 
     The cells :func:`deduce` proves safe are revealed as soon as they are proved (the
     closure does not depend on the order, so this is the same verdict as alternating full
-    :func:`deduce` runs with reveals, only without restarting the search each time).
-
-    Args:
-        rows: Board height.
-        cols: Board width.
-        mines: The mine cells (a repeated cell counts once).
-        first: The first revealed cell (not a mine).
-        backend: ``"python"``, ``"numba"`` (compiled; the ``fast`` extra), ``"auto"`` (numba
-            when installed) or ``None`` for :data:`DEFAULT_BACKEND`. Every backend gives
-            the same verdict.
+    :func:`deduce` runs with reveals, only without restarting the search each time). A
+    repeated mine counts once. ``backend``: ``"python"``, ``"numba"`` (compiled; the ``fast``
+    extra), ``"auto"`` (numba when installed) or ``None`` for :data:`DEFAULT_BACKEND`; every
+    backend gives the same verdict.
 
     Raises:
         ValueError: A cell outside the board, or an unknown or missing backend.
@@ -398,14 +392,9 @@ def _one_round(
 
 @lru_cache(maxsize=512)
 def place_mines(
-    rows: int,
-    cols: int,
-    n_mines: int,
-    seed: int,
-    first: int,
-    no_guess: bool,
+    rows: int, cols: int, n_mines: int, seed: int, first: int, no_guess: bool,
     backend: str | None = None,
-) -> tuple[tuple[int, ...], bool]:
+) -> tuple[tuple[int, ...], bool]:  # fmt: skip
     """Draw the layout for a first reveal at ``first``; also whether logic alone clears it.
 
     Mines avoid the 3x3 block around ``first``. With ``no_guess`` layouts are redrawn until
@@ -414,17 +403,12 @@ def place_mines(
     the numba backend computes the same draws in one compiled call, so the layouts never
     depend on the backend (see :func:`logic_solves` for ``backend``).
     """
-    candidates = _candidates(rows, cols, first)
-    tries = MAX_LAYOUTS if no_guess else 1
-    compiled = resolve_backend(backend or DEFAULT_BACKEND) == "numba"
-    if compiled and seed >= 0 and 0 <= first < rows * cols and 0 <= n_mines <= len(candidates):
-        kernel = _kernel()
-        assert kernel is not None  # resolve_backend checked it
-        drawn, solvable = kernel.place(
-            kernel.neighbour_table(rows, cols), candidates, n_mines,
-            _entropy_words(seed, first), first, tries,
-        )  # fmt: skip
-        return tuple(sorted(drawn.tolist())), bool(solvable)
+    candidates, tries = _candidates(rows, cols, first), MAX_LAYOUTS if no_guess else 1
+    kernel = _kernel() if resolve_backend(backend or DEFAULT_BACKEND) == "numba" else None
+    if kernel and seed >= 0 and 0 <= first < rows * cols and 0 <= n_mines <= len(candidates):
+        words = _entropy_words(seed, first)
+        drawn, solvable = kernel.draw_layout(rows, cols, candidates, n_mines, words, first, tries)
+        return tuple(sorted(drawn.tolist())), solvable
     solves = _solver(backend)
     rng = np.random.default_rng([seed, first])  # a bad seed or count raises here, as ever
     for _ in range(tries):
@@ -439,13 +423,7 @@ def place_mines(
 
 def _entropy_words(*values: int) -> np.ndarray:
     """NumPy's seed words of non-negative ints: each split into 32-bit words, lowest first."""
-    words = []
-    for value in values:
-        words.append(value & 0xFFFFFFFF)
-        value >>= 32
-        while value:
-            words.append(value & 0xFFFFFFFF)
-            value >>= 32
+    words = [v >> at & 0xFFFFFFFF for v in values for at in range(0, max(v.bit_length(), 1), 32)]
     return np.array(words, dtype=np.uint64)
 
 
@@ -484,24 +462,15 @@ def resolve_backend(backend: str) -> str:
 
 def _solver(backend: str | None) -> Callable[[int, int, np.ndarray, int], bool]:
     """The ``(rows, cols, int64 mine cells, first) -> bool`` function of a backend name."""
-    if resolve_backend(backend or DEFAULT_BACKEND) == "python":
-        return _logic_solves_python
-    return _logic_solves_numba
-
-
-def _logic_solves_numba(rows: int, cols: int, cells: np.ndarray, first: int) -> bool:
-    """:func:`logic_solves` compiled (the ``"numba"`` backend); ``cells`` are int64."""
-    kernel = _kernel()
-    assert kernel is not None  # only chosen by resolve_backend, which checked it
-    return bool(kernel.solves(kernel.neighbour_table(rows, cols), cells, first))
+    kernel = _kernel() if resolve_backend(backend or DEFAULT_BACKEND) == "numba" else None
+    return kernel.solves_board if kernel else _logic_solves_python
 
 
 @cache
 def _kernel() -> ModuleType | None:
-    """The compiled solver module, or ``None`` when numba does not import.
+    """The compiled solver module, or ``None`` when numba does not import (or is broken).
 
     Imported on first use, not with this module: importing numba takes about half a second.
-    Installed but broken (e.g. built for another numpy) counts as missing.
     """
     try:
         return importlib.import_module("turngym.envs.games._minesweeper_numba")
