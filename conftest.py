@@ -23,3 +23,12 @@ if importlib.util.find_spec("verl") is None:
     collect_ignore_glob += ["turngym/adapters/verl/*.py"]
 if importlib.util.find_spec("trl") is None:
     collect_ignore_glob += ["turngym/adapters/trl.py"]
+
+# The compiled backends (the `fast` extra) import numba at module level; the modules that use
+# them fall back to Python without it.
+if importlib.util.find_spec("numba") is None:
+    collect_ignore_glob += [
+        "turngym/retrieval/_numba.py",
+        "turngym/envs/games/_minesweeper_numba.py",
+        "turngym/envs/games/_rng_numba.py",
+    ]

@@ -21,8 +21,10 @@ as one block per episode: choosing moves stays out of the figure, and no clock c
 between two steps (a CPU-time clock is a system call, which itself slows the next step). The
 reset is timed on the first play, when its task is drawn for the first time. Minesweeper's
 no-guess layouts are memoised per (seed, first cell), so that memo is cleared before each
-replay. ``--clock cpu`` (default) counts this thread's CPU time, steady on a machine other
-jobs share; ``--clock wall`` counts elapsed time. Every figure is the median of ``--repeats``
+replay; they are drawn and checked by compiled code when the ``fast`` extra (numba) is
+installed, else in Python (same layouts, several times slower first reveal). ``--clock cpu``
+(default) counts this thread's CPU time, steady on a machine other jobs share; ``--clock
+wall`` counts elapsed time. Every figure is the median of ``--repeats``
 runs of ``--seconds`` each, on disjoint seeds, one thread.
 
 **Shop index.** The 5,000-product Shop catalogue and its BM25 index, built cold and reloaded
@@ -61,7 +63,8 @@ TARGET = 10_000
 # Why an env stays under TARGET steps/s; printed next to it.
 REASONS = {
     "turngym/KernelGen-v0": "each step compiles and runs the submitted program in a sandbox",
-    "turngym/Minesweeper-v0": "the first reveal draws a no-guess layout with the logic solver",
+    "turngym/Minesweeper-v0": "the first reveal draws a no-guess layout (Python solver without "
+    "the fast extra)",
     "turngym/ToolUse-v0": "each call runs SQL on an in-memory SQLite database",
     "turngym/SearchQA-v0": "each search is a BM25 query over the corpus",
     "turngym/Shop-v0": "each search is a BM25 query over the catalogue",
