@@ -290,6 +290,12 @@ class Conversation:
     task_id: str = ""
     agent_id: str = "agent"
 
+    def __reduce__(self) -> tuple[type, tuple]:
+        # Pickled per live episode per tick when envs run in Ray actors; the default for a
+        # frozen slots dataclass calls dataclasses.fields() per object (4x slower).
+        return (Conversation, (self.instructions, self.turns, self.observation, self.episode_id,
+                               self.task_id, self.agent_id))  # fmt: skip
+
     def messages(self) -> list[dict[str, str]]:
         """Render as chat messages (system, then alternating user/assistant, then user)."""
         out = [{"role": "system", "content": self.instructions}]

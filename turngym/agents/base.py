@@ -26,6 +26,10 @@ class ActionResult:
     text: str
     trace: TokenTrace | None = None
 
+    def __reduce__(self) -> tuple[type, tuple]:
+        # One per live episode per tick crosses processes on Ray (see Conversation.__reduce__).
+        return (ActionResult, (self.text, self.trace))
+
 
 @runtime_checkable
 class Agent(Protocol):
