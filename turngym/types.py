@@ -290,7 +290,7 @@ class Conversation:
     task_id: str = ""
     agent_id: str = "agent"
 
-    def __reduce__(self) -> tuple[type, tuple]:
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
         # Pickled per live episode per tick when envs run in Ray actors; the default for a
         # frozen slots dataclass calls dataclasses.fields() per object (4x slower).
         return (Conversation, (self.instructions, self.turns, self.observation, self.episode_id,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import gymnasium
 
@@ -26,7 +26,7 @@ class ActionResult:
     text: str
     trace: TokenTrace | None = None
 
-    def __reduce__(self) -> tuple[type, tuple]:
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
         # One per live episode per tick crosses processes on Ray (see Conversation.__reduce__).
         return (ActionResult, (self.text, self.trace))
 

@@ -331,7 +331,7 @@ def run_bench(
         baseline_dir = out / f"baselines-{kwargs_hash(baseline_request.to_dict())}"
         baselines = evaluate(baseline_request, baseline_dir, backend=backend)
     results = _bench_results(spec, envs, jobs, done, baselines, workers)
-    table = bench_table(spec, jobs, done, results)
+    table = bench_table(spec.metric, spec.threshold, jobs, done, results)
     episodes = [ep for d in done for ep in d["episodes"]]
     if baseline_dir is not None:
         episodes += [r for _, r in read_jsonl(baseline_dir / "episodes.jsonl")]

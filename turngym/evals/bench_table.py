@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 from turngym.evals.report import short_env_labels
 from turngym.evals.stats import format_interval, mean_interval
 
-if TYPE_CHECKING:  # annotations only: bench imports this module
-    from turngym.evals.bench import BenchSpec
+if TYPE_CHECKING:
     from turngym.evals.results import RunResults
 
 __all__ = ["steps_to_threshold", "normalised_auc", "bench_table"]
@@ -47,20 +46,29 @@ def normalised_auc(curve: Sequence[tuple[float, float]]) -> float:
     return area / span if span > 0 else float(curve[-1][1])
 
 
-def bench_table(spec: BenchSpec, jobs: list[dict], done: list[dict], results: RunResults) -> str:
-    """The headline Markdown table: final score, the random floor, steps-to-threshold, AUC."""
+def bench_table(metric: str, threshold: float, jobs: list[dict], done: list[dict],
+                results: RunResults) -> str:  # fmt: skip
+    """The headline Markdown table: final score, the random floor, steps-to-threshold, AUC.
+
+    Args:
+        metric: The bench's metric (e.g. ``"success"``).
+        threshold: The level whose first crossing the steps column reports.
+        jobs: The training jobs (``estimator`` and ``entry`` key of each run).
+        done: Each job's finished record (its ``curve``), in the order of ``jobs``.
+        results: The bench's results (trained agents ``train:<estimator>`` and baselines).
+    """
     trained = [e for e in results.entries if e.agent.startswith("train:")]
     labels = short_env_labels(trained)
-    floors = {e.key: e.metrics[spec.metric] for e in results.entries
+    floors = {e.key: e.metrics[metric] for e in results.entries
               if e.agent == "random" and e.key in labels}  # fmt: skip
-    lines = [f"| Estimator | Env | final {spec.metric} | 95% CI | n | vs random | steps to "
-             f"{spec.threshold:g} (median; seeds reaching) | AUC (mean ± 95% CI over seeds) |",
+    lines = [f"| Estimator | Env | final {metric} | 95% CI | n | vs random | steps to "
+             f"{threshold:g} (median; seeds reaching) | AUC (mean ± 95% CI over seeds) |",
              "|---|---|---:|---:|---:|---|---:|---:|"]  # fmt: skip
     for entry in trained:
         estimator = entry.agent.split(":", 1)[1]
         mine = [d for j, d in zip(jobs, done, strict=True)
                 if j["estimator"] == estimator and j["entry"] == entry.key]  # fmt: skip
-        reach = [steps_to_threshold(d["curve"], spec.threshold) for d in mine]
+        reach = [steps_to_threshold(d["curve"], threshold) for d in mine]
         hit = [r for r in reach if r is not None]
         steps = f"{statistics.median(hit):,.0f} ({len(hit)}/{len(mine)})" if hit else \
             f"not reached (0/{len(mine)})"  # fmt: skip
@@ -68,13 +76,13 @@ def bench_table(spec: BenchSpec, jobs: list[dict], done: list[dict], results: Ru
         auc_mean = statistics.fmean(aucs)
         std = statistics.stdev(aucs) if len(aucs) > 1 else 0.0
         low, high = mean_interval(auc_mean, std, len(aucs))
-        m = entry.metrics[spec.metric]
+        m = entry.metrics[metric]
         lines.append(f"| {estimator} | {labels[entry.key][0]} | {m.mean:.3f} | "
                      f"{format_interval(m)} | {m.n} | {_versus(m, floors.get(entry.key))} | "
                      f"{steps} | {auc_mean:.3f} ± {(high - low) / 2:.3f} |")  # fmt: skip
     for entry in results.entries:  # the scripted floor and ceiling on the same envs
         if not entry.agent.startswith("train:") and entry.key in labels:
-            m = entry.metrics[spec.metric]
+            m = entry.metrics[metric]
             lines.append(f"| {entry.agent} (baseline) | {labels[entry.key][0]} | {m.mean:.3f} | "
                          f"{format_interval(m)} | {m.n} | — | — | — |")  # fmt: skip
     notes = list(dict.fromkeys(note for _, note in labels.values() if note))  # once per env
