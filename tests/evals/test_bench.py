@@ -103,10 +103,10 @@ def test_two_identical_benches_give_identical_tables(tmp_path):
 def test_a_dying_worker_is_one_clear_error():
     from dying_worker import die
 
-    from turngym.evals.bench_jobs import _run_pool
+    from turngym.evals.bench_jobs import RunProcessDied, _run_pool
     from turngym.trainers.progress import MultiRunDisplay
 
     display = MultiRunDisplay("off", lambda m: None)
-    with pytest.raises(RuntimeError, match="rerun the same command to resume"):
+    with pytest.raises(RunProcessDied, match="rerun the same command to resume"):
         _run_pool([{"out_dir": "x"}], 1, lambda m: None, display, job_fn=die)
     display.close()

@@ -286,10 +286,7 @@ class Composed(TextEnv):
         """Mean of the sub-task scores."""
         if not self.sub_info:
             return 0.0
-        scores = [float(i["score"]) for i in self.sub_info]
-        # Under 8 values numpy's mean adds them left to right from 0, as sum() does: the same
-        # float, without numpy's call overhead on every step.
-        return sum(scores) / len(scores) if len(scores) < 8 else float(np.mean(scores))
+        return float(np.mean([float(i["score"]) for i in self.sub_info]))
 
     def _info(self) -> dict[str, Any]:
         info = super()._info()
@@ -298,7 +295,8 @@ class Composed(TextEnv):
 
     def privileged(self) -> dict[str, Any]:
         """Each sub-env's privileged dict, in order (from its last info, as for the state key)."""
-        return {"subtasks": [info[PRIVILEGED] for info in self.sub_info]}
+        # Copied: the dicts handed out must not alias the ones kept for the next step.
+        return {"subtasks": [dict(info[PRIVILEGED]) for info in self.sub_info]}
 
     def metrics(self) -> dict[str, Any]:
         """Sub-tasks ended and succeeded, and each sub-env's metrics."""

@@ -22,7 +22,11 @@ from typing import Any
 
 from turngym.evals.results import read_jsonl, write_json_atomic
 
-__all__ = ["train_job", "run_jobs"]
+__all__ = ["train_job", "run_jobs", "RunProcessDied"]
+
+
+class RunProcessDied(RuntimeError):
+    """A training run's worker process died (killed, out of memory); finished runs are kept."""
 
 
 def train_job(job: dict[str, Any], progress_queue: Any = None) -> dict[str, Any]:
@@ -125,7 +129,7 @@ def _run_pool(jobs: list[dict], workers: int, say: Callable[[str], None], displa
                 futures = [pool.submit(job_fn, j, queue) for j in jobs]
                 return [_announce(f.result(), j, say) for f, j in zip(futures, jobs, strict=True)]
         except BrokenProcessPool as err:  # a worker was killed (signal, out of memory)
-            raise RuntimeError(
+            raise RunProcessDied(
                 "a training run's process died (killed, or out of memory); finished runs and "
                 "the others' checkpoints are kept: rerun the same command to resume"
             ) from err

@@ -159,6 +159,7 @@ def _cmd_table(args: argparse.Namespace, out: TextIO) -> int:
 def _cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
     from turngym.evals.bench import run_bench
     from turngym.evals.bench_args import bench_spec_from_args
+    from turngym.evals.bench_jobs import RunProcessDied
 
     spec = bench_spec_from_args(args)
     try:
@@ -166,7 +167,7 @@ def _cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
                            submit=not args.no_submit, progress=args.progress,
                            log=lambda m: print(m, file=out, flush=True),
                            backend=args.backend)  # fmt: skip
-    except RuntimeError as err:  # e.g. a worker process died; finished runs are on disk
+    except RunProcessDied as err:  # finished runs are on disk; a rerun resumes
         print(f"turngym bench: {str(err).rstrip('.')}", file=sys.stderr)
         return 1
     print(report.summary(), file=out)

@@ -33,6 +33,7 @@ import numba
 import numpy as np
 
 from turngym.envs.games._rng_numba import choice_into, from_entropy
+from turngym.envs.games.minesweeper_solver import neighbours
 
 __all__ = ["draw_layout", "neighbour_table", "place", "solves", "solves_board"]
 
@@ -47,17 +48,10 @@ _N_OPEN, _N_KNOWN, _HEAD, _TAIL, _N_LIVE, _CLOCK = range(6)
 
 @lru_cache(maxsize=64)
 def neighbour_table(rows: int, cols: int) -> np.ndarray:
-    """Per cell (row-major), its up to 8 neighbours in increasing order, padded with -1."""
+    """:func:`~turngym.envs.games.minesweeper_solver.neighbours` as ``int32[n, 8]``, -1-padded."""
     table = np.full((rows * cols, 8), -1, dtype=np.int32)
-    for cell in range(rows * cols):
-        r, c = divmod(cell, cols)
-        row = [
-            rr * cols + cc
-            for rr in range(max(0, r - 1), min(rows, r + 2))
-            for cc in range(max(0, c - 1), min(cols, c + 2))
-            if (rr, cc) != (r, c)
-        ]
-        table[cell, : len(row)] = row
+    for cell, around in enumerate(neighbours(rows, cols)):
+        table[cell, : len(around)] = around
     table.flags.writeable = False  # shared by every call on this board size
     return table
 
