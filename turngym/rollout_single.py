@@ -161,12 +161,7 @@ class _Collector:
 
     def conversations(self) -> list[Conversation]:
         """The conversation of every live episode, in slot order."""
-        return [
-            Conversation(
-                s.instructions, s.history, s.observation, s.spec.episode_id, s.task_id, "agent"
-            )
-            for s in self.live
-        ]
+        return [_conversation(s) for s in self.live]
 
     def envs(self) -> list[gymnasium.Env]:
         """The env of every live episode, in slot order (for env-aware reference agents)."""
@@ -299,6 +294,14 @@ class _Collector:
             close_quietly(env)
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _conversation(slot: _Slot) -> Conversation:
+    """What the agent sees of a live episode (the Ray backend ships it to env-aware agents)."""
+    return Conversation(
+        slot.instructions, slot.history, slot.observation, slot.spec.episode_id, slot.task_id,
+        "agent",
+    )  # fmt: skip
 
 
 def _with_task_id(episode: Episode, task_id: str) -> Episode:

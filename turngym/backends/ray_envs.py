@@ -20,12 +20,18 @@ local backend records); an actor that dies (a crashed env process, a killed work
 node) fails every call in flight on it with an :class:`EnvFailure`, and the pool starts a
 fresh actor in its place. Instances are built lazily on their first reset, so the handles that
 were idle on the dead actor simply rebuild their env on the replacement.
+
+**Wire.** A call carries one pickled batch each way (numbers and per-item values in, results
+out): Ray serialises the items of a list one by one, which for a microsecond env costs more
+than the step. Env-aware agents' conversations stay in the actors (only an episode's first
+one travels), and a warm actor keeps its env instances for the next rollout.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import pickle
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +39,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import gymnasium
+
+from turngym.tick import prepare_tick
+from turngym.types import Conversation
 
 __all__ = [
     "CPUS_KEY",
@@ -128,69 +137,114 @@ class EnvFailure(Exception):
 class EnvHost:
     """A Ray actor body: env instances by number, reset and stepped in batches.
 
+    Every method takes and returns one pickled blob (:func:`_pack`): Ray would otherwise
+    serialise each item of a batch on its own, which costs more than stepping a cheap env.
+
     Env-aware reference agents (random, oracle) read the env objects, so they act here, next to
     their envs (:meth:`act_step`); the agent is a copy made when the actor starts, which keeps
     each episode's random stream (it is keyed by episode id) in the actor hosting the episode.
+    The actor also keeps each episode's conversation, extending it with every step as the
+    driver does, so a tick ships only the episode numbers, not every conversation so far.
     """
 
     def __init__(self, make_env: Callable[[], gymnasium.Env]) -> None:
         self.make_env = make_env
         self.agent: Any = None
         self.envs: dict[int, gymnasium.Env] = {}
+        self.idle: list[gymnasium.Env] = []  # a previous rollout's instances, reused on reset
+        self.talks: dict[int, Conversation] = {}
 
     def start(self, agent: Any) -> None:
-        """Begin a rollout: forget the previous one's envs, take this one's agent copy."""
-        self.close(list(self.envs))
+        """Begin a rollout: take its agent copy; the previous rollout's instances go idle.
+
+        An idle instance is reset before it plays again, which is all the local backend
+        assumes when it reuses an env for the next episode, so keeping them only saves
+        building envs anew for every rollout.
+        """
+        self.idle.extend(self.envs.values())
+        self.envs.clear()
+        self.talks.clear()
         self.agent = agent
 
-    def reset(self, items: Sequence[tuple[int, tuple[int, dict]]]) -> list[Any]:
-        """Reset each ``(number, (seed, options))``; build the instance on first use."""
+    def reset(self, payload: bytes) -> bytes:
+        """Reset instances: ``(numbers, seeds, options)``; an instance is built on first use."""
+        numbers, seeds, options = pickle.loads(payload)
         out: list[Any] = []
-        for number, (seed, options) in items:
+        for number, seed in zip(numbers, seeds, strict=True):
+            self.talks.pop(number, None)
             try:
                 env = self.envs.get(number)
                 if env is None:
-                    env = self.envs[number] = self.make_env()
-                out.append(env.reset(seed=seed, options=options))
+                    env = self.envs[number] = self.idle.pop() if self.idle else self.make_env()
+                out.append(env.reset(seed=seed, options=dict(options)))
             except Exception as err:
-                self.envs.pop(number, None)
+                self.close([number])
                 out.append(_failure(err))
-        return out
+        return _pack(out)
 
-    def step(self, items: Sequence[tuple[int, str]]) -> list[Any]:
-        """Step each ``(number, action text)``; an exception becomes an :class:`EnvFailure`."""
+    def step(self, payload: bytes) -> bytes:
+        """Step instances: ``(numbers, action texts, None)``; exceptions become failures."""
+        numbers, texts, _ = pickle.loads(payload)
+        return _pack(self._step(numbers, texts))
+
+    def _step(self, numbers: Sequence[int], texts: Sequence[str]) -> list[Any]:
+        envs = [self.envs.get(number) for number in numbers]
+        known = [(env.unwrapped, text) for env, text in zip(envs, texts, strict=True) if env]
+        prepare_tick([env for env, _ in known], [text for _, text in known])
         out: list[Any] = []
-        for number, text in items:
+        for number, env, text in zip(numbers, envs, texts, strict=True):
             try:
-                out.append(self.envs[number].step(text))
+                if env is None:
+                    raise KeyError(f"no env instance {number} in this actor")
+                out.append(env.step(text))
             except Exception as err:
                 out.append(_failure(err))
         return out
 
-    def act_step(self, items: Sequence[tuple[int, Any]]) -> list[Any]:
-        """Let the env-aware agent act on each ``(number, conversation)``, then step.
+    def act_step(self, payload: bytes) -> bytes:
+        """Let the env-aware agent act, then step: ``(numbers, first conversations, None)``.
 
-        Returns one ``(ActionResult, step outcome)`` per item, or an :class:`EnvFailure`.
+        An episode's first conversation comes from the driver (``None`` afterwards: the actor
+        extends its own copy). Returns one ``(ActionResult, step outcome)`` per item, or an
+        :class:`EnvFailure`.
         """
-        conversations = [conversation for _, conversation in items]
+        numbers, firsts, _ = pickle.loads(payload)
         try:
-            envs = [self.envs[number] for number, _ in items]
-            actions = self.agent.act_batch_with_envs(conversations, envs)
+            talks = [self.talks[n] if first is None else first
+                     for n, first in zip(numbers, firsts, strict=True)]  # fmt: skip
+            envs = [self.envs[number] for number in numbers]
+            actions = self.agent.act_batch_with_envs(talks, envs)
         except Exception as err:  # the agent failed: every episode of the batch records it
-            return [_failure(err)] * len(items)
-        outcomes = self.step([(n, a.text) for (n, _), a in zip(items, actions, strict=True)])
-        return [o if isinstance(o, EnvFailure) else (a, o)
-                for a, o in zip(actions, outcomes, strict=True)]  # fmt: skip
+            return _pack([_failure(err)] * len(numbers))
+        outcomes = self._step(numbers, [a.text for a in actions])
+        out: list[Any] = []
+        for number, talk, action, outcome in zip(numbers, talks, actions, outcomes, strict=True):
+            if isinstance(outcome, EnvFailure):
+                self.talks.pop(number, None)
+                out.append(outcome)
+                continue
+            self.talks[number] = Conversation(
+                talk.instructions, (*talk.turns, (talk.observation, action.text)), outcome[0],
+                talk.episode_id, talk.task_id, talk.agent_id,
+            )  # fmt: skip
+            out.append((action, outcome))
+        return _pack(out)
 
     def close(self, numbers: Sequence[int]) -> None:
         """Close and forget these instances (unknown numbers are ignored)."""
         for number in numbers:
+            self.talks.pop(number, None)
             env = self.envs.pop(number, None)
             if env is not None:
                 try:
                     env.close()
                 except Exception:  # a broken env's close must not fail the actor
                     pass
+
+
+def _pack(values: Any) -> bytes:
+    """One pickle for a whole batch: Ray inlines bytes in its reply without looking inside."""
+    return pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _failure(err: BaseException) -> EnvFailure:
@@ -240,7 +294,7 @@ class HostPool:
     """The actors of one rollout: spawns, places handles, batches calls, replaces the dead.
 
     On :meth:`close` the actors are kept warm for the next rollout of the same env with the
-    same placement (their envs are closed; the next rollout's agent replaces this one's),
+    same placement (their env instances go idle; the next rollout's agent replaces this one's),
     unless another rollout is running at the same time, whose actors may be waiting for the
     CPUs these hold. Actors of any other env are stopped when a pool starts.
     """
@@ -279,27 +333,27 @@ class HostPool:
         self._numbers += 1
         return ActorEnv(host, self._numbers)
 
-    def call(self, method: str, items: Sequence[tuple[Any, Any]],
+    def call(self, method: str, handles: Sequence[Any], values: Sequence[Any], shared: Any = None,
              deadlines: Sequence[float | None] | None = None,
              timeout_message: str = "episode timed out") -> list[Any]:  # fmt: skip
-        """Run ``method`` on every ``(handle, argument)``, one call per actor; results in order.
+        """Run ``method`` on every handle with its value, one call per actor; results in order.
 
         Each handle is an :class:`ActorEnv` (typed ``Any``: the engine's slots hold them where
-        the local backend holds envs). ``deadlines`` (``time.monotonic()`` values, one per
-        item) bound the wait: an actor call still running when its earliest deadline passes
-        is abandoned, its items get ``TimeoutError(timeout_message)``, and the actor (stuck in
-        an env) is replaced.
+        the local backend holds envs); an actor gets ``(numbers, values, shared)`` for its
+        handles. ``deadlines`` (``time.monotonic()`` values, one per handle) bound the wait:
+        an actor call still running when its earliest deadline passes is abandoned, its items
+        get ``TimeoutError(timeout_message)``, and the actor (stuck in an env) is replaced.
         """
         groups: dict[int, tuple[_Host, list[int]]] = {}
-        for position, (handle, _) in enumerate(items):
+        for position, handle in enumerate(handles):
             groups.setdefault(id(handle.host), (handle.host, []))[1].append(position)
         pending: dict[Any, tuple[_Host, list[int], float | None]] = {}
         for host, positions in groups.values():
-            batch = [(items[p][0].number, items[p][1]) for p in positions]
+            batch = ([handles[p].number for p in positions], [values[p] for p in positions], shared)
             due = [d for p in positions if (d := deadlines[p]) is not None] if deadlines else []
-            ref = getattr(host.actor, method).remote(batch)
+            ref = getattr(host.actor, method).remote(_pack(batch))
             pending[ref] = (host, positions, min(due) if due else None)
-        out: list[Any] = [None] * len(items)
+        out: list[Any] = [None] * len(handles)
         while pending:
             dues = [due for _, _, due in pending.values() if due is not None]
             wait = max(0.0, min(dues) - time.monotonic()) if dues else None
@@ -319,12 +373,14 @@ class HostPool:
 
     def _results(self, ref: Any, host: _Host, n: int) -> list[Any]:
         try:
-            return self.ray.get(ref)
+            packed = self.ray.get(ref)
         except self.ray.exceptions.RayActorError as err:
             self._replace(host)
             lines = _ANSI.sub("", str(err)).strip().splitlines()
             reason = f" ({lines[0].strip()})" if lines else ""
             return [EnvFailure(f"{type(err).__name__}: env actor died{reason}")] * n
+        values: list[Any] = pickle.loads(packed)
+        return values
 
     def _replace(self, host: _Host) -> None:
         host.replace()
@@ -336,7 +392,7 @@ class HostPool:
         keep = _LIVE_POOLS[0] == 0
         for host in self.hosts:
             if keep:
-                host.actor.start.remote(None)  # close the envs, drop the agent copy
+                host.actor.start.remote(None)  # idle the envs, drop the agent copy
                 _WARM.setdefault(self._key, []).append(host.actor)
             else:
                 _kill(self.ray, host.actor)

@@ -27,7 +27,7 @@ from turngym._rollout_common import plays_multiagent
 from turngym.agents.base import ActionResult, Agent, EnvAwareAgent
 from turngym.backends.ray_cluster import cluster_cpus, init_ray
 from turngym.backends.ray_envs import HostPool, plan_placement
-from turngym.rollout_single import EnvSource, _Collector, _Slot
+from turngym.rollout_single import EnvSource, _Collector, _conversation, _Slot
 from turngym.types import Episode, Group
 
 __all__ = ["collect_ray", "acollect_ray"]
@@ -63,10 +63,10 @@ class _RayCollector(_Collector):
                 spec = self.queue.popleft()
                 env = self.free_envs.pop() if self.free_envs else self.make_env()
                 starting.append(_Slot(env=env, spec=spec, started=time.monotonic()))
-            options = self.reset_options
             outcomes = self.hosts.call(
-                "reset", [(s.env, (s.spec.seed, dict(options))) for s in starting]
-            )
+                "reset", [s.env for s in starting], [s.spec.seed for s in starting],
+                self.reset_options,
+            )  # fmt: skip
             for slot, outcome in zip(starting, outcomes, strict=True):
                 if isinstance(outcome, BaseException):
                     self._finish(slot, error=_describe(outcome), env_broken=True)
@@ -75,9 +75,11 @@ class _RayCollector(_Collector):
 
     def act_in_actors(self) -> list[ActionResult]:
         """Env-aware agents: act and step inside the actors; the next ``apply`` records it."""
+        # An episode's first conversation goes to its actor, which extends it from then on.
+        firsts = [None if s.turns else _conversation(s) for s in self.live]
         results = self.hosts.call(
-            "act_step", [(s.env, c) for s, c in zip(self.live, self.conversations(), strict=True)],
-            self._deadlines(), self._timeout_message(),
+            "act_step", [s.env for s in self.live], firsts, None, self._deadlines(),
+            self._timeout_message(),
         )  # fmt: skip
         self._acted = [r if isinstance(r, BaseException) else r[1] for r in results]
         return [ActionResult("") if isinstance(r, BaseException) else r[0] for r in results]
@@ -86,8 +88,10 @@ class _RayCollector(_Collector):
         if self._acted is not None:
             outcomes, self._acted = self._acted, None
             return outcomes
-        items = [(s.env, a.text) for s, a in zip(self.live, actions, strict=True)]
-        return self.hosts.call("step", items, self._deadlines(), self._timeout_message())
+        return self.hosts.call(
+            "step", [s.env for s in self.live], [a.text for a in actions], None,
+            self._deadlines(), self._timeout_message(),
+        )  # fmt: skip
 
     def _deadlines(self) -> list[float | None]:
         if self.episode_timeout is None:
