@@ -31,17 +31,15 @@ from __future__ import annotations
 
 import hashlib
 import math
-import pickle
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import gymnasium
 
-from turngym.tick import prepare_tick
-from turngym.types import Conversation
+from turngym.backends.ray_host import EnvFailure, EnvHost, pack, unpack
 
 __all__ = [
     "CPUS_KEY",
@@ -53,6 +51,7 @@ __all__ = [
     "EnvHost",
     "ActorEnv",
     "HostPool",
+    "Calls",
     "release_warm",
 ]
 
@@ -126,133 +125,6 @@ def plan_placement(metadata: Mapping[str, Any], concurrency: int, cpus: float) -
     return Placement(hosts, per_host, min(1.0, cost * per_host), False)
 
 
-class EnvFailure(Exception):
-    """An env call that failed in (or with) its actor; ``description`` is what gets recorded."""
-
-    def __init__(self, description: str) -> None:
-        super().__init__(description)
-        self.description = description
-
-
-class EnvHost:
-    """A Ray actor body: env instances by number, reset and stepped in batches.
-
-    Every method takes and returns one pickled blob (:func:`_pack`): Ray would otherwise
-    serialise each item of a batch on its own, which costs more than stepping a cheap env.
-
-    Env-aware reference agents (random, oracle) read the env objects, so they act here, next to
-    their envs (:meth:`act_step`); the agent is a copy made when the actor starts, which keeps
-    each episode's random stream (it is keyed by episode id) in the actor hosting the episode.
-    The actor also keeps each episode's conversation, extending it with every step as the
-    driver does, so a tick ships only the episode numbers, not every conversation so far.
-    """
-
-    def __init__(self, make_env: Callable[[], gymnasium.Env]) -> None:
-        self.make_env = make_env
-        self.agent: Any = None
-        self.envs: dict[int, gymnasium.Env] = {}
-        self.idle: list[gymnasium.Env] = []  # a previous rollout's instances, reused on reset
-        self.talks: dict[int, Conversation] = {}
-
-    def start(self, agent: Any) -> None:
-        """Begin a rollout: take its agent copy; the previous rollout's instances go idle.
-
-        An idle instance is reset before it plays again, which is all the local backend
-        assumes when it reuses an env for the next episode, so keeping them only saves
-        building envs anew for every rollout.
-        """
-        self.idle.extend(self.envs.values())
-        self.envs.clear()
-        self.talks.clear()
-        self.agent = agent
-
-    def reset(self, payload: bytes) -> bytes:
-        """Reset instances: ``(numbers, seeds, options)``; an instance is built on first use."""
-        numbers, seeds, options = pickle.loads(payload)
-        out: list[Any] = []
-        for number, seed in zip(numbers, seeds, strict=True):
-            self.talks.pop(number, None)
-            try:
-                env = self.envs.get(number)
-                if env is None:
-                    env = self.envs[number] = self.idle.pop() if self.idle else self.make_env()
-                out.append(env.reset(seed=seed, options=dict(options)))
-            except Exception as err:
-                self.close([number])
-                out.append(_failure(err))
-        return _pack(out)
-
-    def step(self, payload: bytes) -> bytes:
-        """Step instances: ``(numbers, action texts, None)``; exceptions become failures."""
-        numbers, texts, _ = pickle.loads(payload)
-        return _pack(self._step(numbers, texts))
-
-    def _step(self, numbers: Sequence[int], texts: Sequence[str]) -> list[Any]:
-        envs = [self.envs.get(number) for number in numbers]
-        known = [(env.unwrapped, text) for env, text in zip(envs, texts, strict=True) if env]
-        prepare_tick([env for env, _ in known], [text for _, text in known])
-        out: list[Any] = []
-        for number, env, text in zip(numbers, envs, texts, strict=True):
-            try:
-                if env is None:
-                    raise KeyError(f"no env instance {number} in this actor")
-                out.append(env.step(text))
-            except Exception as err:
-                out.append(_failure(err))
-        return out
-
-    def act_step(self, payload: bytes) -> bytes:
-        """Let the env-aware agent act, then step: ``(numbers, first conversations, None)``.
-
-        An episode's first conversation comes from the driver (``None`` afterwards: the actor
-        extends its own copy). Returns one ``(ActionResult, step outcome)`` per item, or an
-        :class:`EnvFailure`.
-        """
-        numbers, firsts, _ = pickle.loads(payload)
-        try:
-            talks = [self.talks[n] if first is None else first
-                     for n, first in zip(numbers, firsts, strict=True)]  # fmt: skip
-            envs = [self.envs[number] for number in numbers]
-            actions = self.agent.act_batch_with_envs(talks, envs)
-        except Exception as err:  # the agent failed: every episode of the batch records it
-            return _pack([_failure(err)] * len(numbers))
-        outcomes = self._step(numbers, [a.text for a in actions])
-        out: list[Any] = []
-        for number, talk, action, outcome in zip(numbers, talks, actions, outcomes, strict=True):
-            if isinstance(outcome, EnvFailure):
-                self.talks.pop(number, None)
-                out.append(outcome)
-                continue
-            self.talks[number] = Conversation(
-                talk.instructions, (*talk.turns, (talk.observation, action.text)), outcome[0],
-                talk.episode_id, talk.task_id, talk.agent_id,
-            )  # fmt: skip
-            out.append((action, outcome))
-        return _pack(out)
-
-    def close(self, numbers: Sequence[int]) -> None:
-        """Close and forget these instances (unknown numbers are ignored)."""
-        for number in numbers:
-            self.talks.pop(number, None)
-            env = self.envs.pop(number, None)
-            if env is not None:
-                try:
-                    env.close()
-                except Exception:  # a broken env's close must not fail the actor
-                    pass
-
-
-def _pack(values: Any) -> bytes:
-    """One pickle for a whole batch: Ray inlines bytes in its reply without looking inside."""
-    return pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def _failure(err: BaseException) -> EnvFailure:
-    from turngym._rollout_common import describe_error  # the local wording: results match
-
-    return EnvFailure(describe_error(err))
-
-
 class _Host:
     """One actor slot of a pool: the current actor, and how many handles point at it."""
 
@@ -288,6 +160,10 @@ class ActorEnv:
 # (a trainer collects every iteration): {key: actors}. Starting an actor costs seconds.
 _WARM: dict[tuple, list[Any]] = {}
 _LIVE_POOLS = [0]
+
+
+Calls = dict[Any, tuple[_Host, list[int], float | None]]
+"""Actor calls in flight: ``{ref: (host, positions of its items, earliest deadline)}``."""
 
 
 class HostPool:
@@ -338,48 +214,96 @@ class HostPool:
              timeout_message: str = "episode timed out") -> list[Any]:  # fmt: skip
         """Run ``method`` on every handle with its value, one call per actor; results in order.
 
+        :meth:`submit`, then :meth:`gather` everything.
+        """
+        out: list[Any] = [None] * len(handles)
+        for positions, results in self.gather(self.submit(method, handles, values, shared,
+                                                          deadlines), timeout_message):  # fmt: skip
+            for p, value in zip(positions, results, strict=True):
+                out[p] = value
+        return out
+
+    def submit(self, method: str, handles: Sequence[Any], values: Sequence[Any],
+               shared: Any = None,
+               deadlines: Sequence[float | None] | None = None) -> Calls:  # fmt: skip
+        """Start ``method`` on every handle with its value, one call per actor; don't wait.
+
         Each handle is an :class:`ActorEnv` (typed ``Any``: the engine's slots hold them where
         the local backend holds envs); an actor gets ``(numbers, values, shared)`` for its
-        handles. ``deadlines`` (``time.monotonic()`` values, one per handle) bound the wait:
-        an actor call still running when its earliest deadline passes is abandoned, its items
-        get ``TimeoutError(timeout_message)``, and the actor (stuck in an env) is replaced.
+        handles. ``deadlines`` (``time.monotonic()`` values, one per handle) bound the wait in
+        :meth:`gather`.
         """
-        groups: dict[int, tuple[_Host, list[int]]] = {}
-        for position, handle in enumerate(handles):
-            groups.setdefault(id(handle.host), (handle.host, []))[1].append(position)
-        pending: dict[Any, tuple[_Host, list[int], float | None]] = {}
-        for host, positions in groups.values():
+        calls: Calls = {}
+        for host, positions in _by_host(handles):
             batch = ([handles[p].number for p in positions], [values[p] for p in positions], shared)
             due = [d for p in positions if (d := deadlines[p]) is not None] if deadlines else []
-            ref = getattr(host.actor, method).remote(_pack(batch))
-            pending[ref] = (host, positions, min(due) if due else None)
-        out: list[Any] = [None] * len(handles)
-        while pending:
-            dues = [due for _, _, due in pending.values() if due is not None]
+            ref = getattr(host.actor, method).remote(pack(batch))
+            calls[ref] = (host, positions, min(due) if due else None)
+        return calls
+
+    def stream(self, method: str, handles: Sequence[Any], values: Sequence[Any]
+               ) -> Iterator[list[tuple[Any, list[int], Any]]]:  # fmt: skip
+        """Start the generator ``method`` like :meth:`submit` and yield its batches by tick.
+
+        Each tick is a list of ``(host, positions, results)``, one per actor still yielding;
+        an actor that died appears once as ``(host, [], EnvFailure)`` (its episodes end with
+        that error) and is replaced. No deadlines: a generator runs until it is done.
+        """
+        streams = []
+        for host, positions in _by_host(handles):
+            batch = ([handles[p].number for p in positions], [values[p] for p in positions], None)
+            where = {handles[p].number: p for p in positions}
+            streams.append((host, where, getattr(host.actor, method).remote(pack(batch))))
+        return self._ticks(streams)
+
+    def _ticks(self, streams: list[tuple[_Host, dict[int, int], Any]]
+               ) -> Iterator[list[tuple[Any, list[int], Any]]]:  # fmt: skip
+        while streams:
+            tick: list[tuple[Any, list[int], Any]] = []
+            going = []
+            for host, where, generator in streams:
+                try:
+                    numbers, results = unpack(self.ray.get(next(generator)))
+                except StopIteration:
+                    continue
+                except self.ray.exceptions.RayActorError as err:
+                    self._replace(host)
+                    tick.append((host, [], _died(err)))
+                    continue
+                tick.append((host, [where[n] for n in numbers], results))
+                going.append((host, where, generator))
+            streams = going
+            if tick:
+                yield tick
+
+    def gather(self, calls: Calls, timeout_message: str = "episode timed out"
+               ) -> Iterator[tuple[list[int], list[Any]]]:  # fmt: skip
+        """Yield ``(positions, results)`` per actor call of :meth:`submit`, as each finishes.
+
+        A call still running when its earliest deadline passes is abandoned, its items get
+        ``TimeoutError(timeout_message)``, and the actor (stuck in an env) is replaced.
+        """
+        calls = dict(calls)
+        while calls:
+            dues = [due for _, _, due in calls.values() if due is not None]
             wait = max(0.0, min(dues) - time.monotonic()) if dues else None
-            ready, _ = self.ray.wait(list(pending), num_returns=len(pending), timeout=wait)
+            ready, _ = self.ray.wait(list(calls), num_returns=1, timeout=wait)
             for ref in ready:
-                host, positions, _ = pending.pop(ref)
-                for p, value in zip(positions, self._results(ref, host, len(positions)),
-                                    strict=True):  # fmt: skip
-                    out[p] = value
+                host, positions, _ = calls.pop(ref)
+                yield positions, self._results(ref, host, len(positions))
             now = time.monotonic()
-            for ref in [r for r, (_, _, due) in pending.items() if due is not None and due <= now]:
-                host, positions, _ = pending.pop(ref)
+            for ref in [r for r, (_, _, due) in calls.items() if due is not None and due <= now]:
+                host, positions, _ = calls.pop(ref)
                 self._replace(host)
-                for p in positions:
-                    out[p] = TimeoutError(timeout_message)
-        return out
+                yield positions, [TimeoutError(timeout_message)] * len(positions)
 
     def _results(self, ref: Any, host: _Host, n: int) -> list[Any]:
         try:
             packed = self.ray.get(ref)
         except self.ray.exceptions.RayActorError as err:
             self._replace(host)
-            lines = _ANSI.sub("", str(err)).strip().splitlines()
-            reason = f" ({lines[0].strip()})" if lines else ""
-            return [EnvFailure(f"{type(err).__name__}: env actor died{reason}")] * n
-        values: list[Any] = pickle.loads(packed)
+            return [_died(err)] * n
+        values: list[Any] = unpack(packed)
         return values
 
     def _replace(self, host: _Host) -> None:
@@ -396,6 +320,20 @@ class HostPool:
                 _WARM.setdefault(self._key, []).append(host.actor)
             else:
                 _kill(self.ray, host.actor)
+
+
+def _by_host(handles: Sequence[Any]) -> list[tuple[_Host, list[int]]]:
+    """The positions of ``handles`` grouped by the actor slot hosting them."""
+    groups: dict[int, tuple[_Host, list[int]]] = {}
+    for position, handle in enumerate(handles):
+        groups.setdefault(id(handle.host), (handle.host, []))[1].append(position)
+    return list(groups.values())
+
+
+def _died(err: BaseException) -> EnvFailure:
+    lines = _ANSI.sub("", str(err)).strip().splitlines()
+    reason = f" ({lines[0].strip()})" if lines else ""
+    return EnvFailure(f"{type(err).__name__}: env actor died{reason}")
 
 
 def release_warm() -> None:

@@ -27,10 +27,20 @@ from turngym._rollout_common import plays_multiagent
 from turngym.agents.base import ActionResult, Agent, EnvAwareAgent
 from turngym.backends.ray_cluster import cluster_cpus, init_ray
 from turngym.backends.ray_envs import HostPool, plan_placement
-from turngym.rollout_single import EnvSource, _Collector, _conversation, _Slot
-from turngym.types import Episode, Group
+from turngym.rollout_single import (
+    EnvSource,
+    TurnFields,
+    _Collector,
+    _conversation,
+    _Slot,
+    make_turn,
+)
+from turngym.types import Episode, Group, Turn
 
 __all__ = ["collect_ray", "acollect_ray"]
+
+# Stands in a slot's turn list until the turn is built (see _RayCollector._add_turn).
+_PENDING = Turn(-1, "agent", "", "", 0.0, False, False, None, True)
 
 
 class _RayCollector(_Collector):
@@ -53,7 +63,8 @@ class _RayCollector(_Collector):
         env_aware = isinstance(agent, EnvAwareAgent)
         self.hosts = HostPool(ray, self.make_env, placement, agent if env_aware else None)
         self.make_env = self.hosts.new_env  # type: ignore[assignment]
-        self._acted: list[Any] | None = None  # outcomes of the last act_step round trip
+        self._deferred: list[tuple[list[Turn], TurnFields]] = []  # see _add_turn
+        self._defer = True
 
     def fill(self) -> None:
         """Start queued episodes until ``concurrency`` are live, one reset call per actor."""
@@ -73,25 +84,100 @@ class _RayCollector(_Collector):
                 else:
                     self._begin(slot, *outcome)
 
-    def act_in_actors(self) -> list[ActionResult]:
-        """Env-aware agents: act and step inside the actors; the next ``apply`` records it."""
-        # An episode's first conversation goes to its actor, which extends it from then on.
-        firsts = [None if s.turns else _conversation(s) for s in self.live]
-        results = self.hosts.call(
-            "act_step", [s.env for s in self.live], firsts, None, self._deadlines(),
-            self._timeout_message(),
-        )  # fmt: skip
-        self._acted = [r if isinstance(r, BaseException) else r[1] for r in results]
-        return [ActionResult("") if isinstance(r, BaseException) else r[0] for r in results]
+    def apply(self, actions: Sequence[ActionResult] | None) -> None:
+        """Step every live episode and retire the finished ones, one call per actor.
 
-    def _step_all(self, actions: Sequence[ActionResult]) -> list[Any]:
-        if self._acted is not None:
-            outcomes, self._acted = self._acted, None
-            return outcomes
-        return self.hosts.call(
-            "step", [s.env for s in self.live], [a.text for a in actions], None,
-            self._deadlines(), self._timeout_message(),
-        )  # fmt: skip
+        ``actions`` come from the driver's agent; ``None`` lets the env-aware agent act inside
+        the actors, next to its envs. While the actors step, the driver builds the previous
+        tick's turns (:meth:`_add_turn`), and it takes each actor's results as they come.
+        Episodes finish in slot order, as on the local backend.
+        """
+        live = self.live
+        if actions is not None and len(actions) != len(live):
+            raise RuntimeError(
+                f"the agent returned {len(actions)} actions for {len(live)} conversations"
+            )
+        if actions is None and not self.queue and self.episode_timeout is None:
+            self._play_out()
+            return
+        handles = [s.env for s in live]
+        if actions is None:  # an episode's first conversation goes to its actor, which keeps it
+            firsts = [None if s.turns else _conversation(s) for s in live]
+            calls = self.hosts.submit("act_step", handles, firsts, None, self._deadlines())
+        else:
+            texts = [a.text for a in actions]
+            calls = self.hosts.submit("step", handles, texts, None, self._deadlines())
+        self._flush()
+        errors: dict[int, str] = {}
+        over = [False] * len(live)
+        for positions, results in self.hosts.gather(calls, self._timeout_message()):
+            for p, result in zip(positions, results, strict=True):
+                if isinstance(result, BaseException):
+                    errors[p] = _describe(result)
+                elif actions is None:
+                    over[p] = self._record(live[p], *result)
+                else:
+                    over[p] = self._record(live[p], actions[p], result)
+        self.live = []
+        for p, slot in enumerate(live):
+            if p in errors:
+                self._finish(slot, error=errors[p], env_broken=True)
+            elif over[p]:
+                self._finish(slot)
+            else:
+                self.live.append(slot)
+
+    def _play_out(self) -> None:
+        """Env-aware agent, nothing queued: the actors play their episodes to the end.
+
+        One generator call per actor (``EnvHost.play``) instead of a round trip per tick: the
+        actors play on while the driver records the ticks they yield, and episodes finish in
+        the order the per-tick engine finishes them. Not with an episode timeout, which is
+        enforced per round trip.
+        """
+        live = self.live
+        items = [(None if s.turns else _conversation(s), self.max_turns - len(s.turns))
+                 for s in live]  # fmt: skip
+        ticks = self.hosts.stream("play", [s.env for s in live], items)
+        self._flush()
+        self._defer = False  # an episode's turns are needed as soon as it ends
+        playing = dict(enumerate(live))  # position -> slot, until its episode ends
+        for tick in ticks:
+            ended: dict[int, str | None] = {}  # position -> error (None: the episode is over)
+            for host, positions, results in tick:
+                if isinstance(results, BaseException):  # the actor died: so did its episodes
+                    died = _describe(results)
+                    ended.update((p, died) for p, s in playing.items() if _host(s) is host)
+                    continue
+                for p, result in zip(positions, results, strict=True):
+                    if isinstance(result, BaseException):
+                        ended[p] = _describe(result)
+                    elif self._record(playing[p], *result):
+                        ended[p] = None
+            for p in sorted(ended):
+                self._finish(playing.pop(p), error=ended[p], env_broken=ended[p] is not None)
+        self._defer = True
+        self.live = list(playing.values())  # none: an actor stops an episode as the engine does
+
+    def _add_turn(self, slot: _Slot, last: bool, fields: TurnFields) -> None:
+        # An episode's last turn is built at once (the episode is assembled now); the others
+        # wait for the next tick's actor calls, whose round trip would otherwise idle here.
+        if last or not self._defer:
+            super()._add_turn(slot, last, fields)
+        else:
+            slot.turns.append(_PENDING)
+            self._deferred.append((slot.turns, fields))
+
+    def _flush(self) -> None:
+        """Build the turns :meth:`_add_turn` put off."""
+        for turns, fields in self._deferred:
+            turns[fields[0]] = make_turn(*fields)
+        self._deferred.clear()
+
+    def groups(self) -> list[Group]:
+        """Assemble the finished episodes into groups, in task order."""
+        self._flush()
+        return super().groups()
 
     def _deadlines(self) -> list[float | None]:
         if self.episode_timeout is None:
@@ -162,9 +248,8 @@ def collect_ray(
             collector.fill()
             while not collector.done:
                 before = len(collector.results)
-                if isinstance(agent, EnvAwareAgent):
-                    actions = collector.act_in_actors()
-                else:
+                actions = None  # an env-aware agent acts inside the actors
+                if not isinstance(agent, EnvAwareAgent):
                     actions = agent.act_batch(collector.conversations())
                 collector.apply(actions)
                 collector.fill()
@@ -190,12 +275,16 @@ async def acollect_ray(
     try:
         await asyncio.to_thread(collector.fill)
         while not collector.done:
-            if isinstance(agent, EnvAwareAgent):
-                actions = await asyncio.to_thread(collector.act_in_actors)
-            else:
+            actions = None  # an env-aware agent acts inside the actors
+            if not isinstance(agent, EnvAwareAgent):
                 actions = await agent.aact_batch(collector.conversations())
             await asyncio.to_thread(collector.apply, actions)
             await asyncio.to_thread(collector.fill)
         return collector.groups()
     finally:
         collector.close()
+
+
+def _host(slot: _Slot) -> Any:
+    """The actor slot hosting a live episode's env (its handle is an ``ActorEnv``)."""
+    return getattr(slot.env, "host", None)
