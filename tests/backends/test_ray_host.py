@@ -75,7 +75,7 @@ def test_the_actor_keeps_each_conversation_as_the_driver_would():
     assert host.talks[1].turns[1][1] == action2.text
 
 
-def test_play_yields_every_tick_and_stops_each_episode_where_the_engine_does():
+def test_play_hands_over_every_tick_and_stops_each_episode_where_the_engine_does():
     # The local engine with a 3-turn limit is the reference: same actions, same ends.
     local = collect(Counter, RandomAgent(seed=2), 6, max_turns=3)
     host = _host(RandomAgent(seed=2))
@@ -83,7 +83,7 @@ def test_play_yields_every_tick_and_stops_each_episode_where_the_engine_does():
     resets = _reset(host, numbers, numbers)
     items = [(_first(obs, info, f"test/{n}@0/0"), 3)
              for n, (obs, info) in zip(numbers, resets, strict=True)]  # fmt: skip
-    ticks = [unpack(blob) for blob in host.play(pack((numbers, items, None)))]
+    ticks = [tick for blob in host.play(pack((numbers, items, None))) for tick in unpack(blob)]
     played = {n: [] for n in numbers}
     for live, results in ticks:
         assert live == sorted(live)  # the batch keeps the driver's order

@@ -33,6 +33,7 @@ import hashlib
 import math
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -258,21 +259,25 @@ class HostPool:
 
     def _ticks(self, streams: list[tuple[_Host, dict[int, int], Any]]
                ) -> Iterator[list[tuple[Any, list[int], Any]]]:  # fmt: skip
-        while streams:
+        # An actor hands over several ticks at a time; the driver takes them one by one.
+        playing = [(host, where, generator, deque[Any]()) for host, where, generator in streams]
+        while playing:
             tick: list[tuple[Any, list[int], Any]] = []
             going = []
-            for host, where, generator in streams:
-                try:
-                    numbers, results = unpack(self.ray.get(next(generator)))
-                except StopIteration:
-                    continue
-                except self.ray.exceptions.RayActorError as err:
-                    self._replace(host)
-                    tick.append((host, [], _died(err)))
-                    continue
+            for host, where, generator, ticks in playing:
+                if not ticks:
+                    try:
+                        ticks.extend(unpack(self.ray.get(next(generator))))
+                    except StopIteration:
+                        continue
+                    except self.ray.exceptions.RayActorError as err:
+                        self._replace(host)
+                        tick.append((host, [], _died(err)))
+                        continue
+                numbers, results = ticks.popleft()
                 tick.append((host, [where[n] for n in numbers], results))
-                going.append((host, where, generator))
-            streams = going
+                going.append((host, where, generator, ticks))
+            playing = going
             if tick:
                 yield tick
 

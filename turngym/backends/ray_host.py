@@ -8,6 +8,7 @@ here, next to their envs, keeping each episode's conversation.
 from __future__ import annotations
 
 import pickle
+import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -111,17 +112,22 @@ class EnvHost:
 
         The env-aware agent acts on this actor's unfinished episodes together, tick after
         tick (the batches :meth:`act_step` would see), until each episode terminates, is
-        truncated by its env, fails or has played its turns. A Ray generator: every tick
-        yields ``(numbers, act_step results)`` at once, so the driver records a tick while
-        the next one plays.
+        truncated by its env, fails or has played its turns. A Ray generator: it yields the
+        ticks played so far, each ``(numbers, act_step results)``, at least every
+        :data:`YIELD_EVERY_S`, so the driver records them while the next ones play.
         """
         numbers, items, _ = unpack(payload)
         self._take(numbers, [first for first, _ in items])
         left = {number: turns for number, (_, turns) in zip(numbers, items, strict=True)}
         live = list(numbers)
+        ticks: list[tuple[list[int], list[Any]]] = []
+        since = time.monotonic()
         while live:
             results = self._act(live)
-            yield pack((live, results))
+            ticks.append((live, results))
+            if time.monotonic() - since >= YIELD_EVERY_S:
+                yield pack(ticks)
+                ticks, since = [], time.monotonic()
             still = []
             for number, result in zip(live, results, strict=True):
                 left[number] -= 1
@@ -130,6 +136,8 @@ class EnvHost:
                 if left[number] > 0:
                     still.append(number)
             live = still
+        if ticks:
+            yield pack(ticks)
 
     def _take(self, numbers: Sequence[int], firsts: Sequence[Conversation | None]) -> None:
         for number, first in zip(numbers, firsts, strict=True):
@@ -168,6 +176,11 @@ class EnvHost:
                 except Exception:  # a broken env's close must not fail the actor
                     pass
 
+
+YIELD_EVERY_S = 0.005
+"""How often :meth:`EnvHost.play` hands the ticks it played to the driver. Every hand-over is
+a message to the driver that the actor waits on, which on a busy machine costs milliseconds:
+about one per tick for a slow env, many ticks of a cheap env per message."""
 
 INLINE_BYTES = 64 * 1024
 """Batches larger than this are compressed. Ray hands a small value over inline, in the reply
