@@ -146,11 +146,11 @@ class DyingHintAgent(HintAgent):
 
 def test_an_actor_dying_while_it_plays_on_fails_its_episodes_and_is_replaced():
     # Nothing queued: the env-aware agent plays the 6 episodes on in their one actor, which
-    # dies on episode 0's second turn, after yielding the first turn of every episode.
+    # dies on episode 0's second turn; the turns it handed over before are recorded.
     groups = collect(KillableCounter, DyingHintAgent(kill={"test/0@0/0"}), 6, max_turns=15,
                      backend="ray")  # fmt: skip
     episodes = [g.episodes[0] for g in groups]
-    assert all("env actor died" in ep.error and len(ep.turns) == 1 for ep in episodes)
+    assert all("env actor died" in ep.error and len(ep.turns) <= 1 for ep in episodes)
     again = collect(KillableCounter, DyingHintAgent(), 6, max_turns=15, backend="ray")
     assert all(g.episodes[0].success for g in again)
 

@@ -5,8 +5,11 @@ same episode specs, seeds, reset options, turn records, truncation and error han
 episode played here is the one the local backend plays for the same seeds. What changes is
 where envs live (:mod:`turngym.backends.ray_envs`): resets and steps go to the actors in one
 batched call per actor per tick, while the agent, on the driver, still answers every live
-episode at once. Env-aware reference agents (random, oracle) read env objects, so they act
-inside the actors, next to their envs, in the same round trip as the step.
+episode at once. The driver builds a tick's turn records while the actors step the next one.
+Env-aware reference agents (random, oracle) read env objects, so they act inside the actors,
+next to their envs, in the same round trip as the step; once no episode is queued, each
+actor plays its episodes on to their end in one generator call and the driver records the
+ticks it hands over (same episodes, same finishing order, no round trip per tick).
 
 Differences from the local backend, all documented on :func:`collect_ray`: live episodes of a
 slow env are capped by the CPUs the cluster has for them, and an episode timeout cuts every
@@ -235,7 +238,9 @@ def collect_ray(
     batched for the agent (a model agent whose draws depend on its batch composition then
     samples differently, as it would locally with another ``max_concurrent``); and an episode
     timeout cuts every episode that shares the stuck actor. An actor that dies (a crashing
-    env, a killed worker) records an error on each episode it was playing and is replaced.
+    env, a killed worker) records an error on each episode it was playing and is replaced;
+    while an env-aware agent plays on in it, the turns it had not yet handed over are lost
+    with it (the episodes keep the turns recorded before).
 
     Example:
         >>> from turngym.agents import OracleAgent
