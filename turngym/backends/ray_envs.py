@@ -329,10 +329,14 @@ class HostPool:
 
 def _by_host(handles: Sequence[Any]) -> list[tuple[_Host, list[int]]]:
     """The positions of ``handles`` grouped by the actor slot hosting them."""
-    groups: dict[int, tuple[_Host, list[int]]] = {}
+    groups: dict[_Host, list[int]] = {}  # a hot loop: one look-up per handle per tick
     for position, handle in enumerate(handles):
-        groups.setdefault(id(handle.host), (handle.host, []))[1].append(position)
-    return list(groups.values())
+        positions = groups.get(handle.host)
+        if positions is None:
+            groups[handle.host] = [position]
+        else:
+            positions.append(position)
+    return list(groups.items())
 
 
 def _died(err: BaseException) -> EnvFailure:
