@@ -13,12 +13,13 @@ The cheap env is FrozenLake (microseconds per step); the slow env is KernelGen (
 grades a candidate module in a sandboxed subprocess; the oracle submits the reference, so an
 episode is one or two evaluations). Ray figures are for warm actors (the pool keeps them
 between rollouts, as a trainer or an eval with several seeds does); the first rollout's actor
-start is shown separately. Timings are medians of ``--repeats`` runs; the Ray overhead column
-is ``local turns/s / ray turns/s - 1``.
+start is shown separately. Local and Ray runs alternate (the load of a shared machine drifts);
+turns/s are medians of ``--repeats`` runs, and the Ray overhead column is the median over the
+pairs of ``local turns/s / ray turns/s - 1``.
 
 Target (issue 19): Ray's overhead on the cheap env <= 20% at 512 concurrent episodes.
 
-    python benchmarks/ray_backend.py [--episodes 512] [--repeats 3] [--slow-episodes 4]
+    python benchmarks/ray_backend.py [--episodes 512] [--repeats 3] [--slow-episodes 4 (0: skip)]
 """
 
 from __future__ import annotations
@@ -70,10 +71,13 @@ def measure(env: str, agent_factory, episodes: int, repeats: int) -> dict[str, f
     cold_started = time.perf_counter()
     collect(env, agent_factory(), episodes, max_concurrent=episodes, backend="ray")
     cold = time.perf_counter() - cold_started
-    local = [turns_per_s(env, agent_factory, episodes, "local")[0] for _ in range(repeats)]
-    ray_ = [turns_per_s(env, agent_factory, episodes, "ray")[0] for _ in range(repeats)]
-    lo, ra = statistics.median(local), statistics.median(ray_)
-    return {"local": lo, "ray": ra, "overhead": lo / ra - 1, "cold_s": cold}
+    local, ray_ = [], []
+    for _ in range(repeats):  # alternated: a shared machine's load shifts between runs
+        local.append(turns_per_s(env, agent_factory, episodes, "local")[0])
+        ray_.append(turns_per_s(env, agent_factory, episodes, "ray")[0])
+    overhead = statistics.median(lo / ra - 1 for lo, ra in zip(local, ray_, strict=True))
+    return {"local": statistics.median(local), "ray": statistics.median(ray_),
+            "overhead": overhead, "cold_s": cold}  # fmt: skip
 
 
 def main() -> None:
@@ -86,6 +90,7 @@ def main() -> None:
 
     import ray
 
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
     print(f"local Ray cluster: {args.cpus} CPUs, started in {time.perf_counter() - started:.1f} s")
@@ -95,12 +100,15 @@ def main() -> None:
         (CHEAP, "text", TextAgent, args.episodes, args.repeats),
         (SLOW, "oracle", OracleAgent, args.slow_episodes, 1),
     ]:
+        if n == 0:  # --slow-episodes 0 skips the slow env
+            continue
         r = measure(env, factory, n, repeats)
         rows.append((env, agent, n, r))
         print(f"  {env} {agent}: {r}", flush=True)
     ray.shutdown()
 
-    print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores on the host; "
+    print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores on the host, "
+          f"1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after; "
           f"medians of {args.repeats} runs (slow env: 1 run)\n")  # fmt: skip
     print("| env | agent | live episodes | local turns/s | Ray turns/s | Ray overhead | "
           "first Ray rollout (actor start) |")  # fmt: skip

@@ -161,12 +161,7 @@ class _Collector:
 
     def conversations(self) -> list[Conversation]:
         """The conversation of every live episode, in slot order."""
-        return [
-            Conversation(
-                s.instructions, s.history, s.observation, s.spec.episode_id, s.task_id, "agent"
-            )
-            for s in self.live
-        ]
+        return [_conversation(s) for s in self.live]
 
     def envs(self) -> list[gymnasium.Env]:
         """The env of every live episode, in slot order (for env-aware reference agents)."""
@@ -225,27 +220,19 @@ class _Collector:
         over_limit = index + 1 >= self.max_turns
         timed_out = self._time_left(slot) == 0.0
         truncated = bool(truncated) or ((over_limit or timed_out) and not terminated)
-        slot.turns.append(
-            Turn(
-                index=index,
-                agent_id="agent",
-                observation=slot.observation,
-                action=action.text,
-                reward=float(reward),
-                terminated=bool(terminated),
-                truncated=truncated,
-                state_key=slot.state_key,
-                action_valid=bool(info.get("action_valid", True)),
-                info=public_info(info),
-                trace=action.trace,
-            )
-        )
+        fields = (index, slot.observation, action, reward, terminated, truncated, slot.state_key,
+                  info)  # fmt: skip
+        self._add_turn(slot, bool(terminated) or truncated, fields)
         slot.history = (*slot.history, (slot.observation, action.text))
         slot.observation = obs
         slot.state_key = info.get(STATE_KEY)
         slot.last_info = info
         slot.timed_out = timed_out and not terminated
         return bool(terminated) or truncated
+
+    def _add_turn(self, slot: _Slot, last: bool, fields: TurnFields) -> None:
+        """Append the turn made of ``fields`` (``last``: the episode ends with it)."""
+        slot.turns.append(make_turn(*fields))
 
     def _finish(self, slot: _Slot, error: str | None = None, env_broken: bool = False) -> None:
         info = slot.last_info
@@ -299,6 +286,38 @@ class _Collector:
             close_quietly(env)
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+TurnFields = tuple[int, str, ActionResult, float, bool, bool, str | None, dict[str, Any]]
+"""What a turn is made of: index, observation, action, reward, terminated, truncated (as the
+engine decided it), state key, and the step's info."""
+
+
+def make_turn(index: int, observation: str, action: ActionResult, reward: float,
+              terminated: bool, truncated: bool, state_key: str | None,
+              info: dict[str, Any]) -> Turn:  # fmt: skip
+    """The :class:`~turngym.types.Turn` the engine records for one step."""
+    return Turn(
+        index=index,
+        agent_id="agent",
+        observation=observation,
+        action=action.text,
+        reward=float(reward),
+        terminated=bool(terminated),
+        truncated=truncated,
+        state_key=state_key,
+        action_valid=bool(info.get("action_valid", True)),
+        info=public_info(info),
+        trace=action.trace,
+    )
+
+
+def _conversation(slot: _Slot) -> Conversation:
+    """What the agent sees of a live episode (the Ray backend ships it to env-aware agents)."""
+    return Conversation(
+        slot.instructions, slot.history, slot.observation, slot.spec.episode_id, slot.task_id,
+        "agent",
+    )  # fmt: skip
 
 
 def _with_task_id(episode: Episode, task_id: str) -> Episode:

@@ -85,10 +85,15 @@ def _plain(groups):
 @pytest.mark.parametrize("env", ["turngym/FrozenLake-v0", "turngym/Wordle-v0"])
 @pytest.mark.parametrize("agent", [lambda: RandomAgent(seed=3), OracleAgent, HintAgent])
 def test_collect_on_ray_plays_the_same_episodes_as_local(env, agent):
-    kwargs = {"group_size": 2, "max_concurrent": 5, "split": "train"}  # refills reuse envs
-    local = collect(env, agent(), [4, 9, 11, 30], **kwargs)
-    remote = collect(env, agent(), [4, 9, 11, 30], backend="ray", **kwargs)
+    # Refills reuse envs; once nothing is queued an env-aware agent plays on in the actors.
+    kwargs = {"group_size": 2, "max_concurrent": 5, "split": "train"}
+    order = {"local": [], "ray": []}
+    local = collect(env, agent(), [4, 9, 11, 30], on_episode=lambda e: order["local"].append(
+        e.episode_id), **kwargs)  # fmt: skip
+    remote = collect(env, agent(), [4, 9, 11, 30], backend="ray", on_episode=lambda e: order[
+        "ray"].append(e.episode_id), **kwargs)  # fmt: skip
     assert _plain(remote) == _plain(local)
+    assert order["ray"] == order["local"]  # episodes finish in the same order
     assert sum(len(ep.turns) for g in remote for ep in g.episodes) > 8
 
 
@@ -130,6 +135,24 @@ def test_a_killed_cheap_env_actor_fails_the_episodes_it_hosted_and_the_rest_go_o
     assert failed == [0, 1, 2, 3]
     assert all("env actor died" in episodes[s].error for s in failed)
     assert all(ep.success for ep in episodes[4:])
+
+
+class DyingHintAgent(HintAgent):
+    """The hint follower as an env-aware agent: it plays inside the actors."""
+
+    def act_batch_with_envs(self, conversations, envs):
+        return self.act_batch(conversations)
+
+
+def test_an_actor_dying_while_it_plays_on_fails_its_episodes_and_is_replaced():
+    # Nothing queued: the env-aware agent plays the 6 episodes on in their one actor, which
+    # dies on episode 0's second turn; the turns it handed over before are recorded.
+    groups = collect(KillableCounter, DyingHintAgent(kill={"test/0@0/0"}), 6, max_turns=15,
+                     backend="ray")  # fmt: skip
+    episodes = [g.episodes[0] for g in groups]
+    assert all("env actor died" in ep.error and len(ep.turns) <= 1 for ep in episodes)
+    again = collect(KillableCounter, DyingHintAgent(), 6, max_turns=15, backend="ray")
+    assert all(g.episodes[0].success for g in again)
 
 
 def test_an_episode_timeout_cuts_a_stuck_slow_env():

@@ -20,6 +20,11 @@ local backend records); an actor that dies (a crashed env process, a killed work
 node) fails every call in flight on it with an :class:`EnvFailure`, and the pool starts a
 fresh actor in its place. Instances are built lazily on their first reset, so the handles that
 were idle on the dead actor simply rebuild their env on the replacement.
+
+**Wire.** A call carries one pickled batch each way (numbers and per-item values in, results
+out): Ray serialises the items of a list one by one, which for a microsecond env costs more
+than the step. Env-aware agents' conversations stay in the actors (only an episode's first
+one travels), and a warm actor keeps its env instances for the next rollout.
 """
 
 from __future__ import annotations
@@ -28,11 +33,14 @@ import hashlib
 import math
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import gymnasium
+
+from turngym.backends.ray_host import EnvFailure, EnvHost, pack, unpack
 
 __all__ = [
     "CPUS_KEY",
@@ -44,6 +52,7 @@ __all__ = [
     "EnvHost",
     "ActorEnv",
     "HostPool",
+    "Calls",
     "release_warm",
 ]
 
@@ -117,88 +126,6 @@ def plan_placement(metadata: Mapping[str, Any], concurrency: int, cpus: float) -
     return Placement(hosts, per_host, min(1.0, cost * per_host), False)
 
 
-class EnvFailure(Exception):
-    """An env call that failed in (or with) its actor; ``description`` is what gets recorded."""
-
-    def __init__(self, description: str) -> None:
-        super().__init__(description)
-        self.description = description
-
-
-class EnvHost:
-    """A Ray actor body: env instances by number, reset and stepped in batches.
-
-    Env-aware reference agents (random, oracle) read the env objects, so they act here, next to
-    their envs (:meth:`act_step`); the agent is a copy made when the actor starts, which keeps
-    each episode's random stream (it is keyed by episode id) in the actor hosting the episode.
-    """
-
-    def __init__(self, make_env: Callable[[], gymnasium.Env]) -> None:
-        self.make_env = make_env
-        self.agent: Any = None
-        self.envs: dict[int, gymnasium.Env] = {}
-
-    def start(self, agent: Any) -> None:
-        """Begin a rollout: forget the previous one's envs, take this one's agent copy."""
-        self.close(list(self.envs))
-        self.agent = agent
-
-    def reset(self, items: Sequence[tuple[int, tuple[int, dict]]]) -> list[Any]:
-        """Reset each ``(number, (seed, options))``; build the instance on first use."""
-        out: list[Any] = []
-        for number, (seed, options) in items:
-            try:
-                env = self.envs.get(number)
-                if env is None:
-                    env = self.envs[number] = self.make_env()
-                out.append(env.reset(seed=seed, options=options))
-            except Exception as err:
-                self.envs.pop(number, None)
-                out.append(_failure(err))
-        return out
-
-    def step(self, items: Sequence[tuple[int, str]]) -> list[Any]:
-        """Step each ``(number, action text)``; an exception becomes an :class:`EnvFailure`."""
-        out: list[Any] = []
-        for number, text in items:
-            try:
-                out.append(self.envs[number].step(text))
-            except Exception as err:
-                out.append(_failure(err))
-        return out
-
-    def act_step(self, items: Sequence[tuple[int, Any]]) -> list[Any]:
-        """Let the env-aware agent act on each ``(number, conversation)``, then step.
-
-        Returns one ``(ActionResult, step outcome)`` per item, or an :class:`EnvFailure`.
-        """
-        conversations = [conversation for _, conversation in items]
-        try:
-            envs = [self.envs[number] for number, _ in items]
-            actions = self.agent.act_batch_with_envs(conversations, envs)
-        except Exception as err:  # the agent failed: every episode of the batch records it
-            return [_failure(err)] * len(items)
-        outcomes = self.step([(n, a.text) for (n, _), a in zip(items, actions, strict=True)])
-        return [o if isinstance(o, EnvFailure) else (a, o)
-                for a, o in zip(actions, outcomes, strict=True)]  # fmt: skip
-
-    def close(self, numbers: Sequence[int]) -> None:
-        """Close and forget these instances (unknown numbers are ignored)."""
-        for number in numbers:
-            env = self.envs.pop(number, None)
-            if env is not None:
-                try:
-                    env.close()
-                except Exception:  # a broken env's close must not fail the actor
-                    pass
-
-
-def _failure(err: BaseException) -> EnvFailure:
-    from turngym._rollout_common import describe_error  # the local wording: results match
-
-    return EnvFailure(describe_error(err))
-
-
 class _Host:
     """One actor slot of a pool: the current actor, and how many handles point at it."""
 
@@ -236,11 +163,15 @@ _WARM: dict[tuple, list[Any]] = {}
 _LIVE_POOLS = [0]
 
 
+Calls = dict[Any, tuple[_Host, list[int], float | None]]
+"""Actor calls in flight: ``{ref: (host, positions of its items, earliest deadline)}``."""
+
+
 class HostPool:
     """The actors of one rollout: spawns, places handles, batches calls, replaces the dead.
 
     On :meth:`close` the actors are kept warm for the next rollout of the same env with the
-    same placement (their envs are closed; the next rollout's agent replaces this one's),
+    same placement (their env instances go idle; the next rollout's agent replaces this one's),
     unless another rollout is running at the same time, whose actors may be waiting for the
     CPUs these hold. Actors of any other env are stopped when a pool starts.
     """
@@ -279,52 +210,106 @@ class HostPool:
         self._numbers += 1
         return ActorEnv(host, self._numbers)
 
-    def call(self, method: str, items: Sequence[tuple[Any, Any]],
+    def call(self, method: str, handles: Sequence[Any], values: Sequence[Any], shared: Any = None,
              deadlines: Sequence[float | None] | None = None,
              timeout_message: str = "episode timed out") -> list[Any]:  # fmt: skip
-        """Run ``method`` on every ``(handle, argument)``, one call per actor; results in order.
+        """Run ``method`` on every handle with its value, one call per actor; results in order.
+
+        :meth:`submit`, then :meth:`gather` everything.
+        """
+        out: list[Any] = [None] * len(handles)
+        for positions, results in self.gather(self.submit(method, handles, values, shared,
+                                                          deadlines), timeout_message):  # fmt: skip
+            for p, value in zip(positions, results, strict=True):
+                out[p] = value
+        return out
+
+    def submit(self, method: str, handles: Sequence[Any], values: Sequence[Any],
+               shared: Any = None,
+               deadlines: Sequence[float | None] | None = None) -> Calls:  # fmt: skip
+        """Start ``method`` on every handle with its value, one call per actor; don't wait.
 
         Each handle is an :class:`ActorEnv` (typed ``Any``: the engine's slots hold them where
-        the local backend holds envs). ``deadlines`` (``time.monotonic()`` values, one per
-        item) bound the wait: an actor call still running when its earliest deadline passes
-        is abandoned, its items get ``TimeoutError(timeout_message)``, and the actor (stuck in
-        an env) is replaced.
+        the local backend holds envs); an actor gets ``(numbers, values, shared)`` for its
+        handles. ``deadlines`` (``time.monotonic()`` values, one per handle) bound the wait in
+        :meth:`gather`.
         """
-        groups: dict[int, tuple[_Host, list[int]]] = {}
-        for position, (handle, _) in enumerate(items):
-            groups.setdefault(id(handle.host), (handle.host, []))[1].append(position)
-        pending: dict[Any, tuple[_Host, list[int], float | None]] = {}
-        for host, positions in groups.values():
-            batch = [(items[p][0].number, items[p][1]) for p in positions]
+        calls: Calls = {}
+        for host, positions in _by_host(handles):
+            batch = ([handles[p].number for p in positions], [values[p] for p in positions], shared)
             due = [d for p in positions if (d := deadlines[p]) is not None] if deadlines else []
-            ref = getattr(host.actor, method).remote(batch)
-            pending[ref] = (host, positions, min(due) if due else None)
-        out: list[Any] = [None] * len(items)
-        while pending:
-            dues = [due for _, _, due in pending.values() if due is not None]
+            ref = getattr(host.actor, method).remote(pack(batch))
+            calls[ref] = (host, positions, min(due) if due else None)
+        return calls
+
+    def stream(self, method: str, handles: Sequence[Any], values: Sequence[Any]
+               ) -> Iterator[list[tuple[Any, list[int], Any]]]:  # fmt: skip
+        """Start the generator ``method`` like :meth:`submit` and yield its batches by tick.
+
+        Each tick is a list of ``(host, positions, results)``, one per actor still yielding;
+        an actor that died appears once as ``(host, [], EnvFailure)`` (its episodes end with
+        that error) and is replaced. No deadlines: a generator runs until it is done.
+        """
+        streams = []
+        for host, positions in _by_host(handles):
+            batch = ([handles[p].number for p in positions], [values[p] for p in positions], None)
+            where = {handles[p].number: p for p in positions}
+            streams.append((host, where, getattr(host.actor, method).remote(pack(batch))))
+        return self._ticks(streams)
+
+    def _ticks(self, streams: list[tuple[_Host, dict[int, int], Any]]
+               ) -> Iterator[list[tuple[Any, list[int], Any]]]:  # fmt: skip
+        # An actor hands over several ticks at a time; the driver takes them one by one.
+        playing = [(host, where, generator, deque[Any]()) for host, where, generator in streams]
+        while playing:
+            tick: list[tuple[Any, list[int], Any]] = []
+            going = []
+            for host, where, generator, ticks in playing:
+                if not ticks:
+                    try:
+                        ticks.extend(unpack(self.ray.get(next(generator))))
+                    except StopIteration:
+                        continue
+                    except self.ray.exceptions.RayActorError as err:
+                        self._replace(host)
+                        tick.append((host, [], _died(err)))
+                        continue
+                numbers, results = ticks.popleft()
+                tick.append((host, [where[n] for n in numbers], results))
+                going.append((host, where, generator, ticks))
+            playing = going
+            if tick:
+                yield tick
+
+    def gather(self, calls: Calls, timeout_message: str = "episode timed out"
+               ) -> Iterator[tuple[list[int], list[Any]]]:  # fmt: skip
+        """Yield ``(positions, results)`` per actor call of :meth:`submit`, as each finishes.
+
+        A call still running when its earliest deadline passes is abandoned, its items get
+        ``TimeoutError(timeout_message)``, and the actor (stuck in an env) is replaced.
+        """
+        calls = dict(calls)
+        while calls:
+            dues = [due for _, _, due in calls.values() if due is not None]
             wait = max(0.0, min(dues) - time.monotonic()) if dues else None
-            ready, _ = self.ray.wait(list(pending), num_returns=len(pending), timeout=wait)
+            ready, _ = self.ray.wait(list(calls), num_returns=1, timeout=wait)
             for ref in ready:
-                host, positions, _ = pending.pop(ref)
-                for p, value in zip(positions, self._results(ref, host, len(positions)),
-                                    strict=True):  # fmt: skip
-                    out[p] = value
+                host, positions, _ = calls.pop(ref)
+                yield positions, self._results(ref, host, len(positions))
             now = time.monotonic()
-            for ref in [r for r, (_, _, due) in pending.items() if due is not None and due <= now]:
-                host, positions, _ = pending.pop(ref)
+            for ref in [r for r, (_, _, due) in calls.items() if due is not None and due <= now]:
+                host, positions, _ = calls.pop(ref)
                 self._replace(host)
-                for p in positions:
-                    out[p] = TimeoutError(timeout_message)
-        return out
+                yield positions, [TimeoutError(timeout_message)] * len(positions)
 
     def _results(self, ref: Any, host: _Host, n: int) -> list[Any]:
         try:
-            return self.ray.get(ref)
+            packed = self.ray.get(ref)
         except self.ray.exceptions.RayActorError as err:
             self._replace(host)
-            lines = _ANSI.sub("", str(err)).strip().splitlines()
-            reason = f" ({lines[0].strip()})" if lines else ""
-            return [EnvFailure(f"{type(err).__name__}: env actor died{reason}")] * n
+            return [_died(err)] * n
+        values: list[Any] = unpack(packed)
+        return values
 
     def _replace(self, host: _Host) -> None:
         host.replace()
@@ -336,10 +321,28 @@ class HostPool:
         keep = _LIVE_POOLS[0] == 0
         for host in self.hosts:
             if keep:
-                host.actor.start.remote(None)  # close the envs, drop the agent copy
+                host.actor.start.remote(None)  # idle the envs, drop the agent copy
                 _WARM.setdefault(self._key, []).append(host.actor)
             else:
                 _kill(self.ray, host.actor)
+
+
+def _by_host(handles: Sequence[Any]) -> list[tuple[_Host, list[int]]]:
+    """The positions of ``handles`` grouped by the actor slot hosting them."""
+    groups: dict[_Host, list[int]] = {}  # a hot loop: one look-up per handle per tick
+    for position, handle in enumerate(handles):
+        positions = groups.get(handle.host)
+        if positions is None:
+            groups[handle.host] = [position]
+        else:
+            positions.append(position)
+    return list(groups.items())
+
+
+def _died(err: BaseException) -> EnvFailure:
+    lines = _ANSI.sub("", str(err)).strip().splitlines()
+    reason = f" ({lines[0].strip()})" if lines else ""
+    return EnvFailure(f"{type(err).__name__}: env actor died{reason}")
 
 
 def release_warm() -> None:

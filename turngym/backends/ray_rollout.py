@@ -5,8 +5,11 @@ same episode specs, seeds, reset options, turn records, truncation and error han
 episode played here is the one the local backend plays for the same seeds. What changes is
 where envs live (:mod:`turngym.backends.ray_envs`): resets and steps go to the actors in one
 batched call per actor per tick, while the agent, on the driver, still answers every live
-episode at once. Env-aware reference agents (random, oracle) read env objects, so they act
-inside the actors, next to their envs, in the same round trip as the step.
+episode at once. The driver builds a tick's turn records while the actors step the next one.
+Env-aware reference agents (random, oracle) read env objects, so they act inside the actors,
+next to their envs, in the same round trip as the step; once no episode is queued, each
+actor plays its episodes on to their end in one generator call and the driver records the
+ticks it hands over (same episodes, same finishing order, no round trip per tick).
 
 Differences from the local backend, all documented on :func:`collect_ray`: live episodes of a
 slow env are capped by the CPUs the cluster has for them, and an episode timeout cuts every
@@ -27,10 +30,20 @@ from turngym._rollout_common import plays_multiagent
 from turngym.agents.base import ActionResult, Agent, EnvAwareAgent
 from turngym.backends.ray_cluster import cluster_cpus, init_ray
 from turngym.backends.ray_envs import HostPool, plan_placement
-from turngym.rollout_single import EnvSource, _Collector, _Slot
-from turngym.types import Episode, Group
+from turngym.rollout_single import (
+    EnvSource,
+    TurnFields,
+    _Collector,
+    _conversation,
+    _Slot,
+    make_turn,
+)
+from turngym.types import Episode, Group, Turn
 
 __all__ = ["collect_ray", "acollect_ray"]
+
+# Stands in a slot's turn list until the turn is built (see _RayCollector._add_turn).
+_PENDING = Turn(-1, "agent", "", "", 0.0, False, False, None, True)
 
 
 class _RayCollector(_Collector):
@@ -53,7 +66,8 @@ class _RayCollector(_Collector):
         env_aware = isinstance(agent, EnvAwareAgent)
         self.hosts = HostPool(ray, self.make_env, placement, agent if env_aware else None)
         self.make_env = self.hosts.new_env  # type: ignore[assignment]
-        self._acted: list[Any] | None = None  # outcomes of the last act_step round trip
+        self._deferred: list[tuple[list[Turn], TurnFields]] = []  # see _add_turn
+        self._defer = True
 
     def fill(self) -> None:
         """Start queued episodes until ``concurrency`` are live, one reset call per actor."""
@@ -63,31 +77,110 @@ class _RayCollector(_Collector):
                 spec = self.queue.popleft()
                 env = self.free_envs.pop() if self.free_envs else self.make_env()
                 starting.append(_Slot(env=env, spec=spec, started=time.monotonic()))
-            options = self.reset_options
             outcomes = self.hosts.call(
-                "reset", [(s.env, (s.spec.seed, dict(options))) for s in starting]
-            )
+                "reset", [s.env for s in starting], [s.spec.seed for s in starting],
+                self.reset_options,
+            )  # fmt: skip
             for slot, outcome in zip(starting, outcomes, strict=True):
                 if isinstance(outcome, BaseException):
                     self._finish(slot, error=_describe(outcome), env_broken=True)
                 else:
                     self._begin(slot, *outcome)
 
-    def act_in_actors(self) -> list[ActionResult]:
-        """Env-aware agents: act and step inside the actors; the next ``apply`` records it."""
-        results = self.hosts.call(
-            "act_step", [(s.env, c) for s, c in zip(self.live, self.conversations(), strict=True)],
-            self._deadlines(), self._timeout_message(),
-        )  # fmt: skip
-        self._acted = [r if isinstance(r, BaseException) else r[1] for r in results]
-        return [ActionResult("") if isinstance(r, BaseException) else r[0] for r in results]
+    def apply(self, actions: Sequence[ActionResult] | None) -> None:
+        """Step every live episode and retire the finished ones, one call per actor.
 
-    def _step_all(self, actions: Sequence[ActionResult]) -> list[Any]:
-        if self._acted is not None:
-            outcomes, self._acted = self._acted, None
-            return outcomes
-        items = [(s.env, a.text) for s, a in zip(self.live, actions, strict=True)]
-        return self.hosts.call("step", items, self._deadlines(), self._timeout_message())
+        ``actions`` come from the driver's agent; ``None`` lets the env-aware agent act inside
+        the actors, next to its envs. While the actors step, the driver builds the previous
+        tick's turns (:meth:`_add_turn`), and it takes each actor's results as they come.
+        Episodes finish in slot order, as on the local backend.
+        """
+        live = self.live
+        if actions is not None and len(actions) != len(live):
+            raise RuntimeError(
+                f"the agent returned {len(actions)} actions for {len(live)} conversations"
+            )
+        if actions is None and not self.queue and self.episode_timeout is None:
+            self._play_out()
+            return
+        handles = [s.env for s in live]
+        if actions is None:  # an episode's first conversation goes to its actor, which keeps it
+            firsts = [None if s.turns else _conversation(s) for s in live]
+            calls = self.hosts.submit("act_step", handles, firsts, None, self._deadlines())
+        else:
+            texts = [a.text for a in actions]
+            calls = self.hosts.submit("step", handles, texts, None, self._deadlines())
+        self._flush()
+        errors: dict[int, str] = {}
+        over = [False] * len(live)
+        for positions, results in self.hosts.gather(calls, self._timeout_message()):
+            for p, result in zip(positions, results, strict=True):
+                if isinstance(result, BaseException):
+                    errors[p] = _describe(result)
+                elif actions is None:
+                    over[p] = self._record(live[p], *result)
+                else:
+                    over[p] = self._record(live[p], actions[p], result)
+        self.live = []
+        for p, slot in enumerate(live):
+            if p in errors:
+                self._finish(slot, error=errors[p], env_broken=True)
+            elif over[p]:
+                self._finish(slot)
+            else:
+                self.live.append(slot)
+
+    def _play_out(self) -> None:
+        """Env-aware agent, nothing queued: the actors play their episodes to the end.
+
+        One generator call per actor (``EnvHost.play``) instead of a round trip per tick: the
+        actors play on while the driver records the ticks they yield, and episodes finish in
+        the order the per-tick engine finishes them. Not with an episode timeout, which is
+        enforced per round trip.
+        """
+        live = self.live
+        items = [(None if s.turns else _conversation(s), self.max_turns - len(s.turns))
+                 for s in live]  # fmt: skip
+        ticks = self.hosts.stream("play", [s.env for s in live], items)
+        self._flush()
+        self._defer = False  # an episode's turns are needed as soon as it ends
+        playing = dict(enumerate(live))  # position -> slot, until its episode ends
+        for tick in ticks:
+            ended: dict[int, str | None] = {}  # position -> error (None: the episode is over)
+            for host, positions, results in tick:
+                if isinstance(results, BaseException):  # the actor died: so did its episodes
+                    died = _describe(results)
+                    ended.update((p, died) for p, s in playing.items() if _host(s) is host)
+                    continue
+                for p, result in zip(positions, results, strict=True):
+                    if isinstance(result, BaseException):
+                        ended[p] = _describe(result)
+                    elif self._record(playing[p], *result):
+                        ended[p] = None
+            for p in sorted(ended):
+                self._finish(playing.pop(p), error=ended[p], env_broken=ended[p] is not None)
+        self._defer = True
+        self.live = list(playing.values())  # none: an actor stops an episode as the engine does
+
+    def _add_turn(self, slot: _Slot, last: bool, fields: TurnFields) -> None:
+        # An episode's last turn is built at once (the episode is assembled now); the others
+        # wait for the next tick's actor calls, whose round trip would otherwise idle here.
+        if last or not self._defer:
+            super()._add_turn(slot, last, fields)
+        else:
+            slot.turns.append(_PENDING)
+            self._deferred.append((slot.turns, fields))
+
+    def _flush(self) -> None:
+        """Build the turns :meth:`_add_turn` put off."""
+        for turns, fields in self._deferred:
+            turns[fields[0]] = make_turn(*fields)
+        self._deferred.clear()
+
+    def groups(self) -> list[Group]:
+        """Assemble the finished episodes into groups, in task order."""
+        self._flush()
+        return super().groups()
 
     def _deadlines(self) -> list[float | None]:
         if self.episode_timeout is None:
@@ -145,7 +238,9 @@ def collect_ray(
     batched for the agent (a model agent whose draws depend on its batch composition then
     samples differently, as it would locally with another ``max_concurrent``); and an episode
     timeout cuts every episode that shares the stuck actor. An actor that dies (a crashing
-    env, a killed worker) records an error on each episode it was playing and is replaced.
+    env, a killed worker) records an error on each episode it was playing and is replaced;
+    while an env-aware agent plays on in it, the turns it had not yet handed over are lost
+    with it (the episodes keep the turns recorded before).
 
     Example:
         >>> from turngym.agents import OracleAgent
@@ -158,9 +253,8 @@ def collect_ray(
             collector.fill()
             while not collector.done:
                 before = len(collector.results)
-                if isinstance(agent, EnvAwareAgent):
-                    actions = collector.act_in_actors()
-                else:
+                actions = None  # an env-aware agent acts inside the actors
+                if not isinstance(agent, EnvAwareAgent):
                     actions = agent.act_batch(collector.conversations())
                 collector.apply(actions)
                 collector.fill()
@@ -186,12 +280,16 @@ async def acollect_ray(
     try:
         await asyncio.to_thread(collector.fill)
         while not collector.done:
-            if isinstance(agent, EnvAwareAgent):
-                actions = await asyncio.to_thread(collector.act_in_actors)
-            else:
+            actions = None  # an env-aware agent acts inside the actors
+            if not isinstance(agent, EnvAwareAgent):
                 actions = await agent.aact_batch(collector.conversations())
             await asyncio.to_thread(collector.apply, actions)
             await asyncio.to_thread(collector.fill)
         return collector.groups()
     finally:
         collector.close()
+
+
+def _host(slot: _Slot) -> Any:
+    """The actor slot hosting a live episode's env (its handle is an ``ActorEnv``)."""
+    return getattr(slot.env, "host", None)
