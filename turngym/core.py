@@ -29,13 +29,13 @@ import numpy as np
 from turngym._seeding import LazySeeding
 from turngym.tasks import (
     SPLITS,
+    cached_draw,
     cached_task,
     canonical_json,
     clear_task_cache,
-    draw_task,
     load_tasks_file,
     resolve_difficulty,
-    task_id_of,
+    task_fingerprint,
 )
 
 __all__ = [
@@ -465,8 +465,8 @@ class TextEnv(LazySeeding, gymnasium.Env[str, str]):
         self.split = options.get("split", "train")
         if seed is None:
             seed = int(self.np_random.integers(2**31 - 1))
-        self.task = self._select_task(seed, options)
-        self.task_id = task_id_of(self.family, self.task)
+        self.task, fingerprint = self._select_task(seed, options)
+        self.task_id = f"{self.family}-{fingerprint[:12]}"  # task_id_of(family, task)
         self.turn = 0
         self.load_task(self.task)
         self._last_obs = self.render_text()
@@ -504,21 +504,23 @@ class TextEnv(LazySeeding, gymnasium.Env[str, str]):
         self.check_difficulty(difficulty)
         return difficulty
 
-    def _select_task(self, seed: int, options: Mapping[str, Any]) -> dict[str, Any]:
+    def _select_task(self, seed: int, options: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+        """The episode's task (a fresh copy ``load_task`` may keep) and its fingerprint."""
         if "task" in options:
             task = options["task"]
             if not isinstance(task, Mapping):
                 raise ValueError(f"options['task'] must be a task dict, got {type(task).__name__}.")
             try:
                 copied: dict[str, Any] = json.loads(canonical_json(task))
-                return copied  # a deep copy that load_task may keep
             except TypeError as err:
                 raise ValueError(f"options['task'] must be JSON-serialisable: {err}") from err
+            return copied, task_fingerprint(copied)
         if self._tasks_file is not None:
             pool = self._tasks_file[self.split]
             if not pool:
                 raise ValueError(f"The tasks file has no task in split {self.split!r}.")
-            return dict(pool[seed % len(pool)])
+            task = dict(pool[seed % len(pool)])
+            return task, task_fingerprint(task)
         difficulty = self.episode_difficulty
         # The G envs of a group reset to the same task, and drawing one can take several
         # candidates (split rejection) plus a solver run; remember recent draws per class.
@@ -526,12 +528,11 @@ class TextEnv(LazySeeding, gymnasium.Env[str, str]):
             difficulty_json = self._difficulty_json
         else:
             difficulty_json = canonical_json(difficulty)
-        split = self.split
-        return cached_task(
-            (type(self), split, seed, difficulty_json),
-            lambda: draw_task(lambda rng: self.generate_task(rng, difficulty),
-                              family=self.family, split=split, seed=seed),
-        )  # fmt: skip
+        return cached_draw(
+            (type(self), self.split, seed, difficulty_json),
+            lambda rng: self.generate_task(rng, difficulty),
+            self.family,
+        )
 
     def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         """Apply one tagged action. Malformed or illegal actions never raise.

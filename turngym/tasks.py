@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from turngym._seed_sequence import Stream, generator, uint32_words
+
 __all__ = [
     "SPLITS",
     "SPLIT_SHARES",
@@ -40,6 +42,7 @@ __all__ = [
     "load_tasks_file",
     "read_json_objects",
     "cached_task",
+    "cached_draw",
     "clear_task_cache",
 ]
 
@@ -59,14 +62,19 @@ for _name in SPLITS:
     _low = _high
 
 
+# What json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True) builds on
+# every call; one encoder serves every call (encode keeps no state between calls).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def canonical_json(value: Any) -> str:
     """Serialise ``value`` to JSON with sorted keys and no whitespace (a stable fingerprint)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return _CANONICAL.encode(value)
 
 
 def task_fingerprint(task: Mapping[str, Any]) -> str:
     """Return the SHA-256 hex digest of a task's canonical JSON."""
-    return hashlib.sha256(canonical_json(task).encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(task).encode()).hexdigest()
 
 
 def task_id_of(family: str, task: Mapping[str, Any]) -> str:
@@ -76,7 +84,11 @@ def task_id_of(family: str, task: Mapping[str, Any]) -> str:
 
 def split_of(task: Mapping[str, Any]) -> str:
     """Return the split a task belongs to, from the hash of its content alone."""
-    bucket = int(task_fingerprint(task)[:8], 16) % 10_000
+    return _split_of_fingerprint(task_fingerprint(task))
+
+
+def _split_of_fingerprint(fingerprint: str) -> str:
+    bucket = int(fingerprint[:8], 16) % 10_000
     for name, (low, high) in _BUCKETS.items():
         if low <= bucket < high:
             return name
@@ -99,12 +111,26 @@ def _family_word(family: str) -> int:
 def task_rng(family: str, split: str, seed: int, attempt: int = 0) -> np.random.Generator:
     """Return the generator that draws candidate ``attempt`` for ``(family, split, seed)``.
 
-    The entropy comes from SHA-256 of the family name, never from Python's salted ``hash``.
+    It is ``np.random.default_rng(np.random.SeedSequence([w, split index, seed, attempt]))``
+    with ``w`` the first 64 bits of SHA-256 of the family name (never Python's salted
+    ``hash``), built without SeedSequence's overhead (:mod:`turngym._seed_sequence`).
     """
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     entropy = [_family_word(family), SPLITS.index(_check_split(split)), int(seed), int(attempt)]
-    return np.random.default_rng(np.random.SeedSequence(entropy))
+    return _task_rng(entropy)
+
+
+def _task_rng(entropy: list[int]) -> np.random.Generator:
+    """The generator of ``SeedSequence(entropy)``, ``entropy`` = [family word, split, ...]."""
+    words = uint32_words(entropy)
+    return generator(entropy, _stream(tuple(words[:3])).state(words[3:]))
+
+
+@functools.lru_cache(maxsize=256)
+def _stream(head: tuple[int, ...]) -> Stream:
+    """The precomputed pooling of the first three entropy words (family word and split)."""
+    return Stream(head)
 
 
 def draw_task(
@@ -131,11 +157,27 @@ def draw_task(
     Raises:
         RuntimeError: No candidate landed in ``split`` within ``max_attempts``.
     """
-    _check_split(split)
+    return _draw(generate, family, split, seed, max_attempts)[0]
+
+
+def _draw(
+    generate: Callable[[np.random.Generator], dict[str, Any]],
+    family: str,
+    split: str,
+    seed: int,
+    max_attempts: int = 2_000,
+) -> tuple[dict[str, Any], str, str]:
+    """:func:`draw_task`, plus the task's canonical JSON and fingerprint."""
+    entropy = [_family_word(family), SPLITS.index(_check_split(split)), int(seed), 0]
+    if seed < 0 and max_attempts > 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
     for attempt in range(max_attempts):
-        task = generate(task_rng(family, split, seed, attempt))
-        if split_of(task) == split:
-            return task
+        entropy[3] = attempt
+        task = generate(_task_rng(list(entropy)))
+        text = _CANONICAL.encode(task)
+        fingerprint = hashlib.sha256(text.encode()).hexdigest()
+        if _split_of_fingerprint(fingerprint) == split:
+            return task, text, fingerprint
     raise RuntimeError(
         f"{family}: no task of split {split!r} found for seed {seed} in {max_attempts} "
         "attempts. The difficulty settings probably admit too few distinct tasks; "
@@ -211,16 +253,49 @@ def load_tasks_file(path: str | Path) -> dict[str, list[dict[str, Any]]]:
     return by_split
 
 
-# Drawn tasks by (env class, split, seed, difficulty JSON) -> task JSON. Sound because
-# generate_task must depend on nothing but its rng and difficulty (see its docstring).
-_TASK_CACHE: dict[tuple[type, str, int, str], str] = {}
+# Drawn tasks by (env class, split, seed, difficulty JSON). Sound because generate_task must
+# depend on nothing but its rng and difficulty (see its docstring).
+_TASK_CACHE: dict[tuple[type, str, int, str], _Drawn] = {}
 _TASK_CACHE_SIZE = 4096
 _TASK_CACHE_LOCK = threading.Lock()
+
+
+class _Drawn:
+    """A cached task: its canonical JSON, its fingerprint, and how to hand out a fresh copy.
+
+    A copy must equal ``json.loads(text)`` (keys sorted, tuples as lists, keys as strings):
+    a task whose values are all scalars is copied from that parsed form with ``dict``, others
+    are parsed again (faster than a recursive copy for anything nested).
+    """
+
+    __slots__ = ("text", "fingerprint", "_flat")
+
+    def __init__(self, text: str, fingerprint: str) -> None:
+        self.text = text
+        self.fingerprint = fingerprint
+        value = json.loads(text)
+        flat = isinstance(value, dict) and not any(
+            isinstance(v, (dict, list)) for v in value.values()
+        )
+        self._flat: dict[str, Any] | None = value if flat else None
+
+    def copy(self) -> dict[str, Any]:
+        if self._flat is not None:
+            return dict(self._flat)
+        fresh: dict[str, Any] = json.loads(self.text)
+        return fresh
 
 
 def clear_task_cache() -> None:
     """Forget every cached task draw (the checker does, to test generators themselves)."""
     _TASK_CACHE.clear()
+
+
+def _remember(key: tuple[type, str, int, str], drawn: _Drawn) -> None:
+    with _TASK_CACHE_LOCK:  # envs stepped from worker threads share the cache
+        _TASK_CACHE[key] = drawn
+        if len(_TASK_CACHE) > _TASK_CACHE_SIZE:
+            del _TASK_CACHE[next(iter(_TASK_CACHE))]  # oldest first (dicts keep order)
 
 
 def cached_task(
@@ -229,15 +304,31 @@ def cached_task(
     """The task ``draw()`` returns for ``key`` = (env class, split, seed, difficulty JSON).
 
     Each key is drawn once per process (the last 4096 are kept) and every call returns a
-    fresh copy, which the env may keep and change. Sound because a task may depend on nothing
-    but its key (see :meth:`turngym.core.TextEnv.generate_task`).
+    fresh copy (as ``json.loads`` of its canonical JSON), which the env may keep and change.
+    Sound because a task may depend on nothing but its key (see
+    :meth:`turngym.core.TextEnv.generate_task`).
     """
-    cached = _TASK_CACHE.get(key)
-    if cached is None:
-        cached = canonical_json(draw())
-        with _TASK_CACHE_LOCK:  # envs stepped from worker threads share the cache
-            _TASK_CACHE[key] = cached
-            if len(_TASK_CACHE) > _TASK_CACHE_SIZE:
-                del _TASK_CACHE[next(iter(_TASK_CACHE))]  # oldest first (dicts keep order)
-    fresh: dict[str, Any] = json.loads(cached)
-    return fresh
+    drawn = _TASK_CACHE.get(key)
+    if drawn is None:
+        text = _CANONICAL.encode(draw())
+        drawn = _Drawn(text, hashlib.sha256(text.encode()).hexdigest())
+        _remember(key, drawn)
+    return drawn.copy()
+
+
+def cached_draw(
+    key: tuple[type, str, int, str],
+    generate: Callable[[np.random.Generator], dict[str, Any]],
+    family: str,
+) -> tuple[dict[str, Any], str]:
+    """:func:`cached_task` of :func:`draw_task` for ``key``, and the task's fingerprint.
+
+    The envs' reset path: ``key`` = (env class, split, seed, difficulty JSON), ``generate``
+    as for :func:`draw_task`. The fingerprint gives the task id without hashing it again.
+    """
+    drawn = _TASK_CACHE.get(key)
+    if drawn is None:
+        _, text, fingerprint = _draw(generate, family, key[1], key[2])
+        drawn = _Drawn(text, fingerprint)
+        _remember(key, drawn)
+    return drawn.copy(), drawn.fingerprint

@@ -48,10 +48,9 @@ from turngym.core import (
     TASK_ID,
     TextSpace,
     _parse_fields,  # parse_action without its record: the step's hot path
-    cached_task,
     parse_action,
 )
-from turngym.tasks import SPLITS, canonical_json, draw_task, resolve_difficulty, task_id_of
+from turngym.tasks import SPLITS, cached_draw, canonical_json, resolve_difficulty, task_fingerprint
 
 __all__ = ["TextObservation", "Move", "TextAECEnv", "SeatEnv", "BASE_DIFFICULTY"]
 
@@ -319,8 +318,8 @@ class TextAECEnv(AECEnv):
             seed = int(self.np_random.integers(2**31 - 1))
         self.episode_difficulty = self._validated_difficulty(options)
         self.split = options.get("split", "train")
-        self.task = self._select_task(seed, options)
-        self.task_id = task_id_of(self.family, self.task)
+        self.task, fingerprint = self._select_task(seed, options)
+        self.task_id = f"{self.family}-{fingerprint[:12]}"  # task_id_of(family, task)
         self.turn = 0
         self.load_task(self.task)
         self.agents = list(self.possible_agents)
@@ -470,23 +469,25 @@ class TextAECEnv(AECEnv):
         self._check_all(difficulty)
         return difficulty
 
-    def _select_task(self, seed: int, options: Mapping[str, Any]) -> dict[str, Any]:
+    def _select_task(self, seed: int, options: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+        """The game's task (a fresh copy ``load_task`` may keep) and its fingerprint."""
         if "task" in options:
             task = options["task"]
             if not isinstance(task, Mapping):
                 raise ValueError(f"options['task'] must be a task dict, got {type(task).__name__}.")
-            return json.loads(canonical_json(task))
+            copied: dict[str, Any] = json.loads(canonical_json(task))
+            return copied, task_fingerprint(copied)
         difficulty, split = self.episode_difficulty, self.split
         # The seats of a game, and the G games of a group, reset to the same task: draw each
         # (class, split, seed, knobs) once, like single-agent envs do.
         as_json = (
             self._difficulty_json if difficulty is self.difficulty else canonical_json(difficulty)
         )
-        return cached_task(
+        return cached_draw(
             (type(self), split, seed, as_json),
-            lambda: draw_task(lambda rng: self.generate_task(rng, difficulty),
-                              family=self.family, split=split, seed=seed),
-        )  # fmt: skip
+            lambda rng: self.generate_task(rng, difficulty),
+            self.family,
+        )
 
 
 class SeatEnv:

@@ -1,0 +1,222 @@
+"""``np.random.default_rng(SeedSequence(entropy))`` without SeedSequence's per-call cost.
+
+Every task candidate gets its own generator (:func:`turngym.tasks.task_rng`). NumPy builds one
+through ``SeedSequence``, whose pooling and ``generate_state`` run through several NumPy arrays
+and an ``np.errstate`` context per call: several times the cost of drawing a small task. This
+module computes the same four 64-bit seed words in plain integer arithmetic and hands them to
+NumPy's own ``PCG64``, so the generator, its state and every number it draws are identical.
+
+The arithmetic is NumPy's ``SeedSequence`` (after O'Neill's ``seed_seq_fe``, "Developing a
+seed_seq Alternative", 2015): entropy integers become 32-bit words (lowest first); a 4-word
+pool is filled by the ``hashmix`` of the first words, mixed every word into every other, and
+then mixed with each remaining word; ``generate_state(4, uint64)`` hashes the pool cyclically
+into 8 words, read as little-endian pairs. :class:`Stream` precomputes everything that depends
+only on the first three words (a task's family and split), leaving about twenty integer
+operations per generator. The tests compare the state with NumPy's on many entropies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.random.bit_generator import ISpawnableSeedSequence
+
+__all__ = ["uint32_words", "state_words", "Stream", "generator"]
+
+_MASK = 0xFFFFFFFF
+_INIT_A, _MULT_A = 0x43B0D7E5, 0x931E8875  # pool hashing
+_INIT_B, _MULT_B = 0x8B51F9DD, 0x58F38DED  # output hashing
+_MIX_L, _MIX_R = 0xCA01F9DD, 0x4973F715
+_POOL = 4
+
+# The hash multiplier before and after each pool hashmix call (it depends only on the call's
+# rank), and the pair of each output word.
+_A = [_INIT_A]
+for _ in range(256):
+    _A.append(_A[-1] * _MULT_A & _MASK)
+_B = [_INIT_B]
+for _ in range(8):
+    _B.append(_B[-1] * _MULT_B & _MASK)
+_B0, _B1, _B2, _B3, _B4, _B5, _B6, _B7, _B8 = _B
+
+
+def uint32_words(values: Sequence[int]) -> list[int]:
+    """The 32-bit words NumPy makes of non-negative integers: each lowest word first, 0 as [0].
+
+    Raises:
+        ValueError: A negative value (as NumPy does).
+    """
+    words = []
+    for value in values:
+        if value < 0:
+            raise ValueError("expected non-negative integer")
+        if value == 0:
+            words.append(0)
+        while value > 0:
+            words.append(value & _MASK)
+            value >>= 32
+    return words
+
+
+def _hashmix(value: int, rank: int) -> int:
+    value = (value ^ _A[rank]) * _A[rank + 1] & _MASK
+    return value ^ (value >> 16)
+
+
+def _mix(x: int, y: int) -> int:
+    out = (_MIX_L * x - _MIX_R * y) & _MASK
+    return out ^ (out >> 16)
+
+
+def _pool(words: Sequence[int]) -> tuple[list[int], int]:
+    """The first part of the pooling: fill, then mix every pool word into every other.
+
+    Returns the pool and the number of hashmix calls made (the next call's rank).
+    """
+    pool = [_hashmix(words[i] if i < len(words) else 0, i) for i in range(_POOL)]
+    rank = _POOL
+    for src in range(_POOL):
+        for dst in range(_POOL):
+            if src != dst:
+                pool[dst] = _mix(pool[dst], _hashmix(pool[src], rank))
+                rank += 1
+    return pool, rank
+
+
+def _output(p0: int, p1: int, p2: int, p3: int) -> tuple[int, int, int, int]:
+    """``generate_state(4, uint64)`` of a finished pool."""
+    o0 = (p0 ^ _B0) * _B1 & _MASK
+    o1 = (p1 ^ _B1) * _B2 & _MASK
+    o2 = (p2 ^ _B2) * _B3 & _MASK
+    o3 = (p3 ^ _B3) * _B4 & _MASK
+    o4 = (p0 ^ _B4) * _B5 & _MASK
+    o5 = (p1 ^ _B5) * _B6 & _MASK
+    o6 = (p2 ^ _B6) * _B7 & _MASK
+    o7 = (p3 ^ _B7) * _B8 & _MASK
+    return (
+        (o0 ^ (o0 >> 16)) | (o1 ^ (o1 >> 16)) << 32,
+        (o2 ^ (o2 >> 16)) | (o3 ^ (o3 >> 16)) << 32,
+        (o4 ^ (o4 >> 16)) | (o5 ^ (o5 >> 16)) << 32,
+        (o6 ^ (o6 >> 16)) | (o7 ^ (o7 >> 16)) << 32,
+    )
+
+
+def state_words(words: Sequence[int]) -> tuple[int, int, int, int]:
+    """``SeedSequence(entropy).generate_state(4, np.uint64)`` from the entropy's 32-bit words.
+
+    The plain (unprecomputed) algorithm, for any number of words.
+    """
+    pool, rank = _pool(words)
+    for src in range(_POOL, len(words)):
+        for dst in range(_POOL):
+            pool[dst] = _mix(pool[dst], _hashmix(words[src], rank))
+            rank += 1
+    return _output(*pool)
+
+
+class Stream:
+    """Seed words of every entropy that starts with the same three 32-bit words.
+
+    The pool words 0-2 after the all-to-all mixing, and the three values mixed into word 3
+    meanwhile, depend on the first three words only; :meth:`state` finishes the pooling from
+    the fourth word on.
+    """
+
+    __slots__ = ("_p0", "_p1", "_p2", "_into3")
+
+    def __init__(self, head: Sequence[int]) -> None:
+        """Precompute for the first three words ``head`` (each below 2**32)."""
+        if len(head) != 3:
+            raise ValueError(f"a stream starts with 3 words, got {len(head)}")
+        pool = [_hashmix(head[i], i) for i in range(3)]
+        rank, into3 = _POOL, []
+        for src in range(3):  # the mixing steps that read no word from the fourth on
+            for dst in range(_POOL):
+                if src != dst:
+                    hashed = _hashmix(pool[src], rank)
+                    if dst == 3:
+                        into3.append(hashed)
+                    else:
+                        pool[dst] = _mix(pool[dst], hashed)
+                    rank += 1
+        self._p0, self._p1, self._p2 = pool
+        self._into3 = tuple(into3)
+
+    def state(self, tail: Sequence[int]) -> tuple[int, int, int, int]:
+        """The seed words of ``head + tail`` (``tail``: at least one 32-bit word)."""
+        mask, left, right = _MASK, _MIX_L, _MIX_R
+        a = _A
+        v = (tail[0] ^ a[3]) * a[4] & mask
+        p3 = v ^ (v >> 16)
+        for hashed in self._into3:
+            v = (left * p3 - right * hashed) & mask
+            p3 = v ^ (v >> 16)
+        # Word 3 mixes into words 0-2 (hashmix ranks 13-15).
+        h = (p3 ^ a[13]) * a[14] & mask
+        v = (left * self._p0 - right * (h ^ (h >> 16))) & mask
+        p0 = v ^ (v >> 16)
+        h = (p3 ^ a[14]) * a[15] & mask
+        v = (left * self._p1 - right * (h ^ (h >> 16))) & mask
+        p1 = v ^ (v >> 16)
+        h = (p3 ^ a[15]) * a[16] & mask
+        v = (left * self._p2 - right * (h ^ (h >> 16))) & mask
+        p2 = v ^ (v >> 16)
+        rank = 16
+        for word in tail[1:]:  # every later word mixes into every pool word
+            pool = [p0, p1, p2, p3]
+            for dst in range(_POOL):
+                h = (word ^ a[rank]) * a[rank + 1] & mask
+                v = (left * pool[dst] - right * (h ^ (h >> 16))) & mask
+                pool[dst] = v ^ (v >> 16)
+                rank += 1
+            p0, p1, p2, p3 = pool
+        return _output(p0, p1, p2, p3)
+
+
+class _SeedWords(ISpawnableSeedSequence):
+    """A seed sequence whose ``generate_state(4, uint64)`` was computed ahead.
+
+    What ``PCG64`` asks for at construction; anything else (``spawn``, other sizes, the
+    ``entropy`` and ``pool`` attributes) goes to a real ``SeedSequence`` of the same entropy,
+    built when first needed, so the generator behaves as NumPy's in every respect.
+    """
+
+    __slots__ = ("_entropy", "_words", "_real")
+
+    def __init__(self, entropy: list[int], words: tuple[int, int, int, int]) -> None:
+        self._entropy = entropy
+        self._words = words
+        self._real: np.random.SeedSequence | None = None
+
+    def _sequence(self) -> np.random.SeedSequence:
+        if self._real is None:
+            self._real = np.random.SeedSequence(self._entropy)
+        return self._real
+
+    def generate_state(self, n_words: int, dtype: Any = np.uint32) -> np.ndarray:
+        """The state words; the precomputed ones for ``(4, np.uint64)``."""
+        if n_words == 4 and dtype is np.uint64:
+            return np.array(self._words, dtype=np.uint64)
+        return self._sequence().generate_state(n_words, dtype)
+
+    def spawn(self, n_children: int) -> list[np.random.SeedSequence]:
+        """Children of the equivalent ``SeedSequence``."""
+        return self._sequence().spawn(n_children)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in _SeedWords.__slots__:
+            raise AttributeError(name)
+        return getattr(self._sequence(), name)
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        return self._sequence().__reduce__()  # unpickles as the real SeedSequence
+
+    def __repr__(self) -> str:
+        return repr(self._sequence())
+
+
+def generator(entropy: list[int], words: tuple[int, int, int, int]) -> np.random.Generator:
+    """``np.random.default_rng(np.random.SeedSequence(entropy))``, given its seed ``words``."""
+    return np.random.Generator(np.random.PCG64(_SeedWords(entropy, words)))
