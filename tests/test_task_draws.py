@@ -92,12 +92,15 @@ def test_negative_seeds_and_words_are_refused_as_before():
         draw_task(lambda rng: {}, family="wordle", split="tran", seed=-1)
     with pytest.raises(ValueError, match="non-negative"):
         _seed_sequence.uint32_words([3, -1])
+    with pytest.raises(ValueError, match="non-negative"):
+        task_rng("wordle", "train", 3, attempt=-1)
 
 
 @pytest.mark.parametrize(
     "task",
     [{"b": 1, "a": (1, 2.5)}, {"x": "é", "y": None, "z": True}, {"k": {"2": [1, {"c": "d"}]}},
-     {"f": 1e16, "n": -0.0}],
+     {"f": 1e16, "n": -0.0}, {"grid": [[0, 1] * 5] * 10, "name": "big"}, {"inf": float("inf")},
+     {1: "int key", 3: ("a", None)}, {"n": None, "l": [None, 0.5]}],
 )  # fmt: skip
 def test_cached_copies_equal_a_json_round_trip_and_are_fresh(task):
     clear_task_cache()
@@ -106,6 +109,7 @@ def test_cached_copies_equal_a_json_round_trip_and_are_fresh(task):
     again = cached_task(key, lambda: pytest.fail("drawn twice"))
     expected = __import__("json").loads(canonical_json(task))
     assert first == again == expected and list(first) == list(expected)
+    assert canonical_json(first) == canonical_json(expected)  # same types (lists, not tuples)
     assert first is not again
     first.clear()
     assert cached_task(key, lambda: task) == expected

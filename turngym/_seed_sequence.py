@@ -121,10 +121,11 @@ class Stream:
 
     The pool words 0-2 after the all-to-all mixing, and the three values mixed into word 3
     meanwhile, depend on the first three words only; :meth:`state` finishes the pooling from
-    the fourth word on.
+    the fourth word on, and :meth:`state_of` does so for the common tail of one seed word and
+    one attempt word with every constant folded in.
     """
 
-    __slots__ = ("_p0", "_p1", "_p2", "_into3")
+    __slots__ = ("_p0", "_p1", "_p2", "_into3", "_fold")
 
     def __init__(self, head: Sequence[int]) -> None:
         """Precompute for the first three words ``head`` (each below 2**32)."""
@@ -143,36 +144,72 @@ class Stream:
                     rank += 1
         self._p0, self._p1, self._p2 = pool
         self._into3 = tuple(into3)
+        # For state_of: mix(x, y) = f(L * x - R * y), so the fixed operands are stored times
+        # their multiplier.
+        self._fold = (pool[0] * _MIX_L, pool[1] * _MIX_L, pool[2] * _MIX_L,
+                      *(hashed * _MIX_R for hashed in into3))  # fmt: skip
 
     def state(self, tail: Sequence[int]) -> tuple[int, int, int, int]:
         """The seed words of ``head + tail`` (``tail``: at least one 32-bit word)."""
-        mask, left, right = _MASK, _MIX_L, _MIX_R
-        a = _A
-        v = (tail[0] ^ a[3]) * a[4] & mask
-        p3 = v ^ (v >> 16)
+        pool = [self._p0, self._p1, self._p2, _hashmix(tail[0], 3)]
         for hashed in self._into3:
-            v = (left * p3 - right * hashed) & mask
-            p3 = v ^ (v >> 16)
-        # Word 3 mixes into words 0-2 (hashmix ranks 13-15).
-        h = (p3 ^ a[13]) * a[14] & mask
-        v = (left * self._p0 - right * (h ^ (h >> 16))) & mask
-        p0 = v ^ (v >> 16)
-        h = (p3 ^ a[14]) * a[15] & mask
-        v = (left * self._p1 - right * (h ^ (h >> 16))) & mask
-        p1 = v ^ (v >> 16)
-        h = (p3 ^ a[15]) * a[16] & mask
-        v = (left * self._p2 - right * (h ^ (h >> 16))) & mask
-        p2 = v ^ (v >> 16)
+            pool[3] = _mix(pool[3], hashed)
+        for dst, rank in ((0, 13), (1, 14), (2, 15)):  # word 3 into words 0-2
+            pool[dst] = _mix(pool[dst], _hashmix(pool[3], rank))
         rank = 16
         for word in tail[1:]:  # every later word mixes into every pool word
-            pool = [p0, p1, p2, p3]
             for dst in range(_POOL):
-                h = (word ^ a[rank]) * a[rank + 1] & mask
-                v = (left * pool[dst] - right * (h ^ (h >> 16))) & mask
-                pool[dst] = v ^ (v >> 16)
+                pool[dst] = _mix(pool[dst], _hashmix(word, rank))
                 rank += 1
-            p0, p1, p2, p3 = pool
+        return _output(*pool)
+
+    def state_of(self, seed: int, attempt: int) -> tuple[int, int, int, int]:
+        """``state([seed, attempt])`` for a seed and an attempt below 2**32 (the hot path)."""
+        f0, f1, f2, i0, i1, i2 = self._fold
+        h0, h1, h2, h3 = _attempt_terms(attempt)
+        v = (seed ^ _A3) * _A4 & 0xFFFFFFFF
+        p3 = v ^ (v >> 16)
+        v = (0xCA01F9DD * p3 - i0) & 0xFFFFFFFF
+        p3 = v ^ (v >> 16)
+        v = (0xCA01F9DD * p3 - i1) & 0xFFFFFFFF
+        p3 = v ^ (v >> 16)
+        v = (0xCA01F9DD * p3 - i2) & 0xFFFFFFFF
+        p3 = v ^ (v >> 16)
+        h = (p3 ^ _A13) * _A14 & 0xFFFFFFFF
+        v = (f0 - 0x4973F715 * (h ^ (h >> 16))) & 0xFFFFFFFF
+        p0 = v ^ (v >> 16)
+        h = (p3 ^ _A14) * _A15 & 0xFFFFFFFF
+        v = (f1 - 0x4973F715 * (h ^ (h >> 16))) & 0xFFFFFFFF
+        p1 = v ^ (v >> 16)
+        h = (p3 ^ _A15) * _A16 & 0xFFFFFFFF
+        v = (f2 - 0x4973F715 * (h ^ (h >> 16))) & 0xFFFFFFFF
+        p2 = v ^ (v >> 16)
+        v = (0xCA01F9DD * p0 - h0) & 0xFFFFFFFF
+        p0 = v ^ (v >> 16)
+        v = (0xCA01F9DD * p1 - h1) & 0xFFFFFFFF
+        p1 = v ^ (v >> 16)
+        v = (0xCA01F9DD * p2 - h2) & 0xFFFFFFFF
+        p2 = v ^ (v >> 16)
+        v = (0xCA01F9DD * p3 - h3) & 0xFFFFFFFF
+        p3 = v ^ (v >> 16)
         return _output(p0, p1, p2, p3)
+
+
+_A3, _A4, _A13, _A14, _A15, _A16 = (_A[i] for i in (3, 4, 13, 14, 15, 16))
+if (_MIX_L, _MIX_R) != (0xCA01F9DD, 0x4973F715):  # state_of spells them out
+    raise AssertionError("mixing constants changed")
+_ATTEMPT_TERMS: dict[int, tuple[int, int, int, int]] = {}
+
+
+def _attempt_terms(attempt: int) -> tuple[int, int, int, int]:
+    """R times the hashmix of the attempt word at ranks 16-19 (a word fixed per attempt)."""
+    terms = _ATTEMPT_TERMS.get(attempt)
+    if terms is None:
+        h0, h1, h2, h3 = (_hashmix(attempt, 16 + k) * _MIX_R for k in range(_POOL))
+        terms = (h0, h1, h2, h3)
+        if len(_ATTEMPT_TERMS) < 4096:  # attempts are small numbers; bound it anyway
+            _ATTEMPT_TERMS[attempt] = terms
+    return terms
 
 
 class _SeedWords(ISpawnableSeedSequence):

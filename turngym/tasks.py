@@ -19,9 +19,12 @@ from __future__ import annotations
 import difflib
 import functools
 import hashlib
+import itertools
 import json
+import math
 import threading
-from collections.abc import Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -117,14 +120,39 @@ def task_rng(family: str, split: str, seed: int, attempt: int = 0) -> np.random.
     """
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
-    entropy = [_family_word(family), SPLITS.index(_check_split(split)), int(seed), int(attempt)]
-    return _task_rng(entropy)
+    _check_split(split)
+    return next(_candidate_rngs(family, split, int(seed), int(attempt)))
 
 
 def _task_rng(entropy: list[int]) -> np.random.Generator:
     """The generator of ``SeedSequence(entropy)``, ``entropy`` = [family word, split, ...]."""
     words = uint32_words(entropy)
     return generator(entropy, _stream(tuple(words[:3])).state(words[3:]))
+
+
+def _candidate_rngs(
+    family: str, split: str, seed: int, first: int = 0
+) -> Iterator[np.random.Generator]:
+    """``task_rng(family, split, seed, attempt)`` for attempt ``first``, ``first + 1``, ..."""
+    word, index, stream = _split_stream(family, SPLITS.index(split))
+    for attempt in itertools.count(first):
+        entropy = [word, index, seed, attempt]
+        if stream is not None and 0 <= seed < 2**32 and 0 <= attempt < 2**32:
+            yield generator(entropy, stream.state_of(seed, attempt))
+        else:
+            yield _task_rng(entropy)
+
+
+@functools.lru_cache(maxsize=256)
+def _split_stream(family: str, index: int) -> tuple[int, int, Stream | None]:
+    """The family word, the split index, and their stream when they make three 32-bit words.
+
+    Three words is the common case (a family word of two words, below 2**32 only by a 1 in
+    4 billion chance); the seed and the attempt then take one word each up to 2**32.
+    """
+    word = _family_word(family)
+    words = uint32_words([word, index])
+    return word, index, _stream(tuple(words)) if len(words) == 3 else None
 
 
 @functools.lru_cache(maxsize=256)
@@ -157,7 +185,8 @@ def draw_task(
     Raises:
         RuntimeError: No candidate landed in ``split`` within ``max_attempts``.
     """
-    return _draw(generate, family, split, seed, max_attempts)[0]
+    task: dict[str, Any] = _draw(generate, family, split, seed, max_attempts)[2]
+    return task
 
 
 def _draw(
@@ -166,18 +195,18 @@ def _draw(
     split: str,
     seed: int,
     max_attempts: int = 2_000,
-) -> tuple[dict[str, Any], str, str]:
-    """:func:`draw_task`, plus the task's canonical JSON and fingerprint."""
-    entropy = [_family_word(family), SPLITS.index(_check_split(split)), int(seed), 0]
+) -> tuple[str, str, dict[str, Any]]:
+    """:func:`draw_task`'s canonical JSON and fingerprint, and the task."""
+    _check_split(split)
     if seed < 0 and max_attempts > 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
-    for attempt in range(max_attempts):
-        entropy[3] = attempt
-        task = generate(_task_rng(list(entropy)))
+    candidates = itertools.islice(_candidate_rngs(family, split, int(seed)), max(0, max_attempts))
+    for rng in candidates:
+        task = generate(rng)
         text = _CANONICAL.encode(task)
         fingerprint = hashlib.sha256(text.encode()).hexdigest()
         if _split_of_fingerprint(fingerprint) == split:
-            return task, text, fingerprint
+            return text, fingerprint, task
     raise RuntimeError(
         f"{family}: no task of split {split!r} found for seed {seed} in {max_attempts} "
         "attempts. The difficulty settings probably admit too few distinct tasks; "
@@ -255,7 +284,7 @@ def load_tasks_file(path: str | Path) -> dict[str, list[dict[str, Any]]]:
 
 # Drawn tasks by (env class, split, seed, difficulty JSON). Sound because generate_task must
 # depend on nothing but its rng and difficulty (see its docstring).
-_TASK_CACHE: dict[tuple[type, str, int, str], _Drawn] = {}
+_TASK_CACHE: OrderedDict[tuple[type, str, int, str], _Drawn] = OrderedDict()
 _TASK_CACHE_SIZE = 4096
 _TASK_CACHE_LOCK = threading.Lock()
 
@@ -263,27 +292,68 @@ _TASK_CACHE_LOCK = threading.Lock()
 class _Drawn:
     """A cached task: its canonical JSON, its fingerprint, and how to hand out a fresh copy.
 
-    A copy must equal ``json.loads(text)`` (keys sorted, tuples as lists, keys as strings):
-    a task whose values are all scalars is copied from that parsed form with ``dict``, others
-    are parsed again (faster than a recursive copy for anything nested).
+    A copy must equal ``json.loads(text)``: keys sorted, tuples as lists. A small task made of
+    plain dicts, lists and scalars is kept in that form and copied in Python (a flat one with
+    ``dict``); anything else is parsed again, which is faster for large nested tasks.
     """
 
-    __slots__ = ("text", "fingerprint", "_flat")
+    __slots__ = ("text", "fingerprint", "_plain", "_flat")
 
-    def __init__(self, text: str, fingerprint: str) -> None:
+    def __init__(self, text: str, fingerprint: str, task: Any) -> None:
         self.text = text
         self.fingerprint = fingerprint
-        value = json.loads(text)
-        flat = isinstance(value, dict) and not any(
-            isinstance(v, (dict, list)) for v in value.values()
+        plain = _plain(task, [_PLAIN_NODES]) if type(task) is dict else _NOT_PLAIN
+        self._plain: dict[str, Any] | None = None if plain is _NOT_PLAIN else plain
+        self._flat = self._plain is not None and not any(
+            type(v) is dict or type(v) is list for v in self._plain.values()
         )
-        self._flat: dict[str, Any] | None = value if flat else None
 
     def copy(self) -> dict[str, Any]:
-        if self._flat is not None:
-            return dict(self._flat)
-        fresh: dict[str, Any] = json.loads(self.text)
-        return fresh
+        plain = self._plain
+        if plain is None:
+            fresh: dict[str, Any] = json.loads(self.text)
+            return fresh
+        return dict(plain) if self._flat else _fresh(plain)
+
+
+_PLAIN_NODES = 32  # above this many values, json.loads copies faster than Python does
+_SCALARS = (str, int, bool, type(None))
+_NOT_PLAIN: Any = object()
+
+
+def _plain(value: Any, budget: list[int]) -> Any:
+    """``json.loads(canonical_json(value))`` for a small plain value, else ``_NOT_PLAIN``.
+
+    Plain: exact dicts with string keys, lists, tuples, strings, ints, bools, ``None`` and
+    finite floats (whose JSON round trip is exact). ``budget[0]`` counts the values left.
+    """
+    budget[0] -= 1
+    kind = type(value)
+    if budget[0] < 0:
+        return _NOT_PLAIN
+    if kind in _SCALARS or (kind is float and math.isfinite(value)):
+        return value
+    if kind is dict:
+        out = {}
+        for key in sorted(value) if all(type(k) is str for k in value) else ():
+            item = out[key] = _plain(value[key], budget)
+            if item is _NOT_PLAIN:
+                return _NOT_PLAIN
+        return out if len(out) == len(value) else _NOT_PLAIN
+    if kind is list or kind is tuple:
+        items = [_plain(entry, budget) for entry in value]
+        return _NOT_PLAIN if any(item is _NOT_PLAIN for item in items) else items
+    return _NOT_PLAIN
+
+
+def _fresh(value: Any) -> Any:
+    """A deep copy of a plain value (dicts and lists copied, scalars shared)."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _fresh(item) for key, item in value.items()}
+    if kind is list:
+        return [_fresh(item) for item in value]
+    return value
 
 
 def clear_task_cache() -> None:
@@ -295,7 +365,7 @@ def _remember(key: tuple[type, str, int, str], drawn: _Drawn) -> None:
     with _TASK_CACHE_LOCK:  # envs stepped from worker threads share the cache
         _TASK_CACHE[key] = drawn
         if len(_TASK_CACHE) > _TASK_CACHE_SIZE:
-            del _TASK_CACHE[next(iter(_TASK_CACHE))]  # oldest first (dicts keep order)
+            _TASK_CACHE.popitem(last=False)  # the oldest (O(1), unlike a plain dict's front)
 
 
 def cached_task(
@@ -310,8 +380,9 @@ def cached_task(
     """
     drawn = _TASK_CACHE.get(key)
     if drawn is None:
-        text = _CANONICAL.encode(draw())
-        drawn = _Drawn(text, hashlib.sha256(text.encode()).hexdigest())
+        task = draw()
+        text = _CANONICAL.encode(task)
+        drawn = _Drawn(text, hashlib.sha256(text.encode()).hexdigest(), task)
         _remember(key, drawn)
     return drawn.copy()
 
@@ -328,7 +399,6 @@ def cached_draw(
     """
     drawn = _TASK_CACHE.get(key)
     if drawn is None:
-        _, text, fingerprint = _draw(generate, family, key[1], key[2])
-        drawn = _Drawn(text, fingerprint)
+        drawn = _Drawn(*_draw(generate, family, key[1], key[2]))
         _remember(key, drawn)
     return drawn.copy(), drawn.fingerprint

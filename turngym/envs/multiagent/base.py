@@ -305,8 +305,8 @@ class TextAECEnv(AECEnv):
         Raises:
             ValueError: An unknown split, level or knob, or a malformed task.
         """
-        options = dict(options or {})
-        unknown = sorted(set(options) - _RESET_OPTION_KEYS)
+        options = dict(options) if options else {}
+        unknown = sorted(set(options) - _RESET_OPTION_KEYS) if options else ()
         if unknown:
             warnings.warn(f"{type(self).__name__}.reset ignores unknown options {unknown}",
                           stacklevel=2)  # fmt: skip
@@ -436,14 +436,15 @@ class TextAECEnv(AECEnv):
 
     def _infos(self) -> dict[str, dict[str, Any]]:
         """Every seat's info; the state key and metrics do not depend on the seat."""
-        key, metrics = self.state_key(), self.metrics()
+        key, metrics, task_id = self.state_key(), self.metrics(), self.task_id
+        success, score, privileged = self.success, self.score, self.privileged
         return {
             seat: {
-                TASK_ID: self.task_id,
+                TASK_ID: task_id,
                 STATE_KEY: key,
-                SUCCESS: bool(self.success(seat)),
-                SCORE: float(self.score(seat)),
-                PRIVILEGED: self.privileged(seat),
+                SUCCESS: bool(success(seat)),
+                SCORE: float(score(seat)),
+                PRIVILEGED: privileged(seat),
                 METRICS: dict(metrics),
             }
             for seat in self.agents
