@@ -154,3 +154,41 @@ def test_drawn_tasks_are_the_recorded_ones(env_id):
             env.reset(seed=seed, options={"split": split})
             digest.update(f"{env.task_id}|{canonical_json(env.task)}\n".encode())
     assert digest.hexdigest()[:16] == _DRAWS[env_id]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(min_value=0, max_value=2**32 - 1), min_size=4, max_size=4),
+    st.lists(
+        st.one_of(
+            st.sampled_from([1, 2, 9, 2315, 2**31 - 1, 2**31 + 1, 3 * 2**30, 2**32 - 2]),
+            st.integers(min_value=1, max_value=2**32 - 2),
+        ),
+        max_size=6,
+    ),
+    st.booleans(),
+)
+def test_lazy_generator_draws_numpys_numbers_then_hands_over_its_state(entropy, highs, peek):
+    words = _seed_sequence.uint32_words(entropy)
+    lazy = _seed_sequence.LazyGenerator(entropy, _seed_sequence.Stream(words[:3]).state(words[3:]))
+    numpy_rng = np.random.default_rng(np.random.SeedSequence(entropy))
+    for high in highs:  # 2**31 + 1 and 3 * 2**30 often take Lemire's rejection branch
+        ours, theirs = lazy.integers(high), numpy_rng.integers(high)
+        assert ours == theirs and type(ours) is type(theirs)
+    if peek:  # any other use builds NumPy's generator at the same state, buffered half included
+        assert lazy.bit_generator.state == numpy_rng.bit_generator.state
+    assert lazy.integers(0, 10, size=3).tolist() == numpy_rng.integers(0, 10, size=3).tolist()
+    assert lazy.integers(7) == numpy_rng.integers(7) and lazy.random() == numpy_rng.random()
+
+
+def test_lazy_draws_give_the_same_tasks_as_numpy_generators():
+    from turngym.envs.multiagent.tictactoe import TicTacToe
+    from turngym.tasks import _draw
+
+    env = TicTacToe(opening_plies=3)
+    for seed in range(60):
+        for split in SPLITS:
+            generate = lambda rng: env.generate_task(rng, env.difficulty)  # noqa: E731
+            assert _draw(generate, "tictactoe", split, seed, lazy=True) == (
+                _draw(generate, "tictactoe", split, seed)
+            )

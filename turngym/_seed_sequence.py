@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.random.bit_generator import ISpawnableSeedSequence
 
-__all__ = ["uint32_words", "state_words", "Stream", "generator"]
+__all__ = ["uint32_words", "state_words", "Stream", "generator", "LazyGenerator"]
 
 _MASK = 0xFFFFFFFF
 _INIT_A, _MULT_A = 0x43B0D7E5, 0x931E8875  # pool hashing
@@ -257,3 +257,91 @@ class _SeedWords(ISpawnableSeedSequence):
 def generator(entropy: list[int], words: tuple[int, int, int, int]) -> np.random.Generator:
     """``np.random.default_rng(np.random.SeedSequence(entropy))``, given its seed ``words``."""
     return np.random.Generator(np.random.PCG64(_SeedWords(entropy, words)))
+
+
+_MASK64 = (1 << 64) - 1
+_MASK128 = (1 << 128) - 1
+_PCG_MULT = 0x2360ED051FC65DA44385DF649FCCF645  # PCG's default 128-bit multiplier
+
+
+class LazyGenerator:
+    """:func:`generator`'s numbers, drawing ``integers(n)`` in Python until anything else is used.
+
+    A task generator that only calls ``rng.integers(n)`` (a board opening, a secret word, a
+    layout seed) needs one or two 32-bit draws, less work than building NumPy's generator.
+    This class steps PCG64 itself (O'Neill, 2014, "PCG: A family of simple fast
+    space-efficient statistically good algorithms for random number generation",
+    HMC-CS-2014-0905: the 128-bit LCG with the XSL-RR output; 32-bit draws take the low, then
+    the high half of a 64-bit output) and bounds each draw by Lemire's multiply-and-reject
+    method as NumPy does for ranges below 2**32 (Lemire, 2019, "Fast Random Integer Generation
+    in an Interval", ACM TOMACS 29(1)). Any other method or argument builds the real NumPy
+    generator at the same state, and every later call goes to it, so the numbers are NumPy's
+    throughout (the tests compare mixed sequences of calls).
+    """
+
+    __slots__ = ("_entropy", "_words", "_state", "_inc", "_has", "_buf", "_drawn", "_real")
+
+    def __init__(self, entropy: list[int], words: tuple[int, int, int, int]) -> None:
+        """The generator of ``SeedSequence(entropy)``, whose seed words are ``words``."""
+        self._entropy, self._words = entropy, words
+        v0, v1, v2, v3 = words
+        inc = ((v2 << 64 | v3) << 1 | 1) & _MASK128  # PCG64's seeding: pcg_setseq_128_srandom_r
+        self._inc = inc
+        self._state = ((inc + (v0 << 64 | v1)) * _PCG_MULT + inc) & _MASK128
+        self._has, self._buf, self._drawn = False, 0, False
+        self._real: np.random.Generator | None = None
+
+    def _next32(self) -> int:
+        if self._has:
+            self._has = False
+            return self._buf
+        state = self._state = (self._state * _PCG_MULT + self._inc) & _MASK128
+        high = state >> 64
+        x, rot = (high ^ state) & _MASK64, high >> 58
+        out = ((x >> rot) | (x << (64 - rot))) & _MASK64
+        self._has, self._buf = True, out >> 32
+        return out & 0xFFFFFFFF
+
+    def integers(
+        self, low: Any, high: Any = None, size: Any = None, dtype: Any = np.int64,
+        endpoint: bool = False,
+    ) -> Any:  # fmt: skip
+        """``Generator.integers``; ``integers(n)`` with ``1 <= n < 2**32`` is drawn here."""
+        if (self._real is not None or high is not None or size is not None or endpoint
+                or dtype is not np.int64 or type(low) is not int
+                or not 1 <= low < 0xFFFFFFFF):  # fmt: skip
+            return self.materialize().integers(low, high, size, dtype, endpoint)
+        if low == 1:
+            return np.int64(0)  # NumPy draws nothing for a single value
+        self._drawn = True
+        m = self._next32() * low
+        if m & 0xFFFFFFFF < low:
+            threshold = (0xFFFFFFFF - (low - 1)) % low
+            while m & 0xFFFFFFFF < threshold:
+                m = self._next32() * low
+        return np.int64(m >> 32)
+
+    def materialize(self) -> np.random.Generator:
+        """The NumPy generator at this generator's state (built once)."""
+        if self._real is None:
+            real = generator(self._entropy, self._words)
+            if self._drawn:
+                real.bit_generator.state = {
+                    "bit_generator": "PCG64",
+                    "state": {"state": self._state, "inc": self._inc},
+                    "has_uint32": int(self._has),
+                    "uinteger": self._buf,
+                }
+            self._real = real
+        return self._real
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in LazyGenerator.__slots__:
+            raise AttributeError(name)
+        return getattr(self.materialize(), name)
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        return self.materialize().__reduce__()
+
+    def __repr__(self) -> str:
+        return repr(self.materialize())

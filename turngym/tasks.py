@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from turngym._seed_sequence import Stream, generator, uint32_words
+from turngym._seed_sequence import LazyGenerator, Stream, generator, uint32_words
 
 __all__ = [
     "SPLITS",
@@ -131,14 +131,18 @@ def _task_rng(entropy: list[int]) -> np.random.Generator:
 
 
 def _candidate_rngs(
-    family: str, split: str, seed: int, first: int = 0
-) -> Iterator[np.random.Generator]:
-    """``task_rng(family, split, seed, attempt)`` for attempt ``first``, ``first + 1``, ..."""
+    family: str, split: str, seed: int, first: int = 0, lazy: bool = False
+) -> Iterator[Any]:
+    """``task_rng(family, split, seed, attempt)`` for attempt ``first``, ``first + 1``, ...
+
+    With ``lazy``, :class:`~turngym._seed_sequence.LazyGenerator` s of the same numbers.
+    """
     word, index, stream = _split_stream(family, SPLITS.index(split))
+    build = LazyGenerator if lazy else generator
     for attempt in itertools.count(first):
         entropy = [word, index, seed, attempt]
         if stream is not None and 0 <= seed < 2**32 and 0 <= attempt < 2**32:
-            yield generator(entropy, stream.state_of(seed, attempt))
+            yield build(entropy, stream.state_of(seed, attempt))
         else:
             yield _task_rng(entropy)
 
@@ -195,12 +199,14 @@ def _draw(
     split: str,
     seed: int,
     max_attempts: int = 2_000,
+    lazy: bool = False,
 ) -> tuple[str, str, dict[str, Any]]:
     """:func:`draw_task`'s canonical JSON and fingerprint, and the task."""
     _check_split(split)
     if seed < 0 and max_attempts > 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
-    candidates = itertools.islice(_candidate_rngs(family, split, int(seed)), max(0, max_attempts))
+    rngs = _candidate_rngs(family, split, int(seed), lazy=lazy)
+    candidates = itertools.islice(rngs, max(0, max_attempts))
     for rng in candidates:
         task = generate(rng)
         text = _CANONICAL.encode(task)
@@ -391,14 +397,17 @@ def cached_draw(
     key: tuple[type, str, int, str],
     generate: Callable[[np.random.Generator], dict[str, Any]],
     family: str,
+    lazy: bool = False,
 ) -> tuple[dict[str, Any], str]:
     """:func:`cached_task` of :func:`draw_task` for ``key``, and the task's fingerprint.
 
     The envs' reset path: ``key`` = (env class, split, seed, difficulty JSON), ``generate``
     as for :func:`draw_task`. The fingerprint gives the task id without hashing it again.
+    ``lazy``: ``generate`` gets a :class:`~turngym._seed_sequence.LazyGenerator` (the same
+    numbers; for generators that mostly call ``rng.integers(n)``).
     """
     drawn = _TASK_CACHE.get(key)
     if drawn is None:
-        drawn = _Drawn(*_draw(generate, family, key[1], key[2]))
+        drawn = _Drawn(*_draw(generate, family, key[1], key[2], lazy=lazy))
         _remember(key, drawn)
     return drawn.copy(), drawn.fingerprint

@@ -132,6 +132,7 @@ class Minesweeper(TextEnv):
     """
 
     family: ClassVar[str] = "minesweeper"
+    _integer_task_draws: ClassVar[bool] = True  # a layout seed is one rng.integers(n)
     example_actions: ClassVar[tuple[str, ...]] = (
         "<action>reveal 0 0</action>",
         "<action>reveal 4 4</action>",

@@ -133,6 +133,9 @@ class TextAECEnv(AECEnv):
     reference_opponent: ClassVar[str] = "random"
     """Agent spec of the game's scripted opponent of reference (``minimax`` for board games,
     ``negotiator`` for bargaining): what ``turngym eval`` plays against unless told otherwise."""
+    _integer_task_draws: ClassVar[bool] = False
+    """As :attr:`turngym.core.TextEnv._integer_task_draws`: ``generate_task`` only calls
+    ``rng.integers(n)``, so reset may hand it a generator that skips building NumPy's."""
     spec_id: str | None = None
     """The registered id, set by :func:`~turngym.envs.multiagent.registry.make_multiagent`."""
 
@@ -488,6 +491,7 @@ class TextAECEnv(AECEnv):
             (type(self), split, seed, as_json),
             lambda rng: self.generate_task(rng, difficulty),
             self.family,
+            lazy=self._integer_task_draws,
         )
 
 

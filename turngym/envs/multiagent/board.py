@@ -48,6 +48,7 @@ class BoardGame(TextAECEnv):
     game_name: ClassVar[str] = "board game"
     """Human-readable name for the texts."""
     reference_opponent: ClassVar[str] = "minimax"
+    _integer_task_draws: ClassVar[bool] = True  # openings draw with rng.integers(n) only
 
     # --- Set by subclasses ---------------------------------------------------------------------
     def empty_position(self, difficulty: Mapping[str, Any]) -> Position:
