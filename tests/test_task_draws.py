@@ -46,6 +46,8 @@ def test_state_words_equal_numpys_seed_sequence(entropy):
     assert _seed_sequence.state_words(words) == _numpy_state(entropy)
     if len(words) >= 4:
         assert _seed_sequence.Stream(words[:3]).state(words[3:]) == _numpy_state(entropy)
+    if len(words) == 5:  # the hot path: one word each for the seed and the attempt
+        assert _seed_sequence.Stream(words[:3]).state_of(*words[3:]) == _numpy_state(entropy)
 
 
 @settings(max_examples=200, deadline=None)

@@ -165,8 +165,11 @@ class Stream:
 
     def state_of(self, seed: int, attempt: int) -> tuple[int, int, int, int]:
         """``state([seed, attempt])`` for a seed and an attempt below 2**32 (the hot path)."""
+        return self.finish(self.pool_of(seed), attempt)
+
+    def pool_of(self, seed: int) -> tuple[int, int, int, int]:
+        """The pool after a one-word seed, before the attempt word (shared by all attempts)."""
         f0, f1, f2, i0, i1, i2 = self._fold
-        h0, h1, h2, h3 = _attempt_terms(attempt)
         v = (seed ^ _A3) * _A4 & 0xFFFFFFFF
         p3 = v ^ (v >> 16)
         v = (0xCA01F9DD * p3 - i0) & 0xFFFFFFFF
@@ -183,7 +186,13 @@ class Stream:
         p1 = v ^ (v >> 16)
         h = (p3 ^ _A15) * _A16 & 0xFFFFFFFF
         v = (f2 - 0x4973F715 * (h ^ (h >> 16))) & 0xFFFFFFFF
-        p2 = v ^ (v >> 16)
+        return p0, p1, v ^ (v >> 16), p3
+
+    @staticmethod
+    def finish(pool: tuple[int, int, int, int], attempt: int) -> tuple[int, int, int, int]:
+        """The seed words of a :meth:`pool_of` pool and a one-word attempt."""
+        p0, p1, p2, p3 = pool
+        h0, h1, h2, h3 = _attempt_terms(attempt)
         v = (0xCA01F9DD * p0 - h0) & 0xFFFFFFFF
         p0 = v ^ (v >> 16)
         v = (0xCA01F9DD * p1 - h1) & 0xFFFFFFFF

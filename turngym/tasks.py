@@ -139,10 +139,11 @@ def _candidate_rngs(
     """
     word, index, stream = _split_stream(family, SPLITS.index(split))
     build = LazyGenerator if lazy else generator
+    pool = stream.pool_of(seed) if stream is not None and 0 <= seed < 2**32 else None
     for attempt in itertools.count(first):
         entropy = [word, index, seed, attempt]
-        if stream is not None and 0 <= seed < 2**32 and 0 <= attempt < 2**32:
-            yield build(entropy, stream.state_of(seed, attempt))
+        if pool is not None and 0 <= attempt < 2**32:
+            yield build(entropy, Stream.finish(pool, attempt))
         else:
             yield _task_rng(entropy)
 
@@ -323,7 +324,7 @@ class _Drawn:
 
 
 _PLAIN_NODES = 32  # above this many values, json.loads copies faster than Python does
-_SCALARS = (str, int, bool, type(None))
+_SCALARS = frozenset({str, int, bool, type(None)})
 _NOT_PLAIN: Any = object()
 
 
@@ -347,6 +348,9 @@ def _plain(value: Any, budget: list[int]) -> Any:
                 return _NOT_PLAIN
         return out if len(out) == len(value) else _NOT_PLAIN
     if kind is list or kind is tuple:
+        if all(type(entry) in _SCALARS for entry in value):  # the common leaf: no recursion
+            budget[0] -= len(value)
+            return list(value) if budget[0] >= 0 else _NOT_PLAIN
         items = [_plain(entry, budget) for entry in value]
         return _NOT_PLAIN if any(item is _NOT_PLAIN for item in items) else items
     return _NOT_PLAIN
