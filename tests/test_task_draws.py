@@ -194,3 +194,18 @@ def test_lazy_draws_give_the_same_tasks_as_numpy_generators():
             assert _draw(generate, "tictactoe", split, seed, lazy=True) == (
                 _draw(generate, "tictactoe", split, seed)
             )
+
+
+def test_only_an_envs_own_integer_draws_get_the_lazy_generator():
+    from turngym.envs.games.wordle import Wordle
+
+    seen = []
+
+    class Spy(Wordle):  # overrides generate_task, so it may use rng in any way
+        def generate_task(self, rng, difficulty):
+            seen.append(type(rng))
+            return super().generate_task(rng, difficulty)
+
+    Spy().reset(seed=987_654, options={"split": "test"})
+    assert seen and set(seen) == {np.random.Generator}
+    assert Wordle.generate_task is Wordle._integer_draws

@@ -17,7 +17,7 @@ import functools
 import json
 import pickle
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral
 from pathlib import Path
@@ -313,10 +313,11 @@ class TextEnv(LazySeeding, gymnasium.Env[str, str]):
     success_score: ClassVar[float] = 1.0
     """``info["success"]`` is ``score() >= success_score`` (an env whose score grades quality
     above "solved", like KernelGen's correct-and-faster, sets the solved level here)."""
-    _integer_task_draws: ClassVar[bool] = False
-    """Set by envs whose :meth:`generate_task` draws only with ``rng.integers(n)``: reset then
-    hands it a generator that makes those draws without building NumPy's (same numbers; any
-    other use of ``rng`` builds NumPy's and still works)."""
+    _integer_draws: ClassVar[Callable[..., Any] | None] = None
+    """The env's own :meth:`generate_task` function when it draws only with
+    ``rng.integers(n)``: reset then hands it a generator that makes those draws without
+    building NumPy's (same numbers; any other use of ``rng`` builds NumPy's and still works).
+    A subclass that overrides ``generate_task`` gets NumPy's generator again."""
     costly_knobs: ClassVar[frozenset[str]] = frozenset()
     """Knobs whose values select what the env builds (a corpus, a catalogue, a search index,
     other envs and their constructor arguments) or scale every step's work; ``turngym serve``
@@ -536,7 +537,7 @@ class TextEnv(LazySeeding, gymnasium.Env[str, str]):
             (type(self), self.split, seed, difficulty_json),
             lambda rng: self.generate_task(rng, difficulty),
             self.family,
-            lazy=self._integer_task_draws,
+            lazy=type(self).generate_task is type(self)._integer_draws,
         )
 
     def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:

@@ -132,7 +132,6 @@ class Minesweeper(TextEnv):
     """
 
     family: ClassVar[str] = "minesweeper"
-    _integer_task_draws: ClassVar[bool] = True  # a layout seed is one rng.integers(n)
     example_actions: ClassVar[tuple[str, ...]] = (
         "<action>reveal 0 0</action>",
         "<action>reveal 4 4</action>",
@@ -195,6 +194,9 @@ class Minesweeper(TextEnv):
             "layout_seed": int(rng.integers(2**31 - 1)),
             "no_guess": bool(difficulty["no_guess"]),
         }
+
+    # The layout seed is one rng.integers(n): reset may draw it without NumPy's generator.
+    _integer_draws = generate_task
 
     def load_task(self, task: Mapping[str, Any]) -> None:
         """Validate the task and start with every cell hidden."""

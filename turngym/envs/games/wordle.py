@@ -135,7 +135,6 @@ class Wordle(TextEnv):
     """
 
     family: ClassVar[str] = "wordle"
-    _integer_task_draws: ClassVar[bool] = True  # a secret is one rng.integers(n)
     privileged_keys: ClassVar[frozenset[str]] = frozenset({GOLD_ANSWERS})
     answer_template: ClassVar[str] = "<action>{answer}</action>"
     example_actions: ClassVar[tuple[str, ...]] = tuple(
@@ -198,6 +197,9 @@ class Wordle(TextEnv):
         """Draw a secret uniformly from the solutions of the requested length."""
         words = load_word_lists()[0][int(difficulty["word_length"])]
         return {"secret": words[int(rng.integers(len(words)))]}
+
+    # The secret is one rng.integers(n): reset may draw it without building NumPy's generator.
+    _integer_draws = generate_task
 
     def load_task(self, task: Mapping[str, Any]) -> None:
         """Check the secret (a legal guess of 4-6 letters) and start with no guesses."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import pickle
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -133,9 +133,10 @@ class TextAECEnv(AECEnv):
     reference_opponent: ClassVar[str] = "random"
     """Agent spec of the game's scripted opponent of reference (``minimax`` for board games,
     ``negotiator`` for bargaining): what ``turngym eval`` plays against unless told otherwise."""
-    _integer_task_draws: ClassVar[bool] = False
-    """As :attr:`turngym.core.TextEnv._integer_task_draws`: ``generate_task`` only calls
-    ``rng.integers(n)``, so reset may hand it a generator that skips building NumPy's."""
+    _integer_draws: ClassVar[Callable[..., Any] | None] = None
+    """As :attr:`turngym.core.TextEnv._integer_draws`: the game's own ``generate_task`` when
+    it only calls ``rng.integers(n)``, so reset may hand it a generator that skips building
+    NumPy's (a subclass that overrides ``generate_task`` gets NumPy's again)."""
     spec_id: str | None = None
     """The registered id, set by :func:`~turngym.envs.multiagent.registry.make_multiagent`."""
 
@@ -491,7 +492,7 @@ class TextAECEnv(AECEnv):
             (type(self), split, seed, as_json),
             lambda rng: self.generate_task(rng, difficulty),
             self.family,
-            lazy=self._integer_task_draws,
+            lazy=type(self).generate_task is type(self)._integer_draws,
         )
 
 

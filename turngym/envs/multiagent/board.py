@@ -48,7 +48,6 @@ class BoardGame(TextAECEnv):
     game_name: ClassVar[str] = "board game"
     """Human-readable name for the texts."""
     reference_opponent: ClassVar[str] = "minimax"
-    _integer_task_draws: ClassVar[bool] = True  # openings draw with rng.integers(n) only
 
     # --- Set by subclasses ---------------------------------------------------------------------
     def empty_position(self, difficulty: Mapping[str, Any]) -> Position:
@@ -85,6 +84,9 @@ class BoardGame(TextAECEnv):
             if position.moves():
                 return {**self.board_fields(difficulty), "opening": opening}
         raise RuntimeError(f"no unfinished {plies}-ply opening found; lower opening_plies.")
+
+    # An opening is rng.integers(n) draws only: reset may make them without NumPy's generator.
+    _integer_draws = generate_task
 
     def board_fields(self, difficulty: Mapping[str, Any]) -> dict[str, Any]:
         """Task fields that fix the board shape (none for fixed boards)."""

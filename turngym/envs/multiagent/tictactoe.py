@@ -160,6 +160,9 @@ class TicTacToe(BoardGame):
             opening.append(cells.pop(int(rng.integers(len(cells)))))
         return {"opening": opening}
 
+    # As the board game's: rng.integers(n) draws only.
+    _integer_draws = generate_task
+
     def empty_position(self, difficulty: Mapping[str, Any]) -> TicTacToePosition:
         """The empty 3x3 board."""
         return TicTacToePosition.empty_board()
