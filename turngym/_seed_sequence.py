@@ -315,20 +315,24 @@ class LazyGenerator:
         self, low: Any, high: Any = None, size: Any = None, dtype: Any = np.int64,
         endpoint: bool = False,
     ) -> Any:  # fmt: skip
-        """``Generator.integers``; ``integers(n)`` with ``1 <= n < 2**32`` is drawn here."""
-        if (self._real is not None or high is not None or size is not None or endpoint
-                or dtype is not np.int64 or type(low) is not int
+        """``Generator.integers``; ``integers(n)`` with ``1 <= n < 2**32`` is drawn here.
+
+        That case returns a Python ``int`` (NumPy returns an ``np.int64`` of the same value):
+        the task generators this serves convert the draw with ``int()`` anyway.
+        """
+        if (high is not None or size is not None or endpoint or dtype is not np.int64
+                or self._real is not None or type(low) is not int
                 or not 1 <= low < 0xFFFFFFFF):  # fmt: skip
             return self.materialize().integers(low, high, size, dtype, endpoint)
         if low == 1:
-            return np.int64(0)  # NumPy draws nothing for a single value
+            return 0  # NumPy draws nothing for a single value
         self._drawn = True
         m = self._next32() * low
         if m & 0xFFFFFFFF < low:
             threshold = (0xFFFFFFFF - (low - 1)) % low
             while m & 0xFFFFFFFF < threshold:
                 m = self._next32() * low
-        return np.int64(m >> 32)
+        return m >> 32
 
     def materialize(self) -> np.random.Generator:
         """The NumPy generator at this generator's state (built once)."""

@@ -70,6 +70,45 @@ for _name in SPLITS:
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
+def _reject(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _reusable_encoder() -> Callable[[Any, int], Any] | None:
+    """The C encoder behind ``_CANONICAL.encode``, built once, or ``None`` where unavailable.
+
+    ``JSONEncoder.encode`` builds this object (and a closure) on every call; built once, it
+    encodes a small task in a third of the time. It skips the circular-reference check, so
+    the draw falls back to ``_CANONICAL`` on any error, which then raises the usual one. Its
+    constructor is private and has changed across Python versions: any mismatch, including
+    a different text for a probe, means ``None``.
+    """
+    try:
+        from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore
+
+        encoder = c_make_encoder(None, _reject, encode_basestring_ascii, None, ":", ",",
+                                 True, False, True)  # fmt: skip
+        probe = {"b": [1, 2.5, None, True, "é\n", float("nan")], "a": {"x": -0.0, "": []}}
+        if "".join(encoder(probe, 0)) != _CANONICAL.encode(probe):
+            return None
+        return encoder
+    except Exception:  # an interpreter without the C module, or another signature
+        return None
+
+
+_FAST_ENCODER = _reusable_encoder()
+
+
+def _encode_candidate(task: Any) -> str:
+    """``canonical_json(task)`` for a freshly generated task (the draw's hot path)."""
+    if _FAST_ENCODER is not None:
+        try:
+            return "".join(_FAST_ENCODER(task, 0))
+        except Exception:  # the checked encoder below raises the usual error
+            pass
+    return _CANONICAL.encode(task)
+
+
 def canonical_json(value: Any) -> str:
     """Serialise ``value`` to JSON with sorted keys and no whitespace (a stable fingerprint)."""
     return _CANONICAL.encode(value)
@@ -210,7 +249,7 @@ def _draw(
     candidates = itertools.islice(rngs, max(0, max_attempts))
     for rng in candidates:
         task = generate(rng)
-        text = _CANONICAL.encode(task)
+        text = _encode_candidate(task)
         fingerprint = hashlib.sha256(text.encode()).hexdigest()
         if _split_of_fingerprint(fingerprint) == split:
             return text, fingerprint, task
