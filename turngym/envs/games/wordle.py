@@ -281,11 +281,6 @@ class Wordle(TextEnv):
                     return f"hard mode: the guess must contain {letter.upper()}{times}."
         return ""
 
-    def _over(self) -> bool:
-        return bool(self.guesses) and (
-            self.guesses[-1] == self.secret or len(self.guesses) >= self.max_guesses
-        )
-
     # --- Views --------------------------------------------------------------------------------
     def _example(self) -> str:
         return f"<action>{_EXAMPLE_WORD[len(self.secret)]}</action>"
