@@ -17,7 +17,7 @@ import functools
 import json
 import pickle
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral
 from pathlib import Path
@@ -29,13 +29,13 @@ import numpy as np
 from turngym._seeding import LazySeeding
 from turngym.tasks import (
     SPLITS,
+    cached_draw,
     cached_task,
     canonical_json,
     clear_task_cache,
-    draw_task,
     load_tasks_file,
     resolve_difficulty,
-    task_id_of,
+    task_fingerprint,
 )
 
 __all__ = [
@@ -313,6 +313,11 @@ class TextEnv(LazySeeding, gymnasium.Env[str, str]):
     success_score: ClassVar[float] = 1.0
     """``info["success"]`` is ``score() >= success_score`` (an env whose score grades quality
     above "solved", like KernelGen's correct-and-faster, sets the solved level here)."""
+    _integer_draws: ClassVar[Callable[..., Any] | None] = None
+    """The env's own :meth:`generate_task` function when it draws only with
+    ``rng.integers(n)``: reset then hands it a generator that makes those draws without
+    building NumPy's (same numbers; any other use of ``rng`` builds NumPy's and still works).
+    A subclass that overrides ``generate_task`` gets NumPy's generator again."""
     costly_knobs: ClassVar[frozenset[str]] = frozenset()
     """Knobs whose values select what the env builds (a corpus, a catalogue, a search index,
     other envs and their constructor arguments) or scale every step's work; ``turngym serve``
@@ -465,8 +470,8 @@ class TextEnv(LazySeeding, gymnasium.Env[str, str]):
         self.split = options.get("split", "train")
         if seed is None:
             seed = int(self.np_random.integers(2**31 - 1))
-        self.task = self._select_task(seed, options)
-        self.task_id = task_id_of(self.family, self.task)
+        self.task, fingerprint = self._select_task(seed, options)
+        self.task_id = f"{self.family}-{fingerprint[:12]}"  # task_id_of(family, task)
         self.turn = 0
         self.load_task(self.task)
         self._last_obs = self.render_text()
@@ -504,21 +509,23 @@ class TextEnv(LazySeeding, gymnasium.Env[str, str]):
         self.check_difficulty(difficulty)
         return difficulty
 
-    def _select_task(self, seed: int, options: Mapping[str, Any]) -> dict[str, Any]:
+    def _select_task(self, seed: int, options: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+        """The episode's task (a fresh copy ``load_task`` may keep) and its fingerprint."""
         if "task" in options:
             task = options["task"]
             if not isinstance(task, Mapping):
                 raise ValueError(f"options['task'] must be a task dict, got {type(task).__name__}.")
             try:
                 copied: dict[str, Any] = json.loads(canonical_json(task))
-                return copied  # a deep copy that load_task may keep
             except TypeError as err:
                 raise ValueError(f"options['task'] must be JSON-serialisable: {err}") from err
+            return copied, task_fingerprint(copied)
         if self._tasks_file is not None:
             pool = self._tasks_file[self.split]
             if not pool:
                 raise ValueError(f"The tasks file has no task in split {self.split!r}.")
-            return dict(pool[seed % len(pool)])
+            task = dict(pool[seed % len(pool)])
+            return task, task_fingerprint(task)
         difficulty = self.episode_difficulty
         # The G envs of a group reset to the same task, and drawing one can take several
         # candidates (split rejection) plus a solver run; remember recent draws per class.
@@ -526,12 +533,12 @@ class TextEnv(LazySeeding, gymnasium.Env[str, str]):
             difficulty_json = self._difficulty_json
         else:
             difficulty_json = canonical_json(difficulty)
-        split = self.split
-        return cached_task(
-            (type(self), split, seed, difficulty_json),
-            lambda: draw_task(lambda rng: self.generate_task(rng, difficulty),
-                              family=self.family, split=split, seed=seed),
-        )  # fmt: skip
+        return cached_draw(
+            (type(self), self.split, seed, difficulty_json),
+            lambda rng: self.generate_task(rng, difficulty),
+            self.family,
+            lazy=type(self).generate_task is type(self)._integer_draws,
+        )
 
     def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         """Apply one tagged action. Malformed or illegal actions never raise.

@@ -19,13 +19,18 @@ from __future__ import annotations
 import difflib
 import functools
 import hashlib
+import itertools
 import json
+import math
 import threading
-from collections.abc import Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from turngym._seed_sequence import LazyGenerator, Stream, generator, uint32_words
 
 __all__ = [
     "SPLITS",
@@ -40,6 +45,7 @@ __all__ = [
     "load_tasks_file",
     "read_json_objects",
     "cached_task",
+    "cached_draw",
     "clear_task_cache",
 ]
 
@@ -59,14 +65,58 @@ for _name in SPLITS:
     _low = _high
 
 
+# What json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True) builds on
+# every call; one encoder serves every call (encode keeps no state between calls).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def _reject(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _reusable_encoder() -> Callable[[Any, int], Any] | None:
+    """The C encoder behind ``_CANONICAL.encode``, built once, or ``None`` where unavailable.
+
+    ``JSONEncoder.encode`` builds this object (and a closure) on every call; built once, it
+    encodes a small task in a third of the time. It skips the circular-reference check, so
+    the draw falls back to ``_CANONICAL`` on any error, which then raises the usual one. Its
+    constructor is private and has changed across Python versions: any mismatch, including
+    a different text for a probe, means ``None``.
+    """
+    try:
+        from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore
+
+        encoder = c_make_encoder(None, _reject, encode_basestring_ascii, None, ":", ",",
+                                 True, False, True)  # fmt: skip
+        probe = {"b": [1, 2.5, None, True, "é\n", float("nan")], "a": {"x": -0.0, "": []}}
+        if "".join(encoder(probe, 0)) != _CANONICAL.encode(probe):
+            return None
+        return encoder
+    except Exception:  # an interpreter without the C module, or another signature
+        return None
+
+
+_FAST_ENCODER = _reusable_encoder()
+
+
+def _encode_candidate(task: Any) -> str:
+    """``canonical_json(task)`` for a freshly generated task (the draw's hot path)."""
+    if _FAST_ENCODER is not None:
+        try:
+            return "".join(_FAST_ENCODER(task, 0))
+        except Exception:  # the checked encoder below raises the usual error
+            pass
+    return _CANONICAL.encode(task)
+
+
 def canonical_json(value: Any) -> str:
     """Serialise ``value`` to JSON with sorted keys and no whitespace (a stable fingerprint)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return _CANONICAL.encode(value)
 
 
 def task_fingerprint(task: Mapping[str, Any]) -> str:
     """Return the SHA-256 hex digest of a task's canonical JSON."""
-    return hashlib.sha256(canonical_json(task).encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(task).encode()).hexdigest()
 
 
 def task_id_of(family: str, task: Mapping[str, Any]) -> str:
@@ -76,7 +126,11 @@ def task_id_of(family: str, task: Mapping[str, Any]) -> str:
 
 def split_of(task: Mapping[str, Any]) -> str:
     """Return the split a task belongs to, from the hash of its content alone."""
-    bucket = int(task_fingerprint(task)[:8], 16) % 10_000
+    return _split_of_fingerprint(task_fingerprint(task))
+
+
+def _split_of_fingerprint(fingerprint: str) -> str:
+    bucket = int(fingerprint[:8], 16) % 10_000
     for name, (low, high) in _BUCKETS.items():
         if low <= bucket < high:
             return name
@@ -99,12 +153,56 @@ def _family_word(family: str) -> int:
 def task_rng(family: str, split: str, seed: int, attempt: int = 0) -> np.random.Generator:
     """Return the generator that draws candidate ``attempt`` for ``(family, split, seed)``.
 
-    The entropy comes from SHA-256 of the family name, never from Python's salted ``hash``.
+    It is ``np.random.default_rng(np.random.SeedSequence([w, split index, seed, attempt]))``
+    with ``w`` the first 64 bits of SHA-256 of the family name (never Python's salted
+    ``hash``), built without SeedSequence's overhead (:mod:`turngym._seed_sequence`).
     """
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
-    entropy = [_family_word(family), SPLITS.index(_check_split(split)), int(seed), int(attempt)]
-    return np.random.default_rng(np.random.SeedSequence(entropy))
+    _check_split(split)
+    return next(_candidate_rngs(family, split, int(seed), int(attempt)))
+
+
+def _task_rng(entropy: list[int]) -> np.random.Generator:
+    """The generator of ``SeedSequence(entropy)``, ``entropy`` = [family word, split, ...]."""
+    words = uint32_words(entropy)
+    return generator(entropy, _stream(tuple(words[:3])).state(words[3:]))
+
+
+def _candidate_rngs(
+    family: str, split: str, seed: int, first: int = 0, lazy: bool = False
+) -> Iterator[Any]:
+    """``task_rng(family, split, seed, attempt)`` for attempt ``first``, ``first + 1``, ...
+
+    With ``lazy``, :class:`~turngym._seed_sequence.LazyGenerator` s of the same numbers.
+    """
+    word, index, stream = _split_stream(family, SPLITS.index(split))
+    build = LazyGenerator if lazy else generator
+    pool = stream.pool_of(seed) if stream is not None and 0 <= seed < 2**32 else None
+    for attempt in itertools.count(first):
+        entropy = [word, index, seed, attempt]
+        if pool is not None and 0 <= attempt < 2**32:
+            yield build(entropy, Stream.finish(pool, attempt))
+        else:
+            yield _task_rng(entropy)
+
+
+@functools.lru_cache(maxsize=256)
+def _split_stream(family: str, index: int) -> tuple[int, int, Stream | None]:
+    """The family word, the split index, and their stream when they make three 32-bit words.
+
+    Three words is the common case (a family word of two words, below 2**32 only by a 1 in
+    4 billion chance); the seed and the attempt then take one word each up to 2**32.
+    """
+    word = _family_word(family)
+    words = uint32_words([word, index])
+    return word, index, _stream(tuple(words)) if len(words) == 3 else None
+
+
+@functools.lru_cache(maxsize=256)
+def _stream(head: tuple[int, ...]) -> Stream:
+    """The precomputed pooling of the first three entropy words (family word and split)."""
+    return Stream(head)
 
 
 def draw_task(
@@ -131,11 +229,30 @@ def draw_task(
     Raises:
         RuntimeError: No candidate landed in ``split`` within ``max_attempts``.
     """
+    task: dict[str, Any] = _draw(generate, family, split, seed, max_attempts)[2]
+    return task
+
+
+def _draw(
+    generate: Callable[[np.random.Generator], dict[str, Any]],
+    family: str,
+    split: str,
+    seed: int,
+    max_attempts: int = 2_000,
+    lazy: bool = False,
+) -> tuple[str, str, dict[str, Any]]:
+    """:func:`draw_task`'s canonical JSON and fingerprint, and the task."""
     _check_split(split)
-    for attempt in range(max_attempts):
-        task = generate(task_rng(family, split, seed, attempt))
-        if split_of(task) == split:
-            return task
+    if seed < 0 and max_attempts > 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    rngs = _candidate_rngs(family, split, int(seed), lazy=lazy)
+    candidates = itertools.islice(rngs, max(0, max_attempts))
+    for rng in candidates:
+        task = generate(rng)
+        text = _encode_candidate(task)
+        fingerprint = hashlib.sha256(text.encode()).hexdigest()
+        if _split_of_fingerprint(fingerprint) == split:
+            return text, fingerprint, task
     raise RuntimeError(
         f"{family}: no task of split {split!r} found for seed {seed} in {max_attempts} "
         "attempts. The difficulty settings probably admit too few distinct tasks; "
@@ -211,16 +328,93 @@ def load_tasks_file(path: str | Path) -> dict[str, list[dict[str, Any]]]:
     return by_split
 
 
-# Drawn tasks by (env class, split, seed, difficulty JSON) -> task JSON. Sound because
-# generate_task must depend on nothing but its rng and difficulty (see its docstring).
-_TASK_CACHE: dict[tuple[type, str, int, str], str] = {}
+# Drawn tasks by (env class, split, seed, difficulty JSON). Sound because generate_task must
+# depend on nothing but its rng and difficulty (see its docstring).
+_TASK_CACHE: OrderedDict[tuple[type, str, int, str], _Drawn] = OrderedDict()
 _TASK_CACHE_SIZE = 4096
 _TASK_CACHE_LOCK = threading.Lock()
+
+
+class _Drawn:
+    """A cached task: its canonical JSON, its fingerprint, and how to hand out a fresh copy.
+
+    A copy must equal ``json.loads(text)``: keys sorted, tuples as lists. A small task made of
+    plain dicts, lists and scalars is kept in that form and copied in Python (a flat one with
+    ``dict``); anything else is parsed again, which is faster for large nested tasks.
+    """
+
+    __slots__ = ("text", "fingerprint", "_plain", "_flat")
+
+    def __init__(self, text: str, fingerprint: str, task: Any) -> None:
+        self.text = text
+        self.fingerprint = fingerprint
+        plain = _plain(task, [_PLAIN_NODES]) if type(task) is dict else _NOT_PLAIN
+        self._plain: dict[str, Any] | None = None if plain is _NOT_PLAIN else plain
+        self._flat = self._plain is not None and not any(
+            type(v) is dict or type(v) is list for v in self._plain.values()
+        )
+
+    def copy(self) -> dict[str, Any]:
+        plain = self._plain
+        if plain is None:
+            fresh: dict[str, Any] = json.loads(self.text)
+            return fresh
+        return dict(plain) if self._flat else _fresh(plain)
+
+
+_PLAIN_NODES = 32  # above this many values, json.loads copies faster than Python does
+_SCALARS = frozenset({str, int, bool, type(None)})
+_NOT_PLAIN: Any = object()
+
+
+def _plain(value: Any, budget: list[int]) -> Any:
+    """``json.loads(canonical_json(value))`` for a small plain value, else ``_NOT_PLAIN``.
+
+    Plain: exact dicts with string keys, lists, tuples, strings, ints, bools, ``None`` and
+    finite floats (whose JSON round trip is exact). ``budget[0]`` counts the values left.
+    """
+    budget[0] -= 1
+    kind = type(value)
+    if budget[0] < 0:
+        return _NOT_PLAIN
+    if kind in _SCALARS or (kind is float and math.isfinite(value)):
+        return value
+    if kind is dict:
+        out = {}
+        for key in sorted(value) if all(type(k) is str for k in value) else ():
+            item = out[key] = _plain(value[key], budget)
+            if item is _NOT_PLAIN:
+                return _NOT_PLAIN
+        return out if len(out) == len(value) else _NOT_PLAIN
+    if kind is list or kind is tuple:
+        if all(type(entry) in _SCALARS for entry in value):  # the common leaf: no recursion
+            budget[0] -= len(value)
+            return list(value) if budget[0] >= 0 else _NOT_PLAIN
+        items = [_plain(entry, budget) for entry in value]
+        return _NOT_PLAIN if any(item is _NOT_PLAIN for item in items) else items
+    return _NOT_PLAIN
+
+
+def _fresh(value: Any) -> Any:
+    """A deep copy of a plain value (dicts and lists copied, scalars shared)."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _fresh(item) for key, item in value.items()}
+    if kind is list:
+        return [_fresh(item) for item in value]
+    return value
 
 
 def clear_task_cache() -> None:
     """Forget every cached task draw (the checker does, to test generators themselves)."""
     _TASK_CACHE.clear()
+
+
+def _remember(key: tuple[type, str, int, str], drawn: _Drawn) -> None:
+    with _TASK_CACHE_LOCK:  # envs stepped from worker threads share the cache
+        _TASK_CACHE[key] = drawn
+        if len(_TASK_CACHE) > _TASK_CACHE_SIZE:
+            _TASK_CACHE.popitem(last=False)  # the oldest (O(1), unlike a plain dict's front)
 
 
 def cached_task(
@@ -229,15 +423,34 @@ def cached_task(
     """The task ``draw()`` returns for ``key`` = (env class, split, seed, difficulty JSON).
 
     Each key is drawn once per process (the last 4096 are kept) and every call returns a
-    fresh copy, which the env may keep and change. Sound because a task may depend on nothing
-    but its key (see :meth:`turngym.core.TextEnv.generate_task`).
+    fresh copy (as ``json.loads`` of its canonical JSON), which the env may keep and change.
+    Sound because a task may depend on nothing but its key (see
+    :meth:`turngym.core.TextEnv.generate_task`).
     """
-    cached = _TASK_CACHE.get(key)
-    if cached is None:
-        cached = canonical_json(draw())
-        with _TASK_CACHE_LOCK:  # envs stepped from worker threads share the cache
-            _TASK_CACHE[key] = cached
-            if len(_TASK_CACHE) > _TASK_CACHE_SIZE:
-                del _TASK_CACHE[next(iter(_TASK_CACHE))]  # oldest first (dicts keep order)
-    fresh: dict[str, Any] = json.loads(cached)
-    return fresh
+    drawn = _TASK_CACHE.get(key)
+    if drawn is None:
+        task = draw()
+        text = _CANONICAL.encode(task)
+        drawn = _Drawn(text, hashlib.sha256(text.encode()).hexdigest(), task)
+        _remember(key, drawn)
+    return drawn.copy()
+
+
+def cached_draw(
+    key: tuple[type, str, int, str],
+    generate: Callable[[np.random.Generator], dict[str, Any]],
+    family: str,
+    lazy: bool = False,
+) -> tuple[dict[str, Any], str]:
+    """:func:`cached_task` of :func:`draw_task` for ``key``, and the task's fingerprint.
+
+    The envs' reset path: ``key`` = (env class, split, seed, difficulty JSON), ``generate``
+    as for :func:`draw_task`. The fingerprint gives the task id without hashing it again.
+    ``lazy``: ``generate`` gets a :class:`~turngym._seed_sequence.LazyGenerator` (the same
+    numbers; for generators that mostly call ``rng.integers(n)``).
+    """
+    drawn = _TASK_CACHE.get(key)
+    if drawn is None:
+        drawn = _Drawn(*_draw(generate, family, key[1], key[2], lazy=lazy))
+        _remember(key, drawn)
+    return drawn.copy(), drawn.fingerprint

@@ -195,6 +195,9 @@ class Minesweeper(TextEnv):
             "no_guess": bool(difficulty["no_guess"]),
         }
 
+    # The layout seed is one rng.integers(n): reset may draw it without NumPy's generator.
+    _integer_draws = generate_task
+
     def load_task(self, task: Mapping[str, Any]) -> None:
         """Validate the task and start with every cell hidden."""
         unknown = sorted(set(task) - _TASK_KEYS)

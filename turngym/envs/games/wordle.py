@@ -71,6 +71,18 @@ def _examples(length: int) -> tuple[str, ...]:
     return tuple(f"<action>{w}</action>" for w in _SAMPLE_WORDS[length])
 
 
+@functools.cache
+def _legal_words(length: int) -> frozenset[str]:
+    """The legal guesses of ``length`` letters (empty for lengths without a list)."""
+    return load_word_lists()[1].get(length, frozenset())
+
+
+@functools.lru_cache(maxsize=1024)
+def _spaced(marks: str) -> str:
+    """``"GY-"`` as ``"G Y -"`` (3**6 mark strings at most)."""
+    return " ".join(marks)
+
+
 @functools.lru_cache(maxsize=4096)
 def _bits(start: int, left: int) -> float:
     """Bits of information in narrowing ``start`` equally likely secrets to ``left``."""
@@ -153,6 +165,7 @@ class Wordle(TextEnv):
         self._universe_key: tuple[int, str | None] = (int(self.difficulty["word_length"]), None)
         self._mask = 0
         self._n_start = 1
+        self._left = 0  # self._mask.bit_count(), read every step
 
     @property
     def _candidates(self) -> tuple[str, ...]:
@@ -185,6 +198,9 @@ class Wordle(TextEnv):
         words = load_word_lists()[0][int(difficulty["word_length"])]
         return {"secret": words[int(rng.integers(len(words)))]}
 
+    # The secret is one rng.integers(n): reset may draw it without building NumPy's generator.
+    _integer_draws = generate_task
+
     def load_task(self, task: Mapping[str, Any]) -> None:
         """Check the secret (a legal guess of 4-6 letters) and start with no guesses."""
         if set(task) != {"secret"}:
@@ -206,12 +222,13 @@ class Wordle(TextEnv):
         extra = None if secret in solution_set(len(secret)) else secret
         self._universe_key = (len(secret), extra)
         self._mask = candidate_index(len(secret), extra).full
-        self._n_start = self._mask.bit_count()
+        self._n_start = self._left = self._mask.bit_count()
 
     # --- Dynamics -----------------------------------------------------------------------------
     def apply(self, command: str) -> Transition:
         """Score one guessed word; illegal words are invalid and use no guess."""
-        if self._over():
+        guesses, secret = self.guesses, self.secret
+        if guesses and (guesses[-1] == secret or len(guesses) >= self.max_guesses):  # over
             return Transition(
                 terminated=True,
                 effective=False,
@@ -219,19 +236,21 @@ class Wordle(TextEnv):
             )
         word = command.strip().lower()
         # A word of the list has the right length and letters; only hard mode can refuse it.
-        legal = word in load_word_lists()[1][len(self.secret)]
+        legal = word in _legal_words(len(secret))
         problem = self._illegal(word) if self.hard_mode or not legal else ""
         if problem:
             return Transition(valid=False, effective=False, message=f"Invalid guess: {problem}")
-        marks = feedback(word, self.secret)
-        self.guesses.append(word)
+        marks = feedback(word, secret)
+        guesses.append(word)
         self.marks.append(marks)
-        self._lines.append(f"{len(self.guesses)}. {word.upper()}  {' '.join(marks)}")
-        if self._mask & (self._mask - 1):  # more than one candidate left
-            self._mask &= candidate_index(*self._universe_key).consistent(word, marks)
-        if word == self.secret:
+        self._lines.append(f"{len(guesses)}. {word.upper()}  {_spaced(marks)}")
+        mask = self._mask
+        if mask & (mask - 1):  # more than one candidate left
+            self._mask = mask = mask & candidate_index(*self._universe_key).consistent(word, marks)
+            self._left = mask.bit_count()
+        if word == secret:
             return _SOLVED
-        if len(self.guesses) >= self.max_guesses:
+        if len(guesses) >= self.max_guesses:
             return _LOST
         return _GO_ON
 
@@ -261,11 +280,6 @@ class Wordle(TextEnv):
                     times = "" if count == 1 else f" {count} times"
                     return f"hard mode: the guess must contain {letter.upper()}{times}."
         return ""
-
-    def _over(self) -> bool:
-        return bool(self.guesses) and (
-            self.guesses[-1] == self.secret or len(self.guesses) >= self.max_guesses
-        )
 
     # --- Views --------------------------------------------------------------------------------
     def _example(self) -> str:
@@ -314,13 +328,13 @@ class Wordle(TextEnv):
     def privileged(self) -> dict[str, Any]:
         """The secret and the number of secrets consistent with the feedback so far."""
         return {"secret": self.secret, GOLD_ANSWERS: [self.secret] if self.secret else [],
-                "candidates_left": self._mask.bit_count()}
+                "candidates_left": self._left}
 
     def metrics(self) -> dict[str, Any]:
         """Guesses used and the bits of information gained so far."""
         return {
             "guesses_used": len(self.guesses),
-            "bits_gained": _bits(self._n_start, self._mask.bit_count()),
+            "bits_gained": _bits(self._n_start, self._left),
         }
 
     def oracle_action(self) -> str:

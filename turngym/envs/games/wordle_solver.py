@@ -137,24 +137,33 @@ class CandidateIndex:
             self.exactly[letter], self.at_least[letter] = by_count, at_least
 
     def consistent(self, guess: str, marks: str) -> int:
-        """The bitset of the words that would give ``guess`` exactly these ``marks``."""
+        """The bitset of the words that would give ``guess`` exactly these ``marks``.
+
+        A letter whose every copy is grey is absent, which already rules it out at its grey
+        places; only a grey copy of a letter that also scored needs its place excluded.
+        """
         keep = self.full
         hits: dict[str, int] = {}  # letter -> its green and yellow marks
-        greys = ""
+        grey = []
         for position, letter in enumerate(guess):
             mark = marks[position]
-            if mark == GREEN:
-                keep &= self.at[position][letter]
-                hits[letter] = hits.get(letter, 0) + 1
+            if mark == GREY:
+                grey.append(position)
             else:
+                keep &= (self.at if mark == GREEN else self.not_at)[position][letter]
+                hits[letter] = hits.get(letter, 0) + 1
+        capped = ""  # letters with a grey copy: their count is exact
+        for position in grey:
+            letter = guess[position]
+            k = hits.get(letter, 0)
+            if k:
                 keep &= self.not_at[position][letter]
-                if mark == YELLOW:
-                    hits[letter] = hits.get(letter, 0) + 1
-                else:
-                    greys += letter
-                    hits.setdefault(letter, 0)
+            if letter not in capped:
+                capped += letter
+                keep &= self.exactly[letter][k]
         for letter, k in hits.items():
-            keep &= (self.exactly if letter in greys else self.at_least)[letter][k]
+            if letter not in capped:
+                keep &= self.at_least[letter][k]
         return keep
 
     def words_of(self, mask: int) -> tuple[str, ...]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import pickle
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -48,10 +48,9 @@ from turngym.core import (
     TASK_ID,
     TextSpace,
     _parse_fields,  # parse_action without its record: the step's hot path
-    cached_task,
     parse_action,
 )
-from turngym.tasks import SPLITS, canonical_json, draw_task, resolve_difficulty, task_id_of
+from turngym.tasks import SPLITS, cached_draw, canonical_json, resolve_difficulty, task_fingerprint
 
 __all__ = ["TextObservation", "Move", "TextAECEnv", "SeatEnv", "BASE_DIFFICULTY"]
 
@@ -134,6 +133,10 @@ class TextAECEnv(AECEnv):
     reference_opponent: ClassVar[str] = "random"
     """Agent spec of the game's scripted opponent of reference (``minimax`` for board games,
     ``negotiator`` for bargaining): what ``turngym eval`` plays against unless told otherwise."""
+    _integer_draws: ClassVar[Callable[..., Any] | None] = None
+    """As :attr:`turngym.core.TextEnv._integer_draws`: the game's own ``generate_task`` when
+    it only calls ``rng.integers(n)``, so reset may hand it a generator that skips building
+    NumPy's (a subclass that overrides ``generate_task`` gets NumPy's again)."""
     spec_id: str | None = None
     """The registered id, set by :func:`~turngym.envs.multiagent.registry.make_multiagent`."""
 
@@ -306,8 +309,8 @@ class TextAECEnv(AECEnv):
         Raises:
             ValueError: An unknown split, level or knob, or a malformed task.
         """
-        options = dict(options or {})
-        unknown = sorted(set(options) - _RESET_OPTION_KEYS)
+        options = dict(options) if options else {}
+        unknown = sorted(set(options) - _RESET_OPTION_KEYS) if options else ()
         if unknown:
             warnings.warn(f"{type(self).__name__}.reset ignores unknown options {unknown}",
                           stacklevel=2)  # fmt: skip
@@ -319,8 +322,8 @@ class TextAECEnv(AECEnv):
             seed = int(self.np_random.integers(2**31 - 1))
         self.episode_difficulty = self._validated_difficulty(options)
         self.split = options.get("split", "train")
-        self.task = self._select_task(seed, options)
-        self.task_id = task_id_of(self.family, self.task)
+        self.task, fingerprint = self._select_task(seed, options)
+        self.task_id = f"{self.family}-{fingerprint[:12]}"  # task_id_of(family, task)
         self.turn = 0
         self.load_task(self.task)
         self.agents = list(self.possible_agents)
@@ -437,14 +440,15 @@ class TextAECEnv(AECEnv):
 
     def _infos(self) -> dict[str, dict[str, Any]]:
         """Every seat's info; the state key and metrics do not depend on the seat."""
-        key, metrics = self.state_key(), self.metrics()
+        key, metrics, task_id = self.state_key(), self.metrics(), self.task_id
+        success, score, privileged = self.success, self.score, self.privileged
         return {
             seat: {
-                TASK_ID: self.task_id,
+                TASK_ID: task_id,
                 STATE_KEY: key,
-                SUCCESS: bool(self.success(seat)),
-                SCORE: float(self.score(seat)),
-                PRIVILEGED: self.privileged(seat),
+                SUCCESS: bool(success(seat)),
+                SCORE: float(score(seat)),
+                PRIVILEGED: privileged(seat),
                 METRICS: dict(metrics),
             }
             for seat in self.agents
@@ -470,23 +474,26 @@ class TextAECEnv(AECEnv):
         self._check_all(difficulty)
         return difficulty
 
-    def _select_task(self, seed: int, options: Mapping[str, Any]) -> dict[str, Any]:
+    def _select_task(self, seed: int, options: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+        """The game's task (a fresh copy ``load_task`` may keep) and its fingerprint."""
         if "task" in options:
             task = options["task"]
             if not isinstance(task, Mapping):
                 raise ValueError(f"options['task'] must be a task dict, got {type(task).__name__}.")
-            return json.loads(canonical_json(task))
+            copied: dict[str, Any] = json.loads(canonical_json(task))
+            return copied, task_fingerprint(copied)
         difficulty, split = self.episode_difficulty, self.split
         # The seats of a game, and the G games of a group, reset to the same task: draw each
         # (class, split, seed, knobs) once, like single-agent envs do.
         as_json = (
             self._difficulty_json if difficulty is self.difficulty else canonical_json(difficulty)
         )
-        return cached_task(
+        return cached_draw(
             (type(self), split, seed, as_json),
-            lambda: draw_task(lambda rng: self.generate_task(rng, difficulty),
-                              family=self.family, split=split, seed=seed),
-        )  # fmt: skip
+            lambda rng: self.generate_task(rng, difficulty),
+            self.family,
+            lazy=type(self).generate_task is type(self)._integer_draws,
+        )
 
 
 class SeatEnv:

@@ -21,6 +21,7 @@ rules, outcomes and texts.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -31,6 +32,12 @@ from turngym.envs.multiagent.minimax import Position, best_moves
 __all__ = ["BoardGame"]
 
 _MAX_OPENING_DRAWS = 1_000
+# Outcomes of a legal move besides a win (whose outcome is the win phrase), and the shared,
+# read-only records of legal moves: (class, seat, label, mark, outcome) -> Move.
+_GOES_ON: Any = object()
+_DRAW: Any = object()
+_NO_REWARDS: Mapping[str, float] = MappingProxyType({})
+_RECORDS: dict[tuple[type, str, str, str, Any], Move] = {}
 
 
 class BoardGame(TextAECEnv):
@@ -78,6 +85,9 @@ class BoardGame(TextAECEnv):
                 return {**self.board_fields(difficulty), "opening": opening}
         raise RuntimeError(f"no unfinished {plies}-ply opening found; lower opening_plies.")
 
+    # An opening is rng.integers(n) draws only: reset may make them without NumPy's generator.
+    _integer_draws = generate_task
+
     def board_fields(self, difficulty: Mapping[str, Any]) -> dict[str, Any]:
         """Task fields that fix the board shape (none for fixed boards)."""
         return {}
@@ -88,6 +98,13 @@ class BoardGame(TextAECEnv):
         Raises:
             ValueError: A move of the opening is illegal, or it finishes the game.
         """
+        self._position = self._replay_opening(task)
+        self.result: str | None = None  # a seat, "draw", or None while the game goes on
+        self.forfeited: str | None = None
+        self.plies = len(task.get("opening", []))
+
+    def _replay_opening(self, task: Mapping[str, Any]) -> Position:
+        """The position after the task's opening (see :meth:`load_task`)."""
         position = self.empty_position({**self.episode_difficulty, **task})
         for label in task.get("opening", []):
             move = self.parse_move(position, str(label))
@@ -96,10 +113,7 @@ class BoardGame(TextAECEnv):
             position = position.play(move)
         if not position.moves():
             raise ValueError("the task's opening already finishes the game")
-        self._position = position
-        self.result: str | None = None  # a seat, "draw", or None while the game goes on
-        self.forfeited: str | None = None
-        self.plies = len(task.get("opening", []))
+        return position
 
     def to_move(self) -> str:
         """The seat whose mark is to move."""
@@ -115,24 +129,41 @@ class BoardGame(TextAECEnv):
 
     def apply(self, seat: str, command: str) -> Move:
         """Play the move in ``command`` if it is legal; announce it to the opponent."""
-        move = self.parse_move(self._position, command)
+        position = self._position
+        move = self.parse_move(position, command)
         if isinstance(move, str):
             return Move(valid=False, message=f"Illegal move: {move}")
-        label, mark = self.move_label(move), self.marks[self._position.player]
-        self._position = self._position.play(move)
+        self._position = after = position.play(move)
         self.plies += 1
-        other = self._opponent(seat)
+        if after.winner() is not None:
+            self.result, outcome = seat, self.win_phrase()
+        elif not after.moves():
+            self.result, outcome = "draw", _DRAW
+        else:
+            outcome = _GOES_ON
+        # The record depends on nothing else, so each one is built once per process.
+        key = (type(self), seat, self.move_label(move), self.marks[position.player], outcome)
+        record = _RECORDS.get(key)
+        if record is None:
+            record = _RECORDS[key] = self._move_record(*key[1:])
+        return record
+
+    def _move_record(self, seat: str, label: str, mark: str, outcome: Any) -> Move:
+        """What ``seat`` playing ``label`` with ``mark`` tells both seats, and the rewards.
+
+        ``outcome`` is the win phrase of a winning move, else :data:`_DRAW` or :data:`_GOES_ON`.
+        """
         you, they = f"You played {label}", f"Your opponent ({mark}) played {label}"
-        if self._position.winner() is not None:
-            self.result = seat
-            return Move(message=f"{you}: {self.win_phrase()}. You won!",
-                announcement=f"{they}: {self.win_phrase()}. You lost.",
-                rewards={seat: 1.0, other: -1.0}, terminated=True)  # fmt: skip
-        if not self._position.moves():
-            self.result = "draw"
+        if outcome is _GOES_ON:
+            return Move(message=f"{you}.", announcement=f"{they}.", rewards=_NO_REWARDS)
+        if outcome is _DRAW:
             full = "The board is full: draw."
-            return Move(message=f"{you}. {full}", announcement=f"{they}. {full}", terminated=True)
-        return Move(message=f"{you}.", announcement=f"{they}.")
+            return Move(message=f"{you}. {full}", announcement=f"{they}. {full}",
+                        rewards=_NO_REWARDS, terminated=True)  # fmt: skip
+        rewards = MappingProxyType({seat: 1.0, self._opponent(seat): -1.0})
+        return Move(message=f"{you}: {outcome}. You won!",
+                    announcement=f"{they}: {outcome}. You lost.",
+                    rewards=rewards, terminated=True)  # fmt: skip
 
     def win_phrase(self) -> str:
         """How a winning move is described (e.g. "three in a row")."""
@@ -145,6 +176,10 @@ class BoardGame(TextAECEnv):
         return Move(message="You forfeit the game: you lost.",
                     announcement="Your opponent forfeits the game: you won!",
                     rewards={seat: -1.0, other: 1.0}, terminated=True)  # fmt: skip
+
+    def success(self, seat: str) -> bool:
+        """Whether ``seat`` has won (its score is 1)."""
+        return self.result == seat
 
     def score(self, seat: str) -> float:
         """1 for a win, 0.5 for a draw, 0 for a loss or an unfinished game."""

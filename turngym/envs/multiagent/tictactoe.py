@@ -37,6 +37,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
+
+from turngym.core import METRICS, PRIVILEGED, SCORE, STATE_KEY, SUCCESS, TASK_ID
 from turngym.envs.multiagent.base import BASE_DIFFICULTY
 from turngym.envs.multiagent.board import BoardGame
 from turngym.envs.multiagent.minimax import best_moves, exact_value
@@ -57,6 +60,14 @@ _DRAWINGS: dict[tuple[int, ...], str] = {}
 _SOLVED: dict[tuple[tuple[int, ...], int], tuple[int, list[str]]] = {}
 _KEYS: dict[tuple[tuple[int, ...], int], str] = {}
 _MOVE_TEXTS: dict[tuple[int, ...], str] = {}
+# Per class as well, since a subclass may draw or word things differently: the position after
+# an opening, a seat's view of a board, a seat's instructions for the two refusal knobs.
+_OPENINGS: dict[tuple[type, tuple[str, ...]], TicTacToePosition] = {}
+_VIEWS: dict[tuple[type, str, tuple[int, ...], int, str | None], str] = {}
+_INSTRUCTIONS: dict[tuple[type, str, Any, Any], str] = {}
+# A board and result's state key and, per seat, (success, score, privileged): what every
+# step's infos repeat (the privileged dicts are copied before they are handed out).
+_INFO_PARTS: dict[tuple[type, tuple[int, ...], int, str | None], tuple[str, dict]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +145,24 @@ class TicTacToe(BoardGame):
                 "splits, more often leaves a decided game."
             )
 
+    def generate_task(self, rng: np.random.Generator, difficulty: Mapping[str, Any]) -> dict:
+        """Play ``opening_plies`` uniformly random moves (the board game's draw, shortcut).
+
+        Nobody can win within 4 plies, so the legal moves are the empty cells in order and
+        every such opening is unfinished: the same draws as :meth:`BoardGame.generate_task`
+        without building positions.
+        """
+        plies = int(difficulty["opening_plies"])
+        if type(self) is not TicTacToe or not 0 <= plies <= 4:  # a subclass may move otherwise
+            return super().generate_task(rng, difficulty)
+        cells, opening = list(_LABELS), []
+        for _ in range(plies):
+            opening.append(cells.pop(int(rng.integers(len(cells)))))
+        return {"opening": opening}
+
+    # As the board game's: rng.integers(n) draws only.
+    _integer_draws = generate_task
+
     def empty_position(self, difficulty: Mapping[str, Any]) -> TicTacToePosition:
         """The empty 3x3 board."""
         return TicTacToePosition.empty_board()
@@ -168,6 +197,56 @@ class TicTacToe(BoardGame):
         if key is None:
             key = _KEYS[position.cells, position.player] = super().state_key()
         return key
+
+    def _replay_opening(self, task: Mapping[str, Any]) -> TicTacToePosition:
+        """The board after the opening (replayed once per opening and process)."""
+        key = (type(self), tuple(str(label) for label in task.get("opening", [])))
+        position = _OPENINGS.get(key)
+        if position is None:  # an illegal opening raises every time, and is never stored
+            replayed = super()._replay_opening(task)
+            assert isinstance(replayed, TicTacToePosition)
+            position = _OPENINGS[key] = replayed
+        return position
+
+    def render_text(self, seat: str) -> str:
+        """The board, whose turn it is, and the legal moves when it is ``seat``'s turn."""
+        position = self._position
+        key = (type(self), seat, position.cells, position.player, self.result)
+        text = _VIEWS.get(key)
+        if text is None:
+            text = _VIEWS[key] = super().render_text(seat)
+        return text
+
+    def _infos(self) -> dict[str, dict[str, Any]]:
+        """Every seat's info, as :meth:`TextAECEnv._infos` builds it, from per-board parts."""
+        position = self._position
+        key = (type(self), position.cells, position.player, self.result)
+        parts = _INFO_PARTS.get(key)
+        if parts is None:
+            parts = _INFO_PARTS[key] = (self.state_key(), {
+                seat: (bool(self.success(seat)), float(self.score(seat)), self.privileged(seat))
+                for seat in self.seats})  # fmt: skip
+        state, seats = parts
+        metrics, task_id = self.metrics(), self.task_id
+        infos = {}
+        for seat in self.agents:
+            success, score, privileged = seats[seat]
+            if "optimal_moves" in privileged:  # the one mutable value inside
+                privileged = {**privileged, "optimal_moves": list(privileged["optimal_moves"])}
+            else:
+                privileged = dict(privileged)
+            infos[seat] = {TASK_ID: task_id, STATE_KEY: state, SUCCESS: success, SCORE: score,
+                           PRIVILEGED: privileged, METRICS: dict(metrics)}  # fmt: skip
+        return infos
+
+    def instructions(self, seat: str) -> str:
+        """Rules, the action grammar, the refusal rule and the rewards, for ``seat``."""
+        d = self.episode_difficulty
+        key = (type(self), seat, d["invalid_penalty"], d["max_invalid"])
+        text = _INSTRUCTIONS.get(key)
+        if text is None:
+            text = _INSTRUCTIONS[key] = super().instructions(seat)
+        return text
 
     def moves_text(self) -> str:
         """The empty cells' numbers, e.g. ``"1, 5, 9"``."""
