@@ -39,7 +39,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from turngym.core import METRICS, PRIVILEGED, SCORE, STATE_KEY, SUCCESS, TASK_ID
 from turngym.envs.multiagent.base import BASE_DIFFICULTY
 from turngym.envs.multiagent.board import BoardGame
 from turngym.envs.multiagent.minimax import best_moves, exact_value
@@ -65,9 +64,6 @@ _MOVE_TEXTS: dict[tuple[int, ...], str] = {}
 _OPENINGS: dict[tuple[type, tuple[str, ...]], TicTacToePosition] = {}
 _VIEWS: dict[tuple[type, str, tuple[int, ...], int, str | None], str] = {}
 _INSTRUCTIONS: dict[tuple[type, str, Any, Any], str] = {}
-# A board and result's state key and, per seat, (success, score, privileged): what every
-# step's infos repeat (the privileged dicts are copied before they are handed out).
-_INFO_PARTS: dict[tuple[type, tuple[int, ...], int, str | None], tuple[str, dict]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,28 +212,6 @@ class TicTacToe(BoardGame):
         if text is None:
             text = _VIEWS[key] = super().render_text(seat)
         return text
-
-    def _infos(self) -> dict[str, dict[str, Any]]:
-        """Every seat's info, as :meth:`TextAECEnv._infos` builds it, from per-board parts."""
-        position = self._position
-        key = (type(self), position.cells, position.player, self.result)
-        parts = _INFO_PARTS.get(key)
-        if parts is None:
-            parts = _INFO_PARTS[key] = (self.state_key(), {
-                seat: (bool(self.success(seat)), float(self.score(seat)), self.privileged(seat))
-                for seat in self.seats})  # fmt: skip
-        state, seats = parts
-        metrics, task_id = self.metrics(), self.task_id
-        infos = {}
-        for seat in self.agents:
-            success, score, privileged = seats[seat]
-            if "optimal_moves" in privileged:  # the one mutable value inside
-                privileged = {**privileged, "optimal_moves": list(privileged["optimal_moves"])}
-            else:
-                privileged = dict(privileged)
-            infos[seat] = {TASK_ID: task_id, STATE_KEY: state, SUCCESS: success, SCORE: score,
-                           PRIVILEGED: privileged, METRICS: dict(metrics)}  # fmt: skip
-        return infos
 
     def instructions(self, seat: str) -> str:
         """Rules, the action grammar, the refusal rule and the rewards, for ``seat``."""
