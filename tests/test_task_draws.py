@@ -40,14 +40,13 @@ def _numpy_state(entropy: list[int]) -> tuple[int, ...]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(_WORD, min_size=1, max_size=8))
-def test_state_words_equal_numpys_seed_sequence(entropy):
+@given(st.lists(_WORD, min_size=4, max_size=8))  # a task's: family word, split, seed, attempt
+def test_stream_seed_words_equal_numpys_seed_sequence(entropy):
     words = _seed_sequence.uint32_words(entropy)
-    assert _seed_sequence.state_words(words) == _numpy_state(entropy)
-    if len(words) >= 4:
-        assert _seed_sequence.Stream(words[:3]).state(words[3:]) == _numpy_state(entropy)
+    stream = _seed_sequence.Stream(words[:3])
+    assert stream.state(words[3:]) == _numpy_state(entropy)
     if len(words) == 5:  # the hot path: one word each for the seed and the attempt
-        assert _seed_sequence.Stream(words[:3]).state_of(*words[3:]) == _numpy_state(entropy)
+        assert stream.finish(stream.pool_of(words[3]), words[4]) == _numpy_state(entropy)
 
 
 @settings(max_examples=200, deadline=None)

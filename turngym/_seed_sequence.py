@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.random.bit_generator import ISpawnableSeedSequence
 
-__all__ = ["uint32_words", "state_words", "Stream", "generator", "LazyGenerator"]
+__all__ = ["uint32_words", "Stream", "generator", "LazyGenerator"]
 
 _MASK = 0xFFFFFFFF
 _INIT_A, _MULT_A = 0x43B0D7E5, 0x931E8875  # pool hashing
@@ -70,21 +70,6 @@ def _mix(x: int, y: int) -> int:
     return out ^ (out >> 16)
 
 
-def _pool(words: Sequence[int]) -> tuple[list[int], int]:
-    """The first part of the pooling: fill, then mix every pool word into every other.
-
-    Returns the pool and the number of hashmix calls made (the next call's rank).
-    """
-    pool = [_hashmix(words[i] if i < len(words) else 0, i) for i in range(_POOL)]
-    rank = _POOL
-    for src in range(_POOL):
-        for dst in range(_POOL):
-            if src != dst:
-                pool[dst] = _mix(pool[dst], _hashmix(pool[src], rank))
-                rank += 1
-    return pool, rank
-
-
 def _output(p0: int, p1: int, p2: int, p3: int) -> tuple[int, int, int, int]:
     """``generate_state(4, uint64)`` of a finished pool."""
     o0 = (p0 ^ _B0) * _B1 & _MASK
@@ -103,26 +88,13 @@ def _output(p0: int, p1: int, p2: int, p3: int) -> tuple[int, int, int, int]:
     )
 
 
-def state_words(words: Sequence[int]) -> tuple[int, int, int, int]:
-    """``SeedSequence(entropy).generate_state(4, np.uint64)`` from the entropy's 32-bit words.
-
-    The plain (unprecomputed) algorithm, for any number of words.
-    """
-    pool, rank = _pool(words)
-    for src in range(_POOL, len(words)):
-        for dst in range(_POOL):
-            pool[dst] = _mix(pool[dst], _hashmix(words[src], rank))
-            rank += 1
-    return _output(*pool)
-
-
 class Stream:
     """Seed words of every entropy that starts with the same three 32-bit words.
 
     The pool words 0-2 after the all-to-all mixing, and the three values mixed into word 3
     meanwhile, depend on the first three words only; :meth:`state` finishes the pooling from
-    the fourth word on, and :meth:`state_of` does so for the common tail of one seed word and
-    one attempt word with every constant folded in.
+    the fourth word on, and :meth:`pool_of` then :meth:`finish` do so for the common tail of
+    one seed word and one attempt word with every constant folded in.
     """
 
     __slots__ = ("_p0", "_p1", "_p2", "_into3", "_fold")
@@ -144,7 +116,7 @@ class Stream:
                     rank += 1
         self._p0, self._p1, self._p2 = pool
         self._into3 = tuple(into3)
-        # For state_of: mix(x, y) = f(L * x - R * y), so the fixed operands are stored times
+        # For pool_of: mix(x, y) = f(L * x - R * y), so the fixed operands are stored times
         # their multiplier.
         self._fold = (pool[0] * _MIX_L, pool[1] * _MIX_L, pool[2] * _MIX_L,
                       *(hashed * _MIX_R for hashed in into3))  # fmt: skip
@@ -162,10 +134,6 @@ class Stream:
                 pool[dst] = _mix(pool[dst], _hashmix(word, rank))
                 rank += 1
         return _output(*pool)
-
-    def state_of(self, seed: int, attempt: int) -> tuple[int, int, int, int]:
-        """``state([seed, attempt])`` for a seed and an attempt below 2**32 (the hot path)."""
-        return self.finish(self.pool_of(seed), attempt)
 
     def pool_of(self, seed: int) -> tuple[int, int, int, int]:
         """The pool after a one-word seed, before the attempt word (shared by all attempts)."""
@@ -205,7 +173,7 @@ class Stream:
 
 
 _A3, _A4, _A13, _A14, _A15, _A16 = (_A[i] for i in (3, 4, 13, 14, 15, 16))
-if (_MIX_L, _MIX_R) != (0xCA01F9DD, 0x4973F715):  # state_of spells them out
+if (_MIX_L, _MIX_R) != (0xCA01F9DD, 0x4973F715):  # pool_of and finish spell them out
     raise AssertionError("mixing constants changed")
 _ATTEMPT_TERMS: dict[int, tuple[int, int, int, int]] = {}
 

@@ -338,71 +338,35 @@ _TASK_CACHE_LOCK = threading.Lock()
 class _Drawn:
     """A cached task: its canonical JSON, its fingerprint, and how to hand out a fresh copy.
 
-    A copy must equal ``json.loads(text)``: keys sorted, tuples as lists. A small task made of
-    plain dicts, lists and scalars is kept in that form and copied in Python (a flat one with
-    ``dict``); anything else is parsed again, which is faster for large nested tasks.
+    A copy must equal ``json.loads(text)`` (keys sorted, tuples as lists). Most drawn tasks
+    are flat (string keys, JSON scalars): those are kept in that form and copied with
+    ``dict`` (~0.2 us against ~3 us for parsing); anything else is parsed again.
     """
 
-    __slots__ = ("text", "fingerprint", "_plain", "_flat")
+    __slots__ = ("text", "fingerprint", "_flat")
 
     def __init__(self, text: str, fingerprint: str, task: Any) -> None:
         self.text = text
         self.fingerprint = fingerprint
-        plain = _plain(task, [_PLAIN_NODES]) if type(task) is dict else _NOT_PLAIN
-        self._plain: dict[str, Any] | None = None if plain is _NOT_PLAIN else plain
-        self._flat = self._plain is not None and not any(
-            type(v) is dict or type(v) is list for v in self._plain.values()
-        )
+        self._flat = dict(sorted(task.items())) if _is_flat(task) else None
 
     def copy(self) -> dict[str, Any]:
-        plain = self._plain
-        if plain is None:
-            fresh: dict[str, Any] = json.loads(self.text)
-            return fresh
-        return dict(plain) if self._flat else _fresh(plain)
+        if self._flat is not None:
+            return dict(self._flat)
+        fresh: dict[str, Any] = json.loads(self.text)
+        return fresh
 
 
-_PLAIN_NODES = 32  # above this many values, json.loads copies faster than Python does
 _SCALARS = frozenset({str, int, bool, type(None)})
-_NOT_PLAIN: Any = object()
 
 
-def _plain(value: Any, budget: list[int]) -> Any:
-    """``json.loads(canonical_json(value))`` for a small plain value, else ``_NOT_PLAIN``.
-
-    Plain: exact dicts with string keys, lists, tuples, strings, ints, bools, ``None`` and
-    finite floats (whose JSON round trip is exact). ``budget[0]`` counts the values left.
-    """
-    budget[0] -= 1
-    kind = type(value)
-    if budget[0] < 0:
-        return _NOT_PLAIN
-    if kind in _SCALARS or (kind is float and math.isfinite(value)):
-        return value
-    if kind is dict:
-        out = {}
-        for key in sorted(value) if all(type(k) is str for k in value) else ():
-            item = out[key] = _plain(value[key], budget)
-            if item is _NOT_PLAIN:
-                return _NOT_PLAIN
-        return out if len(out) == len(value) else _NOT_PLAIN
-    if kind is list or kind is tuple:
-        if all(type(entry) in _SCALARS for entry in value):  # the common leaf: no recursion
-            budget[0] -= len(value)
-            return list(value) if budget[0] >= 0 else _NOT_PLAIN
-        items = [_plain(entry, budget) for entry in value]
-        return _NOT_PLAIN if any(item is _NOT_PLAIN for item in items) else items
-    return _NOT_PLAIN
-
-
-def _fresh(value: Any) -> Any:
-    """A deep copy of a plain value (dicts and lists copied, scalars shared)."""
-    kind = type(value)
-    if kind is dict:
-        return {key: _fresh(item) for key, item in value.items()}
-    if kind is list:
-        return [_fresh(item) for item in value]
-    return value
+def _is_flat(task: Any) -> bool:
+    """A dict of string keys and values whose JSON round trip gives them back unchanged."""
+    return type(task) is dict and all(
+        type(key) is str
+        and (type(value) in _SCALARS or (type(value) is float and math.isfinite(value)))
+        for key, value in task.items()
+    )
 
 
 def clear_task_cache() -> None:
