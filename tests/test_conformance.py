@@ -49,7 +49,17 @@ def test_turngym_check_env(env_id):
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_oracle_solves_test_tasks(env_id):
     groups = collect(env_id, OracleAgent(), tasks=20, group_size=1, split="test")
-    assert all(ep.success and ep.error is None for g in groups for ep in g.episodes)
+    failed = [ep for g in groups for ep in g.episodes if not ep.success or ep.error is not None]
+    assert not failed, "\n".join(_why(ep) for ep in failed)
+
+
+def _why(ep) -> str:
+    """What a failed oracle episode says about itself (a CI log is all there is to go on)."""
+    last = ep.turns[-1] if ep.turns else None
+    said = last.observation[-700:] if last else ""
+    metrics = dict(last.info.get("metrics", {})) if last else {}
+    return (f"{ep.episode_id} {ep.task_id}: error={ep.error!r} outcome={ep.outcome} "
+            f"turns={len(ep.turns)} metrics={metrics}\n  last observation: {said!r}")  # fmt: skip
 
 
 def test_checker_catches_a_broken_env(counter_id):
