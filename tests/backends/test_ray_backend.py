@@ -155,6 +155,25 @@ def test_an_actor_dying_while_it_plays_on_fails_its_episodes_and_is_replaced():
     assert all(g.episodes[0].success for g in again)
 
 
+class WhereCounter(Counter):
+    """Counter that says which process steps it (in its metrics)."""
+
+    def metrics(self):
+        return {**super().metrics(), "pid": os.getpid()}
+
+
+def test_warm_actors_see_the_same_episodes_again():
+    # 130 live episodes: two actors. Rolling out the same seeds again sends each episode to
+    # the actor that played it before (whose process has that task drawn and cached).
+    def where():
+        groups = collect(WhereCounter, HintAgent(), 130, max_turns=3, backend="ray")
+        return [g.episodes[0].turns[0].info["metrics"]["pid"] for g in groups]
+
+    first = where()
+    assert len(set(first)) == 2
+    assert where() == first
+
+
 def test_an_episode_timeout_cuts_a_stuck_slow_env():
     make = lambda: SlowCounter(sleep=3.0)  # noqa: E731
     groups = collect(make, HintAgent(), 1, max_turns=5, episode_timeout=1.0, backend="ray")

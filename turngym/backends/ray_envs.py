@@ -197,7 +197,10 @@ class HostPool:
     def spawn(self) -> Any:
         """Start one actor for this rollout (a warm one when there is one) and hand it the agent."""
         warm = _WARM.get(self._key)
-        actor = warm.pop() if warm else self._remote.remote(self._factory)
+        # In the order they were kept: the i-th actor of the last rollout is the i-th again, so
+        # a rollout of the same seeds sends each episode to the actor that drew its task before
+        # (tasks and solved maps are cached per process).
+        actor = warm.pop(0) if warm else self._remote.remote(self._factory)
         actor.start.remote(self._agent)  # actor calls run in order: before any reset
         return actor
 
