@@ -1,4 +1,4 @@
-"""The text-environment contract: :class:`TextEnv`, :class:`TextSpace`, info keys, action tags.
+"""The text-environment contract: :class:`TextEnv`, :class:`Transition`, the info keys.
 
 A :class:`TextEnv` *is* a ``gymnasium.Env[str, str]`` (docs/design.md#principles): observations
 and actions are strings, ``reset`` and ``step`` have Gymnasium's signatures, and every env passes
@@ -8,18 +8,16 @@ oracle, and a leak check.
 
 Writing an env means subclassing :class:`TextEnv` and filling in the "set by subclasses"
 hooks; the base class does the bookkeeping that must be identical everywhere (option parsing,
-task selection, action-tag parsing, invalid actions, the info dict, snapshots).
+task selection, action tags (:mod:`turngym.text_actions`, re-exported here), invalid actions,
+the info dict, snapshots).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import pickle
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from numbers import Integral
 from pathlib import Path
 from typing import Any, ClassVar, SupportsFloat
 
@@ -32,11 +30,13 @@ from turngym.tasks import (
     cached_draw,
     cached_task,
     canonical_json,
+    check_int_knobs,
     clear_task_cache,
     load_tasks_file,
     resolve_difficulty,
     task_fingerprint,
 )
+from turngym.text_actions import ParsedAction, TextSpace, parse_action, parse_fields
 
 __all__ = [
     "check_int_knobs",
@@ -83,16 +83,9 @@ METRICS = "metrics"
 """Env-specific numbers (e.g. the optimal plan length)."""
 
 RESERVED_INFO_KEYS: tuple[str, ...] = (
-    TASK_ID,
-    INSTRUCTIONS,
-    STATE_KEY,
-    ACTION_VALID,
-    REWARD_COMPONENTS,
-    SUCCESS,
-    SCORE,
-    PRIVILEGED,
+    TASK_ID, INSTRUCTIONS, STATE_KEY, ACTION_VALID, REWARD_COMPONENTS, SUCCESS, SCORE, PRIVILEGED,
     METRICS,
-)
+)  # fmt: skip
 
 # --- Reserved keys inside info["privileged"] ---------------------------------------------------
 GOLD_ANSWERS = "gold_answers"
@@ -104,151 +97,6 @@ says how an answer is written in :attr:`TextEnv.answer_template`."""
 RESERVED_PRIVILEGED_KEYS: tuple[str, ...] = (GOLD_ANSWERS,)
 
 _RESET_OPTION_KEYS = frozenset({"split", "task", "difficulty", "level"})
-
-
-class TextSpace(gymnasium.spaces.Space[str]):
-    """Any string of at most ``max_chars`` characters.
-
-    ``sample()`` draws one of ``examples`` (valid-looking actions), so random agents and
-    Gymnasium's checker exercise real moves rather than noise.
-
-    Example:
-        >>> space = TextSpace(max_chars=10, examples=("<action>up</action>",))
-        >>> space.contains("hello"), space.contains("x" * 11)
-        (True, False)
-    """
-
-    def __init__(
-        self, max_chars: int = 32_768, examples: Sequence[str] = (), seed: int | None = None
-    ) -> None:
-        """Create the space.
-
-        Args:
-            max_chars: Longest accepted string.
-            examples: Strings that ``sample()`` chooses from (``""`` if empty).
-            seed: Seed for ``sample()``.
-        """
-        super().__init__(shape=None, dtype=None, seed=seed)
-        self.max_chars = int(max_chars)
-        self.examples = tuple(examples)
-
-    def sample(self, mask: Any = None, probability: Any = None) -> str:
-        """Return one of the examples, uniformly at random."""
-        if not self.examples:
-            return ""
-        return self.examples[int(self.np_random.integers(len(self.examples)))]
-
-    def contains(self, x: Any) -> bool:
-        """Whether ``x`` is a string of at most ``max_chars`` characters."""
-        return isinstance(x, str) and len(x) <= self.max_chars
-
-    @property
-    def is_np_flattenable(self) -> bool:
-        """Text cannot be flattened into a fixed-size array."""
-        return False
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, TextSpace)
-            and other.max_chars == self.max_chars
-            and other.examples == self.examples
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.max_chars, self.examples))
-
-    def __repr__(self) -> str:
-        return f"TextSpace(max_chars={self.max_chars}, examples={len(self.examples)})"
-
-
-# --- Action tags ------------------------------------------------------------------------------
-_THINK = re.compile(r"<think>.*?</think>", re.IGNORECASE | re.DOTALL)
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedAction:
-    """Result of :func:`parse_action`: the tag content, or why there is none."""
-
-    content: str | None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Whether a well-formed tag was found."""
-        return self.content is not None
-
-
-def check_int_knobs(
-    env_name: str, difficulty: Mapping[str, Any], ranges: Mapping[str, tuple[Any, ...]]
-) -> None:
-    """Raise ``ValueError`` for the first integer knob outside its inclusive range.
-
-    Args:
-        env_name: Named in the message.
-        difficulty: The knobs to check.
-        ranges: ``knob -> (low, high)`` or ``(low, high, meaning)``.
-
-    Example:
-        >>> check_int_knobs("Demo", {"size": 99}, {"size": (3, 10, "board side")})
-        Traceback (most recent call last):
-        ...
-        ValueError: Demo: size=99 is invalid; use an integer from 3 to 10 (board side).
-    """
-    for name, (low, high, *meaning) in ranges.items():
-        value = difficulty[name]
-        # bool is an Integral too, but True as a board size is a bug, not a 1.
-        if isinstance(value, bool) or not isinstance(value, Integral) or not low <= value <= high:
-            hint = f" ({meaning[0]})" if meaning else ""
-            raise ValueError(f"{env_name}: {name}={value!r} is invalid; use an integer from "
-                             f"{low} to {high}{hint}.")  # fmt: skip
-
-
-@functools.lru_cache(maxsize=64)
-def _tag_pattern(tag: str) -> re.Pattern[str]:
-    # The content may not contain another opening tag, so for nested or repeated tags the
-    # innermost well-formed pair wins; we then keep the LAST such pair.
-    t = re.escape(tag)
-    return re.compile(rf"<{t}>((?:(?!<{t}>).)*?)</{t}>", re.IGNORECASE | re.DOTALL)
-
-
-def parse_action(text: str, tag: str = "action", *, max_chars: int = 32_768) -> ParsedAction:
-    """Extract the content of the last well-formed ``<tag>...</tag>`` in ``text``.
-
-    ``<think>...</think>`` blocks are removed first, so reasoning may mention tags freely.
-    Never raises on any string.
-
-    Example:
-        >>> parse_action("<think>left? <action>no</action></think><action> up </action>").content
-        'up'
-        >>> parse_action("up").error
-        'no <action>...</action> tag found'
-    """
-    return ParsedAction(*_parse_fields(text, tag, max_chars))
-
-
-def _parse_fields(text: str, tag: str, max_chars: int) -> tuple[str | None, str | None]:
-    """:func:`parse_action` as a plain ``(content, error)`` pair (the env step's hot path)."""
-    if not isinstance(text, str):
-        return None, f"action must be a string, got {type(text).__name__}"
-    if len(text) > max_chars:
-        return None, f"action is {len(text)} characters long (limit {max_chars})"
-    open_tag, close_tag = _tags(tag)
-    if text.startswith(open_tag) and text.endswith(close_tag) and text.count("<") == 2:
-        content = text[len(open_tag) : -len(close_tag)].strip()  # the common case, no regex
-        return (content, None) if content else (None, f"the <{tag}> tag is empty")
-    stripped = _THINK.sub(" ", text) if "think>" in text.lower() else text
-    matches = _tag_pattern(tag).findall(stripped)
-    if not matches:
-        return None, f"no <{tag}>...</{tag}> tag found"
-    content = matches[-1].strip()
-    if not content:
-        return None, f"the <{tag}> tag is empty"
-    return content, None
-
-
-@functools.lru_cache(maxsize=64)
-def _tags(tag: str) -> tuple[str, str]:
-    return f"<{tag}>", f"</{tag}>"
 
 
 # --- The env base class -----------------------------------------------------------------------
@@ -548,7 +396,7 @@ class TextEnv(LazySeeding, gymnasium.Env[str, str]):
         wrong.
         """
         self.turn += 1
-        content, error = _parse_fields(action, self.action_tag, self.action_space.max_chars)
+        content, error = parse_fields(action, self.action_tag, self.action_space.max_chars)
         if content is not None:
             outcome = self.apply(content)
         else:

@@ -25,6 +25,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ __all__ = [
     "task_rng",
     "draw_task",
     "resolve_difficulty",
+    "check_int_knobs",
     "load_tasks_file",
     "read_json_objects",
     "cached_task",
@@ -289,6 +291,31 @@ def resolve_difficulty(
         )
         raise ValueError(f"Unknown difficulty knob(s) {said}; known knobs: {sorted(defaults)}.")
     return merged
+
+
+def check_int_knobs(
+    env_name: str, difficulty: Mapping[str, Any], ranges: Mapping[str, tuple[Any, ...]]
+) -> None:
+    """Raise ``ValueError`` for the first integer knob outside its inclusive range.
+
+    Args:
+        env_name: Named in the message.
+        difficulty: The knobs to check.
+        ranges: ``knob -> (low, high)`` or ``(low, high, meaning)``.
+
+    Example:
+        >>> check_int_knobs("Demo", {"size": 99}, {"size": (3, 10, "board side")})
+        Traceback (most recent call last):
+        ...
+        ValueError: Demo: size=99 is invalid; use an integer from 3 to 10 (board side).
+    """
+    for name, (low, high, *meaning) in ranges.items():
+        value = difficulty[name]
+        # bool is an Integral too, but True as a board size is a bug, not a 1.
+        if isinstance(value, bool) or not isinstance(value, Integral) or not low <= value <= high:
+            hint = f" ({meaning[0]})" if meaning else ""
+            raise ValueError(f"{env_name}: {name}={value!r} is invalid; use an integer from "
+                             f"{low} to {high}{hint}.")  # fmt: skip
 
 
 def read_json_objects(path: str | Path) -> list[tuple[int, dict[str, Any]]]:

@@ -46,11 +46,9 @@ from turngym.core import (
     STATE_KEY,
     SUCCESS,
     TASK_ID,
-    TextSpace,
-    _parse_fields,  # parse_action without its record: the step's hot path
-    parse_action,
 )
 from turngym.tasks import SPLITS, cached_draw, canonical_json, resolve_difficulty, task_fingerprint
+from turngym.text_actions import TextSpace, parse_action, parse_fields
 
 __all__ = ["TextObservation", "Move", "TextAECEnv", "SeatEnv", "BASE_DIFFICULTY"]
 
@@ -418,7 +416,7 @@ class TextAECEnv(AECEnv):
     def _parse_and_apply(self, seat: str, action: Any) -> Move:
         if not isinstance(action, str):
             action = ""  # PettingZoo's tests may pass numbers; they are refused like bad text
-        content, error = _parse_fields(action, self.action_tag, self.action_space(seat).max_chars)
+        content, error = parse_fields(action, self.action_tag, self.action_space(seat).max_chars)
         if content is not None:
             move = self.apply(seat, content)
         else:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from turngym.core import TextEnv, Transition, _parse_fields
+from turngym.core import TextEnv, Transition
 from turngym.envs.shop.catalog import Catalog, get_catalog, goal_instruction, make_goal
 from turngym.envs.shop.pages import (
     SUBPAGES,
@@ -28,6 +28,7 @@ from turngym.envs.shop.pages import (
 from turngym.envs.shop.reward import RewardBreakdown, get_reward
 from turngym.envs.shop.vocab import PRODUCT_TYPES
 from turngym.retrieval.bm25 import tokenize
+from turngym.text_actions import parse_fields
 
 __all__ = ["Shop"]
 
@@ -231,7 +232,7 @@ class Shop(TextEnv):
         """Run the tick's ``search[...]`` actions in one BM25 batch per catalogue."""
         batches: dict[tuple[int, int], tuple[Any, list[str]]] = {}
         for env, action in zip(envs, actions, strict=True):
-            content, _ = _parse_fields(action, cls.action_tag, env.action_space.max_chars)
+            content, _ = parse_fields(action, cls.action_tag, env.action_space.max_chars)
             match = _COMMAND.match(content) if content is not None else None
             if match is None or match.group(1).lower() != "search":
                 continue
