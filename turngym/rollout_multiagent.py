@@ -48,8 +48,9 @@ from turngym._rollout_common import (
 )
 from turngym.agents.base import ActionResult, Agent, EnvAwareAgent
 from turngym.core import ACTION_VALID, INSTRUCTIONS, PRIVILEGED, SCORE, STATE_KEY, SUCCESS, TASK_ID
-from turngym.envs.multiagent.base import SeatEnv, TextAECEnv
+from turngym.envs.multiagent.base import TextAECEnv
 from turngym.envs.multiagent.registry import is_multiagent, make_multiagent
+from turngym.envs.multiagent.seat import SeatEnv
 from turngym.registry import env_registry
 from turngym.types import Conversation, Episode, Group, SeatOutcome, Turn
 

@@ -4,7 +4,7 @@ Opponents of graded strength (random, depth-k minimax, a negotiator;
 docs/environments.md#multi-agent-games) are the fixed opponents a policy trains against
 (``collect(env, {"player_0": policy, "player_1": MinimaxAgent()}, ...)``) and the anchors of
 the multi-agent benchmark tables. Both are env-aware reference agents: the rollout engine
-hands them a :class:`~turngym.envs.multiagent.base.SeatEnv`, the view of their own seat
+hands them a :class:`~turngym.envs.multiagent.seat.SeatEnv`, the view of their own seat
 (the board of a perfect-information game, or the seat's own private values).
 
 Ties between equally good moves are broken by a ``random.Random`` per episode, seeded from

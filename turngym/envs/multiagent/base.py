@@ -50,7 +50,7 @@ from turngym.core import (
 from turngym.tasks import SPLITS, cached_draw, canonical_json, resolve_difficulty, task_fingerprint
 from turngym.text_actions import TextSpace, parse_action, parse_fields
 
-__all__ = ["TextObservation", "Move", "TextAECEnv", "SeatEnv", "BASE_DIFFICULTY"]
+__all__ = ["TextObservation", "Move", "TextAECEnv", "BASE_DIFFICULTY"]
 
 _RESET_OPTION_KEYS = frozenset({"split", "task", "difficulty", "level"})
 
@@ -492,49 +492,3 @@ class TextAECEnv(AECEnv):
             self.family,
             lazy=type(self).generate_task is type(self)._integer_draws,
         )
-
-
-class SeatEnv:
-    """One seat of a multi-agent env, shaped like a single-agent env for reference agents.
-
-    The rollout engine hands these to env-aware agents (random, oracle, minimax, negotiator):
-    ``unwrapped`` is the view itself, ``action_space`` samples the seat's *legal* actions, and
-    the game-specific accessors answer for this seat only. A scripted opponent built on this
-    view sees what its seat may see, plus the board of a perfect-information game.
-    """
-
-    def __init__(self, env: TextAECEnv, seat: str) -> None:
-        """Wrap ``env`` for ``seat`` (the seat to move)."""
-        self._env = env
-        self.seat = seat
-
-    @property
-    def unwrapped(self) -> SeatEnv:
-        """The view itself (reference agents read ``env.unwrapped``)."""
-        return self
-
-    @property
-    def action_space(self) -> TextSpace:
-        """A text space whose examples are the seat's legal actions now."""
-        return TextSpace(examples=self._env.legal_actions(self.seat) or self._env.example_actions)
-
-    @property
-    def search_depth(self) -> int | None:
-        """The game's default minimax depth (``None``: exact full-depth search)."""
-        return self._env.search_depth
-
-    def oracle_action(self) -> str:
-        """The game's reference move for this seat."""
-        return self._env.oracle_action(self.seat)
-
-    def position(self) -> Any:
-        """The board position (perfect-information games only), for search-based opponents."""
-        return self._env.position()
-
-    def action_for(self, move: Any) -> str:
-        """The tagged action text of a move of :meth:`position`."""
-        return self._env.action_for(move)
-
-    def private_view(self) -> Any:
-        """What this seat privately knows (games with hidden information only)."""
-        return self._env.private_view(self.seat)
