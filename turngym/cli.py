@@ -1,7 +1,8 @@
 """The ``turngym`` command line.
 
-``list``, ``check``, ``play``, ``rollout`` and ``train`` live here; ``eval``, ``table`` and
-``bench`` in :mod:`turngym.evals.cli`, ``leaderboard`` in :mod:`turngym.leaderboard.cli`.
+``list``, ``check``, ``rollout`` and ``train`` live here, ``play`` in :mod:`turngym._cli_play`;
+``eval``, ``table`` and ``bench`` in :mod:`turngym.evals.cli`, ``leaderboard`` in
+:mod:`turngym.leaderboard.cli`.
 
 ``main(argv)`` returns the exit code, so every subcommand is testable in-process. Exit codes
 are stable: 0 success, 1 a check or run failed, 2 bad usage (unknown names, bad options).
@@ -22,9 +23,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import turngym
+from turngym._cli_play import cmd_play
 from turngym._cliargs import ArgumentParser, mapping_arg
-from turngym.agents import EnvAwareAgent, agent_registry, make_agent
-from turngym.core import INSTRUCTIONS, PRIVILEGED
+from turngym.agents import agent_registry, make_agent
 from turngym.envs.multiagent.registry import (
     is_multiagent,
     make_multiagent,
@@ -41,7 +42,6 @@ from turngym.server.cli import add_parser as add_serve_parser
 from turngym.testing import CHECKS, check_env
 from turngym.trainers.config import add_config_arguments, config_from_args
 from turngym.trainers.credit import estimator_registry
-from turngym.types import Conversation
 
 __all__ = ["main"]
 
@@ -260,73 +260,6 @@ def _check_one(env_id: str, args: argparse.Namespace) -> Any:
                                 only=only or None)  # fmt: skip
 
 
-# --- play -------------------------------------------------------------------------------------
-_PLAY_HELP = (
-    "Type an action (plain words are wrapped in the env's tag), or :reset, :privileged, :quit."
-)
-
-
-def _cmd_play(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
-    env = turngym.make(args.env_id)
-    tag = getattr(env.unwrapped, "action_tag", "action")
-    agent = None if args.agent == "human" else make_agent(args.agent, seed=args.seed)
-    options = {"split": args.split, **_reset_options(args)}
-    seed = args.seed
-    obs, info = env.reset(seed=seed, options=options)
-    print(info.get(INSTRUCTIONS, ""), f"\n{_PLAY_HELP}\n\n{obs}", sep="", file=out)
-    history: tuple[tuple[str, str], ...] = ()
-    turn, total = 0, 0.0
-    while True:
-        privileged = info.get(PRIVILEGED, {})
-        if agent is None:
-            print("> ", end="", file=out, flush=True)
-            line = stdin.readline()
-            if not line or line.strip() in {":q", ":quit"}:
-                return 0
-            line = line.rstrip("\n")
-            if line == ":reset":  # the same task again, from its start
-                obs, info = env.reset(seed=seed, options=options)
-                turn, total, history = 0, 0.0, ()
-                print(obs, file=out)
-                continue
-            if line == ":privileged":
-                print(json.dumps(privileged, indent=2, default=str), file=out)
-                continue
-            action = line if "<" in line else f"<{tag}>{line}</{tag}>"
-        else:
-            instructions = str(info.get(INSTRUCTIONS, ""))
-            conversation = Conversation(instructions, history, obs, episode_id=f"play/{seed}")
-            action = _agent_action(agent, env, conversation)
-            print(f"> {action}", file=out)
-        history = (*history, (obs, action))
-        obs, reward, terminated, truncated, step_info = env.step(action)
-        info = {**info, **step_info}  # instructions (reset only) stay for the agent's prompts
-        turn, total = turn + 1, total + float(reward)
-        status = " [terminated]" if terminated else " [truncated]" if truncated else ""
-        print(
-            f"{obs}\n(turn {turn}, reward {float(reward):+.2f}, return {total:+.2f}){status}",
-            file=out,
-        )
-        if (terminated or truncated) and (agent is not None or not _ask_again(out, stdin)):
-            return 0
-        if terminated or truncated:  # "play again" is the next task of the split
-            seed += 1
-            obs, info = env.reset(seed=seed, options=options)
-            turn, total, history = 0, 0.0, ()
-            print(f"New task (seed {seed}).\n{info.get(INSTRUCTIONS, '')}\n\n{obs}", file=out)
-
-
-def _agent_action(agent: Any, env: Any, conversation: Conversation) -> str:
-    if isinstance(agent, EnvAwareAgent):
-        return agent.act_batch_with_envs([conversation], [env])[0].text
-    return agent.act_batch([conversation])[0].text
-
-
-def _ask_again(out: TextIO, stdin: TextIO) -> bool:
-    print("Episode over. Play again? [y/N] ", end="", file=out, flush=True)
-    return stdin.readline().strip().lower() in {"y", "yes"}
-
-
 # --- rollout ----------------------------------------------------------------------------------
 def _cmd_rollout(args: argparse.Namespace, out: TextIO) -> int:
     if args.tasks < 1 or args.group_size < 1:
@@ -500,7 +433,7 @@ def _dispatch(args: argparse.Namespace, out: TextIO, stdin: TextIO | None) -> in
     if args.command == "check":
         return _cmd_check(args, out)
     if args.command == "play":
-        return _cmd_play(args, out, stdin or sys.stdin)
+        return cmd_play(args, _reset_options(args), out, stdin or sys.stdin)
     if args.command == "train":
         return _cmd_train(args, out)
     return _cmd_rollout(args, out)
