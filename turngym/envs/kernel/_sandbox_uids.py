@@ -6,6 +6,11 @@ needed), leased through a lock file per uid so that concurrent callers, threads 
 private uid makes ``RLIMIT_NPROC`` a per-sandbox limit and lets the host find everything a
 sandbox left behind by owner: processes (killed with ``kill -9 -1`` run as that uid) and
 files in the shared scratch dirs (deleted).
+
+A caller that needs several sandboxes at once (a kernel grading runs three children) takes
+their uids together with :meth:`_UidLeases.acquire_many`, all or none: holding some uids
+while waiting for more would let concurrent gradings (threads of one process, or other
+processes) each hold part of what they need until every uid is taken and none can go on.
 """
 
 from __future__ import annotations
@@ -16,10 +21,13 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 UID_BASE = int(os.environ.get("TURNGYM_SANDBOX_UID_BASE", "62000"))
-UID_SLOTS = 64
+UID_SLOTS = 256
+"""Sandbox uids ``UID_BASE .. UID_BASE + UID_SLOTS - 1``: the sandboxes that may live at once
+on this host, across processes (a grading holds three, an idle warm reference child one)."""
 SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
 
 
@@ -32,17 +40,48 @@ class _UidLeases:
 
     def acquire(self) -> tuple[int, int]:
         """Block until a uid is free; returns ``(uid, lock_fd)``."""
+        return self.acquire_many(1)[0]
+
+    def acquire_many(self, n: int, on_wait: Callable[[], None] | None = None,
+                     ) -> list[tuple[int, int]]:  # fmt: skip
+        """Block until ``n`` uids are free and take them together: ``[(uid, lock_fd), ...]``.
+
+        Never holds a uid while it waits for another (see the module docstring). ``on_wait``
+        runs before each wait (e.g. to close idle sandboxes this process keeps, whose uids
+        another caller may need).
+        """
         self._dir.mkdir(mode=0o700, exist_ok=True)
         while True:
             with self._lock:
-                for uid in range(UID_BASE, UID_BASE + UID_SLOTS):
-                    fd = os.open(self._dir / f"uid-{uid}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        return uid, fd
-                    except BlockingIOError:
-                        os.close(fd)
+                taken = self._try(n)
+                if len(taken) == n:
+                    return taken
+                for _, fd in taken:
+                    os.close(fd)
+            if on_wait is not None:
+                on_wait()
             time.sleep(0.05)
+
+    def _try(self, n: int) -> list[tuple[int, int]]:
+        """Up to ``n`` free uids, locked.
+
+        The scan starts at a per-process offset, so that processes looking at the same time
+        mostly try different uids.
+        """
+        taken: list[tuple[int, int]] = []
+        first = os.getpid() % UID_SLOTS
+        for slot in range(UID_SLOTS):
+            uid = UID_BASE + (first + slot) % UID_SLOTS
+            fd = os.open(self._dir / f"uid-{uid}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            taken.append((uid, fd))
+            if len(taken) == n:
+                break
+        return taken
 
     @staticmethod
     def release(fd: int) -> None:

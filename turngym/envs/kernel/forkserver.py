@@ -221,11 +221,27 @@ class ForkServer:
                 self._start()
 
     def spawn(self, target: str, args: dict[str, Any], limits: sb.SandboxLimits | None = None,
-              ) -> SandboxChild:
-        """Fork a walled child running ``target(channel_fd, **args)`` (``"module:function"``)."""
+              lease: tuple[int, int] | None = None) -> SandboxChild:  # fmt: skip
+        """Fork a walled child running ``target(channel_fd, **args)`` (``"module:function"``).
+
+        ``lease``: a ``(uid, lock_fd)`` the caller took for it (see
+        :meth:`~turngym.envs.kernel._sandbox_uids._UidLeases.acquire_many`); the child owns it
+        from here on. Without one (as root), a uid is leased here.
+        """
         limits = limits or sb.SandboxLimits()
+        if lease is None and os.geteuid() == 0:
+            lease = _LEASES.acquire()
+        try:
+            return self._spawn(target, args, limits, lease)
+        except BaseException:
+            if lease is not None:
+                _LEASES.release(lease[1])
+            raise
+
+    def _spawn(self, target: str, args: dict[str, Any], limits: sb.SandboxLimits,
+               lease: tuple[int, int] | None) -> SandboxChild:  # fmt: skip
         self.ensure_started()
-        uid, lease_fd = _LEASES.acquire() if os.geteuid() == 0 else (None, None)
+        uid, lease_fd = lease if lease is not None else (None, None)
         start = time.monotonic()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
@@ -254,8 +270,6 @@ class ForkServer:
                 os.close(fd)
             ours.close()
             shutil.rmtree(workdir, ignore_errors=True)
-            if lease_fd is not None:
-                _LEASES.release(lease_fd)
             raise
         finally:
             theirs.close()

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import statistics
 import threading
 import time
@@ -59,6 +60,7 @@ import torch
 from turngym.envs.kernel import channel as ch
 from turngym.envs.kernel import forkserver as fs
 from turngym.envs.kernel import refpool
+from turngym.envs.kernel._sandbox_uids import _LEASES
 from turngym.envs.kernel.sandbox import SandboxLimits
 from turngym.envs.kernel.verdict import (
     ChildLink,
@@ -116,8 +118,7 @@ class _Grading:
     def run(self) -> dict[str, Any]:
         try:
             self.server.ensure_started()  # before the clock starts: a cold template is not C's
-            self.deadline = time.monotonic() + self.wall
-            self._spawn()
+            self._spawn()  # starts the clock
             self._load()
             self._trials()
             self._replay()
@@ -137,20 +138,34 @@ class _Grading:
         return self._finish()
 
     def _spawn(self) -> None:
-        """A warm reference child from the pool; candidate and replay forked at once."""
+        """A warm reference child from the pool; candidate and replay forked at once.
+
+        The three sandbox uids are leased together first (see
+        :meth:`~turngym.envs.kernel._sandbox_uids._UidLeases.acquire_many`): gradings that
+        each held one or two while waiting for the rest could take every uid and wait on each
+        other forever. The wall clock starts once they are leased (waiting for a free sandbox
+        is not the candidate's time).
+        """
+        pool = refpool.default_pool()
+        leases: list[tuple[int, int] | None] = [None, None, None]
+        if os.geteuid() == 0:
+            leases = list(_LEASES.acquire_many(len(_ROLES), on_wait=pool.close))
+        self.deadline = time.monotonic() + self.wall
         errors: list[BaseException] = []
 
-        def spawn(role: str) -> None:
+        def spawn(role: str, lease: tuple[int, int] | None) -> None:
             try:
                 if role == "reference":
-                    self.children[role] = refpool.default_pool().checkout(
-                        self.ref_key, self.reference, self.server, self.limits, self.deadline)
+                    self.children[role] = pool.checkout(self.ref_key, self.reference, self.server,
+                                                        self.limits, self.deadline, lease)
                 else:
-                    self.children[role] = ChildLink(role, self.server, self.limits, self.deadline)
+                    self.children[role] = ChildLink(role, self.server, self.limits, self.deadline,
+                                                    lease)  # fmt: skip
             except BaseException as exc:  # noqa: BLE001 - re-raised below
                 errors.append(exc)
 
-        threads = [threading.Thread(target=spawn, args=(r,)) for r in _ROLES]
+        threads = [threading.Thread(target=spawn, args=item)
+                   for item in zip(_ROLES, leases, strict=True)]  # fmt: skip
         for t in threads:
             t.start()
         for t in threads:

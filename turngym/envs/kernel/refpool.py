@@ -18,6 +18,7 @@ from collections import OrderedDict
 
 from turngym.envs.kernel import channel as ch
 from turngym.envs.kernel import forkserver as fs
+from turngym.envs.kernel._sandbox_uids import _LEASES
 from turngym.envs.kernel.sandbox import SandboxLimits
 from turngym.envs.kernel.verdict import ChildLink, Verdict, fresh_seed
 
@@ -33,8 +34,11 @@ class ReferencePool:
         self._lock = threading.Lock()
 
     def checkout(self, key: str, reference: str, server: fs.ForkServer, limits: SandboxLimits,
-                 deadline: float) -> ChildLink:
-        """An idle child loaded with ``reference`` (or a new one); it has ``init``/``init_seed``."""
+                 deadline: float, lease: tuple[int, int] | None = None) -> ChildLink:  # fmt: skip
+        """An idle child loaded with ``reference`` (or a new one); it has ``init``/``init_seed``.
+
+        ``lease``: the sandbox uid a new child would run as (released if an idle one serves).
+        """
         found, dead = None, []
         with self._lock:
             for slot, (k, link) in list(self._idle.items()):
@@ -48,9 +52,11 @@ class ReferencePool:
         for link in dead:
             link.close()
         if found is not None:
+            if lease is not None:
+                _LEASES.release(lease[1])
             found.deadline, found.cpu = deadline, {"load": found.cpu.get("load", [])}
             return found
-        link = ChildLink("reference", server, limits, deadline)
+        link = ChildLink("reference", server, limits, deadline, lease)
         try:
             link.hello()
             link.init_seed = fresh_seed() % (1 << 62)

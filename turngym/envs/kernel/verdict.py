@@ -101,10 +101,10 @@ class ChildLink:
     """One sandboxed child seen from the grader: requests with deadlines, CPU per request."""
 
     def __init__(self, role: str, server: fs.ForkServer, limits: SandboxLimits,
-                 deadline: float) -> None:
+                 deadline: float, lease: tuple[int, int] | None = None) -> None:  # fmt: skip
         self.role, self.deadline, self.pid = role, deadline, 0
         self.server, self.limits = server, limits
-        self.proc = server.spawn(_TARGET, {"role": role}, limits)
+        self.proc = server.spawn(_TARGET, {"role": role}, limits, lease)
         self.cpu: dict[str, list[float]] = {}
         self.init: list = []
         self.init_seed = 0
