@@ -28,18 +28,23 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib
-import os
-import pickle
 import re
-import tempfile
 import threading
 from array import array
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from turngym.retrieval.disk_cache import (
+    DEFAULT_DISK_BYTES,
+    cache_dir,
+    disk_limit,
+    prune,
+    read_pickle,
+    write_pickle,
+)
 
 __all__ = [
     "DEFAULT_STOPWORDS",
@@ -71,8 +76,6 @@ _MEMORY_LOCK = threading.Lock()
 _BUILD_LOCK = threading.Lock()
 MEMORY_INDEXES = 8
 """Indexes kept in memory per process (least recently used forgotten first)."""
-DEFAULT_DISK_BYTES = 2 << 30
-"""Default bound of the disk cache (2 GiB); ``$TURNGYM_CACHE_MAX_BYTES`` overrides it."""
 
 
 def tokenize(text: str, stopwords: Iterable[str] | None = DEFAULT_STOPWORDS) -> list[str]:
@@ -413,12 +416,6 @@ def _numba_available() -> bool:
     return True
 
 
-def cache_dir() -> Path:
-    """Return the cache folder: ``$TURNGYM_CACHE`` if set, else ``~/.cache/turngym``."""
-    root = os.environ.get("TURNGYM_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "turngym"
-
-
 def _corpus_key(docs: Sequence[str], k1: float, b: float, stopwords: Iterable[str] | None) -> str:
     digest = hashlib.sha256()
     stop = sorted(stopwords) if stopwords else []
@@ -465,12 +462,12 @@ def load_or_build(
         if cached is not None:
             return cached
         path = cache_dir() / "bm25" / f"{key}.pkl"
-        index = _read(path) if use_disk else None
+        index = read_pickle(path, BM25Index) if use_disk else None
         if index is None:
             index = BM25Index.build(docs, k1=k1, b=b, stopwords=stopwords)
             if use_disk:
-                _write(path, index)
-                _prune_disk(path.parent, keep=path)
+                write_pickle(path, index)
+                prune(path.parent, keep=path)
         with _MEMORY_LOCK:
             _MEMORY[key] = index
             while len(_MEMORY) > MEMORY_INDEXES:
@@ -491,52 +488,3 @@ def clear_memory_cache() -> None:
     """Forget the in-process indexes (the disk cache stays)."""
     with _MEMORY_LOCK:
         _MEMORY.clear()
-
-
-def _read(path: Path) -> BM25Index | None:
-    try:
-        with path.open("rb") as handle:
-            index = pickle.load(handle)
-        os.utime(path)  # recently used: the disk cache forgets least recently used files first
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
-        return None
-    return index if isinstance(index, BM25Index) else None
-
-
-def disk_limit() -> int:
-    """Bytes the disk cache may hold: ``$TURNGYM_CACHE_MAX_BYTES`` or :data:`DEFAULT_DISK_BYTES`."""
-    raw = os.environ.get("TURNGYM_CACHE_MAX_BYTES", "")
-    try:
-        return max(0, int(raw)) if raw.strip() else DEFAULT_DISK_BYTES
-    except ValueError:
-        return DEFAULT_DISK_BYTES
-
-
-def _prune_disk(folder: Path, keep: Path) -> None:
-    """Delete the least recently used index files until the folder fits :func:`disk_limit`."""
-    try:
-        files = [(p.stat().st_mtime_ns, p.stat().st_size, p) for p in folder.glob("*.pkl")]
-    except OSError:  # another process pruned at the same time: try again next write
-        return
-    total, limit = sum(size for _, size, _ in files), disk_limit()
-    for _, size, path in sorted(files, key=lambda f: (f[0], str(f[2]))):
-        if total <= limit:
-            break
-        if path == keep:
-            continue
-        try:
-            path.unlink()
-            total -= size
-        except OSError:
-            continue
-
-
-def _write(path: Path, index: BM25Index) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            pickle.dump(index, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except OSError:  # a read-only home is not an error: the index is still in memory
-        return
