@@ -48,6 +48,7 @@ from typing import Any
 import torch
 
 from turngym.agents.base import ActionResult, BaseAgent, prompt_messages
+from turngym.agents.hf_recipe import RECIPE_FILE, RECIPE_KEYS, load_recipe
 from turngym.types import Conversation, TokenTrace
 
 __all__ = [
@@ -58,16 +59,6 @@ __all__ = [
     "cache_argument",
     "load_recipe",
 ]
-
-RECIPE_FILE = "turngym_agent.json"
-"""File name of the agent recipe saved next to a checkpoint's weights."""
-
-RECIPE_KEYS: tuple[str, ...] = (
-    "temperature", "top_p", "max_new_tokens", "stop", "response_prefix", "response_suffix",
-    "history", "include_instructions", "share_prefix", "allowed_actions",
-)  # fmt: skip
-"""The :class:`HFAgent` settings a recipe holds (every constructor option but the model,
-tokenizer, seed and device)."""
 
 # Below this many shared tokens the extra forward pass of prefix sharing costs more than it saves.
 _MIN_SHARED_TOKENS = 16
@@ -472,25 +463,6 @@ class HFAgent(BaseAgent):
                     row.text, row.done = text[:cut], True
             live = live or not row.done
         return live
-
-
-def load_recipe(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The recipe saved in ``path`` (:data:`RECIPE_FILE`), or ``{}`` when there is none.
-
-    Raises:
-        ValueError: The file holds keys that are not :data:`RECIPE_KEYS`.
-    """
-    file = os.path.join(path, RECIPE_FILE)
-    if not os.path.isfile(file):
-        return {}
-    with open(file) as fh:
-        recipe = json.load(fh)
-    unknown = sorted(set(recipe) - set(RECIPE_KEYS))
-    if unknown:
-        raise ValueError(f"{file}: unknown recipe keys {unknown}; known: {list(RECIPE_KEYS)}")
-    if "stop" in recipe:
-        recipe["stop"] = tuple(recipe["stop"])
-    return recipe
 
 
 def _in_hub_cache(name: str) -> bool:
