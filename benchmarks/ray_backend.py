@@ -24,9 +24,10 @@ drew (:func:`turngym.tasks.cached_draw`) and solved maps:
 
 * ``fresh``: every run plays new seeds (both runs of a pair the same ones), as a training
   iteration does and as an eval does in a new process: both backends draw every task;
-* ``repeated``: every run plays seeds ``0..episodes-1`` again in the same process: the local
-  backend's one process has drawn them all before; a Ray actor has drawn only those of its
-  earlier episodes, and episodes land on actors in whatever order slots free up.
+* ``repeated``: every run plays seeds ``0..episodes-1`` again in the same process, after one
+  untimed run on each backend: the local process has drawn them all, and each Ray actor the
+  episodes it hosts (warm actors come back in order, so an episode returns to the actor that
+  drew its task). What is left is the engines' own cost.
 
 Target (issue 19): Ray's overhead on the cheap env <= 20% at 512 concurrent episodes.
 
