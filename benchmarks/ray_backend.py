@@ -7,7 +7,8 @@ reports env turns per second, on two agents:
   round trip as the step;
 * ``text``: an agent that answers from the conversation text on the driver (a stand-in for a
   model: cheap, so the table shows the engine, not the model); on Ray every tick ships the
-  actions to the actors and the observations back.
+  actions to the actors and the observations back, over the direct driver-actor channel of
+  same-node actors (``TURNGYM_RAY_CHANNEL=0``: as Ray actor calls, for comparison).
 
 The cheap env is FrozenLake (microseconds per step); the slow env is KernelGen (every step
 grades a candidate module in a sandboxed subprocess; the oracle submits the reference, so an
@@ -15,7 +16,9 @@ episode is one or two evaluations). Ray figures are for warm actors (the pool ke
 between rollouts, as a trainer or an eval with several seeds does); the first rollout's actor
 start is shown separately. Local and Ray runs alternate (the load of a shared machine drifts);
 turns/s are medians of ``--repeats`` runs, and the Ray overhead column is the median over the
-pairs of ``local turns/s / ray turns/s - 1``.
+pairs of ``local turns/s / ray turns/s - 1``. A full garbage collection runs before each timed
+run: one costs ~40-50 ms in this process (Ray's heap), a third of a 512-episode rollout, and
+would otherwise land in whichever run it falls in.
 
 **Tasks.** Each cheap-env figure comes in two regimes, because drawing a task the first time
 costs far more than playing it (FrozenLake: generating and solving a map is ~0.4 ms, a reset
@@ -37,6 +40,7 @@ Target (issue 19): Ray's overhead on the cheap env <= 20% at 512 concurrent epis
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import platform
 import statistics
@@ -46,6 +50,7 @@ from collections.abc import Sequence
 
 from turngym.agents import OracleAgent, RandomAgent
 from turngym.agents.base import ActionResult, BaseAgent
+from turngym.backends.ray_channel import ENV_SWITCH, channel_enabled
 from turngym.rollout import collect
 from turngym.types import Conversation
 
@@ -69,6 +74,9 @@ class TextAgent(BaseAgent):
 
 
 def turns_per_s(env: str, agent_factory, seeds: Sequence[int], backend: str) -> float:
+    # A full collection of this process's heap (Ray's and turngym's modules) takes ~40-50 ms
+    # here, a third of a rollout: collected before each run, it falls in neither backend's.
+    gc.collect()
     started = time.perf_counter()
     groups = collect(env, agent_factory(), seeds, max_concurrent=len(seeds), backend=backend)
     elapsed = time.perf_counter() - started
@@ -115,7 +123,8 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
-    print(f"local Ray cluster: {args.cpus} CPUs, started in {time.perf_counter() - started:.1f} s")
+    print(f"local Ray cluster: {args.cpus} CPUs, started in {time.perf_counter() - started:.1f} s; "
+          f"driver-actor channel {'on' if channel_enabled() else 'off'} ({ENV_SWITCH})")
     rows = []
     runs = [
         (CHEAP, "random", lambda: RandomAgent(seed=0), args.episodes, args.repeats, "fresh"),

@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import sys
+import threading
 
 import pytest
 
@@ -21,6 +22,8 @@ from toy_envs import Counter, SlowCounter  # noqa: E402
 
 from turngym.agents import OracleAgent, RandomAgent  # noqa: E402
 from turngym.agents.base import ActionResult, BaseAgent  # noqa: E402
+from turngym.backends import ray_envs  # noqa: E402
+from turngym.backends.ray_channel import ENV_SWITCH, THREAD_NAME  # noqa: E402
 from turngym.backends.ray_envs import CPUS_KEY, release_warm  # noqa: E402
 from turngym.cli import main  # noqa: E402
 from turngym.rollout import acollect, collect  # noqa: E402
@@ -126,7 +129,51 @@ def test_a_killed_slow_env_actor_is_replaced_and_its_episode_records_the_error()
     assert all(ep.error is None and ep.success for ep in by_seed.values())
 
 
-def test_a_killed_cheap_env_actor_fails_the_episodes_it_hosted_and_the_rest_go_on():
+class ThreadCounter(Counter):
+    """Counter that says which thread of its process steps it (in its metrics)."""
+
+    def metrics(self):
+        return {**super().metrics(), "thread": threading.current_thread().name}
+
+
+def _warm_folders():
+    return [folder for actors in ray_envs._WARM.values() for _, folder in actors]
+
+
+def test_same_node_actors_step_over_their_channel_and_ray_calls_play_the_same(monkeypatch):
+    kwargs = {"max_concurrent": 70, "max_turns": 6}  # two actors
+    local = collect(ThreadCounter, HintAgent(), 80, **kwargs)
+    release_warm()
+    channel = collect(ThreadCounter, HintAgent(), 80, backend="ray", **kwargs)
+    threads = {t.info["metrics"]["thread"] for g in channel for ep in g.episodes for t in ep.turns}
+    assert threads == {THREAD_NAME}
+    folders = _warm_folders()
+    assert len(folders) == 2 and all(os.path.exists(os.path.join(f, "channel")) for f in folders)
+    release_warm()
+    assert not any(os.path.exists(f) for f in folders)  # removed with their actors
+
+    monkeypatch.setenv(ENV_SWITCH, "0")
+    calls = collect(ThreadCounter, HintAgent(), 80, backend="ray", **kwargs)
+    assert THREAD_NAME not in {t.info["metrics"]["thread"] for g in calls for ep in g.episodes
+                               for t in ep.turns}  # fmt: skip
+    assert _warm_folders() == [None, None]
+    release_warm()
+
+    def same(groups):  # the thread differs; every other field is the local backend's
+        plain = _plain(groups)
+        for _, episode in plain:
+            for turn in episode["turns"]:
+                turn["info"]["metrics"].pop("thread")
+        return plain
+
+    assert same(channel) == same(calls) == same(local)
+
+
+@pytest.mark.parametrize("channel", ["1", "0"])
+def test_a_killed_cheap_env_actor_fails_the_episodes_it_hosted_and_the_rest_go_on(
+    channel, monkeypatch
+):
+    monkeypatch.setenv(ENV_SWITCH, channel)
     # One actor hosts the 4 live episodes; it dies on episode 0's second turn.
     groups = collect(KillableCounter, HintAgent(kill={"test/0@0/0"}), 12, max_concurrent=4,
                      max_turns=15, backend="ray")  # fmt: skip

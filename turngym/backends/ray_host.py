@@ -8,6 +8,7 @@ here, next to their envs, keeping each episode's conversation.
 from __future__ import annotations
 
 import pickle
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -15,6 +16,7 @@ from typing import Any
 
 import gymnasium
 
+from turngym.backends.ray_channel import ChannelServer
 from turngym.tick import prepare_tick
 from turngym.types import Conversation
 
@@ -40,6 +42,10 @@ class EnvHost:
     each episode's random stream (it is keyed by episode id) in the actor hosting the episode.
     The actor also keeps each episode's conversation, extending it with every step as the
     driver does, so a tick ships only the episode numbers, not every conversation so far.
+
+    A driver on the same node sends the per-tick calls over the actor's channel
+    (:meth:`open_channel`, :mod:`turngym.backends.ray_channel`) rather than through Ray; every
+    method runs under one lock, whichever way it was called.
     """
 
     def __init__(self, make_env: Callable[[], gymnasium.Env]) -> None:
@@ -48,6 +54,38 @@ class EnvHost:
         self.envs: dict[int, gymnasium.Env] = {}
         self.idle: list[gymnasium.Env] = []  # a previous rollout's instances, reused on reset
         self.talks: dict[int, Conversation] = {}
+        self.lock = threading.RLock()
+        self.channel: ChannelServer | None = None
+
+    def open_channel(self, node: str, folder: str) -> tuple[str, bytes] | None:
+        """Start (once) the channel and return its ``(address, key)``.
+
+        ``None`` when the driver is on another node (``node`` is its Ray node id) or the
+        socket cannot be made in its ``folder``: the driver then keeps to Ray calls.
+        """
+        import ray
+
+        if node != ray.get_runtime_context().get_node_id():
+            return None
+        with self.lock:
+            if self.channel is None:
+                try:
+                    self.channel = ChannelServer(self._request, self.lock, folder)
+                except OSError:
+                    return None
+            return self.channel.address, self.channel.authkey
+
+    def _request(self, request: bytes) -> bytes | None:
+        """Answer one channel request: a method's first letter, then its packed batch."""
+        kind, payload = request[:1], request[1:]
+        if kind == b"c":  # close: fire and forget, as through Ray
+            self.close(unpack(payload))
+            return None
+        method = _CHANNEL_METHODS.get(kind)
+        if method is None:
+            raise ValueError(f"unknown channel request {kind!r}")
+        reply: bytes = method(self, payload)
+        return reply
 
     def start(self, agent: Any) -> None:
         """Begin a rollout: take its agent copy; the previous rollout's instances go idle.
@@ -56,14 +94,18 @@ class EnvHost:
         assumes when it reuses an env for the next episode, so keeping them only saves
         building envs anew for every rollout.
         """
-        self.idle.extend(self.envs.values())
-        self.envs.clear()
-        self.talks.clear()
-        self.agent = agent
+        with self.lock:
+            self.idle.extend(self.envs.values())
+            self.envs.clear()
+            self.talks.clear()
+            self.agent = agent
 
     def reset(self, payload: bytes) -> bytes:
         """Reset instances: ``(numbers, seeds, options)``; an instance is built on first use."""
-        numbers, seeds, options = unpack(payload)
+        with self.lock:
+            return self._reset(*unpack(payload))
+
+    def _reset(self, numbers: Sequence[int], seeds: Sequence[Any], options: Any) -> bytes:
         out: list[Any] = []
         for number, seed in zip(numbers, seeds, strict=True):
             self.talks.pop(number, None)
@@ -80,7 +122,8 @@ class EnvHost:
     def step(self, payload: bytes) -> bytes:
         """Step instances: ``(numbers, action texts, None)``; exceptions become failures."""
         numbers, texts, _ = unpack(payload)
-        return pack(self._step(numbers, texts))
+        with self.lock:
+            return pack(self._step(numbers, texts))
 
     def _step(self, numbers: Sequence[int], texts: Sequence[str]) -> list[Any]:
         envs = [self.envs.get(number) for number in numbers]
@@ -104,8 +147,9 @@ class EnvHost:
         :class:`EnvFailure`.
         """
         numbers, firsts, _ = unpack(payload)
-        self._take(numbers, firsts)
-        return pack(self._act(numbers))
+        with self.lock:
+            self._take(numbers, firsts)
+            return pack(self._act(numbers))
 
     def play(self, payload: bytes) -> Iterator[bytes]:
         """Play episodes to their end: ``(numbers, (first conversation, turns left), None)``.
@@ -117,13 +161,15 @@ class EnvHost:
         :data:`YIELD_EVERY_S`, so the driver records them while the next ones play.
         """
         numbers, items, _ = unpack(payload)
-        self._take(numbers, [first for first, _ in items])
+        with self.lock:
+            self._take(numbers, [first for first, _ in items])
         left = {number: turns for number, (_, turns) in zip(numbers, items, strict=True)}
         live = list(numbers)
         ticks: list[tuple[list[int], list[Any]]] = []
         since = time.monotonic()
         while live:
-            results = self._act(live)
+            with self.lock:  # not across the yields below
+                results = self._act(live)
             ticks.append((live, results))
             if time.monotonic() - since >= YIELD_EVERY_S:
                 yield pack(ticks)
@@ -167,14 +213,21 @@ class EnvHost:
 
     def close(self, numbers: Sequence[int]) -> None:
         """Close and forget these instances (unknown numbers are ignored)."""
-        for number in numbers:
-            self.talks.pop(number, None)
-            env = self.envs.pop(number, None)
-            if env is not None:
-                try:
-                    env.close()
-                except Exception:  # a broken env's close must not fail the actor
-                    pass
+        with self.lock:
+            for number in numbers:
+                self.talks.pop(number, None)
+                env = self.envs.pop(number, None)
+                if env is not None:
+                    try:
+                        env.close()
+                    except Exception:  # a broken env's close must not fail the actor
+                        pass
+
+
+_CHANNEL_METHODS: dict[bytes, Callable[[EnvHost, bytes], bytes]] = {
+    b"r": EnvHost.reset, b"s": EnvHost.step, b"a": EnvHost.act_step,
+}
+"""Channel requests that take a reply, by their first byte (``b"c"``: close, no reply)."""
 
 
 YIELD_EVERY_S = 0.005
