@@ -106,6 +106,11 @@ def measure(env: str, agent_factory, episodes: int, repeats: int,
             "overhead": overhead, "cold_s": cold}  # fmt: skip
 
 
+def _rate(turns_per_s: float) -> str:
+    """Whole turns/s, or two decimals for a slow env's few."""
+    return f"{turns_per_s:,.0f}" if turns_per_s >= 100 else f"{turns_per_s:.2f}"
+
+
 FRESH_SEEDS = 10**6
 """Fresh-task rows start at ``FRESH_SEEDS * row`` (no row replays another's seeds)."""
 
@@ -148,7 +153,7 @@ def main() -> None:
           "first Ray rollout (actor start) |")  # fmt: skip
     print("|---|---|---|---:|---:|---:|---:|---:|")
     for env, agent, tasks, n, r in rows:
-        print(f"| {env} | {agent} | {tasks} | {n} | {r['local']:,.0f} | {r['ray']:,.0f} | "
+        print(f"| {env} | {agent} | {tasks} | {n} | {_rate(r['local'])} | {_rate(r['ray'])} | "
               f"{r['overhead']:+.0%} | {r['cold_s']:.1f} s |")  # fmt: skip
     for tasks in ("fresh", "repeated"):
         cheap = [r["overhead"] for env, _, t, _, r in rows if env == CHEAP and t == tasks]
