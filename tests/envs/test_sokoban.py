@@ -12,11 +12,11 @@ import pytest
 
 import turngym.envs  # noqa: F401  (registers the built-in ids)
 from turngym.envs.games.sokoban import Sokoban
+from turngym.envs.games.sokoban_generator import generate_level
 from turngym.envs.games.sokoban_levels import (
     MOVES,
     Level,
     dead_squares,
-    generate_level,
     solve,
     solve_level,
 )

@@ -1,7 +1,8 @@
 """Sokoban: push every box onto a target (docs/environments.md#sokoban).
 
-The env plays levels from :mod:`turngym.envs.games.sokoban_levels` (reverse-play generator,
-move-optimal BFS solver) with RAGEN's rendering and gym-sokoban's rewards.
+The env plays levels from :mod:`turngym.envs.games.sokoban_generator` (reverse play), checked
+by the move-optimal BFS solver of :mod:`turngym.envs.games.sokoban_levels`, with RAGEN's
+rendering and gym-sokoban's rewards.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from turngym.core import TextEnv, Transition
+from turngym.envs.games.sokoban_generator import generate_level
 from turngym.envs.games.sokoban_levels import (
     _DELTAS,
     MOVES,
     Cell,
     Level,
     dead_squares,
-    generate_level,
     solve_level,
 )
 
