@@ -10,7 +10,10 @@ an error reply and the channel goes on, and a peer that dies reads as the end of
 import multiprocessing
 import os
 import signal
+import socket
 import stat
+import threading
+from multiprocessing.connection import Client
 
 import pytest
 from toy_envs import Counter
@@ -61,14 +64,38 @@ def test_the_channel_answers_as_the_host_does_when_ray_calls_it(served):
     conn.close()
 
 
-def test_a_client_without_the_key_gets_nothing_and_the_driver_is_still_served(served):
-    _, server, _ = served
-    with pytest.raises(multiprocessing.AuthenticationError):
-        connect(server.address, b"x" * 32)
-    conn = connect(server.address, server.authkey)
-    reply = _ask(conn, b"r" + pack(([7], [1], {"split": "test"})))
-    assert unpack(reply)[0][1]["task_id"]
-    conn.close()
+def test_a_client_without_the_key_gets_nothing_and_the_driver_is_still_served():
+    handled = []
+    folder = new_folder()
+    server = ChannelServer(lambda request: handled.append(request) or b"done", threading.Lock(),
+                           folder)  # fmt: skip
+    try:
+        with pytest.raises(multiprocessing.AuthenticationError):
+            Client(server.address, family="AF_UNIX", authkey=b"x" * 32)
+        assert connect(server.address, b"x" * 32) is None  # the driver falls back to Ray
+        keyless = Client(server.address, family="AF_UNIX")  # skips the challenge...
+        keyless.recv_bytes()  # (the challenge)
+        keyless.send_bytes(b"r" + pack(([1], [1], {})))  # ...and sends a request anyway
+        with pytest.raises((EOFError, OSError)):
+            while keyless.recv_bytes() != b"done":  # refused ("#FAILURE#"), then closed
+                pass
+        silent = socket.socket(socket.AF_UNIX)
+        silent.connect(server.address)  # connects and says nothing, holding its thread
+        got = []  # in a thread: a server that waits on the silent client would hang here
+        driver = threading.Thread(target=lambda: got.append(connect(server.address,
+                                                                    server.authkey)),
+                                  daemon=True)  # fmt: skip
+        driver.start()
+        driver.join(10)
+        assert got and got[0] is not None, "the driver's connection waited behind a silent one"
+        conn = got[0]
+        assert _ask(conn, b"s") == b"done"
+        assert handled == [b"s"]  # only the driver's request ran
+        silent.close()
+        conn.close()
+    finally:
+        server.close()
+        remove_folder(folder)
 
 
 @pytest.mark.parametrize("request_", [b"", b"?junk", b"s" + b"not a pickle", b"r" + pack(42)])

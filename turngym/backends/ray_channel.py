@@ -32,7 +32,15 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable
-from multiprocessing.connection import Client, Connection, Listener, wait
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import (
+    Client,
+    Connection,
+    Listener,
+    answer_challenge,
+    deliver_challenge,
+    wait,
+)
 from typing import Any
 
 __all__ = [
@@ -83,7 +91,7 @@ class ChannelServer:
         self._lock = lock
         self.authkey = secrets.token_bytes(32)
         self.address = os.path.join(folder, "channel")
-        self._listener = Listener(self.address, family="AF_UNIX", authkey=self.authkey)
+        self._listener = Listener(self.address, family="AF_UNIX")  # the key: see _answer
         self._closed = False
         threading.Thread(target=self._accept, name="turngym-accept", daemon=True).start()
 
@@ -91,17 +99,22 @@ class ChannelServer:
         while True:
             try:
                 conn = self._listener.accept()
-            except (OSError, EOFError):
+            except OSError:
                 if self._closed:
                     return
-                continue  # a client that hung up during the key challenge
-            except Exception:  # a client that failed the key challenge
-                continue
+                continue  # a client that hung up at once
+            # The key challenge runs in the connection's own thread: a client that connects
+            # and says nothing holds that thread, not the next rollout's connection.
             threading.Thread(target=self._answer, args=(conn,), name=THREAD_NAME,
                              daemon=True).start()  # fmt: skip
 
     def _answer(self, conn: Connection) -> None:
         with conn:
+            try:  # what Listener(authkey=...).accept() does, here in this thread
+                deliver_challenge(conn, self.authkey)
+                answer_challenge(conn, self.authkey)
+            except (AuthenticationError, EOFError, OSError):
+                return  # not our driver: nothing it sent is unpickled
             while True:
                 try:
                     request = conn.recv_bytes()
@@ -128,8 +141,8 @@ def connect(address: str, authkey: bytes) -> Connection | None:
     """The driver's end of an actor's channel, or ``None`` when it cannot be reached."""
     try:
         conn: Connection = Client(address, family="AF_UNIX", authkey=authkey)
-    except (OSError, EOFError, ValueError):  # another network namespace, a gone actor
-        return None
+    except (OSError, EOFError, ValueError, AuthenticationError):
+        return None  # a gone actor, another file system, or not the listener we were told of
     return conn
 
 
