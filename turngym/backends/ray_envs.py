@@ -237,6 +237,9 @@ Calls = dict[Any, tuple[_Host, list[int], float | None]]
 """Actor calls in flight: ``{ref: (host, positions of its items, earliest deadline)}``; a
 call sent over a channel is keyed by its :class:`~turngym.backends.ray_channel.Pending`."""
 
+DEATH_WAIT_S = 10.0
+"""How long the driver waits for Ray to confirm an actor's death when its channel closes."""
+
 POLL_S = 0.001
 """While calls wait both on Ray and on channels, how long each Ray wait lasts (multi-node)."""
 
@@ -401,8 +404,9 @@ class HostPool:
         try:
             packed = ref.reply() if isinstance(ref, Pending) else self.ray.get(ref)
         except (EOFError, OSError) as err:  # the channel closed: the actor's process is gone
+            died = self._why_dead(host, err)
             self._replace(host)
-            return [EnvFailure(f"{type(err).__name__}: env actor died (its channel closed)")] * n
+            return [died] * n
         except self.ray.exceptions.RayActorError as err:
             self._replace(host)
             return [_died(err)] * n
@@ -410,6 +414,19 @@ class HostPool:
             raise RuntimeError(f"env actor refused a batch: {packed[1:].decode(errors='replace')}")
         values: list[Any] = unpack(packed)
         return values
+
+    def _why_dead(self, host: _Host, err: BaseException) -> EnvFailure:
+        """Ray's account of an actor whose channel closed: the words a failed Ray call gives.
+
+        Episodes then record the same error whichever way the driver talked to the actor.
+        """
+        try:
+            self.ray.get(host.actor.__ray_ready__.remote(), timeout=DEATH_WAIT_S)
+        except self.ray.exceptions.RayActorError as ray_err:
+            return _died(ray_err)
+        except Exception:  # Ray has not noticed yet (or the actor lives): say what we saw
+            pass
+        return EnvFailure(f"{type(err).__name__}: env actor died (its channel closed)")
 
     def _replace(self, host: _Host) -> None:
         host.replace()
