@@ -31,6 +31,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import (
@@ -102,7 +103,8 @@ class ChannelServer:
             except OSError:
                 if self._closed:
                     return
-                continue  # a client that hung up at once
+                time.sleep(0.01)  # a client that hung up at once, or no file handle left
+                continue
             # The key challenge runs in the connection's own thread: a client that connects
             # and says nothing holds that thread, not the next rollout's connection.
             threading.Thread(target=self._answer, args=(conn,), name=THREAD_NAME,
