@@ -23,7 +23,7 @@ would otherwise land in whichever run it falls in.
 **Tasks.** Each cheap-env figure comes in two regimes, because drawing a task the first time
 costs far more than playing it (FrozenLake: generating and solving a map is ~0.4 ms, a reset
 of a task already drawn ~0.06 ms, a step ~0.004-0.02 ms), and every process keeps the tasks it
-drew (:func:`turngym.tasks.cached_draw`) and solved maps:
+drew (:func:`turngym.task_cache.cached_draw`) and solved maps:
 
 * ``fresh``: every run plays new seeds (both runs of a pair the same ones), as a training
   iteration does and as an eval does in a new process: both backends draw every task;

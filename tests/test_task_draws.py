@@ -19,13 +19,12 @@ from hypothesis import strategies as st
 import turngym
 from turngym import _seed_sequence
 from turngym.envs.multiagent.registry import is_multiagent, make_multiagent
+from turngym.task_cache import cached_task, clear_task_cache
 from turngym.tasks import (
     SPLITS,
     _family_word,
     _task_rng,
-    cached_task,
     canonical_json,
-    clear_task_cache,
     draw_task,
     split_of,
     task_fingerprint,

@@ -25,13 +25,11 @@ import gymnasium
 import numpy as np
 
 from turngym._seeding import LazySeeding
+from turngym.task_cache import cached_draw, cached_task, clear_task_cache
 from turngym.tasks import (
     SPLITS,
-    cached_draw,
-    cached_task,
     canonical_json,
     check_int_knobs,
-    clear_task_cache,
     load_tasks_file,
     resolve_difficulty,
     task_fingerprint,

@@ -21,9 +21,6 @@ import functools
 import hashlib
 import itertools
 import json
-import math
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from numbers import Integral
 from pathlib import Path
@@ -46,9 +43,6 @@ __all__ = [
     "check_int_knobs",
     "load_tasks_file",
     "read_json_objects",
-    "cached_task",
-    "cached_draw",
-    "clear_task_cache",
 ]
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
@@ -353,95 +347,3 @@ def load_tasks_file(path: str | Path) -> dict[str, list[dict[str, Any]]]:
         split = _check_split(row.get("split", split_of(task)))
         by_split[split].append(task)
     return by_split
-
-
-# Drawn tasks by (env class, split, seed, difficulty JSON). Sound because generate_task must
-# depend on nothing but its rng and difficulty (see its docstring).
-_TASK_CACHE: OrderedDict[tuple[type, str, int, str], _Drawn] = OrderedDict()
-_TASK_CACHE_SIZE = 4096
-_TASK_CACHE_LOCK = threading.Lock()
-
-
-class _Drawn:
-    """A cached task: its canonical JSON, its fingerprint, and how to hand out a fresh copy.
-
-    A copy must equal ``json.loads(text)`` (keys sorted, tuples as lists). Most drawn tasks
-    are flat (string keys, JSON scalars): those are kept in that form and copied with
-    ``dict`` (~0.2 us against ~3 us for parsing); anything else is parsed again.
-    """
-
-    __slots__ = ("text", "fingerprint", "_flat")
-
-    def __init__(self, text: str, fingerprint: str, task: Any) -> None:
-        self.text = text
-        self.fingerprint = fingerprint
-        self._flat = dict(sorted(task.items())) if _is_flat(task) else None
-
-    def copy(self) -> dict[str, Any]:
-        if self._flat is not None:
-            return dict(self._flat)
-        fresh: dict[str, Any] = json.loads(self.text)
-        return fresh
-
-
-_SCALARS = frozenset({str, int, bool, type(None)})
-
-
-def _is_flat(task: Any) -> bool:
-    """A dict of string keys and values whose JSON round trip gives them back unchanged."""
-    return type(task) is dict and all(
-        type(key) is str
-        and (type(value) in _SCALARS or (type(value) is float and math.isfinite(value)))
-        for key, value in task.items()
-    )
-
-
-def clear_task_cache() -> None:
-    """Forget every cached task draw (the checker does, to test generators themselves)."""
-    _TASK_CACHE.clear()
-
-
-def _remember(key: tuple[type, str, int, str], drawn: _Drawn) -> None:
-    with _TASK_CACHE_LOCK:  # envs stepped from worker threads share the cache
-        _TASK_CACHE[key] = drawn
-        if len(_TASK_CACHE) > _TASK_CACHE_SIZE:
-            _TASK_CACHE.popitem(last=False)  # the oldest (O(1), unlike a plain dict's front)
-
-
-def cached_task(
-    key: tuple[type, str, int, str], draw: Callable[[], dict[str, Any]]
-) -> dict[str, Any]:
-    """The task ``draw()`` returns for ``key`` = (env class, split, seed, difficulty JSON).
-
-    Each key is drawn once per process (the last 4096 are kept) and every call returns a
-    fresh copy (as ``json.loads`` of its canonical JSON), which the env may keep and change.
-    Sound because a task may depend on nothing but its key (see
-    :meth:`turngym.core.TextEnv.generate_task`).
-    """
-    drawn = _TASK_CACHE.get(key)
-    if drawn is None:
-        task = draw()
-        text = _CANONICAL.encode(task)
-        drawn = _Drawn(text, hashlib.sha256(text.encode()).hexdigest(), task)
-        _remember(key, drawn)
-    return drawn.copy()
-
-
-def cached_draw(
-    key: tuple[type, str, int, str],
-    generate: Callable[[np.random.Generator], dict[str, Any]],
-    family: str,
-    lazy: bool = False,
-) -> tuple[dict[str, Any], str]:
-    """:func:`cached_task` of :func:`draw_task` for ``key``, and the task's fingerprint.
-
-    The envs' reset path: ``key`` = (env class, split, seed, difficulty JSON), ``generate``
-    as for :func:`draw_task`. The fingerprint gives the task id without hashing it again.
-    ``lazy``: ``generate`` gets a :class:`~turngym._seed_sequence.LazyGenerator` (the same
-    numbers; for generators that mostly call ``rng.integers(n)``).
-    """
-    drawn = _TASK_CACHE.get(key)
-    if drawn is None:
-        drawn = _Drawn(*_draw(generate, family, key[1], key[2], lazy=lazy))
-        _remember(key, drawn)
-    return drawn.copy(), drawn.fingerprint

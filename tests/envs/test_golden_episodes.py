@@ -51,3 +51,25 @@ def test_search_envs_record_the_same_episodes_with_the_numpy_backend(env_id, mon
 
     monkeypatch.setattr(bm25, "DEFAULT_BACKEND", "numpy")
     assert record(env_id) == _GOLDEN[env_id]
+
+
+@pytest.mark.parametrize(
+    "env_id",
+    ["turngym/TicTacToe-v0", "turngym/Wordle-v0",
+     pytest.param("turngym/ConnectFour-v0", marks=pytest.mark.slow)],  # fmt: skip
+)
+def test_recorded_episodes_are_identical_with_tasks_drawn_through_split_tables(
+    env_id, monkeypatch
+):
+    # Envs whose tasks are a few rng.integers(n) draws: drawn through the compiled split
+    # tables from the first draw (turngym._split_table), the episodes are the recorded ones.
+    pytest.importorskip("numba")
+    from turngym import _split_table, task_cache
+
+    monkeypatch.setattr(_split_table, "WARM_UP", 0)
+    task_cache.clear_task_cache()
+    try:
+        test_recorded_episodes_are_identical(env_id)
+        assert [t for t in task_cache._TABLES.values() if not t.off and t.drawn]
+    finally:
+        task_cache.clear_task_cache()

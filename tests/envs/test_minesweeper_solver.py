@@ -195,7 +195,7 @@ def _compare_states(gen: np.ndarray, ref: np.random.Generator) -> None:
     st.lists(st.tuples(st.integers(1, 720), st.floats(0, 1)), min_size=1, max_size=4),
 )
 def test_the_compiled_generator_draws_what_numpy_draws(seed, first, draws):
-    from turngym.envs.games import _rng_numba
+    from turngym import _rng_numba
 
     ref = np.random.default_rng([seed, first])
     gen = _rng_numba.from_entropy(_entropy_words(seed, first))
@@ -211,7 +211,7 @@ def test_the_compiled_generator_draws_what_numpy_draws(seed, first, draws):
 
 @needs_numba
 def test_the_compiled_generator_rejects_biased_draws_as_numpy_does():
-    from turngym.envs.games import _rng_numba
+    from turngym import _rng_numba
 
     # A buffered 32-bit half of 0 lands in Lemire's rejection zone for every bound that is not
     # a power of two (0 * span mod 2**32 = 0 < 2**32 mod span): the next draw is taken instead.

@@ -20,8 +20,8 @@ the subset rule runs only when the queue is empty.
 
 Boards go up to 24x30, so cells are array indices (no one-word bitset): a neighbour table
 ``int32[n, 8]`` padded with -1 and a ``uint8`` state per cell. One thread, no Python objects.
-Compiled once per machine (``cache=True``) on the first call, with :mod:`._rng_numba`: 9-15 s
-measured on a shared 2-core machine, then about 0.5 s per process to load the cache. A check
+Compiled once per machine (``cache=True``) on the first call, with :mod:`turngym._rng_numba`:
+9-15 s measured on a shared 2-core machine, then about 0.5 s per process to load the cache. A check
 then takes about 10 microseconds on the default 8x8 board (the bitset solver: about 100-130).
 """
 
@@ -32,7 +32,7 @@ from functools import lru_cache
 import numba
 import numpy as np
 
-from turngym.envs.games._rng_numba import choice_into, from_entropy
+from turngym._rng_numba import choice_into, from_entropy
 from turngym.envs.games.minesweeper_solver import neighbours
 
 __all__ = ["draw_layout", "neighbour_table", "place", "solves", "solves_board"]
@@ -111,8 +111,8 @@ def place(table, candidates, n_mines, entropy, first, tries):  # noqa: ANN001, A
     """``place_mines``' draw loop: ``(mines, solvable)`` of the first layout :func:`solves`.
 
     Draws ``n_mines`` of ``candidates`` as ``np.random.default_rng(entropy).choice(
-    len(candidates), n_mines, replace=False)`` does (see :mod:`._rng_numba`), up to ``tries``
-    times; the last draw is returned when none is solvable.
+    len(candidates), n_mines, replace=False)`` does (see :mod:`turngym._rng_numba`), up to
+    ``tries`` times; the last draw is returned when none is solvable.
     """
     gen = from_entropy(entropy)
     picks = np.empty(n_mines, dtype=np.int64)

@@ -17,8 +17,8 @@ so :func:`logic_solves` and :func:`place_mines` have two backends with identical
 ``"python"`` (the bitset solver here, and NumPy's ``default_rng([seed, first]).choice``) and
 ``"numba"`` (the ``fast`` extra: :mod:`._minesweeper_numba` applies the same rules on arrays,
 about 10x faster, and draws the same layouts in the same compiled call through
-:mod:`._rng_numba`, which reproduces NumPy's generator; :func:`place_mines` then takes about
-a tenth of the time). ``"auto"`` (:data:`DEFAULT_BACKEND`) takes numba when it imports; it is
+:mod:`turngym._rng_numba`, which reproduces NumPy's generator; :func:`place_mines` then takes
+about a tenth of the time). ``"auto"`` (:data:`DEFAULT_BACKEND`) takes numba when it imports; it is
 imported on first use and compiled once per machine (cached; about 10 s on a busy core).
 
 Cells are row-major indices ``row * cols + col``. Used by :mod:`turngym.envs.games.minesweeper`.

@@ -287,26 +287,7 @@ class Wordle(TextEnv):
 
     def instructions(self) -> str:
         """Rules, feedback legend, action grammar and one example (never the secret)."""
-        n = len(self.secret)
-        lines = [
-            f"You are playing Wordle. Find the secret English word of {n} letters in at most "
-            f"{self.max_guesses} guesses.",
-            f"Each guess must be a word of {n} letters from the game's word list.",
-            "After each guess you see the guess and one mark per letter: G = right letter in the "
-            "right place, Y = the letter is in the word but in another place, - = the letter is "
-            "not in the word (or the word has no more copies of it).",
-            "A guessed letter that appears twice is marked Y twice only if the word has it twice.",
-        ]
-        if self.hard_mode:
-            lines.append(
-                "Hard mode: every hint must be used. Letters marked G must stay in their place "
-                "and letters marked Y must appear in every later guess."
-            )
-        lines.append(
-            "Solving gives reward 1 and ends the game. Think if you like, then answer with one "
-            f"word in action tags, for example: {self._example()}"
-        )
-        return "\n".join(lines)
+        return _instructions(len(self.secret), self.max_guesses, self.hard_mode, self._example())
 
     def render_text(self) -> str:
         """Guesses left, then one line per guess with its marks."""
@@ -357,3 +338,27 @@ class Wordle(TextEnv):
         if re.search(rf"(?<![a-z]){spelled}(?![a-z])", lowered):
             return ["the secret word appears spelled out in the text"]
         return []
+
+
+@functools.lru_cache(maxsize=64)
+def _instructions(n: int, max_guesses: int, hard_mode: bool, example: str) -> str:
+    """The instructions of a game (built once per rule set: every reset shows them)."""
+    lines = [
+        f"You are playing Wordle. Find the secret English word of {n} letters in at most "
+        f"{max_guesses} guesses.",
+        f"Each guess must be a word of {n} letters from the game's word list.",
+        "After each guess you see the guess and one mark per letter: G = right letter in the "
+        "right place, Y = the letter is in the word but in another place, - = the letter is "
+        "not in the word (or the word has no more copies of it).",
+        "A guessed letter that appears twice is marked Y twice only if the word has it twice.",
+    ]
+    if hard_mode:
+        lines.append(
+            "Hard mode: every hint must be used. Letters marked G must stay in their place "
+            "and letters marked Y must appear in every later guess."
+        )
+    lines.append(
+        "Solving gives reward 1 and ends the game. Think if you like, then answer with one "
+        f"word in action tags, for example: {example}"
+    )
+    return "\n".join(lines)

@@ -47,7 +47,8 @@ from turngym.core import (
     SUCCESS,
     TASK_ID,
 )
-from turngym.tasks import SPLITS, cached_draw, canonical_json, resolve_difficulty, task_fingerprint
+from turngym.task_cache import cached_draw
+from turngym.tasks import SPLITS, canonical_json, resolve_difficulty, task_fingerprint
 from turngym.text_actions import TextSpace, parse_action, parse_fields
 
 __all__ = ["TextObservation", "Move", "TextAECEnv", "BASE_DIFFICULTY"]

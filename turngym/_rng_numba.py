@@ -32,7 +32,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["from_entropy", "choice_into", "next_uint32"]
+__all__ = ["from_entropy", "choice_into", "next_uint32", "bounded"]
 
 _STATE_HI, _STATE_LO, _INC_HI, _INC_LO, _HAS32, _BUF32 = 0, 1, 2, 3, 4, 5
 # Every constant is a uint64: numba turns mixed signed/unsigned 64-bit arithmetic into floats.
@@ -145,7 +145,7 @@ def next_uint32(gen):  # noqa: ANN001, ANN201
 
 
 @numba.njit(cache=True, nogil=True)
-def _bounded(gen, high):  # noqa: ANN001, ANN202
+def bounded(gen, high):  # noqa: ANN001, ANN202
     """A uniform integer in ``[0, high]`` (``high`` < 2**32 - 1): Lemire's method."""
     if high == 0:
         return 0
@@ -166,13 +166,13 @@ def choice_into(gen, pop, out, taken):  # noqa: ANN001, ANN201
     """
     size = len(out)
     for j in range(pop - size, pop):  # Floyd: a value already taken is replaced by j
-        value = _bounded(gen, j)
+        value = bounded(gen, j)
         if taken[value]:
             value = j
         taken[value] = True
         out[j - pop + size] = value
     for i in range(size - 1, 0, -1):
-        k = _bounded(gen, i)
+        k = bounded(gen, i)
         out[i], out[k] = out[k], out[i]
     for i in range(size):
         taken[out[i]] = False
