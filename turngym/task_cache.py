@@ -131,7 +131,7 @@ def cached_draw(
 
 
 # Split tables of integer-draw generators by (env class, difficulty JSON, family): see
-# turngym._split_table. At most 256 (a table is a few KB).
+# turngym._split_table. At most 64 (a table holds up to MAX_CELLS drawn tasks).
 _TABLES: dict[tuple[type, str, str], SplitTable] = {}
 _TABLE_LOCK = threading.Lock()
 _MAX_ATTEMPTS = 2_000  # _draw's default
@@ -143,7 +143,7 @@ def _table_draw(key: tuple[type, str, int, str], generate: Callable[[Any], dict[
     cls, split, seed, difficulty_json = key
     table = _TABLES.get((cls, difficulty_json, family))
     if table is None:
-        if len(_TABLES) >= 256:
+        if len(_TABLES) >= 64:
             return None
         table = _TABLES.setdefault((cls, difficulty_json, family), SplitTable())
     if not 0 <= seed < 2**32 or not table.wanted():
