@@ -19,7 +19,10 @@ holding them); a peer that cannot start is skipped with its error.
 replayed from the same seed with the recorded actions, and only the replay's steps are timed,
 as one block per episode: choosing moves stays out of the figure, and no clock call sits
 between two steps (a CPU-time clock is a system call, which itself slows the next step). The
-reset is timed on the first play, when its task is drawn for the first time. Minesweeper's
+reset is timed on the first play, when its task is drawn for the first time (after the 1 s
+warm-up, which takes the integer-draw games past their split tables' warm-up of 1,000 draws:
+with the ``fast`` extra those draws are compiled look-ups, see ``turngym/_split_table.py``).
+Minesweeper's
 no-guess layouts are memoised per (seed, first cell), so that memo is cleared before each
 replay; they are drawn and checked by compiled code when the ``fast`` extra (numba) is
 installed, else in Python (same layouts, several times slower first reveal). ``--clock cpu``
@@ -272,7 +275,7 @@ def rates(game: Game, seconds: float, first: int, read: bool) -> Rates:
 def measure(make: Callable[[], Game], seconds: float, repeats: int, read: bool = False) -> Rates:
     """Median rates over ``repeats`` runs on disjoint seeds (no task is drawn twice)."""
     game = make()
-    rates(game, 1.0, 10**8, read)  # warm-up: imports, word lists, indexes, solver memos
+    rates(game, 1.0, 10**8, read)  # warm-up: imports, word lists, indexes, memos, split tables
     runs = [rates(game, seconds, r * 10**6, read) for r in range(repeats)]
     return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 

@@ -24,6 +24,7 @@ from turngym._seed_sequence import uint32_words
 from turngym._split_table import Recorder, SplitTable
 from turngym.tasks import (
     _CANONICAL,
+    MAX_ATTEMPTS,
     SPLITS,
     _candidate_rngs,
     _draw,
@@ -134,7 +135,6 @@ def cached_draw(
 # turngym._split_table. At most 64 (a table holds up to MAX_CELLS drawn tasks).
 _TABLES: dict[tuple[type, str, str], SplitTable] = {}
 _TABLE_LOCK = threading.Lock()
-_MAX_ATTEMPTS = 2_000  # _draw's default
 
 
 def _table_draw(key: tuple[type, str, int, str], generate: Callable[[Any], dict[str, Any]],
@@ -156,8 +156,8 @@ def _table_draw(key: tuple[type, str, int, str], generate: Callable[[Any], dict[
         while not table.off:
             expected = None
             if table.bounds is not None:
-                attempt, found = table.search(head, seed, want, attempt, _MAX_ATTEMPTS)
-                if attempt >= _MAX_ATTEMPTS:
+                attempt, found = table.search(head, seed, want, attempt, MAX_ATTEMPTS)
+                if attempt >= MAX_ATTEMPTS:
                     return None  # the Python path says why
                 if found >= 0:
                     drawn: _Drawn = table.drawn[found]

@@ -41,6 +41,7 @@ __all__ = [
     "draw_task",
     "resolve_difficulty",
     "check_int_knobs",
+    "MAX_ATTEMPTS",
     "load_tasks_file",
     "read_json_objects",
 ]
@@ -64,6 +65,10 @@ for _name in SPLITS:
 # What json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True) builds on
 # every call; one encoder serves every call (encode keeps no state between calls).
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+MAX_ATTEMPTS = 2_000
+"""Candidates a draw tries before giving up (a difficulty with too few distinct tasks)."""
 
 
 def _reject(value: Any) -> Any:
@@ -207,7 +212,7 @@ def draw_task(
     family: str,
     split: str,
     seed: int,
-    max_attempts: int = 2_000,
+    max_attempts: int = MAX_ATTEMPTS,
 ) -> dict[str, Any]:
     """Draw the task of ``(family, split, seed)``, retrying until it lands in ``split``.
 
@@ -234,7 +239,7 @@ def _draw(
     family: str,
     split: str,
     seed: int,
-    max_attempts: int = 2_000,
+    max_attempts: int = MAX_ATTEMPTS,
     lazy: bool = False,
 ) -> tuple[str, str, dict[str, Any]]:
     """:func:`draw_task`'s canonical JSON and fingerprint, and the task."""

@@ -19,6 +19,7 @@ import pytest
 from toy_envs import Counter
 
 from turngym.backends.ray_channel import (
+    CLOSE,
     REPLY_ERROR,
     ChannelServer,
     Pending,
@@ -57,7 +58,7 @@ def test_the_channel_answers_as_the_host_does_when_ray_calls_it(served):
     assert unpack(_ask(conn, b"r" + reset)) == unpack(twin.reset(reset))
     step = pack(([1, 2], ["<action>inc</action>", "nonsense"], None))
     assert unpack(_ask(conn, b"s" + step)) == unpack(twin.step(step))
-    conn.send_bytes(b"c" + pack([1]))  # close takes no reply: the next reply is the step's
+    conn.send_bytes(CLOSE + pack([1]))  # close takes no reply: the next reply is the step's
     after = unpack(_ask(conn, b"s" + pack(([1, 2], ["<action>inc</action>"] * 2, None))))
     assert "no env instance 1" in after[0].description and after[1][1] is not None
     assert 1 not in host.envs and 2 in host.envs

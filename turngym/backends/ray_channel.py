@@ -53,8 +53,8 @@ __all__ = [
     "connect",
     "new_folder",
     "remove_folder",
-    "close_quietly",
-    "request_code",
+    "REQUEST_CODES",
+    "CLOSE",
     "Pending",
     "wait_replies",
 ]
@@ -158,20 +158,12 @@ def remove_folder(folder: str) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def close_quietly(conn: Any) -> None:
-    """Close a connection that may already be broken."""
-    try:
-        conn.close()
-    except OSError:
-        pass
+REQUEST_CODES = {"reset": b"r", "step": b"s", "act_step": b"a"}
+"""First byte of a channel request, by the :class:`EnvHost` method it calls (with a reply);
+any other method goes through Ray."""
 
-
-_CODES = {"reset": b"r", "step": b"s", "act_step": b"a"}
-
-
-def request_code(method: str) -> bytes | None:
-    """The first byte of a channel request for an :class:`EnvHost` method (``None``: Ray only)."""
-    return _CODES.get(method)
+CLOSE = b"c"
+"""First byte of a request that closes instances (no reply, as a fire-and-forget Ray call)."""
 
 
 class Pending:

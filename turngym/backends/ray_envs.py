@@ -44,15 +44,16 @@ from typing import Any
 
 import gymnasium
 
+from turngym._rollout_common import close_quietly
 from turngym.backends.ray_channel import (
+    CLOSE,
     REPLY_ERROR,
+    REQUEST_CODES,
     Pending,
     channel_enabled,
-    close_quietly,
     connect,
     new_folder,
     remove_folder,
-    request_code,
     wait_replies,
 )
 from turngym.backends.ray_host import EnvFailure, EnvHost, pack, unpack
@@ -173,13 +174,13 @@ class _Host:
 
     def close_env(self, number: int) -> None:
         """Close one instance in the actor, without waiting."""
-        if self.conn is not None:
-            try:
-                self.conn.send_bytes(b"c" + pack([number]))
-                return
-            except OSError:  # a dead actor: nothing left to close
-                return
-        self.actor.close.remote([number])
+        if self.conn is None:
+            self.actor.close.remote([number])
+            return
+        try:
+            self.conn.send_bytes(CLOSE + pack([number]))
+        except OSError:  # a dead actor: nothing left to close
+            pass
 
     def unlink(self) -> None:
         """Close the driver's end of the channel (the actor serves the next one)."""
@@ -317,13 +318,13 @@ class HostPool:
         :meth:`gather`.
         """
         calls: Calls = {}
-        code = request_code(method)
+        code = REQUEST_CODES.get(method)
         for host, positions in _by_host(handles):
             batch = ([handles[p].number for p in positions], [values[p] for p in positions], shared)
             due = [d for p in positions if (d := deadlines[p]) is not None] if deadlines else []
             conn = host.link() if code is not None else None
-            if conn is not None:
-                key: Any = Pending.send(conn, code + pack(batch))  # type: ignore[operator]
+            if code is not None and conn is not None:
+                key: Any = Pending.send(conn, code + pack(batch))
             else:
                 key = getattr(host.actor, method).remote(pack(batch))
             calls[key] = (host, positions, min(due) if due else None)

@@ -16,7 +16,7 @@ from typing import Any
 
 import gymnasium
 
-from turngym.backends.ray_channel import ChannelServer
+from turngym.backends.ray_channel import CLOSE, REQUEST_CODES, ChannelServer
 from turngym.tick import prepare_tick
 from turngym.types import Conversation
 
@@ -78,7 +78,7 @@ class EnvHost:
     def _request(self, request: bytes) -> bytes | None:
         """Answer one channel request: a method's first letter, then its packed batch."""
         kind, payload = request[:1], request[1:]
-        if kind == b"c":  # close: fire and forget, as through Ray
+        if kind == CLOSE:  # fire and forget, as through Ray
             self.close(unpack(payload))
             return None
         method = _CHANNEL_METHODS.get(kind)
@@ -225,9 +225,9 @@ class EnvHost:
 
 
 _CHANNEL_METHODS: dict[bytes, Callable[[EnvHost, bytes], bytes]] = {
-    b"r": EnvHost.reset, b"s": EnvHost.step, b"a": EnvHost.act_step,
+    code: getattr(EnvHost, method) for method, code in REQUEST_CODES.items()
 }
-"""Channel requests that take a reply, by their first byte (``b"c"``: close, no reply)."""
+"""The methods channel requests call, by their first byte."""
 
 
 YIELD_EVERY_S = 0.005
